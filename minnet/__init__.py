@@ -1,0 +1,35 @@
+"""minnet: a small object-oriented neural-network framework with gradient checks at every level."""
+
+from .gradcheck import GradcheckError, GradcheckReport, check_function, check_layer, check_model
+from .layers import Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from .losses import BCELoss
+from .model import Sequential
+from .parameter import (
+    FlatLayout,
+    Parameter,
+    gradients_to_vector,
+    parameters_to_vector,
+    vector_to_parameters,
+)
+
+__all__ = [
+    "BCELoss",
+    "FlatLayout",
+    "GradcheckError",
+    "GradcheckReport",
+    "Layer",
+    "LeakyReLU",
+    "Linear",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "check_function",
+    "check_layer",
+    "check_model",
+    "gradients_to_vector",
+    "parameters_to_vector",
+    "vector_to_parameters",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,241 @@
+"""Layers: each knows its own forward and backward, and nothing else.
+
+Data is batch-first: an input ``x`` has shape ``(batch, features)``. ``backward(grad_output)``
+takes the gradient of the loss with respect to the layer's output, *adds* the gradients of its
+parameters into their ``.grad``, and returns the gradient with respect to its input.
+
+A new layer is one class in this module: subclass :class:`Layer`, implement ``forward`` and
+``backward``, and the every-layer gradient-check test picks it up (see ``docs/layers.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from attrs import define, field, fields
+from attrs.validators import ge, gt, instance_of
+
+from .parameter import Parameter
+
+if TYPE_CHECKING:
+    from .gradcheck import GradcheckReport
+
+
+def _as_rng(seed: np.random.Generator | int | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+@define(eq=False)
+class Layer:
+    """Base class of all layers.
+
+    Subclasses implement :meth:`forward` and :meth:`backward`; parameters are the
+    :class:`~minnet.Parameter` fields of the class, found by :meth:`named_parameters`.
+    """
+
+    training: bool = field(default=True, init=False, repr=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x: (batch, in_features)`` -> ``(batch, out_features)``; keeps what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """``grad_output: (batch, out_features)`` -> input gradient ``(batch, in_features)``.
+
+        Adds the gradient of each parameter into its ``.grad``.
+        """
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(name, parameter)`` for every parameter, in declaration order."""
+        for f in fields(type(self)):
+            value = getattr(self, f.name)
+            if isinstance(value, Parameter):
+                yield f.name, value
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> Layer:
+        """Switch to training (``True``) or evaluation (``False``) behaviour; returns ``self``."""
+        self.training = mode
+        return self
+
+    def eval(self) -> Layer:
+        return self.train(False)
+
+    def output_features(self, in_features: int | None) -> int | None:
+        """The number of output features for ``in_features`` inputs (``None``: not known yet).
+
+        Raises ``ValueError`` if the layer cannot take that many. Elementwise layers keep the size.
+        """
+        return in_features
+
+    def gradcheck(self, x: np.ndarray, **options: Any) -> GradcheckReport:
+        """Check every parameter's gradient and the input gradient numerically.
+
+        See :func:`minnet.gradcheck.check_layer` for the options.
+        """
+        from .gradcheck import check_layer
+
+        return check_layer(self, x, **options)
+
+    @classmethod
+    def example(cls, in_features: int, rng: np.random.Generator) -> Layer:
+        """An instance that takes ``in_features`` inputs, for tests that cover every layer."""
+        return cls()
+
+    def _require_cache(self, cache: Any) -> None:
+        if cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+
+
+def _check_input(layer: Layer, x: np.ndarray, in_features: int) -> None:
+    if np.ndim(x) != 2 or x.shape[1] != in_features:
+        raise ValueError(
+            f"{layer!r} expects input of shape (batch, {in_features}), got {np.shape(x)}"
+        )
+
+
+@define(eq=False)
+class Linear(Layer):
+    """Affine layer ``y = x @ W.T + b``.
+
+    ``W: (out_features, in_features)``, ``b: (out_features,)``. ``W`` is drawn from ``rng``
+    (a numpy ``Generator`` or a seed) with He scaling ``sqrt(2 / in_features)``; ``b`` starts
+    at zero.
+    """
+
+    in_features: int = field(validator=[instance_of(int), gt(0)])
+    out_features: int = field(validator=[instance_of(int), gt(0)])
+    rng: np.random.Generator | int | None = field(
+        default=None, converter=_as_rng, repr=False, kw_only=True
+    )
+    dtype: Any = field(default=np.float64, converter=np.dtype, repr=False, kw_only=True)
+    W: Parameter = field(init=False, repr=False)
+    b: Parameter = field(init=False, repr=False)
+    _x: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        scale = np.sqrt(2.0 / self.in_features)
+        weights = self.rng.standard_normal((self.out_features, self.in_features)) * scale
+        self.W = Parameter(weights.astype(self.dtype))
+        self.b = Parameter(np.zeros(self.out_features, dtype=self.dtype))
+
+    @classmethod
+    def from_weights(cls, W: np.ndarray, b: np.ndarray) -> Linear:
+        """A layer holding copies of ``W: (out, in)`` and ``b: (out,)``."""
+        W, b = np.array(W), np.array(b)
+        if W.ndim != 2 or b.shape != (W.shape[0],):
+            raise ValueError(
+                f"expected W of shape (out, in) and b of shape (out,), got {W.shape} and {b.shape}"
+            )
+        layer = cls(W.shape[1], W.shape[0], dtype=W.dtype)
+        layer.W, layer.b = Parameter(W), Parameter(b.astype(W.dtype))
+        return layer
+
+    @classmethod
+    def example(cls, in_features: int, rng: np.random.Generator) -> Linear:
+        layer = cls(in_features, 3, rng=rng)
+        layer.b.value[...] = rng.standard_normal(3)
+        return layer
+
+    def output_features(self, in_features: int | None) -> int:
+        if in_features is not None and in_features != self.in_features:
+            raise ValueError(f"{self!r} takes {self.in_features} input features, got {in_features}")
+        return self.out_features
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        _check_input(self, x, self.in_features)
+        self._x = x
+        return x @ self.W.value.T + self.b.value
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._x)
+        self.W.grad += grad_output.T @ self._x
+        self.b.grad += grad_output.sum(axis=0)
+        return grad_output @ self.W.value
+
+
+@define(eq=False)
+class ReLU(Layer):
+    """``max(x, 0)``. Its derivative at exactly 0 is taken as 0."""
+
+    _mask: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._mask = x > 0
+        return np.where(self._mask, x, 0).astype(x.dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._mask)
+        return np.where(self._mask, grad_output, 0).astype(grad_output.dtype, copy=False)
+
+
+@define(eq=False)
+class LeakyReLU(Layer):
+    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+
+    negative_slope: float = field(default=0.01, converter=float, validator=ge(0.0))
+    _mask: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._mask = x > 0
+        return np.where(self._mask, x, self.negative_slope * x).astype(x.dtype, copy=False)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._mask)
+        scaled = self.negative_slope * grad_output
+        return np.where(self._mask, grad_output, scaled).astype(grad_output.dtype, copy=False)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` without overflow or warnings for any finite ``x``."""
+    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+@define(eq=False)
+class Sigmoid(Layer):
+    """``1 / (1 + exp(-x))``, computed without overflow for any finite input.
+
+    As the last layer of a :class:`~minnet.Sequential` with :class:`~minnet.BCELoss`, the model
+    computes the loss from its input (the logits), which is exact even for extreme logits.
+    """
+
+    _out: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._out = sigmoid(x).astype(x.dtype, copy=False)
+        return self._out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._out)
+        return grad_output * self._out * (1 - self._out)
+
+
+@define(eq=False)
+class Tanh(Layer):
+    """``tanh(x)``; its derivative is ``1 - tanh(x)**2``."""
+
+    _out: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._out = np.tanh(x)
+        return self._out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._out)
+        return grad_output * (1 - self._out**2)
+
+
+__all__ = ["Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]

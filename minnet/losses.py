@@ -1,0 +1,61 @@
+"""Losses: a scalar cost from predictions and targets, and its gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+from attrs import define, field
+
+from .layers import sigmoid
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """``log(1 + exp(z))`` without overflow, exact for large ``|z|``."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+@define(eq=False)
+class BCELoss:
+    """Mean binary cross-entropy over all entries.
+
+    Two entry points, both taking ``targets`` of the same shape as the predictions:
+
+    - :meth:`forward_logits` takes the logits ``z`` (the input of a final ``Sigmoid``) and
+      computes ``mean(softplus(z) - y*z)``: exact and finite for any finite ``z``, with gradient
+      ``(sigmoid(z) - y) / n``. :class:`~minnet.Sequential` uses it whenever its last layer is a
+      ``Sigmoid``.
+    - :meth:`forward` takes probabilities ``p`` in ``[0, 1]`` and computes
+      ``-mean(y*log(p) + (1-y)*log(1-p))`` with each log clamped at -100, as PyTorch does.
+
+    :meth:`backward` returns the gradient with respect to whichever input the last forward took.
+    """
+
+    _grad: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        per_entry = self.per_example_logits(logits, targets)
+        self._grad = (sigmoid(logits) - targets) / targets.size
+        return float(per_entry.mean())
+
+    def per_example_logits(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Unreduced loss for each entry, same shape as ``logits``."""
+        return softplus(logits) - targets * logits
+
+    def forward(self, probabilities: np.ndarray, targets: np.ndarray) -> float:
+        p = probabilities
+        if np.any((p < 0) | (p > 1)):
+            raise ValueError(
+                "BCELoss.forward expects probabilities in [0, 1], got values from "
+                f"{p.min()} to {p.max()}; end the model with a Sigmoid layer"
+            )
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), -100.0)
+            log_not_p = np.maximum(np.log1p(-p), -100.0)
+        loss = -(targets * log_p + (1 - targets) * log_not_p)
+        self._grad = (p - targets) / np.maximum(p * (1 - p), 1e-12) / targets.size
+        return float(loss.mean())
+
+    def backward(self) -> np.ndarray:
+        """Gradient of the last computed loss with respect to its input."""
+        if self._grad is None:
+            raise RuntimeError("BCELoss.backward() called before forward()")
+        return self._grad

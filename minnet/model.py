@@ -1,0 +1,169 @@
+"""Sequential: layers applied one after another, and a loss on top."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from attrs import define, field
+
+from .layers import Layer, Sigmoid
+from .losses import BCELoss
+from .parameter import Parameter
+
+if TYPE_CHECKING:
+    from .gradcheck import GradcheckReport
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"{name} must be finite, but {bad} entries are NaN or infinite")
+
+
+@define(eq=False)
+class Sequential:
+    """Layers applied in order, with a loss on the output.
+
+    ``Sequential([Linear(2, 16), ReLU(), Linear(16, 1), Sigmoid()])``. Parameters are named
+    ``"<layer index>.<parameter name>"``: ``"0.W"``, ``"0.b"``, ``"2.W"``...
+
+    When the last layer is a :class:`~minnet.Sigmoid`, :meth:`cost` computes the loss from its
+    input (the logits), which is exact and finite for any logits.
+    """
+
+    layers: list[Layer] = field(converter=list)
+    loss: BCELoss = field(factory=BCELoss, kw_only=True)
+    in_features: int | None = field(init=False, default=None)
+    out_features: int | None = field(init=False, default=None)
+    _pending: tuple[list[Layer], np.ndarray] | None = field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer, got none")
+        features: int | None = None
+        previous = "the input"
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {i} must be a minnet Layer, got {type(layer).__name__}")
+            try:
+                features = layer.output_features(features)
+            except ValueError as err:
+                raise ValueError(
+                    f"layers do not chain: layer {i} ({layer!r}) cannot follow {previous}, "
+                    f"which gives {features} features ({err})"
+                ) from None
+            if self.in_features is None and features is not None:
+                self.in_features = getattr(layer, "in_features", None)
+            previous = f"layer {i} ({layer!r})"
+        self.out_features = features
+
+    # -- parameters -----------------------------------------------------------------------
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``("<layer index>.<name>", parameter)`` for every parameter."""
+        for i, layer in enumerate(self.layers):
+            for name, p in layer.named_parameters():
+                yield f"{i}.{name}", p
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def train(self, mode: bool = True) -> Sequential:
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self) -> Sequential:
+        return self.train(False)
+
+    # -- computing ------------------------------------------------------------------------
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for ``X: (batch, in_features)``, shape ``(batch, out_features)``."""
+        X = self._check_X(X)
+        return self._run(self.layers, X)
+
+    __call__ = forward
+
+    def cost(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """Mean loss of the predictions for ``X: (m, in_features)`` against labels ``Y``.
+
+        ``Y`` has shape ``(m,)`` or ``(m, 1)`` with values in [0, 1]. Keeps what
+        :meth:`backward` needs.
+        """
+        X = self._check_X(X)
+        Y = self._check_Y(Y, len(X))
+        body, output = self._split_output()
+        out = self._run(body, X)
+        value = self._loss_forward(out, Y, output)
+        self._pending = (body, out)
+        return value
+
+    def backward(self) -> None:
+        """Add the gradient of the last :meth:`cost` to every parameter's ``.grad``."""
+        if self._pending is None:
+            raise RuntimeError("backward() needs a cost() first (and one backward() per cost())")
+        body, _ = self._pending
+        self._pending = None
+        grad = self.loss.backward()
+        for layer in reversed(body):
+            grad = layer.backward(grad)
+
+    def gradcheck(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> GradcheckReport:
+        """Check the gradient of :meth:`cost` against every parameter numerically.
+
+        See :func:`minnet.gradcheck.check_model` for the options.
+        """
+        from .gradcheck import check_model
+
+        return check_model(self, X, Y, **options)
+
+    # -- pieces shared with the gradient check ---------------------------------------------
+    def _split_output(self) -> tuple[list[Layer], bool]:
+        """The layers cost() runs, and whether the loss takes logits (last layer a Sigmoid)."""
+        if isinstance(self.layers[-1], Sigmoid) and hasattr(self.loss, "forward_logits"):
+            return self.layers[:-1], True
+        return self.layers, False
+
+    def _loss_forward(self, out: np.ndarray, Y: np.ndarray, logits: bool) -> float:
+        if out.shape != Y.shape:
+            raise ValueError(f"the model gives outputs of shape {out.shape}, labels are {Y.shape}")
+        return self.loss.forward_logits(out, Y) if logits else self.loss.forward(out, Y)
+
+    @staticmethod
+    def _run(layers: list[Layer], x: np.ndarray) -> np.ndarray:
+        for layer in layers:
+            x = layer.forward(x)
+        return x
+
+    def _check_X(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must have shape (batch, features), got shape {X.shape}")
+        if self.in_features is not None and X.shape[1] != self.in_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features but layer 0 ({self.layers[0]!r}) expects "
+                f"{self.in_features}"
+            )
+        if not np.issubdtype(X.dtype, np.floating):
+            X = X.astype(np.float64)
+        _check_finite("X", X)
+        return X
+
+    def _check_Y(self, Y: np.ndarray, m: int) -> np.ndarray:
+        Y = np.asarray(Y)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if Y.ndim != 2 or Y.shape[0] != m or Y.shape[1] != (self.out_features or 1):
+            raise ValueError(
+                f"Y must have shape ({m},) or ({m}, {self.out_features or 1}) to match X, "
+                f"got {np.shape(Y)}"
+            )
+        _check_finite("Y", Y)
+        if np.any((Y < 0) | (Y > 1)):
+            raise ValueError(f"labels must lie in [0, 1], got values from {Y.min()} to {Y.max()}")
+        return Y.astype(np.float64, copy=False)
