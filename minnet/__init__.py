@@ -1,5 +1,6 @@
 """minnet: a small object-oriented neural-network framework with gradient checks at every level."""
 
+from . import datasets
 from .gradcheck import GradcheckError, GradcheckReport, check_function, check_layer, check_model
 from .layers import Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss
@@ -28,6 +29,7 @@ __all__ = [
     "check_function",
     "check_layer",
     "check_model",
+    "datasets",
     "gradients_to_vector",
     "parameters_to_vector",
     "vector_to_parameters",

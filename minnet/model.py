@@ -155,13 +155,12 @@ class Sequential:
         return X
 
     def _check_Y(self, Y: np.ndarray, m: int) -> np.ndarray:
-        Y = np.asarray(Y)
-        if Y.ndim == 1:
-            Y = Y.reshape(-1, 1)
+        given = np.asarray(Y)
+        Y = given.reshape(-1, 1) if given.ndim == 1 else given
         if Y.ndim != 2 or Y.shape[0] != m or Y.shape[1] != (self.out_features or 1):
             raise ValueError(
                 f"Y must have shape ({m},) or ({m}, {self.out_features or 1}) to match X, "
-                f"got {np.shape(Y)}"
+                f"got {given.shape}"
             )
         _check_finite("Y", Y)
         if np.any((Y < 0) | (Y > 1)):

@@ -1,0 +1,191 @@
+"""Optimizers: update parameters from their gradients, with PyTorch's update rules.
+
+>>> opt = Adam(model.parameters(), lr=1e-3)  # doctest: +SKIP
+>>> for X, Y in batches:  # doctest: +SKIP
+...     opt.zero_grad()
+...     model.cost(X, Y)
+...     model.backward()
+...     opt.step()
+
+Every optimizer updates ``p.value`` *in place*, so the arrays keep their identity and dtype
+(float32 parameters stay float32), and keeps its state (momentum, moments) in the dtype of the
+parameter. ``step()`` allocates no arrays after the first call: each parameter gets one work
+array of its own shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from attrs import define, field
+from attrs.validators import and_, ge, gt, lt
+
+from .parameter import Parameter
+
+
+def _as_parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
+    if isinstance(params, Parameter) or not isinstance(params, Iterable):
+        raise TypeError(
+            "params must be an iterable of minnet Parameters (e.g. model.parameters()), "
+            f"got {type(params).__name__}"
+        )
+    return list(params)
+
+
+def _check_params(optimizer: Optimizer, attribute: object, params: list[Parameter]) -> None:
+    if not params:
+        raise ValueError(f"{type(optimizer).__name__} got an empty parameter list")
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}] must be a minnet Parameter, got {type(p).__name__}")
+        if not np.issubdtype(p.value.dtype, np.floating):
+            raise TypeError(f"params[{i}] must hold floating-point values, got {p.value.dtype}")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("params contains the same Parameter more than once")
+
+
+def _check_betas(optimizer: Optimizer, attribute: object, betas: tuple[float, float]) -> None:
+    if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas}")
+
+
+@define(eq=False)
+class Optimizer:
+    """Base class: holds the parameters; subclasses implement :meth:`step`.
+
+    Parameters
+    ----------
+    params
+        The parameters to update, any iterable of :class:`~minnet.Parameter` (for example
+        ``model.parameters()``); it is copied into a list.
+    lr
+        The learning rate, ``> 0``.
+    """
+
+    params: list[Parameter] = field(converter=_as_parameter_list, validator=_check_params)
+    lr: float = field(converter=float, validator=gt(0.0))
+    _work: list[np.ndarray] = field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Scratch space for step(), so that it needs no temporary arrays.
+        self._work = [np.empty_like(p.value) for p in self.params]
+
+    def step(self) -> None:
+        """Update every parameter from its ``.grad``, in place."""
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero, in place."""
+        for p in self.params:
+            p.zero_grad()
+
+
+@define(eq=False)
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum (as ``torch.optim.SGD``).
+
+    With gradient ``g`` and velocity ``b`` of each parameter ``p``::
+
+        b = g                   on the first step
+        b = momentum * b + g    on later steps
+        p = p - lr * b
+
+    With ``momentum=0`` this is plain ``p = p - lr * g``.
+
+    Parameters
+    ----------
+    params
+        Any iterable of :class:`~minnet.Parameter`.
+    lr
+        The learning rate, ``> 0``.
+    momentum
+        In ``[0, 1)``; ``0`` (the default) keeps no velocity.
+    """
+
+    momentum: float = field(default=0.0, converter=float, validator=and_(ge(0.0), lt(1.0)))
+    _velocity: list[np.ndarray] | None = field(init=False, default=None, repr=False)
+
+    def step(self) -> None:
+        """Apply one update to every parameter, in place."""
+        if self.momentum == 0:
+            directions = [p.grad for p in self.params]
+        elif self._velocity is None:
+            self._velocity = [p.grad.astype(p.value.dtype) for p in self.params]  # copies
+            directions = self._velocity
+        else:
+            for b, p in zip(self._velocity, self.params, strict=True):
+                b *= self.momentum
+                b += p.grad
+            directions = self._velocity
+        for p, direction, work in zip(self.params, directions, self._work, strict=True):
+            np.multiply(direction, self.lr, out=work)
+            p.value -= work
+
+
+@define(eq=False)
+class Adam(Optimizer):
+    """Adam (as ``torch.optim.Adam``), with bias-corrected moment estimates.
+
+    With gradient ``g`` of each parameter ``p``, first and second moments ``m`` and ``v``
+    (both starting at zero) and step count ``t = 1, 2, ...``::
+
+        m = m + (1 - beta1) * (g - m)        # = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        step_size = lr / (1 - beta1**t)
+        denom = sqrt(v) / sqrt(1 - beta2**t) + eps
+        p = p - step_size * m / denom
+
+    The operations are done in PyTorch's order, so results agree with it to rounding.
+
+    Parameters
+    ----------
+    params
+        Any iterable of :class:`~minnet.Parameter`.
+    lr
+        The learning rate, ``> 0``; default ``1e-3``.
+    betas
+        ``(beta1, beta2)``, the decay rates of the two moments, each in ``[0, 1)``.
+    eps
+        Added to the denominator for numerical stability, ``> 0``.
+    """
+
+    lr: float = field(default=1e-3, converter=float, validator=gt(0.0))
+    betas: tuple[float, float] = field(
+        default=(0.9, 0.999), converter=lambda b: tuple(float(x) for x in b), validator=_check_betas
+    )
+    eps: float = field(default=1e-8, converter=float, validator=gt(0.0))
+    t: int = field(init=False, default=0)
+    """The number of steps taken so far."""
+    _m: list[np.ndarray] = field(init=False, repr=False)
+    _v: list[np.ndarray] = field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._m = [np.zeros_like(p.value) for p in self.params]
+        self._v = [np.zeros_like(p.value) for p in self.params]
+
+    def step(self) -> None:
+        """Apply one update to every parameter, in place."""
+        beta1, beta2 = self.betas
+        self.t += 1
+        step_size = self.lr / (1 - beta1**self.t)
+        bias_correction2_sqrt = (1 - beta2**self.t) ** 0.5
+        for p, m, v, work in zip(self.params, self._m, self._v, self._work, strict=True):
+            g = p.grad
+            np.subtract(g, m, out=work)  # m += (1 - beta1) * (g - m)
+            work *= 1 - beta1
+            m += work
+            v *= beta2  # v = beta2 * v + ((1 - beta2) * g) * g
+            np.multiply(g, 1 - beta2, out=work)
+            work *= g
+            v += work
+            np.sqrt(v, out=work)  # work = denom
+            work /= bias_correction2_sqrt
+            work += self.eps
+            np.divide(m, work, out=work)  # p -= step_size * (m / denom)
+            work *= step_size
+            p.value -= work
+
+
+__all__ = ["Adam", "Optimizer", "SGD"]

@@ -1,0 +1,41 @@
+"""Shared test helpers. PyTorch is the oracle: in CI (CI set) a missing torch is an error."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import minnet
+
+
+def import_torch():
+    """torch, or a skip outside CI; in CI the tests against torch must run."""
+    if os.environ.get("CI"):
+        import torch
+
+        return torch
+    return pytest.importorskip("torch")
+
+
+def random_net(
+    rng: np.random.Generator, sizes: list[int], activation=minnet.ReLU, sigmoid_output=True
+) -> minnet.Sequential:
+    """A net with the given layer sizes, random biases, and an optional final Sigmoid."""
+    layers: list[minnet.Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        linear = minnet.Linear(n_in, n_out, rng=rng)
+        linear.b.value[...] = 0.1 * rng.standard_normal(n_out)
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    if sigmoid_output:
+        layers.append(minnet.Sigmoid())
+    return minnet.Sequential(layers)
+
+
+def random_data(rng: np.random.Generator, m: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    X = rng.standard_normal((m, n))
+    Y = (rng.random(m) < 0.5).astype(float)
+    return X, Y

@@ -1,0 +1,228 @@
+"""Sequential + BCE: chaining, bad input, stable loss, and agreement with PyTorch autograd."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import import_torch, random_data, random_net
+
+import minnet
+from minnet import BCELoss, Linear, ReLU, Sequential, Sigmoid
+
+
+def small_model():
+    return Sequential([Linear(3, 4, rng=0), ReLU(), Linear(4, 1, rng=1), Sigmoid()])
+
+
+# --- construction -----------------------------------------------------------------------------
+
+
+def test_layers_that_do_not_chain_name_both_sizes():
+    with pytest.raises(ValueError, match=r"layer 1.*out_features=1.*gives 5 features.*takes 6"):
+        Sequential([Linear(4, 5), Linear(6, 1)])
+    with pytest.raises(ValueError, match="do not chain"):
+        Sequential([Linear(4, 5), ReLU(), Linear(6, 1)])
+
+
+def test_empty_sequential_is_refused():
+    with pytest.raises(ValueError, match="at least one layer"):
+        Sequential([])
+
+
+def test_non_layers_are_refused():
+    with pytest.raises(TypeError, match="layer 1"):
+        Sequential([Linear(2, 2), np.tanh])
+
+
+def test_parameter_names_follow_layer_indices():
+    model = Sequential([Linear(2, 3), ReLU(), Linear(3, 1), Sigmoid()])
+    assert [name for name, _ in model.named_parameters()] == ["0.W", "0.b", "2.W", "2.b"]
+    assert len(model.parameters()) == 4
+    assert model.in_features == 2 and model.out_features == 1
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+X_OK = np.zeros((4, 3))
+Y_OK = np.array([0, 1, 1, 0])
+
+
+@pytest.mark.parametrize(
+    ("X", "Y", "pattern"),
+    [
+        (np.zeros((4, 2)), Y_OK, r"X has 2 features but layer 0 \(Linear.*\) expects 3"),
+        (np.zeros(3), Y_OK, r"X must have shape \(batch, features\), got shape \(3,\)"),
+        (X_OK, np.array([0, 1, 1]), r"Y must have shape \(4,\) or \(4, 1\).*got \(3,\)"),
+        (X_OK, np.zeros((4, 2)), r"got \(4, 2\)"),
+        (X_OK, np.array([0, 1, 2, 0]), r"labels must lie in \[0, 1\].*from 0.* to 2"),
+        (X_OK, np.array([0, -0.5, 1, 0]), r"labels must lie in \[0, 1\]"),
+        (np.array([[0, 0, np.nan]] * 4), Y_OK, "X must be finite, but 4 entries are NaN"),
+        (np.array([[0, 0, np.inf]] * 4), Y_OK, "X must be finite"),
+        (X_OK, np.array([0, np.nan, 1, 0]), "Y must be finite"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(X, Y, pattern):
+    model = small_model()
+    before = [p.value.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=pattern):
+        model.cost(X, Y)
+    for p, value in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.value, value)
+
+
+def test_forward_checks_features_too():
+    with pytest.raises(ValueError, match="X has 5 features"):
+        small_model().forward(np.zeros((2, 5)))
+
+
+def test_backward_before_cost_and_twice_is_a_runtime_error():
+    model = small_model()
+    with pytest.raises(RuntimeError, match="cost"):
+        model.backward()
+    model.cost(np.ones((2, 3)), [0, 1])
+    model.backward()
+    with pytest.raises(RuntimeError, match="cost"):
+        model.backward()
+
+
+def test_nothing_the_user_passed_is_modified():
+    rng = np.random.default_rng(0)
+    X, Y = random_data(rng, 5, 3)
+    X_copy, Y_copy = X.copy(), Y.copy()
+    model = small_model()
+    model.cost(X, Y)
+    model.backward()
+    model.gradcheck(X, Y)
+    np.testing.assert_array_equal(X, X_copy)
+    np.testing.assert_array_equal(Y, Y_copy)
+    assert Y.shape == (5,)
+
+
+def test_labels_as_vector_or_column_give_the_same_cost():
+    rng = np.random.default_rng(0)
+    X, Y = random_data(rng, 6, 3)
+    model = small_model()
+    assert model.cost(X, Y) == model.cost(X, Y.reshape(-1, 1))
+
+
+def test_integer_data_is_accepted():
+    assert np.isfinite(small_model().cost(np.ones((2, 3), dtype=int), [0, 1]))
+
+
+# --- the stable loss ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("logit", [-1000.0, -50.0, 0.0, 50.0, 1000.0])
+@pytest.mark.parametrize("label", [0.0, 1.0])
+def test_cost_from_extreme_logits_is_exact_and_warning_free(logit, label):
+    model = Sequential([Linear.from_weights(np.array([[1.0]]), np.array([0.0])), Sigmoid()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cost = model.cost(np.array([[logit]]), np.array([label]))
+        model.backward()
+    expected = np.logaddexp(0, logit) - label * logit  # softplus(z) - y z, exactly
+    assert np.isfinite(cost)
+    np.testing.assert_allclose(cost, expected, rtol=1e-15)
+    grad = model.layers[0].W.grad[0, 0]
+    expected_grad = (1 / (1 + np.exp(-np.clip(logit, -700, 700))) - label) * logit
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-15, atol=1e-290)
+
+
+def test_bce_on_probabilities_clamps_like_pytorch():
+    loss = BCELoss()
+    value = loss.forward(np.array([[0.0], [1.0]]), np.array([[1.0], [0.0]]))
+    assert value == pytest.approx(100.0)
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        loss.forward(np.array([[1.5]]), np.array([[1.0]]))
+
+
+def test_model_without_final_sigmoid_uses_probabilities():
+    model = Sequential([Linear.from_weights(np.array([[1.0, 1.0]]), np.array([0.0]))])
+    with pytest.raises(ValueError, match="end the model with a Sigmoid"):
+        model.cost(np.array([[3.0, -4.0], [5.0, 1.0]]), [0, 1])
+
+
+# --- agreement with PyTorch autograd -----------------------------------------------------------
+
+
+def torch_twin(model: Sequential, torch):
+    """The same net in torch, float64, sharing minnet's initial weights."""
+    modules = []
+    for layer in model.layers:
+        if isinstance(layer, Linear):
+            linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(layer.W.value))
+                linear.bias.copy_(torch.from_numpy(layer.b.value))
+            modules.append(linear)
+        else:
+            modules.append(
+                {
+                    "ReLU": torch.nn.ReLU,
+                    "Sigmoid": torch.nn.Sigmoid,
+                    "Tanh": torch.nn.Tanh,
+                    "LeakyReLU": lambda: torch.nn.LeakyReLU(layer.negative_slope),
+                }[type(layer).__name__]()
+            )
+    return modules
+
+
+def torch_cost_and_grads(model, X, Y, torch):
+    modules = torch_twin(model, torch)
+    out = torch.from_numpy(X)
+    for module in modules[:-1]:
+        out = module(out)
+    target = torch.from_numpy(Y.reshape(-1, 1).astype(np.float64))
+    cost = torch.nn.functional.binary_cross_entropy_with_logits(out, target)
+    cost.backward()
+    grads = []
+    for module in modules:
+        if isinstance(module, torch.nn.Linear):
+            grads += [module.weight.grad.numpy(), module.bias.grad.numpy()]
+    return float(cost.detach()), grads
+
+
+def rel_err(a, b):
+    return np.linalg.norm(np.ravel(a) - np.ravel(b)) / max(np.linalg.norm(np.ravel(b)), 1e-300)
+
+
+ARCHITECTURES = [
+    ([4, 5, 3, 1], ReLU),
+    ([2, 16, 16, 1], ReLU),
+    ([7, 1], ReLU),
+    ([3, 10, 1], minnet.Tanh),
+    ([5, 8, 6, 4, 1], minnet.LeakyReLU),
+    ([6, 20, 1], Sigmoid),
+]
+
+
+@pytest.mark.parametrize(("sizes", "activation"), ARCHITECTURES)
+@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("seed", range(3))
+def test_cost_and_gradients_match_pytorch(sizes, activation, batch, seed):
+    torch = import_torch()
+    rng = np.random.default_rng(seed)
+    model = random_net(rng, sizes, activation)
+    X, Y = random_data(rng, batch, sizes[0])
+    cost = model.cost(X, Y)
+    model.backward()
+    torch_cost, torch_grads = torch_cost_and_grads(model, X, Y, torch)
+    assert rel_err(cost, torch_cost) < 1e-9
+    for (name, p), expected in zip(model.named_parameters(), torch_grads, strict=True):
+        assert p.grad.shape == expected.shape, name
+        assert rel_err(p.grad, expected) < 1e-9, name
+
+
+def test_extreme_logits_match_pytorch():
+    torch = import_torch()
+    z = np.array([[-1000.0], [-30.0], [0.5], [30.0], [1000.0]])
+    y = np.array([[0.0], [1.0], [1.0], [0.0], [1.0]])
+    loss = BCELoss()
+    value = loss.forward_logits(z, y)
+    zt = torch.tensor(z, requires_grad=True)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(zt, torch.tensor(y))
+    expected.backward()
+    assert rel_err(value, float(expected.detach())) < 1e-12
+    assert rel_err(loss.backward(), zt.grad.numpy()) < 1e-12
