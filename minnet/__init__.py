@@ -1,10 +1,11 @@
 """minnet: a small object-oriented neural-network framework with gradient checks at every level."""
 
-from . import datasets
+from . import datasets, io
 from .gradcheck import GradcheckError, GradcheckReport, check_function, check_layer, check_model
 from .layers import Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss
 from .model import Sequential
+from .optim import SGD, Adam, Optimizer
 from .parameter import (
     FlatLayout,
     Parameter,
@@ -14,6 +15,9 @@ from .parameter import (
 )
 
 __all__ = [
+    "Adam",
+    "Optimizer",
+    "SGD",
     "BCELoss",
     "FlatLayout",
     "GradcheckError",
@@ -30,8 +34,11 @@ __all__ = [
     "check_layer",
     "check_model",
     "datasets",
+    "io",
+    "load",
     "gradients_to_vector",
     "parameters_to_vector",
     "vector_to_parameters",
 ]
+load = io.load
 __version__ = "0.1.0"

@@ -86,7 +86,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     if not _is_scalar(version, "iu"):
         raise fail(f"no integer {VERSION_KEY!r} entry")
     if int(version) != FORMAT_VERSION:
-        raise fail(f"unsupported format version {int(version)} (this minnet reads {FORMAT_VERSION})")
+        raise fail(f"unsupported format version {int(version)}; minnet reads {FORMAT_VERSION}")
     spec = _parse_architecture(arrays.pop(ARCHITECTURE_KEY, None), fail)
 
     built = [_build_layer(i, entry, fail) for i, entry in enumerate(spec["layers"])]
@@ -168,14 +168,14 @@ def _layer_spec(index: int, layer: Layer) -> dict[str, Any]:
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` file at ``path``, read without unpickling."""
-    try:
-        contents = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"cannot load {path}: not an .npz file ({err})") from None
-    if not isinstance(contents, np.lib.npyio.NpzFile):
-        raise ValueError(f"cannot load {path}: a single .npy array, not an .npz file")
     arrays = {}
-    with contents:
+    with open(path, "rb") as file:  # our own handle: np.load leaks its own on a corrupt zip
+        try:
+            contents = np.load(file, allow_pickle=False)
+        except (ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"cannot load {path}: not an .npz file ({err})") from None
+        if not isinstance(contents, np.lib.npyio.NpzFile):
+            raise ValueError(f"cannot load {path}: a single .npy array, not an .npz file")
         for key in contents.files:
             try:
                 arrays[key] = contents[key]

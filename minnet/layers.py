@@ -10,17 +10,32 @@ A new layer is one class in this module: subclass :class:`Layer`, implement ``fo
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from attrs import define, field, fields
-from attrs.validators import ge, gt, instance_of
+from attrs.validators import ge, gt, in_
 
 from .parameter import Parameter
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
+
+
+def _count(value: Any) -> int:
+    """An int from an int-like value (numpy ints too); refuses floats and bools."""
+    if isinstance(value, bool):
+        raise TypeError(f"expected a whole number, got {value!r}")
+    return operator.index(value)
+
+
+#: Standard deviation of each initial-weight scheme, from (in_features, out_features).
+INIT_STD = {
+    "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),
+    "glorot": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),
+}
 
 
 def _as_rng(seed: np.random.Generator | int | None) -> np.random.Generator:
@@ -36,6 +51,9 @@ class Layer:
     """
 
     training: bool = field(default=True, init=False, repr=False)
+    #: Input values where the derivative jumps (ReLU: 0). The gradient check uses them to tell
+    #: a finite difference that straddles a kink from a wrong gradient.
+    kink_points: ClassVar[tuple[float, ...]] = ()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (batch, in_features)`` -> ``(batch, out_features)``; keeps what backward needs."""
@@ -111,12 +129,15 @@ class Linear(Layer):
     """Affine layer ``y = x @ W.T + b``.
 
     ``W: (out_features, in_features)``, ``b: (out_features,)``. ``W`` is drawn from ``rng``
-    (a numpy ``Generator`` or a seed) with He scaling ``sqrt(2 / in_features)``; ``b`` starts
-    at zero.
+    (a numpy ``Generator`` or a seed), normal with standard deviation set by ``init``: ``"he"``
+    (``sqrt(2 / in_features)``, for ReLU-family layers), ``"glorot"``
+    (``sqrt(2 / (in_features + out_features))``, for sigmoid and tanh) or ``"auto"`` (He, until a
+    :class:`~minnet.Sequential` sees which activation follows). ``b`` starts at zero.
     """
 
-    in_features: int = field(validator=[instance_of(int), gt(0)])
-    out_features: int = field(validator=[instance_of(int), gt(0)])
+    in_features: int = field(converter=_count, validator=gt(0))
+    out_features: int = field(converter=_count, validator=gt(0))
+    init: str = field(default="auto", validator=in_(("auto", *INIT_STD)), kw_only=True)
     rng: np.random.Generator | int | None = field(
         default=None, converter=_as_rng, repr=False, kw_only=True
     )
@@ -126,20 +147,38 @@ class Linear(Layer):
     _x: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        scale = np.sqrt(2.0 / self.in_features)
-        weights = self.rng.standard_normal((self.out_features, self.in_features)) * scale
-        self.W = Parameter(weights.astype(self.dtype))
+        if not np.issubdtype(self.dtype, np.floating):
+            raise ValueError(f"Linear needs a floating-point dtype, got {self.dtype}")
+        shape = (self.out_features, self.in_features)
+        scheme = "he" if self.init == "auto" else self.init
+        std = INIT_STD[scheme](self.in_features, self.out_features)
+        self.W = Parameter((self.rng.standard_normal(shape) * std).astype(self.dtype))
         self.b = Parameter(np.zeros(self.out_features, dtype=self.dtype))
+
+    def use_init_for(self, activation: Layer) -> None:
+        """With ``init="auto"``, rescale ``W`` to suit the activation that follows the layer.
+
+        He (``std = sqrt(2 / in)``) for the ReLU family, Glorot (``sqrt(2 / (in + out))``) for
+        sigmoid and tanh: the same random draw, scaled. :class:`~minnet.Sequential` calls it.
+        """
+        scheme = getattr(activation, "preferred_init", None)
+        if self.init != "auto" or scheme is None or scheme == "he":
+            return
+        he = INIT_STD["he"](self.in_features, self.out_features)
+        self.W.value *= INIT_STD[scheme](self.in_features, self.out_features) / he
+        self.init = scheme
 
     @classmethod
     def from_weights(cls, W: np.ndarray, b: np.ndarray) -> Linear:
-        """A layer holding copies of ``W: (out, in)`` and ``b: (out,)``."""
+        """A layer holding float copies of ``W: (out, in)`` and ``b: (out,)``."""
         W, b = np.array(W), np.array(b)
         if W.ndim != 2 or b.shape != (W.shape[0],):
             raise ValueError(
                 f"expected W of shape (out, in) and b of shape (out,), got {W.shape} and {b.shape}"
             )
-        layer = cls(W.shape[1], W.shape[0], dtype=W.dtype)
+        if not np.issubdtype(W.dtype, np.floating):
+            W = W.astype(np.float64)
+        layer = cls(W.shape[1], W.shape[0], dtype=W.dtype, init="he", rng=0)
         layer.W, layer.b = Parameter(W), Parameter(b.astype(W.dtype))
         return layer
 
@@ -170,6 +209,9 @@ class Linear(Layer):
 class ReLU(Layer):
     """``max(x, 0)``. Its derivative at exactly 0 is taken as 0."""
 
+    kink_points: ClassVar[tuple[float, ...]] = (0.0,)
+    preferred_init: ClassVar[str] = "he"
+
     _mask: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -184,6 +226,9 @@ class ReLU(Layer):
 @define(eq=False)
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
+
+    kink_points: ClassVar[tuple[float, ...]] = (0.0,)
+    preferred_init: ClassVar[str] = "he"
 
     negative_slope: float = field(default=0.01, converter=float, validator=ge(0.0))
     _mask: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -212,6 +257,7 @@ class Sigmoid(Layer):
     computes the loss from its input (the logits), which is exact even for extreme logits.
     """
 
+    preferred_init: ClassVar[str] = "glorot"
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -227,6 +273,7 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """``tanh(x)``; its derivative is ``1 - tanh(x)**2``."""
 
+    preferred_init: ClassVar[str] = "glorot"
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

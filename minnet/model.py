@@ -37,7 +37,7 @@ class Sequential:
     loss: BCELoss = field(factory=BCELoss, kw_only=True)
     in_features: int | None = field(init=False, default=None)
     out_features: int | None = field(init=False, default=None)
-    _pending: tuple[list[Layer], np.ndarray] | None = field(default=None, init=False, repr=False)
+    _pending: list[Layer] | None = field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
@@ -54,6 +54,8 @@ class Sequential:
                     f"layers do not chain: layer {i} ({layer!r}) cannot follow {previous}, "
                     f"which gives {features} features ({err})"
                 ) from None
+            if i + 1 < len(self.layers) and hasattr(layer, "use_init_for"):
+                layer.use_init_for(self.layers[i + 1])
             if self.in_features is None and features is not None:
                 self.in_features = getattr(layer, "in_features", None)
             previous = f"layer {i} ({layer!r})"
@@ -96,18 +98,18 @@ class Sequential:
         :meth:`backward` needs.
         """
         X = self._check_X(X)
-        Y = self._check_Y(Y, len(X))
+        Y = self._check_Y(Y, len(X)).astype(X.dtype, copy=False)
         body, output = self._split_output()
         out = self._run(body, X)
         value = self._loss_forward(out, Y, output)
-        self._pending = (body, out)
+        self._pending = body
         return value
 
     def backward(self) -> None:
         """Add the gradient of the last :meth:`cost` to every parameter's ``.grad``."""
         if self._pending is None:
             raise RuntimeError("backward() needs a cost() first (and one backward() per cost())")
-        body, _ = self._pending
+        body = self._pending
         self._pending = None
         grad = self.loss.backward()
         for layer in reversed(body):
