@@ -2,7 +2,7 @@
 
 from . import datasets, io
 from .gradcheck import GradcheckError, GradcheckReport, check_function, check_layer, check_model
-from .layers import Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss
 from .model import Sequential
 from .optim import SGD, Adam, Optimizer
@@ -19,6 +19,7 @@ __all__ = [
     "Optimizer",
     "SGD",
     "BCELoss",
+    "Dropout",
     "FlatLayout",
     "GradcheckError",
     "GradcheckReport",

@@ -41,13 +41,13 @@ How entries are judged (see ``docs/gradcheck.md``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
-from .parameter import FlatLayout, Parameter
+from .parameter import FlatLayout
 
 if TYPE_CHECKING:
     from .layers import Layer
@@ -113,6 +113,11 @@ class GradcheckReport:
     - ``kinks``: entries whose finite difference straddled a non-differentiable point.
     - ``uninformative``: per tensor, how many entries had gradients below the rounding noise.
     - ``checked``: entries compared; ``evaluations``: scalar evaluations (forwards) it took.
+    - ``mode``: ``"full"`` (every entry), ``"sampled"`` (``samples`` entries per tensor) or
+      ``"fast"`` (one random direction per tensor, entries only where that disagrees).
+    - ``by_layer``: for a model check that failed, each layer's own check at the input it sees
+      in the model, keyed by layer index: it finds the wrong layer even when that layer has no
+      parameters (a ReLU whose backward is wrong shows up in the parameters before it).
     """
 
     passed: bool
@@ -125,10 +130,18 @@ class GradcheckReport:
     uninformative: dict[str, int] = field(factory=dict)
     checked: int = 0
     evaluations: int = 0
+    mode: str = "full"
+    by_layer: dict[int, GradcheckReport] = field(factory=dict)
+    layer_names: dict[int, str] = field(factory=dict)
 
     @property
     def worst_parameter(self) -> str | None:
         return max(self.by_parameter, key=self.by_parameter.get) if self.by_parameter else None
+
+    @property
+    def blamed_layers(self) -> tuple[int, ...]:
+        """Indices of the layers that fail their own check (only filled when a model fails)."""
+        return tuple(i for i, report in self.by_layer.items() if not report.passed)
 
     def __str__(self) -> str:
         status = "passed" if self.passed else "FAILED"
@@ -136,7 +149,8 @@ class GradcheckReport:
         lines = [
             f"gradcheck {status}: difference = {self.difference:.4g} "
             f"(threshold {self.threshold:g}, {step}) -> {verdict(self.difference)}",
-            f"  {self.checked} entries checked with {self.evaluations} evaluations",
+            f"  {self.checked} entries checked ({self.mode} mode) with {self.evaluations} "
+            "evaluations",
             "  difference by parameter:",
         ]
         worst_name = self.worst_parameter
@@ -162,6 +176,26 @@ class GradcheckReport:
                 f"  {name}: {count} entries too small to tell: their gradients are below the "
                 "rounding noise of the finite difference"
             )
+        if self.by_layer:
+            lines.append("  each layer checked on its own, at the input it sees in the model:")
+            for i, report in self.by_layer.items():
+                status = "passed" if report.passed else "FAILED"
+                worst = report.worst_parameter
+                detail = f"worst {worst} {report.by_parameter[worst]:.3g}" if worst else ""
+                lines.append(f"    layer {i} {self.layer_names[i]:<22} {status:<7} {detail}")
+            if self.blamed_layers:
+                for i in self.blamed_layers:
+                    report = self.by_layer[i]
+                    wrong = [n for n, d in report.by_parameter.items() if d > report.threshold]
+                    lines.append(
+                        f"  -> the error is in layer {i} ({self.layer_names[i]}), in its "
+                        f"gradient for {', '.join(wrong) or report.worst_parameter}"
+                    )
+            else:
+                lines.append(
+                    "  -> every layer passes on its own: look at the loss's gradient, or at how "
+                    "the layers are put together"
+                )
         return "\n".join(lines)
 
 
@@ -242,18 +276,24 @@ class _FunctionTarget(_Target):
 
 
 @contextmanager
-def _float64_parameters(parameters: Sequence[Parameter]) -> Iterator[None]:
-    """Give the parameters float64 copies of their values and fresh gradients for a while.
+def _checking(layers: Sequence[Layer]) -> Iterator[None]:
+    """Float64 parameters and fixed randomness for the layers, for the duration of a check.
 
-    The original arrays are put back afterwards, untouched: the check works on the caller's own
-    layers (so a subclass behaves as it does for the caller) without changing them.
+    Each parameter gets a float64 copy of its value and a fresh gradient; the original arrays
+    are put back afterwards, untouched. The check works on the caller's own layers (so a
+    subclass behaves as it does for the caller) without changing them. Random layers
+    (``Dropout``) repeat their last draw, so every evaluation sees the same function.
     """
+    parameters = [p for layer in layers for p in layer.parameters()]
     saved = [(p.value, p.grad) for p in parameters]
     try:
-        for p in parameters:
-            p.value = _float64_copy(p.value)
-            p.grad = np.zeros_like(p.value)
-        yield
+        with ExitStack() as stack:
+            for layer in layers:
+                stack.enter_context(layer.fixed_randomness())
+            for p in parameters:
+                p.value = _float64_copy(p.value)
+                p.grad = np.zeros_like(p.value)
+            yield
     finally:
         for p, (value, grad) in zip(parameters, saved, strict=True):
             p.value, p.grad = value, grad
@@ -481,6 +521,7 @@ def _run(
         uninformative=uninformative,
         checked=checked,
         evaluations=target.evaluations,
+        mode="fast" if fast else "sampled" if samples is not None else "full",
     )
 
 
@@ -524,7 +565,7 @@ def check_layer(
     so ``layer.backward(G)`` is the claimed gradient. ``by_parameter`` has one entry per
     parameter and ``"input"``.
     """
-    with _float64_parameters(layer.parameters()):
+    with _checking([layer]):
         target = _LayerTarget(layer, x, seed)
         return _run(
             target, epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
@@ -546,8 +587,16 @@ def check_model(
 
     ``by_parameter`` is keyed by the model's parameter names (``"0.W"``, ``"0.b"``, ...).
     """
-    with _float64_parameters(model.parameters()):
+    options = dict(epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
+    with _checking(model.layers):
         target = _ModelTarget(model, X, Y)
-        return _run(
-            target, epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
-        )
+        report = _run(target, **options)
+        if report.passed:
+            return report
+        # Localise: check every layer on its own, at the input it sees in the model.
+        by_layer, x = {}, target.inputs[0]
+        for i, layer in enumerate(model.layers):
+            by_layer[i] = check_layer(layer, x, **options)
+            x = layer.forward(x)
+        names = {i: type(layer).__name__ for i, layer in enumerate(model.layers)}
+    return evolve(report, by_layer=by_layer, layer_names=names)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from attrs import define, field, fields
-from attrs.validators import ge, gt, in_
+from attrs.validators import ge, gt, in_, lt
 
 from .parameter import Parameter
 
@@ -111,6 +112,15 @@ class Layer:
     def example(cls, in_features: int, rng: np.random.Generator) -> Layer:
         """An instance that takes ``in_features`` inputs, for tests that cover every layer."""
         return cls()
+
+    @contextmanager
+    def fixed_randomness(self) -> Iterator[None]:
+        """Within this block, a random layer repeats its last random draw (see ``Dropout``).
+
+        The gradient check needs the same function at every evaluation. Deterministic layers
+        have nothing to hold.
+        """
+        yield
 
     def _require_cache(self, cache: Any) -> None:
         if cache is None:
@@ -285,4 +295,51 @@ class Tanh(Layer):
         return grad_output * (1 - self._out**2)
 
 
-__all__ = ["Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]
+@define(eq=False)
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each entry with probability ``p`` and scale the rest
+    by ``1 / (1 - p)``; in evaluation mode (``model.eval()``), pass the input through unchanged.
+
+    The mask is drawn from ``seed`` (a numpy ``Generator`` or a seed) at every training forward,
+    except inside :meth:`fixed_randomness`, where the last mask is reused: that is how the
+    gradient check sees one fixed function. ``backward`` applies the mask of the last forward.
+    """
+
+    p: float = field(default=0.5, converter=float, validator=[ge(0.0), lt(1.0)])
+    seed: np.random.Generator | int | None = field(
+        default=None, converter=_as_rng, repr=False, kw_only=True
+    )
+    _scaled_mask: np.ndarray | None = field(default=None, init=False, repr=False)
+    _holding: bool = field(default=False, init=False, repr=False)
+    _passed_through: bool = field(default=False, init=False, repr=False)
+
+    @classmethod
+    def example(cls, in_features: int, rng: np.random.Generator) -> Dropout:
+        return cls(0.5, seed=rng)
+
+    @contextmanager
+    def fixed_randomness(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._passed_through = not self.training or self.p == 0
+        if self._passed_through:
+            return x
+        held = self._holding and self._scaled_mask is not None
+        if not held or self._scaled_mask.shape != x.shape:
+            keep = self.seed.random(x.shape) >= self.p
+            self._scaled_mask = (keep / (1 - self.p)).astype(x.dtype)
+        return x * self._scaled_mask
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        if self._passed_through:
+            return grad_output
+        self._require_cache(self._scaled_mask)
+        return grad_output * self._scaled_mask
+
+
+__all__ = ["Dropout", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]

@@ -270,3 +270,85 @@ def test_random_correct_nets_pass_the_default_check(seed, sizes, batch, zero_bia
         X[:, 0] = 0  # more exact zeros flowing through the net
     report = model.gradcheck(X, Y)
     assert report.passed, str(report)
+
+
+# --- random forwards, Dropout, step sizes -------------------------------------------------------
+
+
+@define(eq=False)
+class NoisyLayer(minnet.Layer):
+    """A layer whose forward adds fresh noise every call and cannot hold it fixed."""
+
+    rng: np.random.Generator = np.random.default_rng(0)
+
+    def forward(self, x):
+        return x + 1e-3 * self.rng.standard_normal(x.shape)
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_a_random_forward_is_refused_not_judged():
+    with pytest.raises(minnet.GradcheckError, match="not deterministic"):
+        NoisyLayer().gradcheck(np.ones((2, 3)))
+    model = Sequential([Linear(3, 3, rng=0), NoisyLayer(), Linear(3, 1, rng=1), Sigmoid()])
+    with pytest.raises(minnet.GradcheckError, match="eval"):
+        model.gradcheck(np.ones((2, 3)), [0, 1])
+
+
+def test_dropout_is_checked_in_training_mode_with_its_mask_held():
+    rng = np.random.default_rng(0)
+    model = Sequential(
+        [
+            Linear(3, 8, rng=rng),
+            ReLU(),
+            minnet.Dropout(0.5, seed=1),
+            Linear(8, 1, rng=rng),
+            Sigmoid(),
+        ]
+    )
+    X, Y = random_data(rng, 6, 3)
+    report = model.gradcheck(X, Y)
+    assert report.passed, str(report)
+    assert model.layers[2].training
+
+
+def test_dropout_train_and_eval():
+    layer = minnet.Dropout(0.25, seed=0)
+    x = np.ones((200, 50))
+    out = layer.forward(x)
+    kept = out != 0
+    assert 0.7 < kept.mean() < 0.8
+    np.testing.assert_allclose(out[kept], 1 / 0.75)
+    np.testing.assert_array_equal(layer.backward(x), out)  # same mask in backward
+    assert not np.array_equal(layer.forward(x), out)  # a new mask each forward
+    layer.eval()
+    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.backward(x), x)
+    model = Sequential([Linear(2, 2), minnet.Dropout(0.5)])
+    model.eval()
+    assert not model.layers[1].training
+    model.train()
+    assert model.layers[1].training
+    with pytest.raises(ValueError):
+        minnet.Dropout(1.0)
+
+
+def test_adaptive_step_follows_the_parameter_size():
+    # theta ~ 1e4: a fixed step of 1e-7 drowns in rounding, a relative step does not.
+    report = check_function(lambda t: np.sum(t**3), np.array([1e4, -3e4]), 3 * np.array([1e8, 9e8]))
+    assert report.passed and report.epsilon is None
+    assert report.difference < 1e-9
+    explicit = check_function(
+        lambda t: np.sum(t**2), np.array([1.0]), np.array([2.0]), epsilon=1e-3
+    )
+    assert explicit.epsilon == 1e-3 and explicit.passed
+
+
+def test_samples_are_seeded():
+    rng = np.random.default_rng(0)
+    model = random_net(rng, [6, 10, 1])
+    X, Y = random_data(rng, 4, 6)
+    a = model.gradcheck(X, Y, samples=5, seed=3)
+    b = model.gradcheck(X, Y, samples=5, seed=3)
+    assert a == b and a.checked == 5 + 5 + 5 + 1
