@@ -74,9 +74,7 @@ def test_linear_shapes_and_seeded_init():
 
 def test_linear_wrong_feature_count_names_layer_and_sizes():
     layer = minnet.Linear(4, 5)
-    with pytest.raises(
-        ValueError, match=r"Linear\(in_features=4, out_features=5.*\(batch, 4\).*3"
-    ):
+    with pytest.raises(ValueError, match=r"Linear\(in_features=4, out_features=5.*\(batch, 4\).*3"):
         layer.forward(np.zeros((2, 3)))
 
 
