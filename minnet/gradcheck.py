@@ -47,10 +47,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from attrs import evolve, field, frozen
 
+from .layers import Layer
+from .losses import BCELoss
 from .parameter import FlatLayout
 
 if TYPE_CHECKING:
-    from .layers import Layer
     from .model import Sequential
 
 EPS = float(np.finfo(np.float64).eps)
@@ -60,6 +61,7 @@ NOISE_ULPS = 64
 KINK_STEP_DIVISORS = (16, 256)
 KINK_MIN_JUMP = 1e-3
 WORST_COUNT = 5
+BATCHED_ENTRIES = 2**20  # how many numbers one batched evaluation may hold per array
 
 
 class GradcheckError(RuntimeError):
@@ -209,7 +211,8 @@ class _Target:
     arrays: list[np.ndarray]
     analytic: list[np.ndarray]
     evaluations: int = 0
-    straddled: bool = False  # set by value(): the last evaluation crossed a declared kink
+    watch_kinks: bool = False  # when set, value() records in `straddled` whether the
+    straddled: bool = False  # evaluation carried a layer input across a declared kink
 
     def value(self, tensor: int | None) -> float:
         """``J`` at the current arrays; ``tensor`` says which one changed (None: unknown)."""
@@ -219,21 +222,26 @@ class _Target:
         """The magnitude that rounding errors in ``J`` are relative to."""
         return abs(self.value(None))
 
-    def values_at(
-        self, tensor: int, flat_index: np.ndarray, steps: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``J`` with ``arrays[tensor].flat[flat_index[k]]`` moved by ``steps[k]``, for each k,
-        and whether each move carried a layer's input across one of its declared kinks."""
+    def values_at(self, tensor: int, flat_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """``J`` with ``arrays[tensor].flat[flat_index[k]]`` moved by ``steps[k]``, for each k."""
         array = self.arrays[tensor].reshape(-1)  # a view: arrays are contiguous
         out = np.empty(len(steps))
-        straddled = np.zeros(len(steps), dtype=bool)
         for k, (i, step) in enumerate(zip(flat_index, steps, strict=True)):
             saved = array[i]
             array[i] = saved + step
             out[k] = self._counted(tensor)
-            straddled[k] = self.straddled
             array[i] = saved
-        return out, straddled
+        return out
+
+    def crosses_kink(self, tensor: int, index: int, step: float) -> bool:
+        """Does moving ``arrays[tensor].flat[index]`` by ``step`` carry the input of some layer
+        across one of that layer's declared ``kink_points``?"""
+        self.watch_kinks = True
+        try:
+            self.values_at(tensor, np.array([index]), np.array([step]))
+            return self.straddled
+        finally:
+            self.watch_kinks = False
 
     def values_along(self, tensor: int, direction: np.ndarray, steps: Sequence[float]) -> list:
         """``J`` with ``arrays[tensor]`` moved by ``step * direction``, for each step."""
@@ -313,7 +321,7 @@ class _LayerTarget(_Target):
         self.sides = _kink_sides(self.layer, self.x)
 
     def value(self, tensor: int | None) -> float:
-        if self.sides is not None:
+        if self.watch_kinks and self.sides is not None:
             self.straddled = bool(np.any(_kink_sides(self.layer, self.x) != self.sides))
         return float(np.sum(self.projection * self.layer.forward(self.x)))
 
@@ -349,10 +357,46 @@ class _ModelTarget(_Target):
         x = self.inputs[start]
         for k in range(start, len(self.body)):
             sides = self.sides[k]
-            if sides is not None and not self.straddled:
+            if self.watch_kinks and sides is not None and not self.straddled:
                 self.straddled = bool(np.any(_kink_sides(self.body[k], x) != sides))
             x = self.body[k].forward(x)
         return self.model._loss_forward(x, self.Y, self.logits)
+
+    def values_at(self, tensor: int, flat_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Many perturbations of one tensor at once: the owning layer computes its output for
+        each (``forward_perturbed``), the outputs are stacked along the batch, and the layers
+        after it and the loss run once per chunk of perturbations."""
+        start = self.owner[tensor]
+        if self.watch_kinks or not self._can_batch(start):
+            return super().values_at(tensor, flat_index, steps)
+        name = self.names[tensor].split(".", 1)[1]
+        m = len(self.Y)
+        width = max(x.shape[1] for x in self.inputs[start:]) + self.Y.shape[1]
+        chunk = max(1, BATCHED_ENTRIES // (m * width))
+        values = np.empty(len(steps))
+        for lo in range(0, len(steps), chunk):
+            part = slice(lo, lo + chunk)
+            out = self.body[start].forward_perturbed(
+                self.inputs[start], name, flat_index[part], steps[part]
+            )
+            count = len(out)
+            x = self.model._run(self.body[start + 1 :], out.reshape(count * m, -1))
+            per_example = self.model.loss.per_example_logits(x, np.tile(self.Y, (count, 1)))
+            values[part] = per_example.reshape(count, -1).mean(axis=1)
+            self.evaluations += count
+        return values
+
+    def _can_batch(self, start: int) -> bool:
+        """Batching needs a loss with per-example values and deterministic later layers."""
+        loss = type(self.model.loss)
+        return (
+            self.logits
+            and loss.forward_logits is BCELoss.forward_logits
+            and all(
+                type(layer).fixed_randomness is Layer.fixed_randomness
+                for layer in self.body[start + 1 :]
+            )
+        )
 
     def scale(self) -> float:
         # A loss of confident outputs is a small difference of large terms (softplus(z) - y*z):
@@ -379,7 +423,7 @@ def _is_kink(target, t, i, a, h, j0, threshold, noise_unit) -> bool:
     index = np.array([i])
     for divisor in KINK_STEP_DIVISORS:
         small = h / divisor
-        (jp, jm), _ = target.values_at(t, np.repeat(index, 2), np.array([small, -small]))
+        jp, jm = target.values_at(t, np.repeat(index, 2), np.array([small, -small]))
         if _agrees(a, (jp - jm) / (2 * small), threshold, noise_unit / small):
             return True
     # Still no agreement at a 256 times smaller step: is there a kink exactly at theta? Then
@@ -396,18 +440,18 @@ def _check_entries(target, t, flat_index, epsilon, threshold, j0, noise_unit):
     array = target.arrays[t].reshape(-1)
     analytic = target.analytic[t].reshape(-1)[flat_index]
     h = _steps(array[flat_index], epsilon)
-    both, crossed = target.values_at(
-        t, np.concatenate([flat_index, flat_index]), np.concatenate([h, -h])
-    )
+    both = target.values_at(t, np.concatenate([flat_index, flat_index]), np.concatenate([h, -h]))
     jp, jm = both[: len(h)], both[len(h) :]
-    crossed = crossed[: len(h)] | crossed[len(h) :]
     numeric = (jp - jm) / (2 * h)
     noise = noise_unit / h
     agree = _agrees(analytic, numeric, threshold, noise)
     kink = np.zeros(len(h), dtype=bool)
     for k in np.flatnonzero(~agree):
-        kink[k] = crossed[k] or _is_kink(
-            target, t, flat_index[k], analytic[k], h[k], j0, threshold, noise_unit
+        i = flat_index[k]
+        kink[k] = (
+            target.crosses_kink(t, i, h[k])
+            or target.crosses_kink(t, i, -h[k])
+            or _is_kink(target, t, i, analytic[k], h[k], j0, threshold, noise_unit)
         )
     # Exact zeros on both sides (a dead unit) do agree; tiny non-zero values cannot be told apart.
     tiny = (
