@@ -13,16 +13,20 @@ from .parameter import (
     parameters_to_vector,
     vector_to_parameters,
 )
+from .training import DivergenceError, Evaluation, History
 
 __all__ = [
     "Adam",
     "Optimizer",
     "SGD",
     "BCELoss",
+    "DivergenceError",
     "Dropout",
+    "Evaluation",
     "FlatLayout",
     "GradcheckError",
     "GradcheckReport",
+    "History",
     "Layer",
     "LeakyReLU",
     "Linear",

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from attrs import define, field
 
+from . import training
 from .layers import Layer, Sigmoid
 from .losses import BCELoss
 from .parameter import Parameter
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
+    from .optim import Optimizer
 
 
 def _check_finite(name: str, array: np.ndarray) -> None:
@@ -87,6 +91,7 @@ class Sequential:
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Predictions for ``X: (batch, in_features)``, shape ``(batch, out_features)``."""
         X = self._check_X(X)
+        self._pending = None  # the layers' caches now belong to this forward, not to a cost()
         return self._run(self.layers, X)
 
     __call__ = forward
@@ -99,11 +104,7 @@ class Sequential:
         """
         X = self._check_X(X)
         Y = self._check_Y(Y, len(X)).astype(X.dtype, copy=False)
-        body, output = self._split_output()
-        out = self._run(body, X)
-        value = self._loss_forward(out, Y, output)
-        self._pending = body
-        return value
+        return self._cost_unchecked(X, Y)[0]
 
     def backward(self) -> None:
         """Add the gradient of the last :meth:`cost` to every parameter's ``.grad``."""
@@ -124,7 +125,133 @@ class Sequential:
 
         return check_model(self, X, Y, **options)
 
+    # -- training, and using the trained model (the loop is in minnet.training) -------------
+    def fit(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        *,
+        optimizer: Optimizer | None = None,
+        epochs: int = 10,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        seed: int | np.random.Generator | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        progress: bool = True,
+    ) -> training.History:
+        """Train on ``X: (m, in_features)`` and labels ``Y: (m,)`` or ``(m, 1)`` in [0, 1].
+
+        Each epoch shuffles the rows (with ``np.random.default_rng(seed)``; ``shuffle=False``
+        keeps their order) and takes one optimizer step per mini-batch of ``batch_size`` rows,
+        the last batch holding what is left over (``batch_size=None``: the whole set at once).
+
+        Parameters
+        ----------
+        optimizer
+            A minnet :class:`~minnet.Optimizer` over this model's parameters (parameters it
+            does not hold stay fixed). Default: a new ``Adam(model.parameters(), lr=1e-2)``
+            on every call; pass your own to keep its state across calls.
+        epochs
+            Passes over the data, a positive int.
+        validation_data
+            ``(X_val, Y_val)``, evaluated after each epoch into ``val_loss`` and ``val_accuracy``.
+        progress
+            Show a tqdm progress bar on stderr with the loss and accuracy, only when stderr is a
+            terminal; ``False`` never shows it.
+
+        Returns a :class:`~minnet.training.History` with one entry per epoch. Leaves the model
+        in training mode. The data are checked once, up front (``ValueError`` naming what was
+        expected and what was given). If the loss becomes NaN or infinite, or numpy overflows,
+        training stops with a :class:`~minnet.training.DivergenceError` naming the epoch and
+        the batch.
+        """
+        return training.fit(
+            self,
+            X,
+            Y,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            validation_data=validation_data,
+            progress=progress,
+        )
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities for ``X: (m, in_features)``: shape ``(m,)``, or ``(m, out_features)``.
+
+        A one-output model gives ``(m,)``, the shape of :mod:`minnet.datasets`' labels. Runs in
+        evaluation mode; each layer's mode is restored afterwards.
+        """
+        return training.predict_proba(self, X)
+
+    def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """0/1 labels (ints) for ``X``: 1 where :meth:`predict_proba` is above ``threshold``."""
+        return training.predict(self, X, threshold)
+
+    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> training.Evaluation:
+        """``(loss, accuracy)`` on ``X: (m, in_features)`` and labels ``Y: (m,)`` or ``(m, 1)``.
+
+        ``accuracy`` is the fraction of :meth:`predict` labels equal to the labels' classes (a
+        label above 0.5 is class 1). Runs in evaluation mode, like :meth:`predict_proba`.
+        """
+        return training.evaluate(self, X, Y)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model to an ``.npz`` file (see :mod:`minnet.io`); returns the path written.
+
+        ``.npz`` is appended to ``path`` if missing. :func:`minnet.load` reads it back.
+        """
+        from .io import save
+
+        return save(self, path)
+
+    # -- seeing it --------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A table of the layers, their output shapes and parameter counts, with the totals.
+
+        Output shapes are ``(None, features)``: ``None`` stands for any number of rows (and,
+        for features, any number, when no layer fixes it).
+        """
+        rows = [("Layer", "Output shape", "Params")]
+        features = self.in_features
+        for i, layer in enumerate(self.layers):
+            features = layer.output_features(features)
+            count = sum(p.size for p in layer.parameters())
+            rows.append((f"{i} {type(layer).__name__}", f"(None, {features})", f"{count:,}"))
+        widths = [max(len(row[k]) for row in rows) + 3 for k in range(2)]
+        lines = [f"{a:<{widths[0]}}{b:<{widths[1]}}{c}" for a, b, c in rows]
+        rule = "=" * max(len(line) for line in lines)
+        total = sum(p.size for p in self.parameters())
+        _, logits = self._split_output()
+        loss = type(self.loss).__name__
+        if logits:
+            loss += " (computed from the logits, the input of the final Sigmoid)"
+        return "\n".join(
+            [lines[0], rule, *lines[1:], rule, f"Total params: {total:,}", f"Loss: {loss}"]
+        )
+
+    def __str__(self) -> str:
+        """One line per layer, PyTorch-style: ``(0): Linear(in_features=2, ...)``."""
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return "\n".join(["Sequential(", *lines, f"  loss: {self.loss!r}", ")"])
+
     # -- pieces shared with the gradient check ---------------------------------------------
+    def _cost_unchecked(
+        self, X: np.ndarray, Y: np.ndarray, split: tuple[list[Layer], bool] | None = None
+    ) -> tuple[float, np.ndarray]:
+        """:meth:`cost` for data already checked: ``X`` float, ``Y`` of the output's shape.
+
+        Returns the loss and the output of the layers it ran (the logits when the loss takes
+        them). ``split`` is :meth:`_split_output`, which a training loop computes once.
+        """
+        body, logits = self._split_output() if split is None else split
+        out = self._run(body, X)
+        value = self._loss_forward(out, Y, logits)
+        self._pending = body
+        return value, out
+
     def _split_output(self) -> tuple[list[Layer], bool]:
         """The layers cost() runs, and whether the loss takes logits (last layer a Sigmoid)."""
         if isinstance(self.layers[-1], Sigmoid) and hasattr(self.loss, "forward_logits"):

@@ -157,15 +157,11 @@ def torch_twin(model: Sequential, torch):
                 linear.weight.copy_(torch.from_numpy(layer.W.value))
                 linear.bias.copy_(torch.from_numpy(layer.b.value))
             modules.append(linear)
+        elif isinstance(layer, minnet.LeakyReLU):
+            modules.append(torch.nn.LeakyReLU(layer.negative_slope))
         else:
-            modules.append(
-                {
-                    "ReLU": torch.nn.ReLU,
-                    "Sigmoid": torch.nn.Sigmoid,
-                    "Tanh": torch.nn.Tanh,
-                    "LeakyReLU": lambda: torch.nn.LeakyReLU(layer.negative_slope),
-                }[type(layer).__name__]()
-            )
+            simple = {"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid, "Tanh": torch.nn.Tanh}
+            modules.append(simple[type(layer).__name__]())
     return modules
 
 
@@ -226,3 +222,11 @@ def test_extreme_logits_match_pytorch():
     expected.backward()
     assert rel_err(value, float(expected.detach())) < 1e-12
     assert rel_err(loss.backward(), zt.grad.numpy()) < 1e-12
+
+
+def test_forward_after_cost_makes_backward_wait_for_a_new_cost():
+    model = small_model()
+    model.cost(np.ones((2, 3)), [0, 1])
+    model.forward(np.zeros((5, 3)))
+    with pytest.raises(RuntimeError, match="cost"):
+        model.backward()

@@ -1,0 +1,517 @@
+"""Training: fit and its History, evaluation and prediction, divergence, summary, save/load."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+
+import numpy as np
+import pytest
+from attrs import define, field
+from conftest import random_data, random_net
+
+import minnet
+from minnet import SGD, Adam, Layer, Linear, ReLU, Sequential, Sigmoid
+from minnet.datasets import train_test_split, two_moons
+from minnet.training import DivergenceError, Evaluation, History
+
+
+@define(eq=False)
+class Spy(Layer):
+    """The identity, recording each input it sees and whether it was in training mode."""
+
+    seen: list[np.ndarray] = field(factory=list, init=False, repr=False)
+    modes: list[bool] = field(factory=list, init=False, repr=False)
+
+    def forward(self, x):
+        self.seen.append(x.copy())
+        self.modes.append(self.training)
+        return x
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+@define(eq=False)
+class Frozen(SGD):
+    """An optimizer that never moves the parameters: the metrics are those of fixed weights."""
+
+    def step(self):
+        pass
+
+
+def spied_net(n_in: int = 3, seed: int = 0) -> tuple[Sequential, Spy]:
+    spy = Spy()
+    rng = np.random.default_rng(seed)
+    model = Sequential([spy, Linear(n_in, 4, rng=rng), ReLU(), Linear(4, 1, rng=rng), Sigmoid()])
+    return model, spy
+
+
+def moons_net(seed: int) -> Sequential:
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        [
+            Linear(2, 16, rng=rng),
+            ReLU(),
+            Linear(16, 16, rng=rng),
+            ReLU(),
+            Linear(16, 1, rng=rng),
+            Sigmoid(),
+        ]
+    )
+
+
+def values(model: Sequential) -> list[np.ndarray]:
+    return [p.value.copy() for p in model.parameters()]
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def test_history_has_one_entry_per_epoch():
+    rng = np.random.default_rng(0)
+    model = random_net(rng, [3, 5, 1])
+    X, Y = random_data(rng, 20, 3)
+    history = model.fit(X, Y, epochs=4, batch_size=8, progress=False)
+    assert isinstance(history, History)
+    assert history.epochs == 4
+    assert len(history.loss) == len(history.accuracy) == 4
+    assert history.val_loss == [] and history.val_accuracy == []
+    assert all(isinstance(v, float) for v in history.loss + history.accuracy)
+    assert all(0 <= a <= 1 for a in history.accuracy)
+    assert history.seconds > 0
+    assert "4 epochs" in str(history) and "loss" in str(history)
+
+
+def test_every_row_is_seen_once_per_epoch_and_the_last_batch_is_partial():
+    model, spy = spied_net()
+    X = np.arange(30.0).reshape(10, 3)  # row i holds 3i, 3i+1, 3i+2
+    Y = np.arange(10) % 2
+    model.fit(X, Y, epochs=2, batch_size=4, seed=0, progress=False)
+    assert [len(x) for x in spy.seen] == [4, 4, 2] * 2
+    for epoch in range(2):
+        rows = np.concatenate(spy.seen[3 * epoch : 3 * epoch + 3])
+        assert sorted(rows[:, 0] // 3) == list(range(10))
+    first, second = (np.concatenate(spy.seen[i : i + 3])[:, 0] for i in (0, 3))
+    assert not np.array_equal(first, second), "each epoch is shuffled anew"
+    assert all(spy.modes), "fit trains in training mode"
+
+
+def test_without_shuffle_the_batches_follow_the_rows():
+    model, spy = spied_net()
+    X = np.arange(30.0).reshape(10, 3)
+    model.fit(X, np.arange(10) % 2, epochs=2, batch_size=4, shuffle=False, progress=False)
+    for x, (start, stop) in zip(spy.seen, [(0, 4), (4, 8), (8, 10)] * 2, strict=True):
+        np.testing.assert_array_equal(x, X[start:stop])
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "sizes"), [(None, [7]), (7, [7]), (100, [7]), (3, [3, 3, 1])]
+)
+def test_batch_size_none_or_larger_than_the_data_is_one_batch(batch_size, sizes):
+    model, spy = spied_net()
+    X, Y = random_data(np.random.default_rng(1), 7, 3)
+    model.fit(X, Y, epochs=1, batch_size=batch_size, progress=False)
+    assert [len(x) for x in spy.seen] == sizes
+
+
+def test_the_same_seed_gives_the_same_training():
+    X, Y = random_data(np.random.default_rng(2), 50, 3)
+    runs = []
+    for seed in (7, 7, 8):
+        model = random_net(np.random.default_rng(0), [3, 6, 1])
+        history = model.fit(X, Y, optimizer=SGD(model.parameters(), lr=0.1), epochs=3,
+                            batch_size=8, seed=seed, progress=False)  # fmt: skip
+        runs.append((values(model), history.loss))
+    (a, loss_a), (b, loss_b), (c, loss_c) = runs
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True)) and loss_a == loss_b
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True)) and loss_a != loss_c
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fit_is_exactly_the_hand_written_loop(shuffle):
+    """zero_grad, cost, backward, step per batch; rows reordered by default_rng(seed) per epoch."""
+    X, Y = random_data(np.random.default_rng(3), 21, 3)
+    ours = random_net(np.random.default_rng(4), [3, 5, 4, 1])
+    hand = random_net(np.random.default_rng(4), [3, 5, 4, 1])
+    history = ours.fit(X, Y, optimizer=Adam(ours.parameters(), lr=0.05), epochs=3, batch_size=5,
+                       shuffle=shuffle, seed=11, progress=False)  # fmt: skip
+
+    optimizer, rng, losses = Adam(hand.parameters(), lr=0.05), np.random.default_rng(11), []
+    for _ in range(3):
+        order = rng.permutation(21) if shuffle else np.arange(21)
+        total = 0.0
+        for start in range(0, 21, 5):
+            rows = order[start : start + 5]
+            optimizer.zero_grad()
+            total += hand.cost(X[rows], Y[rows]) * len(rows)
+            hand.backward()
+            optimizer.step()
+        losses.append(total / 21)
+    for p, q in zip(ours.parameters(), hand.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    np.testing.assert_allclose(history.loss, losses, rtol=1e-14)
+
+
+def test_epoch_metrics_are_the_batch_size_weighted_means():
+    """With weights that never move, the epoch's loss and accuracy are those of the whole set."""
+    rng = np.random.default_rng(5)
+    model = random_net(rng, [3, 6, 1])
+    X, Y = random_data(rng, 23, 3)
+    X_val, Y_val = random_data(rng, 9, 3)
+    history = model.fit(X, Y, optimizer=Frozen(model.parameters(), lr=1.0), epochs=2,
+                        batch_size=5, validation_data=(X_val, Y_val), progress=False)  # fmt: skip
+    whole = model.evaluate(X, Y)
+    np.testing.assert_allclose(history.loss, [whole.loss] * 2, rtol=1e-12)
+    assert history.accuracy == [whole.accuracy] * 2
+    expected = np.mean((model.predict_proba(X) > 0.5) == Y)
+    assert whole.accuracy == pytest.approx(expected)
+    assert history.val_loss == [model.evaluate(X_val, Y_val).loss] * 2
+    assert history.val_accuracy == [model.evaluate(X_val, Y_val).accuracy] * 2
+
+
+def test_validation_runs_in_eval_mode_and_fit_leaves_training_mode():
+    model, spy = spied_net()
+    X, Y = random_data(np.random.default_rng(6), 8, 3)
+    model.eval()
+    history = model.fit(X, Y, epochs=2, batch_size=8, validation_data=(X[:3], Y[:3]),
+                        progress=False)  # fmt: skip
+    assert spy.modes == [True, False, True, False]
+    assert len(history.val_loss) == len(history.val_accuracy) == 2
+    assert all(layer.training for layer in model.layers)
+
+
+def test_a_partial_optimizer_leaves_the_other_parameters_fixed():
+    rng = np.random.default_rng(7)
+    model = random_net(rng, [3, 5, 1])
+    X, Y = random_data(rng, 12, 3)
+    before = values(model)
+    model.fit(X, Y, optimizer=SGD(model.layers[2].parameters(), lr=0.5), epochs=2,
+              progress=False)  # fmt: skip
+    after = values(model)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    assert not np.array_equal(before[2], after[2])
+
+
+def test_default_optimizer_is_adam_and_learns():
+    X, Y = two_moons(200, seed=1)
+    model = moons_net(1)
+    history = model.fit(X, Y, epochs=20, seed=0, progress=False)
+    assert history.loss[-1] < 0.5 * history.loss[0]
+    assert minnet.training.DEFAULT_LR == 1e-2
+
+
+def test_nothing_the_user_passed_is_modified():
+    rng = np.random.default_rng(8)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 10, 3)
+    X_val, Y_val = random_data(rng, 4, 3)
+    copies = [a.copy() for a in (X, Y, X_val, Y_val)]
+    model.fit(X, Y, epochs=2, batch_size=3, validation_data=(X_val, Y_val), progress=False)
+    model.evaluate(X, Y)
+    model.predict(X)
+    for a, b in zip((X, Y, X_val, Y_val), copies, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_integer_data_and_column_labels_are_accepted():
+    model = random_net(np.random.default_rng(9), [2, 3, 1])
+    X = np.array([[0, 1], [1, 0], [1, 1], [0, 0]])
+    history = model.fit(X, np.array([[1], [1], [0], [0]]), epochs=2, progress=False)
+    assert history.epochs == 2
+
+
+# --- bad arguments ----------------------------------------------------------------------------
+
+X_OK, Y_OK = np.zeros((6, 3)), np.array([0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "pattern"),
+    [
+        ({"epochs": 0}, ValueError, r"epochs must be a positive int, got 0"),
+        ({"epochs": 2.5}, ValueError, r"epochs must be a positive int, got 2\.5"),
+        ({"epochs": True}, ValueError, r"epochs must be a positive int, got True"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be a positive int, got 0"),
+        ({"batch_size": "8"}, ValueError, r"batch_size must be a positive int, got '8'"),
+        ({"optimizer": "adam"}, TypeError, r"minnet Optimizer.*got str"),
+        ({"validation_data": X_OK}, ValueError, r"a pair \(X_val, Y_val\), got a ndarray"),
+        ({"validation_data": (X_OK,)}, ValueError, r"got a tuple of length 1"),
+        (
+            {"validation_data": (np.zeros((2, 4)), [0, 1])},
+            ValueError,
+            r"validation_data: X has 4 features but layer 0 \(Linear.*\) expects 3",
+        ),
+        (
+            {"validation_data": (np.zeros((2, 3)), [0, 1, 1])},
+            ValueError,
+            r"validation_data: Y must have shape \(2,\) or \(2, 1\).*got \(3,\)",
+        ),
+    ],
+)
+def test_bad_arguments_are_refused_before_training(options, error, pattern):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    before = values(model)
+    with pytest.raises(error, match=pattern):
+        model.fit(X_OK, Y_OK, progress=False, **options)
+    assert all(np.array_equal(a, b) for a, b in zip(before, values(model), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("X", "Y", "pattern"),
+    [
+        (np.zeros((6, 2)), Y_OK, r"fit: X has 2 features but layer 0 \(Linear.*\) expects 3"),
+        (X_OK, Y_OK[:5], r"fit: Y must have shape \(6,\) or \(6, 1\).*got \(5,\)"),
+        (X_OK, Y_OK * 2, r"fit: labels must lie in \[0, 1\]"),
+        (np.full((6, 3), np.nan), Y_OK, r"fit: X must be finite, but 18 entries"),
+        (np.zeros((0, 3)), np.zeros(0), r"fit: X must have at least one row, got shape \(0, 3\)"),
+    ],
+)
+def test_bad_data_is_refused_naming_expected_and_got(X, Y, pattern):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    with pytest.raises(ValueError, match=pattern):
+        model.fit(X, Y, progress=False)
+
+
+def test_an_optimizer_of_another_model_is_refused():
+    rng = np.random.default_rng(0)
+    model, other = random_net(rng, [3, 4, 1]), random_net(rng, [3, 4, 1])
+    with pytest.raises(ValueError, match=r"4 of 4 parameters that are not this model's"):
+        model.fit(X_OK, Y_OK, optimizer=Adam(other.parameters()), progress=False)
+
+
+def test_a_model_without_parameters_cannot_be_trained():
+    with pytest.raises(ValueError, match="no parameters to train"):
+        Sequential([Sigmoid()]).fit(np.zeros((2, 1)), [0, 1], progress=False)
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+
+def test_a_huge_learning_rate_stops_with_the_epoch_and_batch():
+    rng = np.random.default_rng(0)
+    model = random_net(rng, [3, 16, 16, 1], activation=minnet.LeakyReLU)
+    X, Y = random_data(rng, 40, 3)
+    optimizer = SGD(model.parameters(), lr=10, momentum=0.9)
+    with pytest.raises(DivergenceError) as caught:
+        model.fit(X, Y, optimizer=optimizer, epochs=50, batch_size=10, seed=0, progress=False)
+    err = caught.value
+    message = str(err)
+    assert re.search(r"training diverged at epoch \d+ of 50, batch \d of 4: ", message), message
+    assert f"epoch {err.epoch} of 50, batch {err.batch} of 4" in message
+    assert "numpy reports overflow" in message and " in the " in message
+    assert "SGD lr=10" in message and "too large" in message
+    assert 1 < err.epoch < 50
+    assert err.history.epochs == err.epoch - 1
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_non_finite_weight_stops_at_the_first_batch(bad):
+    rng = np.random.default_rng(1)
+    model = random_net(rng, [3, 4, 1])
+    model.layers[0].W.value[0, 0] = bad
+    X, Y = random_data(rng, 12, 3)
+    with pytest.raises(DivergenceError, match=r"epoch 1 of 3, batch 1 of 3: .*(nan|invalid)"):
+        model.fit(X, Y, epochs=3, batch_size=4, progress=False)
+
+
+def test_divergence_is_checked_on_the_validation_data_too():
+    rng = np.random.default_rng(2)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 8, 3)
+    huge = np.full((2, 3), 1e308)
+    with pytest.raises(DivergenceError, match=r"epoch 1 of 2, evaluating validation_data"):
+        model.fit(X, Y, epochs=2, validation_data=(huge, [0, 1]), progress=False)
+
+
+# --- predicting and evaluating ----------------------------------------------------------------
+
+
+def test_predict_proba_predict_and_evaluate_shapes_and_values():
+    rng = np.random.default_rng(3)
+    model = random_net(rng, [3, 5, 1])
+    X, Y = random_data(rng, 9, 3)
+    proba = model.predict_proba(X)
+    assert proba.shape == (9,) and np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_array_equal(proba, model.forward(X)[:, 0])
+    labels = model.predict(X)
+    assert labels.shape == (9,) and labels.dtype.kind == "i"
+    np.testing.assert_array_equal(labels, (proba > 0.5).astype(int))
+    np.testing.assert_array_equal(model.predict(X, threshold=0.0), (proba > 0).astype(int))
+    np.testing.assert_array_equal(model.predict(X, threshold=1.0), np.zeros(9, dtype=int))
+
+    result = model.evaluate(X, Y)
+    assert isinstance(result, Evaluation)
+    loss, accuracy = result
+    assert loss == pytest.approx(model.cost(X, Y), rel=1e-15)
+    assert accuracy == pytest.approx(np.mean(labels == Y))
+    assert model.evaluate(X, Y.reshape(-1, 1)) == result
+
+
+def test_several_outputs_keep_their_column():
+    rng = np.random.default_rng(4)
+    model = Sequential([Linear(3, 2, rng=rng), Sigmoid()])
+    X = rng.standard_normal((5, 3))
+    Y = (rng.random((5, 2)) < 0.5).astype(float)
+    assert model.predict_proba(X).shape == (5, 2) and model.predict(X).shape == (5, 2)
+    _, accuracy = model.evaluate(X, Y)
+    assert accuracy == pytest.approx(np.mean(model.predict(X) == Y))
+
+
+def test_soft_labels_count_by_their_class():
+    model = Sequential([Linear.from_weights([[1.0]], [0.0]), Sigmoid()])
+    X = np.array([[2.0], [-2.0], [3.0], [-1.0]])  # predictions 1, 0, 1, 0
+    _, accuracy = model.evaluate(X, [0.9, 0.2, 0.4, 0.6])  # classes 1, 0, 0, 1
+    assert accuracy == 0.5
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, "0.5", None, np.nan])
+def test_bad_threshold_is_refused(threshold):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\], got"):
+        model.predict(X_OK, threshold=threshold)
+
+
+def test_predicting_uses_eval_mode_and_restores_each_layers_mode():
+    model, spy = spied_net()
+    X, Y = random_data(np.random.default_rng(5), 4, 3)
+    model.train()
+    model.layers[2].eval()  # a mixed state must come back as it was
+    modes = [layer.training for layer in model.layers]
+    model.predict_proba(X)
+    model.predict(X)
+    model.evaluate(X, Y)
+    assert spy.modes == [False, False, False]
+    assert [layer.training for layer in model.layers] == modes
+
+
+def test_dropout_is_random_in_training_and_off_for_predicting_and_evaluating():
+    rng = np.random.default_rng(7)
+    model = Sequential([Linear(3, 16, rng=rng), ReLU(), minnet.Dropout(0.5, seed=0),
+                        Linear(16, 1, rng=rng), Sigmoid()])  # fmt: skip
+    X, Y = random_data(rng, 20, 3)
+    frozen = Frozen(model.parameters(), lr=1.0)
+    first, second = (model.fit(X, Y, optimizer=frozen, epochs=1, batch_size=None, progress=False)
+                     for _ in range(2))  # fmt: skip
+    assert first.loss != second.loss, "training draws a new dropout mask each time"
+    assert model.layers[2].training
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
+    assert model.evaluate(X, Y) == model.evaluate(X, Y)
+    model.eval()
+    np.testing.assert_array_equal(model.predict_proba(X), model.forward(X)[:, 0])
+
+
+def test_predicting_does_not_leave_a_backward_pending():
+    model = random_net(np.random.default_rng(6), [3, 4, 1])
+    X, Y = random_data(np.random.default_rng(6), 5, 3)
+    for use in (model.predict, model.predict_proba, lambda X: model.evaluate(X, Y[:2])):
+        model.cost(X, Y)
+        use(X[:2])  # the layers' caches now hold these two rows, not the cost's five
+        with pytest.raises(RuntimeError, match="needs a cost"):
+            model.backward()
+
+
+def test_predict_checks_its_input():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    with pytest.raises(ValueError, match=r"X has 2 features but layer 0 \(Linear.*\) expects 3"):
+        model.predict(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"evaluate: Y must have shape \(4,\)"):
+        model.evaluate(np.zeros((4, 3)), [0, 1])
+
+
+# --- the progress bar -------------------------------------------------------------------------
+
+
+def test_no_output_with_progress_false(capsys):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    model.fit(X_OK, Y_OK, epochs=3, validation_data=(X_OK, Y_OK), progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_no_output_when_stderr_is_not_a_terminal(capsys):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    model.fit(X_OK, Y_OK, epochs=3, progress=True)
+    assert capsys.readouterr() == ("", "")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_bar_shows_loss_and_accuracy(monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    model.fit(X_OK, Y_OK, epochs=3, validation_data=(X_OK, Y_OK))
+    shown = terminal.getvalue()
+    assert "3/3" in shown and "epoch" in shown
+    for key in ("loss=", "acc=", "val_loss=", "val_acc="):
+        assert key in shown, shown
+    terminal.truncate(0)
+    model.fit(X_OK, Y_OK, epochs=3, progress=False)
+    assert terminal.getvalue() == ""
+
+
+# --- the acceptance bar: two moons ------------------------------------------------------------
+
+
+def test_two_moons_reaches_95_percent_held_out_in_well_under_a_few_seconds():
+    X, y = two_moons(1000, noise=0.2, seed=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, 0.25, seed=0)
+    X_fresh, y_fresh = two_moons(4000, noise=0.2, seed=12345)  # more held-out points
+    model = moons_net(0)
+    history = model.fit(X_train, y_train, optimizer=Adam(model.parameters(), lr=1e-2), epochs=50,
+                        batch_size=32, seed=0, progress=False)  # fmt: skip
+    assert model.evaluate(X_test, y_test).accuracy >= 0.95
+    assert model.evaluate(X_fresh, y_fresh).accuracy >= 0.95
+    assert history.seconds < 10  # about 0.5 s here; generous for a loaded CI machine
+
+
+# --- seeing it, and saving it -----------------------------------------------------------------
+
+
+def test_summary_is_a_table_with_totals():
+    text = moons_net(0).summary()
+    lines = text.splitlines()
+    assert lines[0].split() == ["Layer", "Output", "shape", "Params"]
+    rows = [line.split() for line in lines if line[:1].isdigit()]
+    assert rows == [
+        ["0", "Linear", "(None,", "16)", "48"],
+        ["1", "ReLU", "(None,", "16)", "0"],
+        ["2", "Linear", "(None,", "16)", "272"],
+        ["3", "ReLU", "(None,", "16)", "0"],
+        ["4", "Linear", "(None,", "1)", "17"],
+        ["5", "Sigmoid", "(None,", "1)", "0"],
+    ]
+    assert "Total params: 337" in lines
+    assert lines[-1].startswith("Loss: BCELoss")
+
+
+def test_summary_of_a_model_with_no_fixed_width():
+    text = Sequential([minnet.Tanh(), Sigmoid()]).summary()
+    assert "(None, None)" in text and "Total params: 0" in text
+
+
+def test_print_shows_one_layer_per_line():
+    text = str(moons_net(0))
+    lines = text.splitlines()
+    assert lines[0] == "Sequential("
+    assert lines[1].startswith("  (0): Linear(in_features=2, out_features=16")
+    assert lines[2] == "  (1): ReLU()"
+    assert lines[6] == "  (5): Sigmoid()"
+    assert lines[-2] == "  loss: BCELoss()" and lines[-1] == ")"
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path):
+    X, y = two_moons(200, seed=3)
+    model = moons_net(3)
+    model.fit(X, y, epochs=5, seed=0, progress=False)
+    written = model.save(tmp_path / "moons")
+    assert written == tmp_path / "moons.npz" and written.exists()
+    restored = minnet.load(tmp_path / "moons")
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    assert restored.evaluate(X, y) == model.evaluate(X, y)
+    assert restored.summary() == model.summary()
