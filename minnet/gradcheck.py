@@ -290,11 +290,15 @@ def _checking(layers: Sequence[Layer]) -> Iterator[None]:
     Each parameter gets a float64 copy of its value and a fresh gradient; the original arrays
     are put back afterwards, untouched. The check works on the caller's own layers (so a
     subclass behaves as it does for the caller) without changing them. Random layers
-    (``Dropout``) repeat their last draw, so every evaluation sees the same function.
+    (``Dropout``) repeat their last draw, so every evaluation sees the same function, and
+    every layer returns its input gradient.
     """
     parameters = [p for layer in layers for p in layer.parameters()]
     saved = [(p.value, p.grad) for p in parameters]
+    input_grads = [layer.input_grad for layer in layers]
     try:
+        for layer in layers:
+            layer.input_grad = True  # a layer check checks the input gradient too
         with ExitStack() as stack:
             for layer in layers:
                 stack.enter_context(layer.fixed_randomness())
@@ -305,6 +309,8 @@ def _checking(layers: Sequence[Layer]) -> Iterator[None]:
     finally:
         for p, (value, grad) in zip(parameters, saved, strict=True):
             p.value, p.grad = value, grad
+        for layer, input_grad in zip(layers, input_grads, strict=True):
+            layer.input_grad = input_grad
 
 
 class _LayerTarget(_Target):
@@ -332,7 +338,7 @@ class _LayerTarget(_Target):
 class _ModelTarget(_Target):
     def __init__(self, model: Sequential, X, Y) -> None:
         self.model = model
-        X = self.model._check_X(X)
+        X = self.model._check_X(X, np.float64)
         self.Y = _float64_copy(self.model._check_Y(Y, len(X)))
         self.body, self.logits = self.model._split_output()
         self.model.zero_grad()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from attrs import define, field, fields
+from attrs.setters import NO_OP
 from attrs.validators import ge, gt, in_, lt
 
 from .parameter import Parameter
@@ -43,7 +44,7 @@ def _as_rng(seed: np.random.Generator | int | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Layer:
     """Base class of all layers.
 
@@ -52,6 +53,9 @@ class Layer:
     """
 
     training: bool = field(default=True, init=False, repr=False)
+    #: Must backward return the gradient for the input? A Sequential turns it off for its first
+    #: layer, whose input is the data: a Linear then skips that product (``None`` is returned).
+    input_grad: bool = field(default=True, init=False, repr=False)
     #: Input values where the derivative jumps (ReLU: 0). The gradient check uses them to tell
     #: a finite difference that straddles a kink from a wrong gradient.
     kink_points: ClassVar[tuple[float, ...]] = ()
@@ -153,7 +157,7 @@ def _check_input(layer: Layer, x: np.ndarray, in_features: int) -> None:
         )
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Linear(Layer):
     """Affine layer ``y = x @ W.T + b``.
 
@@ -225,7 +229,9 @@ class Linear(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         _check_input(self, x, self.in_features)
         self._x = x
-        return x @ self.W.value.T + self.b.value
+        out = x @ self.W.value.T
+        out += self.b.value
+        return out
 
     def forward_perturbed(
         self, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
@@ -245,11 +251,11 @@ class Linear(Layer):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         self._require_cache(self._x)
         self.W.grad += grad_output.T @ self._x
-        self.b.grad += grad_output.sum(axis=0)
-        return grad_output @ self.W.value
+        self.b.grad += np.add.reduce(grad_output, axis=0)  # grad_output.sum(axis=0)
+        return grad_output @ self.W.value if self.input_grad else None
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class ReLU(Layer):
     """``max(x, 0)``. Its derivative at exactly 0 is taken as 0."""
 
@@ -267,7 +273,7 @@ class ReLU(Layer):
         return grad_output * (self._out > 0)  # the output is positive exactly where x > 0
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
 
@@ -294,7 +300,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Sigmoid(Layer):
     """``1 / (1 + exp(-x))``, computed without overflow for any finite input.
 
@@ -314,7 +320,7 @@ class Sigmoid(Layer):
         return grad_output * self._out * (1 - self._out)
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Tanh(Layer):
     """``tanh(x)``; its derivative is ``1 - tanh(x)**2``."""
 
@@ -330,7 +336,7 @@ class Tanh(Layer):
         return grad_output * (1 - self._out**2)
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Dropout(Layer):
     """Inverted dropout: in training, zero each entry with probability ``p`` and scale the rest
     by ``1 / (1 - p)``; in evaluation mode (``model.eval()``), pass the input through unchanged.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from attrs import define, field
+from attrs.setters import NO_OP
 
 from .layers import sigmoid
 
@@ -13,7 +14,7 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class BCELoss:
     """Mean binary cross-entropy over all entries.
 

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from attrs import define, field
+from attrs.setters import NO_OP
 
 from . import training
 from .layers import Layer, Sigmoid
 from .losses import BCELoss
-from .parameter import Parameter
+from .parameter import FlatStorage, Parameter
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
@@ -21,12 +22,19 @@ if TYPE_CHECKING:
 
 
 def _check_finite(name: str, array: np.ndarray) -> None:
-    if not np.all(np.isfinite(array)):
+    # A NaN anywhere makes the largest and smallest value NaN, an infinity makes one of them
+    # infinite: two fast reductions in the usual case, a closer look only to complain.
+    if array.size == 0 or (
+        np.isfinite(np.maximum.reduce(array, axis=None))
+        and np.isfinite(np.minimum.reduce(array, axis=None))
+    ):
+        return
+    if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} must be finite, but {bad} entries are NaN or infinite")
 
 
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Sequential:
     """Layers applied in order, with a loss on the output.
 
@@ -39,8 +47,12 @@ class Sequential:
 
     layers: list[Layer] = field(converter=list)
     loss: BCELoss = field(factory=BCELoss, kw_only=True)
+    dtype: np.dtype | None = field(
+        default=None, converter=lambda d: None if d is None else np.dtype(d), kw_only=True
+    )
     in_features: int | None = field(init=False, default=None)
     out_features: int | None = field(init=False, default=None)
+    _storage: FlatStorage | None = field(default=None, init=False, repr=False)
     _pending: list[Layer] | None = field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -64,6 +76,15 @@ class Sequential:
                 self.in_features = getattr(layer, "in_features", None)
             previous = f"layer {i} ({layer!r})"
         self.out_features = features
+        if self.dtype is not None and self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating-point type, got {self.dtype}")
+        # All parameters in two flat vectors (values, gradients): zero_grad and an optimizer
+        # step are then a few numpy calls for the whole model.
+        self._storage = FlatStorage.create(self.parameters(), self.dtype)
+        if self._storage is not None:
+            self.dtype = self._storage.values.dtype
+        # The first layer's input is the data: no gradient needed for it.
+        self.layers[0].input_grad = False
 
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -76,8 +97,12 @@ class Sequential:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.zero_grad()
+        """Set every parameter's gradient to zero, in place."""
+        if self._storage is not None and self._storage.intact():
+            self._storage.grads.fill(0)
+        else:
+            for p in self.parameters():
+                p.zero_grad()
 
     def train(self, mode: bool = True) -> Sequential:
         for layer in self.layers:
@@ -269,7 +294,8 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    def _check_X(self, X: np.ndarray) -> np.ndarray:
+    def _check_X(self, X: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+        """``X`` as a finite 2-D array of the model's dtype (or ``dtype``), else ValueError."""
         X = np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"X must have shape (batch, features), got shape {X.shape}")
@@ -278,12 +304,13 @@ class Sequential:
                 f"X has {X.shape[1]} features but layer 0 ({self.layers[0]!r}) expects "
                 f"{self.in_features}"
             )
-        if not np.issubdtype(X.dtype, np.floating):
-            X = X.astype(np.float64)
+        dtype = dtype or self.dtype or (X.dtype if X.dtype.kind == "f" else np.float64)
+        X = X.astype(dtype, copy=False)
         _check_finite("X", X)
         return X
 
     def _check_Y(self, Y: np.ndarray, m: int) -> np.ndarray:
+        """``Y`` as an ``(m, out_features)`` array of labels in [0, 1], else ValueError."""
         given = np.asarray(Y)
         Y = given.reshape(-1, 1) if given.ndim == 1 else given
         if Y.ndim != 2 or Y.shape[0] != m or Y.shape[1] != (self.out_features or 1):
@@ -291,7 +318,10 @@ class Sequential:
                 f"Y must have shape ({m},) or ({m}, {self.out_features or 1}) to match X, "
                 f"got {given.shape}"
             )
-        _check_finite("Y", Y)
-        if np.any((Y < 0) | (Y > 1)):
-            raise ValueError(f"labels must lie in [0, 1], got values from {Y.min()} to {Y.max()}")
-        return Y.astype(np.float64, copy=False)
+        if Y.size == 0:
+            return Y
+        low, high = np.minimum.reduce(Y, axis=None), np.maximum.reduce(Y, axis=None)
+        if not 0 <= low <= high <= 1:  # also false for a NaN
+            _check_finite("Y", Y)
+            raise ValueError(f"labels must lie in [0, 1], got values from {low} to {high}")
+        return Y

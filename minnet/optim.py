@@ -9,19 +9,24 @@
 
 Every optimizer updates ``p.value`` *in place*, so the arrays keep their identity and dtype
 (float32 parameters stay float32), and keeps its state (momentum, moments) in the dtype of the
-parameter. ``step()`` allocates no arrays after the first call: each parameter gets one work
-array of its own shape.
+parameter. When the parameters live in one flat vector (a :class:`~minnet.Sequential` keeps
+them so, see :class:`~minnet.parameter.FlatStorage`), a step updates that vector with a few
+numpy calls instead of a few per parameter. Updates go a block of ``BLOCK`` entries at a time
+through one small scratch array, so a step allocates nothing and needs little extra memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
 
 import numpy as np
 from attrs import define, field, setters
 from attrs.validators import and_, ge, gt, lt
 
-from .parameter import Parameter
+from .parameter import FlatStorage, Parameter
+
+BLOCK = 1 << 16  # entries updated at once: 512 KiB of scratch in float64
 
 
 def _as_parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
@@ -69,11 +74,50 @@ class Optimizer:
         converter=_as_parameter_list, validator=_check_params, on_setattr=setters.frozen
     )
     lr: float = field(converter=float, validator=gt(0.0))
-    _work: list[np.ndarray] = field(init=False, repr=False)
+    #: How many state arrays of the parameters' size the optimizer keeps (momentum, moments).
+    n_states: ClassVar[int] = 0
+    _storage: FlatStorage | None = field(init=False, repr=False)
+    _flat_group: tuple[np.ndarray, ...] = field(init=False, repr=False)
+    _param_states: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
+    _work: np.ndarray = field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        # Scratch space for step(), so that it needs no temporary arrays.
-        self._work = [np.empty_like(p.value) for p in self.params]
+        self._storage = FlatStorage.find(self.params)
+        if self._storage is not None:
+            flat_states = [np.zeros_like(self._storage.values) for _ in range(self.n_states)]
+            self._flat_group = (self._storage.values, self._storage.grads, *flat_states)
+            per_state = [self._storage.split(state) for state in flat_states]
+            self._param_states = list(zip(*per_state, strict=True)) or [()] * len(self.params)
+        else:
+            self._param_states = [
+                tuple(np.zeros_like(p.value) for _ in range(self.n_states)) for p in self.params
+            ]
+        largest = max(p.size for p in self.params)
+        size = self._storage.values.size if self._storage is not None else largest
+        self._work = np.empty(min(size, BLOCK), dtype=self.params[0].value.dtype)
+
+    def _blocks(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """``(value, grad, *states, work)`` blocks of flat views covering every parameter.
+
+        One flat group when the parameters are in intact flat storage, else one per parameter;
+        each cut into blocks of at most ``BLOCK`` entries.
+        """
+        if self._storage is not None and self._storage.intact():
+            groups = [self._flat_group]
+        else:
+            groups = [
+                (p.value, p.grad, *states)
+                for p, states in zip(self.params, self._param_states, strict=True)
+            ]
+        for group in groups:
+            flat = [a.reshape(-1) for a in group]  # views: parameters are contiguous
+            n = flat[0].size
+            for start in range(0, n, BLOCK):
+                stop = min(start + BLOCK, n)
+                work = self._work[: stop - start]
+                if work.dtype != flat[0].dtype:
+                    work = np.empty(stop - start, dtype=flat[0].dtype)
+                yield (*(a[start:stop] for a in flat), work)
 
     def step(self) -> None:
         """Update every parameter from its ``.grad``, in place."""
@@ -108,23 +152,23 @@ class SGD(Optimizer):
     """
 
     momentum: float = field(default=0.0, converter=float, validator=and_(ge(0.0), lt(1.0)))
-    _velocity: list[np.ndarray] | None = field(init=False, default=None, repr=False)
+    n_states: ClassVar[int] = 1  # the velocity
+    _started: bool = field(init=False, default=False, repr=False)
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
-        if self.momentum == 0:
-            directions = [p.grad for p in self.params]
-        elif self._velocity is None:
-            self._velocity = [p.grad.astype(p.value.dtype) for p in self.params]  # copies
-            directions = self._velocity
-        else:
-            for b, p in zip(self._velocity, self.params, strict=True):
-                b *= self.momentum
-                b += p.grad
-            directions = self._velocity
-        for p, direction, work in zip(self.params, directions, self._work, strict=True):
+        for value, grad, velocity, work in self._blocks():
+            direction = grad
+            if self.momentum != 0:
+                if self._started:
+                    velocity *= self.momentum
+                    velocity += grad
+                else:
+                    velocity[...] = grad
+                direction = velocity
             np.multiply(direction, self.lr, out=work)
-            p.value -= work
+            value -= work
+        self._started = True
 
 
 @define(eq=False)
@@ -162,13 +206,7 @@ class Adam(Optimizer):
     eps: float = field(default=1e-8, converter=float, validator=gt(0.0))
     t: int = field(init=False, default=0)
     """The number of steps taken so far."""
-    _m: list[np.ndarray] = field(init=False, repr=False)
-    _v: list[np.ndarray] = field(init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        super().__attrs_post_init__()
-        self._m = [np.zeros_like(p.value) for p in self.params]
-        self._v = [np.zeros_like(p.value) for p in self.params]
+    n_states: ClassVar[int] = 2  # the moments m and v
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
@@ -176,8 +214,7 @@ class Adam(Optimizer):
         self.t += 1
         step_size = self.lr / (1 - beta1**self.t)
         bias_correction2_sqrt = (1 - beta2**self.t) ** 0.5
-        for p, m, v, work in zip(self.params, self._m, self._v, self._work, strict=True):
-            g = p.grad
+        for value, g, m, v, work in self._blocks():
             np.subtract(g, m, out=work)  # m += (1 - beta1) * (g - m)
             work *= 1 - beta1
             m += work
@@ -190,7 +227,7 @@ class Adam(Optimizer):
             work += self.eps
             np.divide(m, work, out=work)  # p -= step_size * (m / denom); torch: (step_size*m)/denom
             work *= step_size
-            p.value -= work
+            value -= work
 
 
 __all__ = ["Adam", "Optimizer", "SGD"]

@@ -7,7 +7,7 @@ or an offset.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from attrs import define, field
@@ -127,9 +127,82 @@ class FlatLayout:
         raise AssertionError("unreachable")
 
 
-def named_values(named: Iterable[tuple[str, Parameter]]) -> Iterator[tuple[str, np.ndarray]]:
-    """``(name, parameter)`` pairs -> ``(name, parameter.value)`` pairs."""
-    return ((name, p.value) for name, p in named)
+@define(eq=False)
+class FlatStorage:
+    """Parameters whose values and gradients are views into two flat vectors.
+
+    A :class:`~minnet.Sequential` keeps its parameters this way (laid out by
+    :class:`FlatLayout`), so that whole-model operations are one numpy call each: ``zero_grad``
+    fills one vector, an optimizer updates one vector instead of looping over parameters. The
+    parameters themselves are unchanged to their users: ``p.value`` and ``p.grad`` are still
+    arrays of their own shapes, updated in place.
+    """
+
+    parameters: tuple[Parameter, ...]
+    values: np.ndarray
+    grads: np.ndarray
+    layout: FlatLayout
+    _views: tuple[tuple[np.ndarray, np.ndarray], ...] = field(repr=False)
+
+    @classmethod
+    def create(cls, parameters: Sequence[Parameter], dtype=None) -> FlatStorage | None:
+        """Move the parameters into new flat vectors (converted to ``dtype`` if given).
+
+        Returns ``None`` (and changes nothing) when there are no parameters or their dtypes
+        differ and no ``dtype`` is given.
+        """
+        parameters = tuple(parameters)
+        dtypes = {p.value.dtype for p in parameters}
+        if not parameters or (dtype is None and len(dtypes) != 1):
+            return None
+        dtype = np.dtype(dtype) if dtype is not None else dtypes.pop()
+        layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
+        values = layout.to_vector([p.value for p in parameters], dtype=dtype)
+        grads = layout.to_vector([p.grad for p in parameters], dtype=dtype)
+        value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
+        for i, p in enumerate(parameters):
+            p.value, p.grad = value_views[str(i)], grad_views[str(i)]
+        return cls.find(parameters)
+
+    @classmethod
+    def find(cls, parameters: Sequence[Parameter]) -> FlatStorage | None:
+        """The flat storage the parameters already live in, in this order, or ``None``."""
+        parameters = tuple(parameters)
+        if not parameters:
+            return None
+        values, grads = parameters[0].value.base, parameters[0].grad.base
+        layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
+        for flat in (values, grads):
+            if not isinstance(flat, np.ndarray) or flat.shape != (layout.size,):
+                return None
+        value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
+        for i, p in enumerate(parameters):
+            if not (
+                _same_view(p.value, value_views[str(i)]) and _same_view(p.grad, grad_views[str(i)])
+            ):
+                return None
+        views = tuple((p.value, p.grad) for p in parameters)
+        return cls(parameters, values, grads, layout, views)
+
+    def intact(self) -> bool:
+        """Do all the parameters still hold their views (no ``p.value = ...`` elsewhere)?"""
+        return all(
+            p.value is value and p.grad is grad
+            for p, (value, grad) in zip(self.parameters, self._views, strict=True)
+        )
+
+    def split(self, vector: np.ndarray) -> list[np.ndarray]:
+        """Views of a vector laid out like ``values``, one per parameter, of its shape."""
+        return list(self.layout.to_arrays(vector).values())
+
+
+def _same_view(array: np.ndarray, view: np.ndarray) -> bool:
+    return (
+        array.shape == view.shape
+        and array.dtype == view.dtype
+        and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
+        and array.flags.c_contiguous
+    )
 
 
 def parameters_to_vector(named: Iterable[tuple[str, Parameter]]) -> np.ndarray:
