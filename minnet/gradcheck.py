@@ -338,7 +338,7 @@ class _LayerTarget(_Target):
 class _ModelTarget(_Target):
     def __init__(self, model: Sequential, X, Y) -> None:
         self.model = model
-        X = self.model._check_X(X, np.float64)
+        X = self.model._check_X(X, np.dtype(np.float64))
         self.Y = _float64_copy(self.model._check_Y(Y, len(X)))
         self.body, self.logits = self.model._split_output()
         self.model.zero_grad()

@@ -6,12 +6,13 @@ import numpy as np
 from attrs import define, field
 from attrs.setters import NO_OP
 
-from .layers import sigmoid
-
 
 def softplus(z: np.ndarray) -> np.ndarray:
-    """``log(1 + exp(z))`` without overflow, exact for large ``|z|``."""
-    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    """``log(1 + exp(z))`` without overflow, exact for large ``|z|``.
+
+    ``np.logaddexp(0, z)`` computes ``max(z, 0) + log1p(exp(-|z|))`` in one pass.
+    """
+    return np.logaddexp(0, z)
 
 
 @define(eq=False, on_setattr=NO_OP)
@@ -33,12 +34,19 @@ class BCELoss:
     _grad: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        per_entry = self.per_example_logits(logits, targets)
-        self._grad = (sigmoid(logits) - targets) / targets.size
-        return float(per_entry.mean())
+        n = targets.size
+        log_one_plus_exp = softplus(logits)
+        loss = np.add.reduce(log_one_plus_exp - targets * logits, axis=None) / n
+        # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows.
+        grad = np.subtract(logits, log_one_plus_exp, out=log_one_plus_exp)
+        np.exp(grad, out=grad)
+        grad -= targets
+        grad *= 1 / n
+        self._grad = grad
+        return float(loss)
 
     def per_example_logits(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Unreduced loss for each entry, same shape as ``logits``."""
+        """Unreduced loss for each entry, same shape as ``logits``: ``softplus(z) - y*z``."""
         return softplus(logits) - targets * logits
 
     def forward(self, probabilities: np.ndarray, targets: np.ndarray) -> float:

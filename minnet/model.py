@@ -304,8 +304,9 @@ class Sequential:
                 f"X has {X.shape[1]} features but layer 0 ({self.layers[0]!r}) expects "
                 f"{self.in_features}"
             )
-        dtype = dtype or self.dtype or (X.dtype if X.dtype.kind == "f" else np.float64)
-        X = X.astype(dtype, copy=False)
+        if dtype is None:
+            dtype = self.dtype if self.dtype is not None else X.dtype
+        X = X.astype(dtype if dtype.kind == "f" else np.float64, copy=False)
         _check_finite("X", X)
         return X
 

@@ -77,7 +77,7 @@ class Optimizer:
     #: How many state arrays of the parameters' size the optimizer keeps (momentum, moments).
     n_states: ClassVar[int] = 0
     _storage: FlatStorage | None = field(init=False, repr=False)
-    _flat_group: tuple[np.ndarray, ...] = field(init=False, repr=False)
+    _flat_blocks: list[tuple[np.ndarray, ...]] = field(init=False, factory=list, repr=False)
     _param_states: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
     _work: np.ndarray = field(init=False, repr=False)
 
@@ -85,7 +85,7 @@ class Optimizer:
         self._storage = FlatStorage.find(self.params)
         if self._storage is not None:
             flat_states = [np.zeros_like(self._storage.values) for _ in range(self.n_states)]
-            self._flat_group = (self._storage.values, self._storage.grads, *flat_states)
+            flat_group = (self._storage.values, self._storage.grads, *flat_states)
             per_state = [self._storage.split(state) for state in flat_states]
             self._param_states = list(zip(*per_state, strict=True)) or [()] * len(self.params)
         else:
@@ -95,20 +95,24 @@ class Optimizer:
         largest = max(p.size for p in self.params)
         size = self._storage.values.size if self._storage is not None else largest
         self._work = np.empty(min(size, BLOCK), dtype=self.params[0].value.dtype)
+        if self._storage is not None:  # the same views at every step
+            self._flat_blocks = list(self._cut([flat_group]))
 
-    def _blocks(self) -> Iterator[tuple[np.ndarray, ...]]:
+    def _blocks(self) -> list[tuple[np.ndarray, ...]]:
         """``(value, grad, *states, work)`` blocks of flat views covering every parameter.
 
         One flat group when the parameters are in intact flat storage, else one per parameter;
         each cut into blocks of at most ``BLOCK`` entries.
         """
         if self._storage is not None and self._storage.intact():
-            groups = [self._flat_group]
-        else:
-            groups = [
-                (p.value, p.grad, *states)
-                for p, states in zip(self.params, self._param_states, strict=True)
-            ]
+            return self._flat_blocks
+        groups = [
+            (p.value, p.grad, *states)
+            for p, states in zip(self.params, self._param_states, strict=True)
+        ]
+        return list(self._cut(groups))
+
+    def _cut(self, groups) -> Iterator[tuple[np.ndarray, ...]]:
         for group in groups:
             flat = [a.reshape(-1) for a in group]  # views: parameters are contiguous
             n = flat[0].size
@@ -125,6 +129,9 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""
+        if self._storage is not None and self._storage.intact():
+            self._storage.grads.fill(0)
+            return
         for p in self.params:
             p.zero_grad()
 

@@ -11,17 +11,25 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from attrs import define, field
+from attrs.setters import NO_OP
 
 
-@define(eq=False)
+def _contiguous(value) -> np.ndarray:
+    array = np.asarray(value)
+    return array if array.flags.c_contiguous else array.copy()
+
+
+@define(eq=False, on_setattr=NO_OP)
 class Parameter:
     """A trainable array and the gradient accumulated for it.
 
     ``value`` and ``grad`` always have the same shape and dtype. Backward passes *add* into
-    ``grad`` (as in PyTorch); :meth:`zero_grad` clears it.
+    ``grad`` (as in PyTorch); :meth:`zero_grad` clears it. The value is stored C-contiguous
+    (a copy is made only if needed). Assigning ``p.value`` or ``p.grad`` later stores the array
+    as given (``p.grad += g`` assigns too, and is on every backward's path).
     """
 
-    value: np.ndarray = field(converter=np.asarray)
+    value: np.ndarray = field(converter=_contiguous)
     grad: np.ndarray = field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
