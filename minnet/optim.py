@@ -18,7 +18,6 @@ through one small scratch array, so a step allocates nothing and needs little ex
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import ClassVar
 
 import numpy as np
 from attrs import define, field, setters
@@ -74,12 +73,15 @@ class Optimizer:
         converter=_as_parameter_list, validator=_check_params, on_setattr=setters.frozen
     )
     lr: float = field(converter=float, validator=gt(0.0))
-    #: How many state arrays of the parameters' size the optimizer keeps (momentum, moments).
-    n_states: ClassVar[int] = 0
     _storage: FlatStorage | None = field(init=False, repr=False)
     _flat_blocks: list[tuple[np.ndarray, ...]] = field(init=False, factory=list, repr=False)
     _param_states: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
     _work: np.ndarray = field(init=False, repr=False)
+
+    @property
+    def n_states(self) -> int:
+        """How many arrays of the parameters' size the optimizer keeps (velocity, moments)."""
+        return 0
 
     def __attrs_post_init__(self) -> None:
         self._storage = FlatStorage.find(self.params)
@@ -158,15 +160,24 @@ class SGD(Optimizer):
         In ``[0, 1)``; ``0`` (the default) keeps no velocity.
     """
 
-    momentum: float = field(default=0.0, converter=float, validator=and_(ge(0.0), lt(1.0)))
-    n_states: ClassVar[int] = 1  # the velocity
+    momentum: float = field(
+        default=0.0,
+        converter=float,
+        validator=and_(ge(0.0), lt(1.0)),
+        on_setattr=setters.frozen,  # the velocity buffer exists only if momentum is set
+    )
     _started: bool = field(init=False, default=False, repr=False)
+
+    @property
+    def n_states(self) -> int:
+        return 1 if self.momentum != 0 else 0  # the velocity, only with momentum
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
-        for value, grad, velocity, work in self._blocks():
+        for value, grad, *velocity, work in self._blocks():
             direction = grad
-            if self.momentum != 0:
+            if velocity:
+                (velocity,) = velocity
                 if self._started:
                     velocity *= self.momentum
                     velocity += grad
@@ -213,7 +224,10 @@ class Adam(Optimizer):
     eps: float = field(default=1e-8, converter=float, validator=gt(0.0))
     t: int = field(init=False, default=0)
     """The number of steps taken so far."""
-    n_states: ClassVar[int] = 2  # the moments m and v
+
+    @property
+    def n_states(self) -> int:
+        return 2  # the moments m and v
 
     def step(self) -> None:
         """Apply one update to every parameter, in place."""

@@ -174,8 +174,8 @@ def test_settings_are_validated_when_changed_too():
     assert optimizer.lr == 0.01
     with pytest.raises(ValueError):
         optimizer.lr = -1.0
-    with pytest.raises(ValueError):
-        optimizer.momentum = 1.0
+    with pytest.raises(AttributeError):  # fixed when made: it decides the velocity buffer
+        optimizer.momentum = 0.9
 
 
 @pytest.mark.parametrize(
