@@ -1,0 +1,287 @@
+"""The workloads: nets, data, and one callable per (framework, task) to time.
+
+Every net is LINEAR -> RELU -> ... -> LINEAR -> SIGMOID with the mean binary cross-entropy,
+computed from the logits. All frameworks of a case start from the same weights and data (drawn
+here from a seed, or the tutorial's test case for 4-5-3-1), so their losses must agree: every
+step returns its loss, and report.py compares the first three across frameworks.
+
+torch is imported only inside the torch builders, so the numpy workers never load its thread
+pool; minnet only inside the minnet builders, so the other workers still run while minnet is
+broken.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import tutorial_loop
+
+LR = 0.01
+SGD_BLOCK = 1 << 16  # entries updated at once by the hand-written SGD (512 KiB in float64)
+
+
+# --- nets and data ---------------------------------------------------------------------------
+
+
+def sizes_of(net: str) -> list[int]:
+    return [int(n) for n in net.split("-")]
+
+
+def make_case(net: str, batch: int):
+    """``X: (batch, in)``, ``Y: (batch, 1)`` of 0/1 labels, float64 ``[(W, b)]``.
+
+    4-5-3-1 is the tutorial's test case (batch 3); other nets get He-initialised weights, small
+    random biases and standard normal inputs from a fixed seed.
+    """
+    if net == "4-5-3-1":
+        if batch != 3:
+            raise ValueError(f"the tutorial's case has batch 3, not {batch}")
+        return tutorial_case()
+    rng = np.random.default_rng(sum(sizes_of(net)) * 1000 + batch)
+    sizes = sizes_of(net)
+    weights = [
+        (rng.standard_normal((n_out, n_in)) * np.sqrt(2 / n_in), 0.1 * rng.standard_normal(n_out))
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    X = rng.standard_normal((batch, sizes[0]))
+    Y = (rng.random((batch, 1)) < 0.5).astype(np.float64)
+    return X, Y, weights
+
+
+def tutorial_case():
+    """The tutorial's ``gradient_check_n_test_case()`` (``np.random.seed(1)``), batch-first.
+
+    The same as ``minnet.tutorial.tutorial_case()``, with ``Y`` as a float column: kept here so
+    that the numpy and torch workers do not import minnet.
+    """
+    rng = np.random.RandomState(1)  # the legacy generator np.random.seed(1) sets up
+    x = rng.randn(4, 3)
+    y = np.array([[1.0], [1.0], [0.0]])
+    W1, b1 = rng.randn(5, 4), rng.randn(5, 1)
+    W2, b2 = rng.randn(3, 5), rng.randn(3, 1)
+    W3, b3 = rng.randn(1, 3), rng.randn(1, 1)
+    return x.T, y, [(W1, b1.ravel()), (W2, b2.ravel()), (W3, b3.ravel())]
+
+
+def cast(X, Y, weights, dtype):
+    dtype = np.dtype(dtype)
+    return (
+        X.astype(dtype),
+        Y.astype(dtype),
+        [(W.astype(dtype), b.astype(dtype)) for W, b in weights],
+    )
+
+
+# --- minnet ----------------------------------------------------------------------------------
+
+
+def minnet_model(weights, dtype=np.float64):
+    """A minnet Sequential holding copies of ``weights`` in ``dtype``, and how dtype was set.
+
+    Prefers ``Sequential(..., dtype=)``; without it, ``Linear(..., dtype=)``; if the parameters
+    still are not in ``dtype``, converts them (``p.value.astype``) before the optimizer is made.
+    """
+    import minnet
+
+    dtype = np.dtype(dtype)
+    layers = []
+    for i, (W, _) in enumerate(weights):
+        layers.append(minnet.Linear(W.shape[1], W.shape[0], init="he", dtype=dtype, rng=0))
+        layers.append(minnet.ReLU() if i + 1 < len(weights) else minnet.Sigmoid())
+    if "dtype" in inspect.signature(minnet.Sequential).parameters:
+        model, how = minnet.Sequential(layers, dtype=dtype), "Sequential(dtype=)"
+    else:
+        model, how = minnet.Sequential(layers), "Linear(dtype=); Sequential has no dtype"
+    if any(p.value.dtype != dtype for p in model.parameters()):
+        for p in model.parameters():
+            p.value = p.value.astype(dtype)
+            p.grad = np.zeros_like(p.value)
+        how += ", parameters converted"
+    # The weights go in last, so that no init rescaling in Sequential can touch them.
+    linears = [layer for layer in model.layers if isinstance(layer, minnet.Linear)]
+    for layer, (W, b) in zip(linears, weights, strict=True):
+        layer.W.value[...] = W
+        layer.b.value[...] = b
+    return model, how
+
+
+def minnet_step(X, Y, weights, dtype):
+    import minnet
+
+    model, how = minnet_model(weights, dtype)
+    opt = minnet.SGD(model.parameters(), lr=LR)
+
+    def step():
+        model.zero_grad()
+        loss = model.cost(X, Y)
+        model.backward()
+        opt.step()
+        return loss
+
+    return step, {"dtype_via": how}
+
+
+# --- the hand-written floor ------------------------------------------------------------------
+
+
+class NumpyStep:
+    """The tightest plain-numpy training step we could write for the same net: the floor.
+
+    - Batch-first like minnet (``Z = A @ W.T + b``); activations are made fresh each step and
+      rectified in place; the backward's ReLU mask is taken from the activation (``A > 0``).
+    - All parameters are views of one flat vector and all gradients views of another, kept
+      between steps (as minnet's and torch's ``.grad``) and written with ``out=``, so there is
+      nothing to zero; SGD works on the flat vectors a block at a time (two in-place
+      operations per block of ``SGD_BLOCK`` entries: one block for a small net), so its scratch
+      buffer stays small.
+    - Reductions by ``np.add.reduce``: ``np.sum`` and ``np.mean`` add microseconds of Python.
+    - The loss ``mean(softplus(z) - y z)``, with ``softplus(z) = logaddexp(0, z)``, and its
+      gradient ``(sigmoid(z) - y) / m``, with ``sigmoid(z) = exp(z - softplus(z))``.
+    """
+
+    def __init__(self, X, Y, weights, lr=LR):
+        self.X, self.Y, self.lr = X, Y, lr
+        dtype = weights[0][0].dtype
+        shapes = [array.shape for pair in weights for array in pair]
+        size = sum(int(np.prod(shape)) for shape in shapes)
+        self.flat_params = np.concatenate([array.ravel() for pair in weights for array in pair])
+        self.flat_grads = np.zeros(size, dtype=dtype)
+        self.work = np.empty(min(size, SGD_BLOCK), dtype=dtype)
+        params, grads, start = [], [], 0
+        for shape in shapes:
+            stop = start + int(np.prod(shape))
+            params.append(self.flat_params[start:stop].reshape(shape))
+            grads.append(self.flat_grads[start:stop].reshape(shape))
+            start = stop
+        self.W, self.b = params[0::2], params[1::2]
+        self.dW, self.db = grads[0::2], grads[1::2]
+
+    def __call__(self) -> float:
+        W, b, Y = self.W, self.b, self.Y
+        # forward: A[k+1] = relu(A[k] @ W[k].T + b[k]); the last layer gives the logits z
+        A = [self.X]
+        for k in range(len(W) - 1):
+            z = A[k] @ W[k].T
+            z += b[k]
+            A.append(np.maximum(z, 0, out=z))
+        z = A[-1] @ W[-1].T
+        z += b[-1]
+        # loss, then its gradient in the same buffer: exp(z - softplus(z)) = sigmoid(z)
+        softplus = np.logaddexp(0, z)
+        loss = float(np.add.reduce(softplus - Y * z, axis=None)) / len(Y)
+        dz = np.subtract(z, softplus, out=softplus)
+        np.exp(dz, out=dz)
+        dz -= Y
+        dz *= 1 / len(Y)
+        # backward
+        for k in range(len(W) - 1, -1, -1):
+            np.matmul(dz.T, A[k], out=self.dW[k])
+            np.add.reduce(dz, axis=0, out=self.db[k])  # np.sum, without its Python wrapper
+            if k:
+                dz = dz @ W[k]
+                dz *= A[k] > 0
+        # SGD, a block at a time through a small scratch buffer
+        for start in range(0, len(self.flat_params), SGD_BLOCK):
+            grads = self.flat_grads[start : start + SGD_BLOCK]
+            work = self.work[: len(grads)]
+            np.multiply(grads, self.lr, out=work)
+            self.flat_params[start : start + SGD_BLOCK] -= work
+        return loss
+
+
+def numpy_step(X, Y, weights, dtype):
+    return NumpyStep(X, Y, weights), {}
+
+
+# --- PyTorch ---------------------------------------------------------------------------------
+
+
+def torch_model(weights, dtype):
+    import torch
+
+    layers = []
+    for i, (W, b) in enumerate(weights):
+        linear = torch.nn.Linear(W.shape[1], W.shape[0], dtype=getattr(torch, np.dtype(dtype).name))
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers.append(linear)
+        if i + 1 < len(weights):
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def torch_step(X, Y, weights, dtype):
+    import torch
+
+    model = torch_model(weights, dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(X), Y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, {}
+
+
+TRAIN_STEPS = {"minnet": minnet_step, "numpy": numpy_step, "torch": torch_step}
+
+
+def train_step(framework: str, net: str, batch: int, dtype: str):
+    """``(step, info)``: a callable running one training step, and notes on how it was built."""
+    X, Y, weights = cast(*make_case(net, batch), dtype)
+    return TRAIN_STEPS[framework](X, Y, weights, dtype)
+
+
+# --- gradient checks -------------------------------------------------------------------------
+
+
+def torch_gradcheck(X, Y, weights, fast_mode):
+    import torch
+    import torch.nn.functional as F
+
+    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
+    params = tuple(
+        torch.tensor(array, dtype=torch.float64, requires_grad=True)
+        for pair in weights
+        for array in pair
+    )
+
+    def cost(*params):
+        a = X
+        for i in range(0, len(params), 2):
+            a = F.linear(a, params[i], params[i + 1])
+            if i + 2 < len(params):
+                a = F.relu(a)
+        return F.binary_cross_entropy_with_logits(a, Y)
+
+    def check():
+        return torch.autograd.gradcheck(cost, params, fast_mode=fast_mode, raise_exception=False)
+
+    return check, lambda ok: {"passed": bool(ok)}
+
+
+def gradcheck_task(method: str, net: str, batch: int):
+    """``(check, describe)``: a callable running one full gradient check, and a function that
+    turns its result into a few facts (passed, difference) for the report."""
+    X, Y, weights = make_case(net, batch)
+    if method in ("minnet", "minnet-fast"):
+        model, _ = minnet_model(weights)
+        fast = method == "minnet-fast"
+
+        def check():
+            return model.gradcheck(X, Y, fast=fast)
+
+        return check, lambda r: {"passed": bool(r.passed), "difference": float(r.difference)}
+    if method == "tutorial":
+        args = tutorial_loop.prepare(weights, X, Y)
+        return lambda: tutorial_loop.full_check(*args), lambda d: {"difference": float(d)}
+    if method in ("torch", "torch-fast"):
+        return torch_gradcheck(X, Y, weights, fast_mode=method == "torch-fast")
+    raise ValueError(f"unknown gradcheck method {method!r}")

@@ -1,0 +1,54 @@
+"""What is measured, with which goals and settings: shared by run.py, worker.py and report.py."""
+
+from __future__ import annotations
+
+THREADS = 2
+TRAIN_NETS = [  # net, batch, goals: (compared with, largest ratio of minnet's time allowed)
+    ("4-5-3-1", 3, (("numpy", 1.3), ("torch", 0.5))),
+    ("2-16-16-1", 64, (("numpy", 1.3), ("torch", 0.5))),
+    ("784-256-128-1", 128, (("numpy", 1.05), ("torch", 1.0))),
+    ("784-1024-1024-1", 512, (("numpy", 1.05), ("torch", 1.0))),
+]
+DTYPES = ["float64", "float32"]
+GRADCHECK_NETS = [  # net, batch, goal for minnet's full check against torch's (None: none)
+    ("4-5-3-1", 3, 0.25),
+    ("2-16-16-1", 64, None),
+    ("20-100-80-1", 32, 0.1),
+]
+GRADCHECK_METHODS = ["minnet", "minnet-fast", "tutorial", "torch", "torch-fast"]
+MEMORY_NET, MEMORY_BATCH, MEMORY_GOAL = "784-1024-1024-1", 512, 1.2
+
+# Timing settings (worker.Timing): warmup, sample and budget in seconds, then repeats. A
+# training step is measured in ROUNDS fresh processes per framework, the frameworks taking turns
+# (the median of a process drifts by up to 10% from one process to the next: pooling the
+# samples of a few evens that out); the settings are per round.
+ROUNDS = {"full": 3, "quick": 1}
+SETTINGS = {
+    "full": {
+        "train": dict(warmup=0.15, sample=0.02, budget=0.4, min_repeats=5, max_repeats=25),
+        "gradcheck": dict(warmup=0.2, sample=0.05, budget=3.0, min_repeats=3, max_repeats=15),
+    },
+    "quick": {
+        "train": dict(warmup=0.1, sample=0.005, budget=0.3, min_repeats=5, max_repeats=15),
+        "gradcheck": dict(warmup=0.1, sample=0.02, budget=0.5, min_repeats=1, max_repeats=5),
+    },
+}
+# A measurement during which other processes kept more than DISTURBED_CORES cores busy is taken
+# again, MAX_ATTEMPTS times in all at most, while the run has spent less than RETRY_BUDGET
+# seconds on such retries (so that a machine busy throughout costs minutes, not hours).
+DISTURBED_CORES = 0.25
+MAX_ATTEMPTS = 3
+RETRY_BUDGET = {"full": 60.0, "quick": 30.0}
+
+
+def label(net: str, batch: int) -> str:
+    return f"{net} b{batch}"
+
+
+def foreign(result: dict) -> float:
+    """Cores other processes kept busy during the measurement."""
+    return result.get("foreign_cores") or 0.0
+
+
+def disturbed(result: dict) -> bool:
+    return foreign(result) > DISTURBED_CORES
