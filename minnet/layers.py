@@ -26,9 +26,6 @@ if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
 
 
-BLOCK = 1 << 16  # entries of the temporary product in Linear.backward (512 KiB in float64)
-
-
 def _count(value: Any) -> int:
     """An int from an int-like value (numpy ints too); refuses floats and bools."""
     if isinstance(value, bool):
@@ -153,13 +150,6 @@ class Layer:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
 
 
-def _add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """``out += a @ b``, a block of rows at a time: the product's temporary stays small."""
-    rows = max(1, BLOCK // out.shape[1])
-    for start in range(0, len(out), rows):
-        out[start : start + rows] += a[start : start + rows] @ b
-
-
 def _check_input(layer: Layer, x: np.ndarray, in_features: int) -> None:
     if np.ndim(x) != 2 or x.shape[1] != in_features:
         raise ValueError(
@@ -260,8 +250,8 @@ class Linear(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         self._require_cache(self._x)
-        _add_product(self.W.grad, grad_output.T, self._x)  # W.grad += grad_output.T @ x
-        self.b.grad += np.add.reduce(grad_output, axis=0)  # grad_output.sum(axis=0)
+        self.W.add_product_to_grad(grad_output.T, self._x)  # W.grad += grad_output.T @ x
+        self.b.add_to_grad(np.add.reduce(grad_output, axis=0))  # b.grad += grad_output.sum(0)
         return grad_output @ self.W.value if self.input_grad else None
 
 

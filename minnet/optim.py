@@ -107,6 +107,7 @@ class Optimizer:
         each cut into blocks of at most ``BLOCK`` entries.
         """
         if self._storage is not None and self._storage.intact():
+            self._storage.settle()
             return self._flat_blocks
         groups = [
             (p.value, p.grad, *states)
@@ -130,10 +131,7 @@ class Optimizer:
         raise NotImplementedError
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero, in place."""
-        if self._storage is not None and self._storage.intact():
-            self._storage.grads.fill(0)
-            return
+        """Set every parameter's gradient to zero (lazily: see :class:`~minnet.Parameter`)."""
         for p in self.params:
             p.zero_grad()
 

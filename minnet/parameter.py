@@ -13,6 +13,8 @@ import numpy as np
 from attrs import define, field
 from attrs.setters import NO_OP
 
+BLOCK = 1 << 18  # entries of the temporary in add_product_to_grad (2 MiB in float64)
+
 
 def _contiguous(value) -> np.ndarray:
     array = np.asarray(value)
@@ -24,16 +26,31 @@ class Parameter:
     """A trainable array and the gradient accumulated for it.
 
     ``value`` and ``grad`` always have the same shape and dtype. Backward passes *add* into
-    ``grad`` (as in PyTorch); :meth:`zero_grad` clears it. The value is stored C-contiguous
-    (a copy is made only if needed). Assigning ``p.value`` or ``p.grad`` later stores the array
-    as given (``p.grad += g`` assigns too, and is on every backward's path).
+    ``grad`` (as in PyTorch), through :meth:`add_to_grad` and :meth:`add_product_to_grad`;
+    :meth:`zero_grad` clears it. The value is stored C-contiguous (a copy is made only if needed).
+
+    ``zero_grad`` is lazy: it only notes that the gradient is zero, and the first addition then
+    *writes* the gradient instead of adding to zeros (a matrix product goes straight into
+    ``grad``, with no temporary and no pass to clear it first). Reading ``p.grad`` always gives
+    the true gradient: zeros are written on the way if they are still owed.
     """
 
     value: np.ndarray = field(converter=_contiguous)
-    grad: np.ndarray = field(init=False, repr=False)
+    _grad: np.ndarray = field(init=False, repr=False)
+    _zeros_owed: bool = field(init=False, default=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self.grad = np.zeros_like(self.value)
+        self._grad = np.zeros_like(self.value)
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The gradient, an array of ``value``'s shape and dtype."""
+        self.pay_owed_zeros()
+        return self._grad
+
+    @grad.setter
+    def grad(self, array: np.ndarray) -> None:
+        self._grad, self._zeros_owed = array, False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -44,8 +61,37 @@ class Parameter:
         return self.value.size
 
     def zero_grad(self) -> None:
-        """Set the gradient to zero, in place."""
-        self.grad[...] = 0
+        """Set the gradient to zero (lazily: see the class's docstring)."""
+        self._zeros_owed = True
+
+    def pay_owed_zeros(self) -> None:
+        """Write the zeros a lazy :meth:`zero_grad` still owes into the gradient array."""
+        if self._zeros_owed:
+            self._grad.fill(0)
+            self._zeros_owed = False
+
+    def add_to_grad(self, array: np.ndarray) -> None:
+        """``grad += array``."""
+        if self._zeros_owed:
+            np.copyto(self._grad, array)
+            self._zeros_owed = False
+        else:
+            self._grad += array
+
+    def add_product_to_grad(self, a: np.ndarray, b: np.ndarray) -> None:
+        """``grad += a @ b`` without a temporary of ``grad``'s size.
+
+        After :meth:`zero_grad` the product is written straight into ``grad``; otherwise it is
+        added a block of rows at a time, so that the temporary stays small.
+        """
+        if self._zeros_owed:
+            np.matmul(a, b, out=self._grad)
+            self._zeros_owed = False
+            return
+        grad = self._grad
+        rows = max(1, BLOCK // grad.shape[1])
+        for start in range(0, len(grad), rows):
+            grad[start : start + rows] += a[start : start + rows] @ b
 
 
 @define(frozen=True)
@@ -166,7 +212,7 @@ class FlatStorage:
         dtype = np.dtype(dtype) if dtype is not None else dtypes.pop()
         layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
         values = layout.to_vector([p.value for p in parameters], dtype=dtype)
-        grads = layout.to_vector([p.grad for p in parameters], dtype=dtype)
+        grads = layout.to_vector([p.grad for p in parameters], dtype=dtype)  # zeros paid
         value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
         for i, p in enumerate(parameters):
             p.value, p.grad = value_views[str(i)], grad_views[str(i)]
@@ -178,7 +224,7 @@ class FlatStorage:
         parameters = tuple(parameters)
         if not parameters:
             return None
-        values, grads = parameters[0].value.base, parameters[0].grad.base
+        values, grads = parameters[0].value.base, parameters[0]._grad.base
         layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
         for flat in (values, grads):
             if not isinstance(flat, np.ndarray) or flat.shape != (layout.size,):
@@ -189,15 +235,20 @@ class FlatStorage:
                 _same_view(p.value, value_views[str(i)]) and _same_view(p.grad, grad_views[str(i)])
             ):
                 return None
-        views = tuple((p.value, p.grad) for p in parameters)
+        views = tuple((p.value, p._grad) for p in parameters)
         return cls(parameters, values, grads, layout, views)
 
     def intact(self) -> bool:
         """Do all the parameters still hold their views (no ``p.value = ...`` elsewhere)?"""
         return all(
-            p.value is value and p.grad is grad
+            p.value is value and p._grad is grad
             for p, (value, grad) in zip(self.parameters, self._views, strict=True)
         )
+
+    def settle(self) -> None:
+        """Write the zeros that lazy ``zero_grad`` calls still owe, before reading ``grads``."""
+        for p in self.parameters:
+            p.pay_owed_zeros()
 
     def split(self, vector: np.ndarray) -> list[np.ndarray]:
         """Views of a vector laid out like ``values``, one per parameter, of its shape."""

@@ -91,3 +91,64 @@ def test_parameter_grad_matches_value():
     p.grad += 1
     p.zero_grad()
     np.testing.assert_array_equal(p.grad, 0)
+
+
+def test_lazy_zero_grad_reads_as_zeros_and_adds_correctly():
+    rng = np.random.default_rng(0)
+    p = Parameter(np.ones((3, 4)))
+    p.grad[...] = 7.0
+    p.zero_grad()
+    np.testing.assert_array_equal(p.grad, 0)  # reading pays the zeros
+    a, b = rng.standard_normal((3, 5)), rng.standard_normal((5, 4))
+    p.zero_grad()
+    p.add_product_to_grad(a, b)  # written straight in
+    np.testing.assert_allclose(p.grad, a @ b)
+    p.add_product_to_grad(a, b)  # added
+    np.testing.assert_allclose(p.grad, 2 * a @ b)
+    p.zero_grad()
+    p.add_to_grad(np.full((3, 4), 2.0))
+    p.add_to_grad(np.full((3, 4), 3.0))
+    np.testing.assert_array_equal(p.grad, 5.0)
+
+
+def test_big_products_are_added_a_block_at_a_time_exactly():
+    rng = np.random.default_rng(1)
+    p = Parameter(np.zeros((600, 700)))  # 420k entries: more than one block of rows
+    a, b = rng.standard_normal((600, 8)), rng.standard_normal((8, 700))
+    p.grad[...] = 1.0
+    p.add_product_to_grad(a, b)
+    np.testing.assert_allclose(p.grad, 1.0 + a @ b, rtol=1e-12)
+
+
+def test_an_optimizer_never_steps_on_zeros_still_owed():
+    # A parameter that backward never touched after zero_grad: its flat gradient must read 0.
+    model = minnet.Sequential(
+        [minnet.Linear(2, 3, rng=0), minnet.ReLU(), minnet.Linear(3, 1, rng=1)]
+    )
+    for p in model.parameters():
+        p.grad[...] = 5.0  # stale values in the flat gradient vector
+    opt = minnet.SGD(model.parameters(), lr=1.0)
+    before = minnet.parameters_to_vector(model.named_parameters())
+    opt.zero_grad()
+    opt.step()
+    np.testing.assert_array_equal(minnet.parameters_to_vector(model.named_parameters()), before)
+
+
+def test_sequential_keeps_parameters_in_flat_storage():
+    model = minnet.Sequential(
+        [minnet.Linear(2, 3, rng=0), minnet.ReLU(), minnet.Linear(3, 1, rng=1)]
+    )
+    storage = minnet.parameter.FlatStorage.find(model.parameters())
+    assert storage is not None and storage.values.shape == (13,)
+    assert np.shares_memory(storage.values, model.layers[2].W.value)
+    model32 = minnet.Sequential([minnet.Linear(2, 3, rng=0), minnet.Sigmoid()], dtype=np.float32)
+    assert all(p.value.dtype == np.float32 for p in model32.parameters())
+    assert model32.forward(np.ones((1, 2))).dtype == np.float32
+    # A parameter re-bound elsewhere leaves the storage: everything still works, per parameter.
+    model.layers[0].W.value = model.layers[0].W.value.copy()
+    assert minnet.parameter.FlatStorage.find(model.parameters()) is None
+    opt = minnet.SGD(model.parameters(), lr=0.1)
+    model.zero_grad()
+    model.cost(np.ones((2, 2)), [0, 1])
+    model.backward()
+    opt.step()
