@@ -151,7 +151,7 @@ class Layer:
 
 
 def _check_input(layer: Layer, x: np.ndarray, in_features: int) -> None:
-    if np.ndim(x) != 2 or x.shape[1] != in_features:
+    if getattr(x, "ndim", None) != 2 or x.shape[1] != in_features:
         raise ValueError(
             f"{layer!r} expects input of shape (batch, {in_features}), got {np.shape(x)}"
         )

@@ -240,10 +240,10 @@ class FlatStorage:
 
     def intact(self) -> bool:
         """Do all the parameters still hold their views (no ``p.value = ...`` elsewhere)?"""
-        return all(
-            p.value is value and p._grad is grad
-            for p, (value, grad) in zip(self.parameters, self._views, strict=True)
-        )
+        for p, (value, grad) in zip(self.parameters, self._views, strict=True):
+            if p.value is not value or p._grad is not grad:
+                return False
+        return True
 
     def settle(self) -> None:
         """Write the zeros that lazy ``zero_grad`` calls still owe, before reading ``grads``."""
