@@ -14,6 +14,7 @@ from conftest import random_data, random_net
 import minnet
 from minnet import SGD, Adam, Layer, Linear, ReLU, Sequential, Sigmoid
 from minnet.datasets import train_test_split, two_moons
+from minnet.demo import moons_net
 from minnet.training import DivergenceError, Evaluation, History
 
 
@@ -46,20 +47,6 @@ def spied_net(n_in: int = 3, seed: int = 0) -> tuple[Sequential, Spy]:
     rng = np.random.default_rng(seed)
     model = Sequential([spy, Linear(n_in, 4, rng=rng), ReLU(), Linear(4, 1, rng=rng), Sigmoid()])
     return model, spy
-
-
-def moons_net(seed: int) -> Sequential:
-    rng = np.random.default_rng(seed)
-    return Sequential(
-        [
-            Linear(2, 16, rng=rng),
-            ReLU(),
-            Linear(16, 16, rng=rng),
-            ReLU(),
-            Linear(16, 1, rng=rng),
-            Sigmoid(),
-        ]
-    )
 
 
 def values(model: Sequential) -> list[np.ndarray]:
