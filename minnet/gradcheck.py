@@ -27,15 +27,20 @@ How entries are judged (see ``docs/gradcheck.md``):
   6e-6 for entries of size 1), which balances truncation against rounding error in float64;
 - an entry agrees when ``|a - n| <= threshold * (|a| + |n|) + noise``, where ``noise`` is the
   rounding error a finite difference of ``J`` can have (``NOISE_ULPS * eps * |J| / h``);
-- an entry that does not agree is tried again with steps ``h/16`` and ``h/256``; if a smaller
-  step agrees, or the one-sided differences ``(J(theta) - J(theta-h))/h`` and
-  ``(J(theta+h) - J(theta))/h`` disagree with each other and the analytic value matches one of
-  them (or lies between them), the step straddled a kink (ReLU at 0): the entry is reported in
-  ``report.kinks`` and left out of the verdict;
+- an entry that does not agree straddled a kink (ReLU at 0) when a layer's input crossed one
+  of that layer's declared ``kink_points`` during its evaluations, or when the same check with
+  a step ``h/16`` or ``h/256`` agrees, or when at ``h/256`` the one-sided differences
+  ``(J(theta) - J(theta-h))/h`` and ``(J(theta+h) - J(theta))/h`` still differ (theta sits on
+  the kink): the entry is reported in ``report.kinks`` and left out of the verdict;
 - entries whose analytic and numeric values are both below ``noise`` say nothing about the
   gradient: they are counted in ``report.uninformative``.
 
-``passed`` is true when ``difference <= threshold`` and every checked entry (kinks aside) agrees.
+``passed`` is true when every checked entry (kinks aside) agrees and ``difference <= threshold``
+(unless that difference is no larger than the rounding noise: a net whose gradients are all tiny).
+
+Model checks evaluate many perturbations at once: a perturbed layer computes its outputs for a
+chunk of perturbations (``Layer.forward_perturbed``), which are stacked along the batch, so the
+layers after it and the loss run once per chunk; the layers before it are not run again.
 """
 
 from __future__ import annotations
