@@ -6,7 +6,8 @@ The file is a plain numpy archive (``np.savez``) with these entries:
 - ``"format_version"``: an integer, currently ``1``;
 - ``"architecture"``: a JSON text (a unicode array, never a pickled object) such as
   ``{"layers": [{"class": "Linear", "args": {"in_features": 2, "out_features": 1,
-  "dtype": "float64"}}, {"class": "Sigmoid", "args": {}}], "loss": "BCELoss"}``;
+  "dtype": "float64"}}, {"class": "Sigmoid", "args": {}}], "loss": "BCELoss", "dtype":
+  "float64"}`` (the model's dtype, optional);
 - one array per parameter under its model name (``"0.W"``, ``"0.b"``, ...), in its own dtype.
 
 A layer's ``args`` are its constructor arguments (its attrs fields with ``init=True``) whose
@@ -54,6 +55,7 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
     spec = {
         "layers": [_layer_spec(i, layer) for i, layer in enumerate(model.layers)],
         "loss": loss_name,
+        "dtype": None if model.dtype is None else model.dtype.name,
     }
     arrays = {}
     for name, p in model.named_parameters():
@@ -93,7 +95,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     if spec["loss"] not in LOSSES:
         raise fail(f"unknown loss {spec['loss']!r} (known: {sorted(LOSSES)})")
     try:
-        model = Sequential(built, loss=LOSSES[spec["loss"]]())
+        model = Sequential(built, loss=LOSSES[spec["loss"]](), dtype=spec.get("dtype"))
     except (TypeError, ValueError) as err:
         raise fail(f"the layers do not form a model: {err}") from None
 
@@ -110,8 +112,10 @@ def load(path: str | os.PathLike[str]) -> Sequential:
             raise fail(f"parameter {name!r}: expected shape {p.shape}, got {stored.shape}")
         if stored.dtype.kind != "f":
             raise fail(f"parameter {name!r}: expected a float array, got dtype {stored.dtype}")
-        p.value = stored
-        p.grad = np.zeros_like(stored)
+        if stored.dtype == p.value.dtype:
+            p.value[...] = stored  # in place: into the model's flat storage
+        else:
+            p.value, p.grad = stored, np.zeros_like(stored)
     return model
 
 
@@ -200,7 +204,8 @@ def _text(array: Any) -> str | None:
 
 
 def _parse_architecture(array: Any, fail: Callable[[str], ValueError]) -> dict[str, Any]:
-    """The architecture spec, checked to be ``{"layers": [{"class", "args"}, ...], "loss"}``."""
+    """The architecture spec, checked to be ``{"layers": [{"class", "args"}, ...], "loss"}``
+    with an optional ``"dtype"`` (the model's, ``Sequential(dtype=)``)."""
     text = _text(array)
     if text is None:
         raise fail(f"no {ARCHITECTURE_KEY!r} entry holding a JSON text")
@@ -210,14 +215,15 @@ def _parse_architecture(array: Any, fail: Callable[[str], ValueError]) -> dict[s
         raise fail(f"the architecture is not valid JSON ({err})") from None
     if (
         not isinstance(spec, dict)
-        or set(spec) != {"layers", "loss"}
+        or set(spec) not in ({"layers", "loss"}, {"layers", "loss", "dtype"})
         or not isinstance(spec["layers"], list)
         or not spec["layers"]
         or not isinstance(spec["loss"], str)
+        or spec.get("dtype") not in (None, "float16", "float32", "float64")
     ):
         raise fail(
-            'the architecture must be {"layers": [non-empty list], "loss": str}, '
-            f"got {reprlib.repr(spec)}"
+            'the architecture must be {"layers": [non-empty list], "loss": str, "dtype": '
+            f"null or a float dtype name}}, got {reprlib.repr(spec)}"
         )
     for i, entry in enumerate(spec["layers"]):
         if (

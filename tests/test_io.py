@@ -139,6 +139,19 @@ def test_file_holds_plain_arrays_and_json(tmp_path: Path) -> None:
         "args": {"in_features": 3, "out_features": 4, "init": "auto", "dtype": "float64"},
     }
     assert spec["layers"][1] == {"class": "LeakyReLU", "args": {"negative_slope": 0.2}}
+    assert spec["dtype"] == "float64"
+
+
+def test_a_float32_model_comes_back_float32_in_flat_storage(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    layers = [minnet.Linear(3, 4, rng=rng), minnet.ReLU(), minnet.Linear(4, 1, rng=rng)]
+    model = minnet.Sequential([*layers, minnet.Sigmoid()], dtype=np.float32)
+    loaded = minnet.load(model.save(tmp_path / "f32"))
+    assert loaded.dtype == np.float32
+    assert minnet.parameter.FlatStorage.find(loaded.parameters()) is not None
+    X = rng.standard_normal((5, 3))
+    assert np.array_equal(loaded.forward(X), model.forward(X))
+    assert loaded.forward(X).dtype == np.float32
 
 
 @define(eq=False)
@@ -357,6 +370,8 @@ LINEAR = {"class": "Linear", "args": {"in_features": 3, "out_features": 5}}
         ({"layers": LINEAR, "loss": "BCELoss"}, "architecture must be"),
         ({"layers": [LINEAR], "loss": None}, "architecture must be"),
         ({"layers": [LINEAR], "loss": "BCELoss", "code": "..."}, "architecture must be"),
+        ({"layers": [LINEAR], "loss": "BCELoss", "dtype": "object"}, "architecture must be"),
+        ({"layers": [LINEAR], "loss": "BCELoss", "dtype": 32}, "architecture must be"),
         ({"layers": ["Linear"], "loss": "BCELoss"}, "layer 0 must be"),
         ({"layers": [{"class": "ReLU"}], "loss": "BCELoss"}, "layer 0 must be"),
         ({"layers": [{"class": 1, "args": {}}], "loss": "BCELoss"}, "layer 0 must be"),
