@@ -195,11 +195,11 @@ class Linear(Layer):
         sigmoid and tanh: the same random draw, scaled. :class:`~minnet.Sequential` calls it.
         """
         scheme = getattr(activation, "preferred_init", None)
-        if self.init != "auto" or scheme is None or scheme == "he":
+        if self.init != "auto" or scheme is None:
             return
         he = INIT_STD["he"](self.in_features, self.out_features)
         self.W.value *= INIT_STD[scheme](self.in_features, self.out_features) / he
-        self.init = scheme
+        self.init = scheme  # decided once: joining another model later changes nothing
 
     @classmethod
     def from_weights(cls, W: np.ndarray, b: np.ndarray) -> Linear:

@@ -136,7 +136,7 @@ def test_file_holds_plain_arrays_and_json(tmp_path: Path) -> None:
     assert spec["loss"] == "BCELoss"
     assert spec["layers"][0] == {
         "class": "Linear",
-        "args": {"in_features": 3, "out_features": 4, "init": "auto", "dtype": "float64"},
+        "args": {"in_features": 3, "out_features": 4, "init": "he", "dtype": "float64"},
     }
     assert spec["layers"][1] == {"class": "LeakyReLU", "args": {"negative_slope": 0.2}}
     assert spec["dtype"] == "float64"

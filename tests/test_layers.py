@@ -137,3 +137,29 @@ def test_from_weights_copies():
     assert W[0, 0] == 1
     with pytest.raises(ValueError, match="shape"):
         minnet.Linear.from_weights(np.ones((2, 3)), np.zeros(3))
+
+
+def test_initial_weights_suit_the_activation_that_follows():
+    # He (std sqrt(2 / in)) before ReLU-family layers, Glorot (sqrt(2 / (in + out))) before
+    # sigmoid and tanh: the same seeded draw, scaled.
+    def std_before(activation, init="auto"):
+        layer = minnet.Linear(400, 300, rng=0, init=init)
+        minnet.Sequential([layer, activation()])
+        return layer.W.value.std(), layer.init
+
+    he, glorot = np.sqrt(2 / 400), np.sqrt(2 / 700)
+    for activation in (minnet.ReLU, minnet.LeakyReLU):
+        std, init = std_before(activation)
+        assert std == pytest.approx(he, rel=0.01) and init == "he"
+    for activation in (minnet.Sigmoid, minnet.Tanh):
+        std, init = std_before(activation)
+        assert std == pytest.approx(glorot, rel=0.01) and init == "glorot"
+    assert std_before(minnet.Tanh, init="he")[0] == pytest.approx(he, rel=0.01)  # asked for
+    a, b = minnet.Linear(5, 4, rng=3), minnet.Linear(5, 4, rng=3)
+    minnet.Sequential([a, minnet.Tanh()])
+    minnet.Sequential([b, minnet.ReLU()])
+    np.testing.assert_allclose(a.W.value, b.W.value * np.sqrt(5 / 9))  # same draw, rescaled
+    minnet.Sequential([a, minnet.ReLU()])  # the scheme was decided when a first joined a model
+    np.testing.assert_allclose(a.W.value, b.W.value * np.sqrt(5 / 9))
+    with pytest.raises(ValueError):
+        minnet.Linear(2, 2, init="xavier")
