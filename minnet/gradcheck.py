@@ -295,15 +295,11 @@ def _checking(layers: Sequence[Layer]) -> Iterator[None]:
     Each parameter gets a float64 copy of its value and a fresh gradient; the original arrays
     are put back afterwards, untouched. The check works on the caller's own layers (so a
     subclass behaves as it does for the caller) without changing them. Random layers
-    (``Dropout``) repeat their last draw, so every evaluation sees the same function, and
-    every layer returns its input gradient.
+    (``Dropout``) repeat their last draw, so every evaluation sees the same function.
     """
     parameters = [p for layer in layers for p in layer.parameters()]
     saved = [(p.value, p.grad) for p in parameters]
-    input_grads = [layer.input_grad for layer in layers]
     try:
-        for layer in layers:
-            layer.input_grad = True  # a layer check checks the input gradient too
         with ExitStack() as stack:
             for layer in layers:
                 stack.enter_context(layer.fixed_randomness())
@@ -314,8 +310,6 @@ def _checking(layers: Sequence[Layer]) -> Iterator[None]:
     finally:
         for p, (value, grad) in zip(parameters, saved, strict=True):
             p.value, p.grad = value, grad
-        for layer, input_grad in zip(layers, input_grads, strict=True):
-            layer.input_grad = input_grad
 
 
 class _LayerTarget(_Target):

@@ -53,8 +53,9 @@ class Layer:
     """
 
     training: bool = field(default=True, init=False, repr=False)
-    #: Must backward return the gradient for the input? A Sequential turns it off for its first
-    #: layer, whose input is the data: a Linear then skips that product (``None`` is returned).
+    #: Must backward return the gradient for the input? A Sequential turns it off while it runs
+    #: its first layer's backward (the input is the data): a Linear then skips that product and
+    #: returns ``None``.
     input_grad: bool = field(default=True, init=False, repr=False)
     #: Input values where the derivative jumps (ReLU: 0). The gradient check uses them to tell
     #: a finite difference that straddles a kink from a wrong gradient.

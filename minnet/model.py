@@ -76,8 +76,6 @@ class Sequential:
         self._storage = FlatStorage.create(self.parameters(), self.dtype)
         if self._storage is not None:
             self.dtype = self._storage.values.dtype
-        # The first layer's input is the data: no gradient needed for it.
-        self.layers[0].input_grad = False
 
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -129,8 +127,16 @@ class Sequential:
         body = self._pending
         self._pending = None
         grad = self.loss.backward()
-        for layer in reversed(body):
+        for layer in reversed(body[1:]):
             grad = layer.backward(grad)
+        # The first layer's input is the data: no gradient is needed for it (a Linear then
+        # skips a matrix product as large as its forward).
+        first = body[0]
+        first.input_grad = False
+        try:
+            first.backward(grad)
+        finally:
+            first.input_grad = True
 
     def gradcheck(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> GradcheckReport:
         """Check the gradient of :meth:`cost` against every parameter numerically.

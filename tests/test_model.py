@@ -230,3 +230,18 @@ def test_forward_after_cost_makes_backward_wait_for_a_new_cost():
     model.forward(np.zeros((5, 3)))
     with pytest.raises(RuntimeError, match="cost"):
         model.backward()
+
+
+def test_the_first_layer_skips_its_input_gradient_only_inside_the_model():
+    rng = np.random.default_rng(0)
+    shared = Linear(3, 3, rng=rng)
+    first = Sequential([shared, ReLU(), Linear(3, 1, rng=rng), Sigmoid()])
+    inner = Sequential([Linear(3, 3, rng=rng), ReLU(), shared, ReLU(), Linear(3, 1), Sigmoid()])
+    X, Y = random_data(rng, 4, 3)
+    for model in (first, inner, first):
+        model.zero_grad()
+        model.cost(X, Y)
+        model.backward()  # the shared layer gives an input gradient where one is needed
+    assert inner.gradcheck(X, Y).passed
+    shared.forward(X)
+    assert shared.backward(np.ones((4, 3))).shape == (4, 3)
