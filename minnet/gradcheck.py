@@ -341,7 +341,7 @@ class _ModelTarget(_Target):
         self.Y = _float64_copy(self.model._check_Y(Y, len(X)))
         self.body, self.logits = self.model._split_output()
         self.model.zero_grad()
-        self.model.cost(_float64_copy(X), self.Y)
+        self.model._cost_unchecked(X, self.Y)  # X and Y checked above, and float64
         self.model.backward()
         named = list(self.model.named_parameters())
         self.names = [name for name, _ in named]
@@ -493,8 +493,10 @@ def _run(
         raise ValueError(f"epsilon must be positive, got {epsilon}")
     if not threshold > 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
-    if samples is not None and (not isinstance(samples, int) or samples < 1):
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    if samples is not None:
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        samples = int(samples)
     j0 = target._counted(None)
     if target._counted(None) != j0:
         raise GradcheckError(

@@ -56,6 +56,12 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a minnet Layer, got {type(layer).__name__}")
+            if any(layer is other for other in self.layers[:i]):
+                j = next(j for j, other in enumerate(self.layers) if other is layer)
+                raise ValueError(
+                    f"layer {i} is the same object as layer {j} ({layer!r}): a layer keeps "
+                    "the input of its last forward, so each position needs its own layer"
+                )
             try:
                 features = layer.output_features(features)
             except ValueError as err:
@@ -89,8 +95,7 @@ class Sequential:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero (lazily: see :class:`~minnet.Parameter`)."""
-        intact = self._storage is not None and self._storage.intact()
-        for p in self._storage.parameters if intact else self.parameters():
+        for p in self.parameters():
             p.zero_grad()
 
     def train(self, mode: bool = True) -> Sequential:
@@ -129,14 +134,16 @@ class Sequential:
         grad = self.loss.backward()
         for layer in reversed(body[1:]):
             grad = layer.backward(grad)
+        if not body:  # a model of a single Sigmoid: the loss took the logits itself
+            return
         # The first layer's input is the data: no gradient is needed for it (a Linear then
         # skips a matrix product as large as its forward).
-        first = body[0]
+        first, wanted = body[0], body[0].input_grad
         first.input_grad = False
         try:
             first.backward(grad)
         finally:
-            first.input_grad = True
+            first.input_grad = wanted
 
     def gradcheck(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> GradcheckReport:
         """Check the gradient of :meth:`cost` against every parameter numerically.
@@ -294,6 +301,8 @@ class Sequential:
     def _check_X(self, X: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
         """``X`` as a finite 2-D array of the model's dtype (or ``dtype``), else ValueError."""
         X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
         if X.ndim != 2:
             raise ValueError(f"X must have shape (batch, features), got shape {X.shape}")
         if self.in_features is not None and X.shape[1] != self.in_features:
@@ -310,6 +319,8 @@ class Sequential:
     def _check_Y(self, Y: np.ndarray, m: int) -> np.ndarray:
         """``Y`` as an ``(m, out_features)`` array of labels in [0, 1], else ValueError."""
         given = np.asarray(Y)
+        if given.dtype.kind not in "biuf":
+            raise ValueError(f"Y must hold numbers (labels in [0, 1]), got dtype {given.dtype}")
         Y = given.reshape(-1, 1) if given.ndim == 1 else given
         if Y.ndim != 2 or Y.shape[0] != m or Y.shape[1] != (self.out_features or 1):
             raise ValueError(

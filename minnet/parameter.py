@@ -27,7 +27,8 @@ class Parameter:
 
     ``value`` and ``grad`` always have the same shape and dtype. Backward passes *add* into
     ``grad`` (as in PyTorch), through :meth:`add_to_grad` and :meth:`add_product_to_grad`;
-    :meth:`zero_grad` clears it. The value is stored C-contiguous (a copy is made only if needed).
+    :meth:`zero_grad` clears it. The value is stored C-contiguous (copied only if needed, also
+    when ``p.value`` is assigned; a value of another shape or dtype gets a fresh zero gradient).
 
     ``zero_grad`` is lazy: it only notes that the gradient is zero, and the first addition then
     *writes* the gradient instead of adding to zeros (a matrix product goes straight into
@@ -35,12 +36,26 @@ class Parameter:
     the true gradient: zeros are written on the way if they are still owed.
     """
 
-    value: np.ndarray = field(converter=_contiguous)
+    _value: np.ndarray = field(converter=_contiguous, alias="value", repr=False)
     _grad: np.ndarray = field(init=False, repr=False)
     _zeros_owed: bool = field(init=False, default=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._grad = np.zeros_like(self.value)
+        self._grad = np.zeros_like(self._value)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self._value.shape}, dtype={self._value.dtype})"
+
+    @property
+    def value(self) -> np.ndarray:
+        """The parameter's array (C-contiguous)."""
+        return self._value
+
+    @value.setter
+    def value(self, array: np.ndarray) -> None:
+        self._value = _contiguous(array)
+        if self._grad.shape != self._value.shape or self._grad.dtype != self._value.dtype:
+            self.grad = np.zeros_like(self._value)  # a gradient that fits the new value
 
     @property
     def grad(self) -> np.ndarray:
@@ -50,6 +65,10 @@ class Parameter:
 
     @grad.setter
     def grad(self, array: np.ndarray) -> None:
+        if np.shape(array) != self._value.shape:
+            raise ValueError(
+                f"a gradient must have the value's shape {self._value.shape}, got {np.shape(array)}"
+            )
         self._grad, self._zeros_owed = array, False
 
     @property

@@ -245,3 +245,61 @@ def test_the_first_layer_skips_its_input_gradient_only_inside_the_model():
     assert inner.gradcheck(X, Y).passed
     shared.forward(X)
     assert shared.backward(np.ones((4, 3))).shape == (4, 3)
+
+
+def test_review_cases_zero_grad_storage_and_shapes():
+    rng = np.random.default_rng(0)
+    X, Y = random_data(rng, 6, 3)
+    # A parameter replaced after the model was made is still zeroed by zero_grad.
+    model = Sequential([Linear(3, 4, rng=0), minnet.Tanh(), Linear(4, 1, rng=1), Sigmoid()])
+    model.layers[2].W = minnet.Parameter(np.ones((1, 4)))
+    grads = []
+    for _ in range(2):
+        model.zero_grad()
+        model.cost(X, Y)
+        model.backward()
+        grads.append(model.layers[2].W.grad.copy())
+    np.testing.assert_allclose(grads[0], grads[1])
+    # A value assigned in another memory order is stored C-contiguous, so a step updates it.
+    W = model.layers[0].W
+    W.value = np.asfortranarray(W.value)
+    assert W.value.flags.c_contiguous
+    before = W.value.copy()
+    opt = minnet.SGD(model.parameters(), lr=1.0)
+    opt.zero_grad()
+    model.cost(X, Y)
+    model.backward()
+    opt.step()
+    assert not np.array_equal(W.value, before)
+    with pytest.raises(ValueError, match="shape"):
+        W.grad = np.zeros(5)
+    # The same layer twice is refused; a single-Sigmoid model runs backward.
+    layer = Linear(3, 3)
+    with pytest.raises(ValueError, match="layer 2 is the same object as layer 0"):
+        Sequential([layer, ReLU(), layer])
+    lone = Sequential([Sigmoid()])
+    lone.cost(X[:, :1], Y)
+    lone.backward()
+    with pytest.raises(ValueError, match="dtype"):
+        small_model().cost(X, np.array(["a"] * 6))
+
+
+def test_a_float32_model_is_checked_in_float64():
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float16):
+        model = Sequential(
+            [Linear(3, 4, rng=rng), minnet.Tanh(), Linear(4, 1, rng=rng), Sigmoid()], dtype=dtype
+        )
+        report = model.gradcheck(*random_data(rng, 5, 3))
+        assert report.passed and report.difference < 1e-9, str(report)
+
+
+def test_a_linear_subclass_first_in_a_model_gets_its_input_gradient():
+    from minnet.bugs import WrongInputGrad
+
+    rng = np.random.default_rng(2)
+    model = Sequential([WrongInputGrad(3, 3, rng=rng), minnet.Tanh(), Linear(3, 1), Sigmoid()])
+    X, Y = random_data(rng, 4, 3)
+    model.cost(X, Y)
+    model.backward()
+    assert model.gradcheck(X, Y).passed  # its input gradient is wrong, but nothing uses it
