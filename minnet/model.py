@@ -47,6 +47,9 @@ class Sequential:
     out_features: int | None = field(init=False, default=None)
     _storage: FlatStorage | None = field(default=None, init=False, repr=False)
     _pending: list[Layer] | None = field(default=None, init=False, repr=False)
+    _slots: tuple[list[Layer], list[tuple[Layer, str]]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
@@ -95,8 +98,22 @@ class Sequential:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero (lazily: see :class:`~minnet.Parameter`)."""
-        for p in self.parameters():
+        for p in self._hot_parameters():
             p.zero_grad()
+
+    def _hot_parameters(self) -> list[Parameter]:
+        """:meth:`parameters`, cheaply, for every training step: the (layer, field) places of the
+        parameters are found once, and again only when the list of layers has changed."""
+        if (
+            self._slots is None
+            or len(self._slots[0]) != len(self.layers)
+            or any(a is not b for a, b in zip(self._slots[0], self.layers, strict=True))
+        ):
+            places = [
+                (layer, name) for layer in self.layers for name, _ in layer.named_parameters()
+            ]
+            self._slots = (list(self.layers), places)
+        return [getattr(layer, name) for layer, name in self._slots[1]]
 
     def train(self, mode: bool = True) -> Sequential:
         for layer in self.layers:

@@ -6,8 +6,14 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import minnet
+
+# No per-example deadline: these machines are shared, and a slow example is not a wrong one.
+# In CI, the same examples every run, so that a red run can be reproduced.
+settings.register_profile("minnet", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("minnet")
 
 
 def import_torch():
