@@ -350,6 +350,12 @@ class _ModelTarget(_Target):
         # Each layer's input at the unperturbed parameters: a perturbation of layer k's
         # parameters only needs layers k, k+1, ... to be run again.
         self.owner = [int(name.split(".", 1)[0]) for name in self.names]
+        # A parameter shared by several layers (tied weights) changes all of them: start at
+        # the first.
+        self.owner = [
+            min(o for o, other in zip(self.owner, self.arrays, strict=True) if other is array)
+            for array in self.arrays
+        ]
         self.inputs = [_float64_copy(X)]
         for layer in self.body[:-1]:
             self.inputs.append(layer.forward(self.inputs[-1]))
@@ -372,7 +378,7 @@ class _ModelTarget(_Target):
         each (``forward_perturbed``), the outputs are stacked along the batch, and the layers
         after it and the loss run once per chunk of perturbations."""
         start = self.owner[tensor]
-        if self.watch_kinks or not self._can_batch(start):
+        if self.watch_kinks or not self._can_batch(tensor):
             return super().values_at(tensor, flat_index, steps)
         name = self.names[tensor].split(".", 1)[1]
         m = len(self.Y)
@@ -391,11 +397,15 @@ class _ModelTarget(_Target):
             self.evaluations += count
         return values
 
-    def _can_batch(self, start: int) -> bool:
-        """Batching needs a loss with per-example values and deterministic later layers."""
+    def _can_batch(self, tensor: int) -> bool:
+        """Batching needs a loss with per-example values, deterministic later layers, and a
+        tensor used by its own layer only (not tied to another layer's parameter)."""
+        start = self.owner[tensor]
         loss = type(self.model.loss)
+        array = self.arrays[tensor]
         return (
-            self.logits
+            sum(other is array for other in self.arrays) == 1
+            and self.logits
             and loss.forward_logits is BCELoss.forward_logits
             and all(
                 type(layer).fixed_randomness is Layer.fixed_randomness

@@ -68,7 +68,8 @@ class Layer:
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (batch, out_features)`` -> input gradient ``(batch, in_features)``.
 
-        Adds the gradient of each parameter into its ``.grad``.
+        Adds the gradient of each parameter into its ``.grad``. May return ``None`` while
+        ``input_grad`` is off (a Sequential's first layer, whose input is the data).
         """
         raise NotImplementedError
 

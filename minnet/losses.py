@@ -15,6 +15,14 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.logaddexp(0, z)
 
 
+def _check_shapes(predictions: np.ndarray, targets: np.ndarray) -> None:
+    if np.shape(predictions) != np.shape(targets):
+        raise ValueError(
+            f"BCELoss needs predictions and targets of one shape, got {np.shape(predictions)} "
+            f"and {np.shape(targets)}"
+        )
+
+
 @define(eq=False, on_setattr=NO_OP)
 class BCELoss:
     """Mean binary cross-entropy over all entries.
@@ -34,6 +42,7 @@ class BCELoss:
     _grad: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        _check_shapes(logits, targets)
         n = targets.size
         log_one_plus_exp = softplus(logits)
         loss = np.add.reduce(log_one_plus_exp - targets * logits, axis=None) / n
@@ -50,6 +59,7 @@ class BCELoss:
         return softplus(logits) - targets * logits
 
     def forward(self, probabilities: np.ndarray, targets: np.ndarray) -> float:
+        _check_shapes(probabilities, targets)
         p = probabilities
         if np.any((p < 0) | (p > 1)):
             raise ValueError(

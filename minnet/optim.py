@@ -12,7 +12,8 @@ Every optimizer updates ``p.value`` *in place*, so the arrays keep their identit
 parameter. When the parameters live in one flat vector (a :class:`~minnet.Sequential` keeps
 them so, see :class:`~minnet.parameter.FlatStorage`), a step updates that vector with a few
 numpy calls instead of a few per parameter. Updates go a block of ``BLOCK`` entries at a time
-through one small scratch array, so a step allocates nothing and needs little extra memory.
+through one small scratch array, so a step on a model's flat storage allocates nothing and
+needs little extra memory.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class Adam(Optimizer):
         denom = sqrt(v) / sqrt(1 - beta2**t) + eps
         p = p - step_size * m / denom
 
-    The operations follow PyTorch's order, so results agree with it to rounding (in float64,
+    The operations follow PyTorch's formulas, so results agree with it to rounding (in float64,
     relative differences ~1e-15 after 150 steps of a small network).
 
     Parameters

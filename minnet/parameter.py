@@ -221,13 +221,15 @@ class FlatStorage:
     def create(cls, parameters: Sequence[Parameter], dtype=None) -> FlatStorage | None:
         """Move the parameters into new flat vectors (converted to ``dtype`` if given).
 
-        Returns ``None`` (and changes nothing) when there are no parameters or their dtypes
-        differ and no ``dtype`` is given.
+        Returns ``None`` (and changes nothing) when there are no parameters, when one appears
+        twice (shared by two layers), or when their dtypes differ and no ``dtype`` is given.
         """
         parameters = tuple(parameters)
         dtypes = {p.value.dtype for p in parameters}
         if not parameters or (dtype is None and len(dtypes) != 1):
             return None
+        if len({id(p) for p in parameters}) != len(parameters):
+            return None  # a parameter shared by two layers: it cannot sit in two places
         dtype = np.dtype(dtype) if dtype is not None else dtypes.pop()
         layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
         values = layout.to_vector([p.value for p in parameters], dtype=dtype)

@@ -303,3 +303,19 @@ def test_a_linear_subclass_first_in_a_model_gets_its_input_gradient():
     model.cost(X, Y)
     model.backward()
     assert model.gradcheck(X, Y).passed  # its input gradient is wrong, but nothing uses it
+
+
+def test_bce_refuses_predictions_and_targets_of_different_shapes():
+    with pytest.raises(ValueError, match=r"one shape, got \(3, 1\) and \(3,\)"):
+        BCELoss().forward(np.full((3, 1), 0.5), np.ones(3))
+    with pytest.raises(ValueError, match="one shape"):
+        BCELoss().forward_logits(np.zeros((3, 1)), np.ones(3))
+
+
+def test_a_parameter_shared_by_two_layers_stays_out_of_flat_storage():
+    first, second = Linear(2, 2, rng=0), Linear(2, 2, rng=1)
+    second.W = first.W  # tied weights
+    model = Sequential([first, minnet.Tanh(), second, minnet.Tanh(), Linear(2, 1), Sigmoid()])
+    assert minnet.parameter.FlatStorage.find(model.parameters()) is None
+    X, Y = random_data(np.random.default_rng(3), 4, 2)
+    assert model.gradcheck(X, Y).passed
