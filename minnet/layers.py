@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from attrs import define, field, fields
 from attrs.setters import NO_OP
-from attrs.validators import ge, gt, in_, lt
+from attrs.validators import ge, gt, lt
 
 from .parameter import Parameter
 
@@ -38,6 +38,11 @@ INIT_STD = {
     "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),
     "glorot": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),
 }
+
+
+def _check_init(layer: Any, attribute: Any, init: str) -> None:
+    if init not in ("auto", *INIT_STD):
+        raise ValueError(f"init must be one of {['auto', *INIT_STD]}, got {init!r}")
 
 
 def _as_rng(seed: np.random.Generator | int | None) -> np.random.Generator:
@@ -172,7 +177,7 @@ class Linear(Layer):
 
     in_features: int = field(converter=_count, validator=gt(0))
     out_features: int = field(converter=_count, validator=gt(0))
-    init: str = field(default="auto", validator=in_(("auto", *INIT_STD)), kw_only=True)
+    init: str = field(default="auto", validator=_check_init, kw_only=True)
     rng: np.random.Generator | int | None = field(
         default=None, converter=_as_rng, repr=False, kw_only=True
     )
@@ -252,6 +257,11 @@ class Linear(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         self._require_cache(self._x)
+        if grad_output.shape != (len(self._x), self.out_features):
+            raise ValueError(
+                f"{self!r} expects grad_output of shape {(len(self._x), self.out_features)} "
+                f"(its last output's), got {grad_output.shape}"
+            )
         self.W.add_product_to_grad(grad_output.T, self._x)  # W.grad += grad_output.T @ x
         self.b.add_to_grad(np.add.reduce(grad_output, axis=0))  # b.grad += grad_output.sum(0)
         # A subclass that overrides backward may use what this returns: it always gets it.

@@ -27,6 +27,15 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name} must be finite, but {bad} entries are NaN or infinite")
 
 
+def _as_layer_list(layers: Any) -> list[Layer]:
+    if isinstance(layers, Layer):
+        raise TypeError(
+            f"Sequential takes a list of layers, got a single {type(layers).__name__}: "
+            f"write Sequential([{type(layers).__name__}(...), ...])"
+        )
+    return list(layers)
+
+
 @define(eq=False, on_setattr=NO_OP)
 class Sequential:
     """Layers applied in order, with a loss on the output.
@@ -38,7 +47,7 @@ class Sequential:
     input (the logits), which is exact and finite for any logits.
     """
 
-    layers: list[Layer] = field(converter=list)
+    layers: list[Layer] = field(converter=_as_layer_list)
     loss: BCELoss = field(factory=BCELoss, kw_only=True)
     dtype: np.dtype | None = field(
         default=None, converter=lambda d: None if d is None else np.dtype(d), kw_only=True
@@ -85,6 +94,9 @@ class Sequential:
         self._storage = FlatStorage.create(self.parameters(), self.dtype)
         if self._storage is not None:
             self.dtype = self._storage.values.dtype
+            for layer in self.layers:  # a layer that records its dtype now has this one
+                if isinstance(getattr(layer, "dtype", None), np.dtype):
+                    layer.dtype = self.dtype
 
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:

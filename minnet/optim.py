@@ -52,6 +52,13 @@ def _check_params(optimizer: Optimizer, attribute: object, params: list[Paramete
         raise ValueError("params contains the same Parameter more than once")
 
 
+def _as_betas(betas: Iterable[float]) -> tuple[float, ...]:
+    try:
+        return tuple(float(beta) for beta in betas)
+    except TypeError:
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
+
+
 def _check_betas(optimizer: Optimizer, attribute: object, betas: tuple[float, float]) -> None:
     if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas}")
@@ -218,7 +225,7 @@ class Adam(Optimizer):
 
     lr: float = field(default=1e-3, converter=float, validator=gt(0.0))
     betas: tuple[float, float] = field(
-        default=(0.9, 0.999), converter=lambda b: tuple(float(x) for x in b), validator=_check_betas
+        default=(0.9, 0.999), converter=_as_betas, validator=_check_betas
     )
     eps: float = field(default=1e-8, converter=float, validator=gt(0.0))
     t: int = field(init=False, default=0)

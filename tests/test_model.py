@@ -319,3 +319,25 @@ def test_a_parameter_shared_by_two_layers_stays_out_of_flat_storage():
     assert minnet.parameter.FlatStorage.find(model.parameters()) is None
     X, Y = random_data(np.random.default_rng(3), 4, 2)
     assert model.gradcheck(X, Y).passed
+
+
+def test_more_bad_input_gets_clear_errors():
+    with pytest.raises(TypeError, match=r"Sequential\(\[Linear"):
+        Sequential(Linear(3, 4))
+    with pytest.raises(ValueError, match="betas must be two numbers"):
+        minnet.Adam(small_model().parameters(), betas=0.9)
+    with pytest.raises(ValueError, match=r"init must be one of \['auto', 'he', 'glorot'\]"):
+        Linear(2, 2, init="xavier")
+    layer = Linear(3, 2)
+    layer.forward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"grad_output of shape \(4, 2\).*got \(4, 3\)"):
+        layer.backward(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="X must hold real numbers"):
+        small_model().cost(np.ones((2, 3)) * 1j, [0, 1])
+
+
+def test_sequential_dtype_reaches_the_layers():
+    model = Sequential(
+        [Linear(3, 2, rng=0), ReLU(), Linear(2, 1, rng=1), Sigmoid()], dtype=np.float32
+    )
+    assert all(layer.dtype == np.float32 for layer in model.layers if isinstance(layer, Linear))
