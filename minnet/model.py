@@ -54,7 +54,6 @@ class Sequential:
     )
     in_features: int | None = field(init=False, default=None)
     out_features: int | None = field(init=False, default=None)
-    _storage: FlatStorage | None = field(default=None, init=False, repr=False)
     _pending: list[Layer] | None = field(default=None, init=False, repr=False)
     _slots: tuple[list[Layer], list[tuple[Layer, str]]] | None = field(
         default=None, init=False, repr=False
@@ -91,9 +90,9 @@ class Sequential:
             raise ValueError(f"dtype must be a floating-point type, got {self.dtype}")
         # All parameters in two flat vectors (values, gradients): zero_grad and an optimizer
         # step are then a few numpy calls for the whole model.
-        self._storage = FlatStorage.create(self.parameters(), self.dtype)
-        if self._storage is not None:
-            self.dtype = self._storage.values.dtype
+        storage = FlatStorage.create(self.parameters(), self.dtype)
+        if storage is not None:
+            self.dtype = storage.values.dtype
             for layer in self.layers:  # a layer that records its dtype now has this one
                 if isinstance(getattr(layer, "dtype", None), np.dtype):
                     layer.dtype = self.dtype

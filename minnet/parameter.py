@@ -205,8 +205,8 @@ class FlatStorage:
     """Parameters whose values and gradients are views into two flat vectors.
 
     A :class:`~minnet.Sequential` keeps its parameters this way (laid out by
-    :class:`FlatLayout`), so that whole-model operations are one numpy call each: ``zero_grad``
-    fills one vector, an optimizer updates one vector instead of looping over parameters. The
+    :class:`FlatLayout`), so that an optimizer step is a few numpy calls on one vector instead
+    of a few per parameter (an optimizer finds the storage with :meth:`find`). The
     parameters themselves are unchanged to their users: ``p.value`` and ``p.grad`` are still
     arrays of their own shapes, updated in place.
     """
@@ -253,7 +253,7 @@ class FlatStorage:
         value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
         for i, p in enumerate(parameters):
             if not (
-                _same_view(p.value, value_views[str(i)]) and _same_view(p.grad, grad_views[str(i)])
+                _same_view(p.value, value_views[str(i)]) and _same_view(p._grad, grad_views[str(i)])
             ):
                 return None
         views = tuple((p.value, p._grad) for p in parameters)
