@@ -1,7 +1,14 @@
 """minnet: a small object-oriented neural-network framework with gradient checks at every level."""
 
 from . import datasets, io
-from .gradcheck import GradcheckError, GradcheckReport, check_function, check_layer, check_model
+from .gradcheck import (
+    GradcheckError,
+    GradcheckReport,
+    check_function,
+    check_layer,
+    check_loss,
+    check_model,
+)
 from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from .losses import BCELoss
 from .model import Sequential
@@ -37,6 +44,7 @@ __all__ = [
     "Tanh",
     "check_function",
     "check_layer",
+    "check_loss",
     "check_model",
     "datasets",
     "io",

@@ -62,9 +62,14 @@ class Layer:
     #: its first layer's backward (the input is the data): a Linear then skips that product and
     #: returns ``None``.
     input_grad: bool = field(default=True, init=False, repr=False)
-    #: Input values where the derivative jumps (ReLU: 0). The gradient check uses them to tell
-    #: a finite difference that straddles a kink from a wrong gradient.
+    #: Input values where the derivative jumps (ReLU: 0). The gradient check uses them as
+    #: evidence that a finite difference straddles a kink (see ``docs/gradcheck.md``).
     kink_points: ClassVar[tuple[float, ...]] = ()
+    #: Does each output row depend only on the same input row (and the parameters)? Then the
+    #: gradient check may stack many perturbed copies of a batch into one. Only a class that
+    #: defines ``forward`` can say so (see :func:`is_rowwise`): a subclass with a forward of its
+    #: own is not row-wise until it declares it again. A batch norm in training mode is not.
+    rowwise: ClassVar[bool] = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (batch, in_features)`` -> ``(batch, out_features)``; keeps what backward needs."""
@@ -82,11 +87,18 @@ class Layer:
         return self.forward(x)
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """Yield ``(name, parameter)`` for every parameter, in declaration order."""
+        """Yield ``(name, parameter)`` for every parameter: the attrs fields in declaration
+        order, then attributes set in a plain ``__init__`` (``self.w = Parameter(...)``), in the
+        order they were set."""
+        seen = set()
         for f in fields(type(self)):
-            value = getattr(self, f.name)
+            value = getattr(self, f.name, None)
             if isinstance(value, Parameter):
+                seen.add(f.name)
                 yield f.name, value
+        for name, value in getattr(self, "__dict__", {}).items():
+            if isinstance(value, Parameter) and name not in seen:
+                yield name, value
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -157,6 +169,17 @@ class Layer:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
 
 
+def is_rowwise(layer: Layer) -> bool:
+    """Does the class that defines ``layer``'s forward declare it row-wise (``rowwise``)?
+
+    A declaration made on a parent class does not cover a forward the subclass wrote itself.
+    """
+    for cls in type(layer).__mro__:
+        if "forward" in vars(cls):
+            return "rowwise" in vars(cls) and bool(layer.rowwise)
+    return False
+
+
 def _check_input(layer: Layer, x: np.ndarray, in_features: int) -> None:
     if getattr(x, "ndim", None) != 2 or x.shape[1] != in_features:
         raise ValueError(
@@ -174,6 +197,8 @@ class Linear(Layer):
     (``sqrt(2 / (in_features + out_features))``, for sigmoid and tanh) or ``"auto"`` (He, until a
     :class:`~minnet.Sequential` sees which activation follows). ``b`` starts at zero.
     """
+
+    rowwise: ClassVar[bool] = True
 
     in_features: int = field(converter=_count, validator=gt(0))
     out_features: int = field(converter=_count, validator=gt(0))
@@ -274,6 +299,8 @@ class Linear(Layer):
 class ReLU(Layer):
     """``max(x, 0)``. Its derivative at exactly 0 is taken as 0."""
 
+    rowwise: ClassVar[bool] = True
+
     kink_points: ClassVar[tuple[float, ...]] = (0.0,)
     preferred_init: ClassVar[str] = "he"
 
@@ -291,6 +318,8 @@ class ReLU(Layer):
 @define(eq=False, on_setattr=NO_OP)
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
+
+    rowwise: ClassVar[bool] = True
 
     kink_points: ClassVar[tuple[float, ...]] = (0.0,)
     preferred_init: ClassVar[str] = "he"
@@ -323,6 +352,8 @@ class Sigmoid(Layer):
     computes the loss from its input (the logits), which is exact even for extreme logits.
     """
 
+    rowwise: ClassVar[bool] = True
+
     preferred_init: ClassVar[str] = "glorot"
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
@@ -338,6 +369,8 @@ class Sigmoid(Layer):
 @define(eq=False, on_setattr=NO_OP)
 class Tanh(Layer):
     """``tanh(x)``; its derivative is ``1 - tanh(x)**2``."""
+
+    rowwise: ClassVar[bool] = True
 
     preferred_init: ClassVar[str] = "glorot"
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -360,6 +393,10 @@ class Dropout(Layer):
     except inside :meth:`fixed_randomness`, where the last mask is reused: that is how the
     gradient check sees one fixed function. ``backward`` applies the mask of the last forward.
     """
+
+    @property
+    def rowwise(self) -> bool:  # the mask has the batch's shape: stacking copies changes it
+        return not self.training or self.p == 0
 
     p: float = field(default=0.5, converter=float, validator=[ge(0.0), lt(1.0)])
     seed: np.random.Generator | int | None = field(
@@ -398,4 +435,4 @@ class Dropout(Layer):
         return grad_output * self._scaled_mask
 
 
-__all__ = ["Dropout", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]
+__all__ = ["Dropout", "Layer", "is_rowwise", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]

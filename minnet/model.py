@@ -294,6 +294,44 @@ class Sequential:
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         return "\n".join(["Sequential(", *lines, f"  loss: {self.loss!r}", ")"])
 
+    # -- public seams: what training, the gradient check and io use ------------------------
+    def check_inputs(self, X: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+        """``X`` as a finite float array ``(m, in_features)`` (of ``dtype`` if given)."""
+        return self._check_X(X, dtype)
+
+    def check_targets(self, Y: np.ndarray, m: int) -> np.ndarray:
+        """``Y`` checked for ``m`` rows and reshaped as the loss wants it."""
+        return self._check_Y(Y, m)
+
+    @property
+    def body(self) -> list[Layer]:
+        """The layers :meth:`cost` runs: all, or all but a final activation the loss fuses."""
+        return self._split_output()[0]
+
+    @property
+    def fused(self) -> bool:
+        """Does the loss take the body's output as the input of the final activation?"""
+        return self._split_output()[1]
+
+    def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+        """``body[start:]`` applied to ``x`` (no checks)."""
+        return self._run(self.body[start:], x)
+
+    def loss_value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The loss of the body's ``outputs`` against checked ``targets``."""
+        return self._loss_forward(outputs, targets, self.fused)
+
+    def loss_per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """Per-row losses whose mean is :meth:`loss_value`, or ``None`` if the loss has none."""
+        if self.fused and type(self.loss) is BCELoss:
+            return self.loss.per_example_logits(outputs, targets).mean(axis=1)
+        return None
+
+    def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """:meth:`cost` for data that went through :meth:`check_inputs` and
+        :meth:`check_targets`: no checks, no copies; readies :meth:`backward`."""
+        return self._cost_unchecked(X, Y)[0]
+
     # -- pieces shared with the gradient check ---------------------------------------------
     def _cost_unchecked(
         self, X: np.ndarray, Y: np.ndarray, split: tuple[list[Layer], bool] | None = None

@@ -1,0 +1,281 @@
+"""What a check differentiates: a scalar ``J`` of some float64 arrays, and the claimed gradients.
+
+- :class:`FunctionTarget`: any ``f(x)``;
+- :class:`LayerTarget`: ``J = sum(G * layer.forward(x))`` for a fixed random ``G`` (CS231n's
+  trick: ``layer.backward(G)`` is then the claimed input gradient, the parameters' ``.grad`` the
+  claimed parameter gradients);
+- :class:`ModelTarget`: ``J = model.cost(X, Y)``, through the model's public API only.
+
+Each target moves its arrays in place, one entry at a time (:mod:`.reference`), and can watch
+whether an evaluation carried some layer's input across one of its declared ``kink_points``.
+A model target may evaluate many moves at once (:mod:`.batched`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .batched import batched_values, can_batch
+from .judge import KINKS_MEET, NO_KINK, ONE_KINK, Measurement
+from .reference import evaluate_moved
+
+if TYPE_CHECKING:
+    from ..layers import Layer
+    from ..losses import Loss
+    from ..model import Sequential
+
+
+def float64_copy(array: Any) -> np.ndarray:
+    return np.array(array, dtype=np.float64, copy=True, order="C")
+
+
+def kink_sides(layer: Any, x: np.ndarray) -> np.ndarray | None:
+    """Which side of each of the layer's declared kinks every input entry is on (-1, 0, 1)."""
+    points = getattr(layer, "kink_points", ())
+    return np.stack([np.sign(x - p) for p in points]) if points else None
+
+
+def crossing(layer: Any, x: np.ndarray, x0: np.ndarray, sides0: np.ndarray | None) -> int:
+    """Did moving the layer's input from ``x0`` to ``x`` cross a declared kink, and how?"""
+    if sides0 is None or x.shape != x0.shape:
+        return NO_KINK
+    changed = np.any(kink_sides(layer, x) != sides0, axis=0)
+    if not changed.any():
+        return NO_KINK
+    directions = np.sign(x - x0)[changed]
+    return ONE_KINK if np.all(directions == directions[0]) else KINKS_MEET
+
+
+def combine(a: int, b: int) -> int:
+    """Crossings of two layers (or of the two sides of a step) together."""
+    return max(a, b) if not (a and b) else KINKS_MEET
+
+
+class Target:
+    """A scalar ``J`` of ``arrays`` (float64, C-contiguous, moved in place by the check)."""
+
+    names: list[str]
+    arrays: list[np.ndarray]
+    analytic: list[np.ndarray]
+    evaluations: int = 0
+    #: ``J`` at the unmoved arrays (set by the check before it judges).
+    center: float = np.nan
+    #: The largest claimed derivative (set by the check).
+    gradient_scale: float = 0.0
+    #: Why nothing can be compared (0 rows...), or ``None``.
+    empty_reason: str | None = None
+
+    def value(self, tensor: int | None, watch: bool) -> tuple[float, int]:
+        """``J`` at the current arrays, and (when ``watch``) what declared kinks it crossed
+        (:data:`NO_KINK`, :data:`ONE_KINK` or :data:`KINKS_MEET`).
+
+        ``tensor`` says which array was moved (``None``: unknown), so that a model only runs
+        the layers from the one that owns it.
+        """
+        raise NotImplementedError
+
+    def scale(self) -> float:
+        """The magnitude that the rounding errors of ``J`` are relative to."""
+        return abs(self.count(None))
+
+    def count(self, tensor: int | None, watch: bool = False) -> float:
+        self.evaluations += 1
+        value, crossed = self.value(tensor, watch)
+        self.crossed = max(self.crossed, crossed)
+        return value
+
+    crossed = NO_KINK
+
+    def values_at(self, tensor: int, flat_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """``J`` with ``arrays[tensor].flat[flat_index[k]]`` moved by ``steps[k]``, for each k."""
+        array = self.arrays[tensor]
+        return np.array(
+            [
+                evaluate_moved(lambda: self.count(tensor), array, int(i), float(step))
+                for i, step in zip(flat_index, steps, strict=True)
+            ]
+        )
+
+    def measure(self, tensor: int, index: int, center: float) -> Callable[[float], Measurement]:
+        """``measure(step)`` for one entry, watching for declared kinks (for the judge)."""
+        array = self.arrays[tensor]
+
+        def measure(step: float) -> Measurement:
+            self.crossed = NO_KINK
+            plus = evaluate_moved(lambda: self.count(tensor, True), array, index, step)
+            minus = evaluate_moved(lambda: self.count(tensor, True), array, index, -step)
+            return Measurement(step, plus, minus, center, self.crossed)
+
+        return measure
+
+    def measure_along(
+        self, tensor: int, direction: np.ndarray, center: float
+    ) -> Callable[[float], Measurement]:
+        """``measure(step)`` along ``direction`` (an array of the tensor's shape)."""
+        array = self.arrays[tensor]
+        saved = array.copy()
+
+        def moved(step: float) -> float:
+            np.add(saved, step * direction, out=array)
+            try:
+                return self.count(tensor, True)
+            finally:
+                array[...] = saved
+
+        def measure(step: float) -> Measurement:
+            self.crossed = NO_KINK
+            plus, minus = moved(step), moved(-step)
+            return Measurement(step, plus, minus, center, self.crossed)
+
+        return measure
+
+
+class FunctionTarget(Target):
+    """``J = f(x)`` with the claimed gradient ``grad`` (``x``'s shape)."""
+
+    def __init__(self, f: Callable[[np.ndarray], float], x: Any, grad: Any) -> None:
+        x, grad = float64_copy(x), float64_copy(grad)
+        if grad.shape != x.shape:
+            raise ValueError(f"the gradient has shape {grad.shape}, x has shape {x.shape}")
+        self.f = f
+        self.names, self.arrays, self.analytic = ["x"], [x], [grad]
+        if x.size == 0:
+            self.empty_reason = "x has no entries"
+
+    def value(self, tensor: int | None, watch: bool) -> tuple[float, int]:
+        return float(self.f(self.arrays[0])), NO_KINK
+
+
+class LossTarget(FunctionTarget):
+    """``J = loss.forward(outputs, targets)``, claimed gradient ``loss.backward()``."""
+
+    def __init__(self, loss: Loss, outputs: Any, targets: Any) -> None:
+        outputs = float64_copy(outputs)
+        targets = np.array(targets, copy=True)
+        loss.forward(outputs, targets)
+        grad = loss.backward()
+        super().__init__(lambda o: loss.forward(o, targets), outputs, grad)
+        self.names = ["outputs"]
+
+
+@contextmanager
+def checking(layers: Sequence[Layer]) -> Iterator[None]:
+    """Float64 parameters, fixed randomness and untouched buffers, for the duration of a check.
+
+    Each parameter gets a float64 copy of its value and a fresh gradient; the original arrays are
+    put back afterwards, untouched, and so are the layers' buffers (``named_buffers()``, such as
+    a batch norm's running statistics, which every training forward updates). The check works on
+    the caller's own layers (so a subclass behaves as it does for the caller) without changing
+    them. Random layers (``Dropout``) repeat their last draw, so every evaluation sees the same
+    function.
+    """
+    parameters = [p for layer in layers for p in layer.parameters()]
+    saved = [(p.value, p.grad) for p in parameters]
+    buffers = [
+        (layer, name, np.array(value, copy=True))
+        for layer in layers
+        for name, value in getattr(layer, "named_buffers", lambda: ())()
+    ]
+    try:
+        with ExitStack() as stack:
+            for layer in layers:
+                stack.enter_context(layer.fixed_randomness())
+            for p in parameters:
+                p.value = float64_copy(p.value)
+                p.grad = np.zeros_like(p.value)
+            yield
+    finally:
+        for p, (value, grad) in zip(parameters, saved, strict=True):
+            p.value, p.grad = value, grad
+        for layer, name, value in buffers:
+            getattr(layer, name)[...] = value
+
+
+class LayerTarget(Target):
+    """``J = sum(G * layer.forward(x))`` for ``G`` drawn from ``seed``."""
+
+    def __init__(self, layer: Layer, x: Any, seed: int | None) -> None:
+        self.layer = layer
+        self.x = float64_copy(x)
+        out = np.asarray(layer.forward(self.x))
+        self.projection = np.random.default_rng(seed).standard_normal(out.shape)
+        grad_input = layer.backward(self.projection.copy())
+        named = list(layer.named_parameters())
+        self.names = [name for name, _ in named] + ["input"]
+        self.arrays = [p.value for _, p in named] + [self.x]
+        self.analytic = [p.grad.copy() for _, p in named] + [float64_copy(grad_input)]
+        if self.analytic[-1].shape != self.x.shape:
+            raise ValueError(
+                f"{layer!r}.backward returned an input gradient of shape "
+                f"{self.analytic[-1].shape}, its input has shape {self.x.shape}"
+            )
+        self.x0 = self.x.copy()
+        self.sides = kink_sides(layer, self.x)
+        if self.x.ndim >= 1 and len(self.x) == 0:
+            self.empty_reason = "x has 0 rows"
+
+    def value(self, tensor: int | None, watch: bool) -> tuple[float, int]:
+        crossed = crossing(self.layer, self.x, self.x0, self.sides) if watch else NO_KINK
+        return float(np.sum(self.projection * self.layer.forward(self.x))), crossed
+
+    def scale(self) -> float:
+        self.evaluations += 1
+        return float(np.sum(np.abs(self.projection * self.layer.forward(self.x))))
+
+
+class ModelTarget(Target):
+    """``J = model.cost(X, Y)``; each parameter perturbation reruns the layers from its own."""
+
+    def __init__(self, model: Sequential, X: Any, Y: Any) -> None:
+        self.model = model
+        X = float64_copy(model.check_inputs(X, np.dtype(np.float64)))
+        self.Y = model.check_targets(Y, len(X))
+        if np.issubdtype(self.Y.dtype, np.floating):
+            self.Y = float64_copy(self.Y)
+        self.body = model.body
+        model.zero_grad()
+        model.cost_prepared(X, self.Y)
+        model.backward()
+        named = list(model.named_parameters())
+        self.names = [name for name, _ in named]
+        self.arrays = [p.value for _, p in named]
+        self.analytic = [p.grad.copy() for _, p in named]
+        # The first layer that uses each array (a parameter tied between layers changes all).
+        layer_of = {id(p): i for i, layer in reversed(list(enumerate(model.layers))) for p in
+                    layer.parameters()}
+        self.owner = [layer_of[id(p)] for _, p in named]
+        # Each body layer's input at the unperturbed parameters: moving layer k's parameters
+        # only needs layers k, k+1, ... to run again.
+        self.inputs = [X]
+        for layer in self.body[:-1]:
+            self.inputs.append(np.asarray(layer.forward(self.inputs[-1])))
+        self.sides = [kink_sides(layer, x) for layer, x in zip(self.body, self.inputs)]
+        if not self.names:
+            self.empty_reason = "the model has no parameters"
+
+    def value(self, tensor: int | None, watch: bool) -> tuple[float, int]:
+        start = 0 if tensor is None else self.owner[tensor]
+        x, crossed = self.inputs[start], NO_KINK
+        for k in range(start, len(self.body)):
+            if watch:
+                layer_crossed = crossing(self.body[k], x, self.inputs[k], self.sides[k])
+                crossed = combine(crossed, layer_crossed)
+            x = self.body[k].forward(x)
+        return self.model.loss_value(x, self.Y), crossed
+
+    def values_at(self, tensor: int, flat_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        if can_batch(self, tensor):
+            values = batched_values(self, tensor, flat_index, steps)
+            self.evaluations += len(steps)
+            return values
+        return super().values_at(tensor, flat_index, steps)
+
+    def scale(self) -> float:
+        # A loss of confident outputs is a small difference of large terms (softplus(z) - y*z):
+        # its rounding error follows the size of the outputs, not of the loss.
+        out = self.model.run(self.inputs[0])
+        return abs(self.count(None)) + float(np.mean(np.abs(out))) if out.size else 0.0
