@@ -1,4 +1,4 @@
-"""Command line: ``python -m minnet demo [--plot PATH]``."""
+"""Command line: ``python -m minnet demo [--plot PATH]`` and ``python -m minnet check FILE``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="also write a PNG of the decision boundary and the loss curves (needs matplotlib)",
     )
+    check_parser = commands.add_parser(
+        "check",
+        help="gradient-check every Layer subclass defined in a Python file (exit code 1 on failure)",
+        description="Builds each Layer subclass defined in FILE (from the file's CHECK_EXAMPLES "
+        "dict, {LayerClass: lambda: (layer, x)}, or with no arguments on a random input), "
+        "checks it alone, prints one line per layer and the full report of each that does not "
+        "pass.",
+    )
+    check_parser.add_argument("file", help="a Python file defining minnet Layer subclasses")
+    check_parser.add_argument("--fast", action="store_true", help="one direction per tensor")
+    check_parser.add_argument("--epsilon", type=float, default=None, help="the step (adaptive)")
+    check_parser.add_argument("--threshold", type=float, default=1e-6, help="default 1e-6")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        from .testing import main_check
+
+        options = dict(fast=args.fast, epsilon=args.epsilon, threshold=args.threshold)
+        return main_check(args.file, **options)
     if args.command == "demo":
         from .demo import main as demo
 
