@@ -34,10 +34,12 @@ no derivative there (a dead ReLU unit).
     larger step (when the disagreement looks like noise) or smaller steps (when it looks like
     truncation or a kink).
 
-Error bars come from pairs of steps: when ``J`` is smooth between steps ``s`` and ``4s``,
+Error bars come from pairs of steps: when ``J`` is smooth between steps ``s`` and ``4s`` and the
+steps are small enough that the truncation is ``c h^2`` (at most ``ASYMPTOTIC`` natural steps),
 ``n(4s) - n(s) = 15 c s^2`` up to noise, so the truncation of ``n(s)`` is at most
 ``(|n(4s) - n(s)| + noise/s + noise/4s) / 15``. A kink in between only makes that bound larger
-(more cautious), never smaller.
+(more cautious), never smaller. Larger steps (tried when noise is the problem) are used only
+while ``n`` at consecutive steps agrees within the noise: the truncation has not shown yet.
 
 This module knows nothing about layers or models: it sees numbers and a way to get more of them
 (``measure(step)``), so it is tested on plain functions.
@@ -61,6 +63,9 @@ MAX_CLIMB = 8
 CLIMB_LIMIT = 0.1
 #: Evidence of a kink *at theta* must hold at steps at most the natural step / KINK_SCALE.
 KINK_SCALE = 16
+#: Error bars from a pair of steps assume the truncation error is ``c h^2``: the descent trusts
+#: pairs only once the larger step is at most ASYMPTOTIC times the natural step.
+ASYMPTOTIC = 16
 #: The longest descent towards small steps.
 MAX_DESCENT = 16
 #: A slope jump is a kink only if larger than JUMP_NOISE times its noise, and if it changes by at
@@ -175,29 +180,50 @@ class Judge:
                 if noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
                 # An agreement within the noise only: a larger step may decide it.
-                return self._climb(a, first, measure, max_step, floor)
+                return self._climb(a, first, measure, natural_step, max_step, floor)
         verdict = self._descend(a, first, measure, natural_step, floor)
         if verdict.status == UNDECIDED and first.finite and not first.crossed:
             # Neither a smaller step nor a kink explains the disagreement: is it noise that was
             # underestimated? A larger step, where J is smooth, tells.
-            climbed = self._climb(a, first, measure, max_step, floor)
+            climbed = self._climb(a, first, measure, natural_step, max_step, floor)
             if climbed.status != UNDECIDED:
                 return climbed
         return verdict
 
     # -- the rules ------------------------------------------------------------------------------
-    def _decide(self, a: float, m: Measurement, error_bar: float, floor: float) -> Verdict | None:
-        """Agree or fail on measurement ``m`` with error bar ``error_bar``, or ``None``."""
+    def _decide(
+        self, a: float, m: Measurement, witness: Measurement, error_bar: float, floor: float
+    ) -> Verdict | None:
+        """Agree or fail on measurement ``m``, whose error bar ``error_bar`` was found with
+        ``witness`` (another step), or ``None`` when ``m`` cannot tell.
+
+        A disagreement fails when ``a`` is outside the one-sided slopes, or when the gap between
+        the slopes shrinks with the step (curvature: the slopes close in on ``n``, not on ``a``).
+        Inside the slopes of what may be a kink, it waits for more evidence.
+        """
         n = m.numeric
         tol = self.tolerance(a, n)
         if abs(a - n) > tol + error_bar:
             slack = tol + 2 * self.noise_at(m.step)
             if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
                 return Verdict(FAIL, n, m.step, error_bar)
+            if self._curvature(m, witness):
+                return Verdict(FAIL, n, m.step, error_bar)
             return None  # within the slopes: a smaller step may still tell
         if error_bar <= tol + floor:
             return Verdict(AGREE, n, m.step, error_bar)
         return None
+
+    def _curvature(self, m: Measurement, other: Measurement) -> bool:
+        """Does the jump between the one-sided slopes shrink with the step, as curvature's does
+        (and a kink's does not)?"""
+        small, large = (m, other) if m.step < other.step else (other, m)
+        jump_small, jump_large = small.right - small.left, large.right - large.left
+        noise_small, noise_large = 4 * self.noise_at(small.step), 4 * self.noise_at(large.step)
+        ratio = large.step / small.step
+        return abs(jump_large) > JUMP_NOISE * noise_large and abs(jump_small) <= abs(
+            jump_large
+        ) * (2 / ratio) + noise_small
 
     def _error_bar(self, small: Measurement, large: Measurement) -> float:
         """Bound on the error of ``small.numeric``, with ``large`` (a larger step) as witness."""
@@ -207,11 +233,18 @@ class Judge:
         return u_small + truncation
 
     def _climb(
-        self, a: float, first: Measurement, measure: Measure, max_step: float, floor: float
+        self,
+        a: float,
+        first: Measurement,
+        measure: Measure,
+        natural_step: float,
+        max_step: float,
+        floor: float,
     ) -> Verdict:
         """Larger steps, while ``J`` stays smooth and the error bar keeps shrinking."""
         previous, best = first, np.inf
-        step = first.step
+        # From a step far below the natural one (epsilon=1e-12, say), go straight to it.
+        step = natural_step / LADDER if first.step * LADDER**2 < natural_step else first.step
         for _ in range(MAX_CLIMB):
             step *= LADDER
             if step > max_step:
@@ -219,11 +252,17 @@ class Judge:
             m = measure(step)
             if m.crossed or not m.finite:
                 break
+            if abs(m.numeric - previous.numeric) > (
+                self.noise_at(m.step)
+                + self.noise_at(previous.step)
+                + self.tolerance(m.numeric, previous.numeric)
+            ):
+                break  # the truncation error shows: larger steps only make it worse
             error_bar = self._error_bar(previous, m)
             if error_bar >= best:
-                break  # truncation now grows faster than noise shrinks
+                break
             best = error_bar
-            verdict = self._decide(a, previous, error_bar, floor)
+            verdict = self._decide(a, previous, m, error_bar, floor)
             if verdict is not None:
                 return verdict
             previous = m
@@ -249,9 +288,9 @@ class Judge:
             if not m.finite:
                 previous = None
                 continue
-            if previous is not None:
+            if previous is not None and previous.step <= ASYMPTOTIC * natural_step:
                 if not (m.crossed or previous.crossed):
-                    verdict = self._decide(a, m, self._error_bar(m, previous), floor)
+                    verdict = self._decide(a, m, previous, self._error_bar(m, previous), floor)
                     if verdict is not None:
                         return verdict
                 if step <= kink_step and self._kink_at_theta(previous, m):
