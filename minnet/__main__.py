@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     check_parser = commands.add_parser(
         "check",
-        help="gradient-check every Layer subclass defined in a Python file (exit code 1 on failure)",
+        help="gradient-check every Layer subclass defined in a Python file (exit 1 on failure)",
         description="Builds each Layer subclass defined in FILE (from the file's CHECK_EXAMPLES "
         "dict, {LayerClass: lambda: (layer, x)}, or with no arguments on a random input), "
         "checks it alone, prints one line per layer and the full report of each that does not "

@@ -435,4 +435,14 @@ class Dropout(Layer):
         return grad_output * self._scaled_mask
 
 
-__all__ = ["Dropout", "Layer", "is_rowwise", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "sigmoid"]
+__all__ = [
+    "Dropout",
+    "Layer",
+    "is_rowwise",
+    "Linear",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "sigmoid",
+]

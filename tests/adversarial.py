@@ -24,14 +24,24 @@ SMOOTH = [
     ("sum sin", lambda x: float(np.sin(x).sum()), lambda x: np.cos(x)),
     ("sum x^3 + x", lambda x: float((x**3 + x).sum()), lambda x: 3 * x**2 + 1),
     ("sum exp", lambda x: float(np.exp(x).sum()), lambda x: np.exp(x)),
-    ("log(1 + x^2) + 0.3x", lambda x: float((np.log1p(x**2) + 0.3 * x).sum()),
-     lambda x: 2 * x / (1 + x**2) + 0.3),
+    (
+        "log(1 + x^2) + 0.3x",
+        lambda x: float((np.log1p(x**2) + 0.3 * x).sum()),
+        lambda x: 2 * x / (1 + x**2) + 0.3,
+    ),
     ("x @ A @ x + b @ x", None, None),  # filled below with a fixed A and b
 ]
 _A = np.random.default_rng(7).standard_normal((4, 4))
 _B = np.random.default_rng(8).standard_normal(4)
-SMOOTH[-1] = ("x @ A @ x + b @ x", lambda x: float(x @ _A @ x + _B @ x),
-              lambda x: (_A + _A.T) @ x + _B)
+SMOOTH[-1] = (
+    "x @ A @ x + b @ x",
+    lambda x: float(x @ _A @ x + _B @ x),
+    lambda x: (_A + _A.T) @ x + _B,
+)
+
+
+def _offset(f, offset: float):
+    return lambda x: offset + f(x)
 
 
 def _wrong(grad: np.ndarray, relative: float, which: str, rng) -> np.ndarray:
@@ -48,38 +58,69 @@ def _function_cases() -> tuple[list[Case], list[Case]]:
     for name, f, g in SMOOTH:
         for scale in (1e-3, 1e-1):  # smooth points near zero
             x = scale * np.random.default_rng(0).standard_normal(4)
-            right.append((f"{name} at |x|~{scale:g}", lambda f=f, g=g, x=x: check_function(f, x, g(x))))
+            right.append(
+                (f"{name} at |x|~{scale:g}", lambda f=f, g=g, x=x: check_function(f, x, g(x)))
+            )
             for relative in (1e-2, 1e-3, 1e-4):
                 for which in ("one", "all"):
                     claim = _wrong(g(x), relative, which, None)
-                    wrong.append((
-                        f"{name} at |x|~{scale:g}, {which} off by {relative:g}",
-                        lambda f=f, x=x, claim=claim: check_function(f, x, claim),
-                    ))
+                    wrong.append(
+                        (
+                            f"{name} at |x|~{scale:g}, {which} off by {relative:g}",
+                            lambda f=f, x=x, claim=claim: check_function(f, x, claim),
+                        )
+                    )
             for offset in (1e3, 1e6, 1e9):  # large constant offsets
-                fo = (lambda f=f, offset=offset: lambda x: offset + f(x))()
-                right.append((f"{offset:g} + {name}", lambda fo=fo, g=g, x=x: check_function(fo, x, g(x))))
+                fo = _offset(f, offset)
+                right.append(
+                    (f"{offset:g} + {name}", lambda fo=fo, g=g, x=x: check_function(fo, x, g(x)))
+                )
                 for relative in (1e-2, 1e-3):
                     claim = _wrong(g(x), relative, "all", None)
-                    wrong.append((
-                        f"{offset:g} + {name}, off by {relative:g}",
-                        lambda fo=fo, x=x, claim=claim: check_function(fo, x, claim),
-                    ))
+                    wrong.append(
+                        (
+                            f"{offset:g} + {name}, off by {relative:g}",
+                            lambda fo=fo, x=x, claim=claim: check_function(fo, x, claim),
+                        )
+                    )
     # Points where the true gradient is 0.
     square = lambda x: float((x**2).sum())  # noqa: E731
     cosine = lambda x: float(np.cos(x).sum())  # noqa: E731
     for claim in (5.0, 1e-3, 1e-8, -1e-6):
-        wrong.append((f"x^2 at 0, claim {claim:g}", lambda c=claim: check_function(square, np.zeros(3), np.full(3, c))))
-        wrong.append((f"cos at 0, claim {claim:g}", lambda c=claim: check_function(cosine, np.zeros(3), np.full(3, c))))
+        wrong.append(
+            (
+                f"x^2 at 0, claim {claim:g}",
+                lambda c=claim: check_function(square, np.zeros(3), np.full(3, c)),
+            )
+        )
+        wrong.append(
+            (
+                f"cos at 0, claim {claim:g}",
+                lambda c=claim: check_function(cosine, np.zeros(3), np.full(3, c)),
+            )
+        )
     right.append(("x^2 at 0", lambda: check_function(square, np.zeros(3), np.zeros(3))))
     # NaN and infinite claims, and a function that is NaN.
     for bad in (np.nan, np.inf, -np.inf):
         claim = np.array([1.0, bad, 3.0])
-        wrong.append((f"claim with {bad}", lambda c=claim: check_function(square, np.array([0.5, 1.0, 1.5]), c)))
-    wrong.append(("f is NaN", lambda: check_function(lambda x: float("nan"), np.ones(2), np.ones(2))))
+        wrong.append(
+            (
+                f"claim with {bad}",
+                lambda c=claim: check_function(square, np.array([0.5, 1.0, 1.5]), c),
+            )
+        )
+    wrong.append(
+        ("f is NaN", lambda: check_function(lambda x: float("nan"), np.ones(2), np.ones(2)))
+    )
     # The issue's snippets.
-    wrong.append(("1000 + 1e-3 x, 1% off", lambda: check_function(
-        lambda x: 1000 + 1e-3 * x.sum(), np.full(3, 0.5), np.full(3, 1.01e-3))))
+    wrong.append(
+        (
+            "1000 + 1e-3 x, 1% off",
+            lambda: check_function(
+                lambda x: 1000 + 1e-3 * x.sum(), np.full(3, 0.5), np.full(3, 1.01e-3)
+            ),
+        )
+    )
     return wrong, right
 
 
@@ -111,7 +152,14 @@ def _issue_bias_net() -> minnet.GradcheckReport:
 def _relu_net(first: type[Linear], seed: int) -> tuple[Sequential, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     model = Sequential(
-        [first(3, 5, rng=rng), ReLU(), Linear(5, 4, rng=rng), ReLU(), Linear(4, 1, rng=rng), Sigmoid()]
+        [
+            first(3, 5, rng=rng),
+            ReLU(),
+            Linear(5, 4, rng=rng),
+            ReLU(),
+            Linear(4, 1, rng=rng),
+            Sigmoid(),
+        ]
     )
     X = rng.standard_normal((6, 3))
     Y = (rng.random(6) < 0.5).astype(float)
@@ -120,9 +168,7 @@ def _relu_net(first: type[Linear], seed: int) -> tuple[Sequential, np.ndarray, n
 
 def _norm_net(norm: type, seed: int) -> tuple[Sequential, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    model = Sequential(
-        [Linear(3, 4, rng=rng), norm(4), ReLU(), Linear(4, 1, rng=rng), Sigmoid()]
-    )
+    model = Sequential([Linear(3, 4, rng=rng), norm(4), ReLU(), Linear(4, 1, rng=rng), Sigmoid()])
     X = rng.standard_normal((6, 3))
     Y = (rng.random(6) < 0.5).astype(float)
     return model, X, Y
@@ -134,24 +180,42 @@ def _model_cases() -> tuple[list[Case], list[Case]]:
     for epsilon in (1.0, 10.0, 1e-12, 1e-10):  # huge and tiny steps
         for seed in range(3):
             model, X, Y = _relu_net(DoubledWeightGrad, seed)
-            wrong.append((f"doubled W grads, epsilon={epsilon:g}, seed {seed}",
-                          lambda m=model, X=X, Y=Y, e=epsilon: m.gradcheck(X, Y, epsilon=e)))
+            wrong.append(
+                (
+                    f"doubled W grads, epsilon={epsilon:g}, seed {seed}",
+                    lambda m=model, X=X, Y=Y, e=epsilon: m.gradcheck(X, Y, epsilon=e),
+                )
+            )
             model, X, Y = _relu_net(Linear, seed)
-            right.append((f"right ReLU net, epsilon={epsilon:g}, seed {seed}",
-                          lambda m=model, X=X, Y=Y, e=epsilon: m.gradcheck(X, Y, epsilon=e)))
+            right.append(
+                (
+                    f"right ReLU net, epsilon={epsilon:g}, seed {seed}",
+                    lambda m=model, X=X, Y=Y, e=epsilon: m.gradcheck(X, Y, epsilon=e),
+                )
+            )
     for norm in WRONG_NORMS:
         for seed in range(3):
             for fast in (False, True):
                 model, X, Y = _norm_net(norm, seed)
-                wrong.append((f"{norm.__name__} in a model, seed {seed}, fast={fast}",
-                              lambda m=model, X=X, Y=Y, f=fast: m.gradcheck(X, Y, fast=f)))
+                wrong.append(
+                    (
+                        f"{norm.__name__} in a model, seed {seed}, fast={fast}",
+                        lambda m=model, X=X, Y=Y, f=fast: m.gradcheck(X, Y, fast=f),
+                    )
+                )
             x = np.random.default_rng(seed).standard_normal((5, 4))
-            wrong.append((f"{norm.__name__} alone, seed {seed}", lambda n=norm, x=x: n(4).gradcheck(x)))
+            wrong.append(
+                (f"{norm.__name__} alone, seed {seed}", lambda n=norm, x=x: n(4).gradcheck(x))
+            )
     for norm in CORRECT_NORMS:
         for seed in range(3):
             model, X, Y = _norm_net(norm, seed)
-            right.append((f"{norm.__name__} in a model, seed {seed}",
-                          lambda m=model, X=X, Y=Y: m.gradcheck(X, Y)))
+            right.append(
+                (
+                    f"{norm.__name__} in a model, seed {seed}",
+                    lambda m=model, X=X, Y=Y: m.gradcheck(X, Y),
+                )
+            )
     return wrong, right
 
 

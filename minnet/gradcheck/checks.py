@@ -71,9 +71,7 @@ class _Tally:
         self.settled.append(settled[counted])
         self.noise.append(error_bar[counted])
         with np.errstate(invalid="ignore"):
-            self.by_parameter[name] = relative_difference(
-                analytic[counted], first_numeric[counted]
-            )
+            self.by_parameter[name] = relative_difference(analytic[counted], first_numeric[counted])
         self.checked += len(flat_index)
         self.decided += len(flat_index) - len(verdicts)
         for k, v in verdicts.items():
@@ -248,7 +246,9 @@ def _run(
     finite = [np.abs(g[np.isfinite(g)]) for g in target.analytic]
     target.gradient_scale = max((float(g.max()) for g in finite if g.size), default=0.0)
     scale = target.scale() if np.isfinite(center) else 0.0
-    judge = Judge(threshold, NOISE_ULPS * EPS * max(scale, abs(center) if np.isfinite(center) else 0))
+    judge = Judge(
+        threshold, NOISE_ULPS * EPS * max(scale, abs(center) if np.isfinite(center) else 0)
+    )
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
     rng = np.random.default_rng(seed)
     tally = _Tally()

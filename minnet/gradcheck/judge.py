@@ -221,9 +221,10 @@ class Judge:
         jump_small, jump_large = small.right - small.left, large.right - large.left
         noise_small, noise_large = 4 * self.noise_at(small.step), 4 * self.noise_at(large.step)
         ratio = large.step / small.step
-        return abs(jump_large) > JUMP_NOISE * noise_large and abs(jump_small) <= abs(
-            jump_large
-        ) * (2 / ratio) + noise_small
+        return (
+            abs(jump_large) > JUMP_NOISE * noise_large
+            and abs(jump_small) <= abs(jump_large) * (2 / ratio) + noise_small
+        )
 
     def _error_bar(self, small: Measurement, large: Measurement) -> float:
         """Bound on the error of ``small.numeric``, with ``large`` (a larger step) as witness."""
@@ -314,9 +315,7 @@ class Judge:
         jump = smaller.right - smaller.left
         jump_before = larger.right - larger.left
         noise = 4 * self.noise_at(smaller.step)
-        return abs(jump) > JUMP_NOISE * noise and abs(jump - jump_before) <= JUMP_STABLE * abs(
-            jump
-        )
+        return abs(jump) > JUMP_NOISE * noise and abs(jump - jump_before) <= JUMP_STABLE * abs(jump)
 
     def _at_kink(self, a: float, larger: Measurement, m: Measurement) -> Verdict:
         low, high = sorted((m.left, m.right))

@@ -31,9 +31,7 @@ def evaluate_moved(J: Callable[[], float], array: np.ndarray, index: int, step: 
         flat[index] = saved
 
 
-def central_difference(
-    J: Callable[[], float], array: np.ndarray, index: int, step: float
-) -> float:
+def central_difference(J: Callable[[], float], array: np.ndarray, index: int, step: float) -> float:
     """``(J(theta + h) - J(theta - h)) / 2h`` for entry ``index`` of ``array``, ``h = step``."""
     plus = evaluate_moved(J, array, index, step)
     minus = evaluate_moved(J, array, index, -step)

@@ -245,15 +245,18 @@ class ModelTarget(Target):
         self.arrays = [p.value for _, p in named]
         self.analytic = [p.grad.copy() for _, p in named]
         # The first layer that uses each array (a parameter tied between layers changes all).
-        layer_of = {id(p): i for i, layer in reversed(list(enumerate(model.layers))) for p in
-                    layer.parameters()}
+        layer_of = {
+            id(p): i
+            for i, layer in reversed(list(enumerate(model.layers)))
+            for p in layer.parameters()
+        }
         self.owner = [layer_of[id(p)] for _, p in named]
         # Each body layer's input at the unperturbed parameters: moving layer k's parameters
         # only needs layers k, k+1, ... to run again.
         self.inputs = [X]
         for layer in self.body[:-1]:
             self.inputs.append(np.asarray(layer.forward(self.inputs[-1])))
-        self.sides = [kink_sides(layer, x) for layer, x in zip(self.body, self.inputs)]
+        self.sides = [kink_sides(layer, x) for layer, x in zip(self.body, self.inputs, strict=True)]
         if not self.names:
             self.empty_reason = "the model has no parameters"
 

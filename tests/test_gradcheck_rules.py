@@ -1,0 +1,371 @@
+"""The judge's rules, one test each, each with a case that a check without the rule gets wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from adversarial import DoubledWeightGrad, _issue_bias_net, _norm_net, _relu_net, cases
+from attrs import define, field
+from conftest import random_data, random_net
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from user_layers import CORRECT as CORRECT_NORMS
+from user_layers import WRONG as WRONG_NORMS
+from user_layers import PlainScale, UserBatchNorm
+
+import minnet
+from minnet import Layer, Linear, ReLU, Sequential, Sigmoid, Tanh, check_function
+from minnet.gradcheck.judge import Judge, Measurement
+from minnet.gradcheck.targets import ModelTarget, checking
+from minnet.testing import assert_gradients
+
+square = lambda x: float((x**2).sum())  # noqa: E731
+
+
+# --- the issue's snippets ----------------------------------------------------------------------
+
+
+def test_curvature_at_a_zero_gradient_is_not_a_kink():
+    report = check_function(square, np.zeros(3), np.full(3, 5.0))
+    assert report.status == "failed" and report.kinks == ()
+
+
+def test_a_nan_claim_fails_and_says_so():
+    report = check_function(square, np.zeros(3), np.full(3, np.nan))
+    assert report.status == "failed"
+    assert "NaN" in str(report)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_claim_fails(bad):
+    assert check_function(square, np.ones(3), np.array([2.0, bad, 2.0])).status == "failed"
+
+
+def test_a_function_that_is_nan_fails():
+    report = check_function(lambda x: float("nan"), np.ones(2), np.ones(2))
+    assert report.status == "failed" and "NaN" in str(report)
+
+
+def test_agreement_only_because_the_noise_grew_is_no_evidence():
+    # J = 1000 + 1e-3 * sum(x): the rounding noise of J swamps a 1% error at the natural step
+    # and grows at smaller ones; a larger step (J is smooth) shows the error.
+    f = lambda x: 1000 + 1e-3 * x.sum()  # noqa: E731
+    assert check_function(f, np.full(3, 0.5), np.full(3, 1.01e-3)).status == "failed"
+    assert check_function(f, np.full(3, 0.5), np.full(3, 1e-3)).status == "passed"
+
+
+def test_a_one_percent_bias_error_without_any_kink_fails():
+    report = _issue_bias_net()
+    assert report.status == "failed"
+    assert report.worst_parameter == "0.b" and report.blamed_layers == (0,)
+
+
+# --- kinks need evidence -----------------------------------------------------------------------
+
+
+def test_a_tanh_net_has_no_kinks():
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        model = random_net(rng, [3, 5, 4, 1], Tanh)
+        report = model.gradcheck(*random_data(rng, 6, 3))
+        assert report.passed and report.kinks == (), str(report)
+
+
+def test_huge_epsilon_cannot_excuse_doubled_relu_weight_gradients():
+    for epsilon in (1.0, 10.0):
+        model, X, Y = _relu_net(DoubledWeightGrad, 0)
+        assert model.gradcheck(X, Y, epsilon=epsilon).status == "failed"
+        model, X, Y = _relu_net(Linear, 0)
+        assert model.gradcheck(X, Y, epsilon=epsilon).passed
+
+
+def test_a_tiny_epsilon_is_not_a_free_pass():
+    model, X, Y = _relu_net(DoubledWeightGrad, 1)
+    assert model.gradcheck(X, Y, epsilon=1e-12).status == "failed"
+    model, X, Y = _relu_net(Linear, 1)
+    assert model.gradcheck(X, Y, epsilon=1e-12).status != "failed"
+
+
+@pytest.mark.parametrize("epsilon", [0.0, -1e-3, np.inf, np.nan, "1e-3", True])
+def test_meaningless_epsilons_are_refused(epsilon):
+    with pytest.raises(ValueError, match="epsilon"):
+        check_function(square, np.ones(2), 2 * np.ones(2), epsilon=epsilon)
+
+
+def abs_plus_square(x):
+    return float(abs(x[0]) + (x[1:] ** 2).sum())
+
+
+def test_an_undeclared_kink_is_excused_only_between_the_one_sided_slopes():
+    x = np.array([0.0, 0.5, -1.0, 2.0, 1.5])
+    grad = 2 * x
+    grad[0] = 0.0  # the central difference itself: an agreement
+    assert check_function(abs_plus_square, x, grad).passed
+    for inside in (0.5, -1.0, 1.0):  # |x| at 0: slopes -1 and 1
+        grad[0] = inside
+        report = check_function(abs_plus_square, x, grad)
+        assert report.status == "passed", str(report)
+        assert [e.where for e in report.kinks] == ["x[0]"]
+    grad[0] = 1.5
+    report = check_function(abs_plus_square, x, grad)
+    assert report.status == "failed" and report.worst[0].where == "x[0]"
+
+
+def test_a_declared_kink_is_excused_only_between_the_one_sided_slopes():
+    @define(eq=False)
+    class ReLUWithSlopeTwoAtZero(ReLU):
+        zero: np.ndarray | None = field(default=None, init=False)
+
+        def forward(self, x):
+            self.zero = x == 0
+            return super().forward(x)
+
+        def backward(self, grad_output):
+            return super().backward(grad_output) + 2.0 * grad_output * self.zero
+
+    x = np.array([[0.0, 1.0, -2.0], [3.0, 0.5, 0.25]])
+    assert ReLU().gradcheck(x).passed
+    assert ReLUWithSlopeTwoAtZero().gradcheck(x).status == "failed"
+
+
+def test_most_entries_on_kinks_is_inconclusive_not_passed():
+    report = ReLU().gradcheck(np.zeros((3, 4)))
+    assert report.status == "inconclusive" and not report.passed
+    assert "kinks" in str(report)
+
+
+def test_the_judge_calls_curvature_curvature_and_a_kink_a_kink():
+    judge = Judge(threshold=1e-6, noise=0.0)
+
+    def measure_of(f):
+        return lambda step: Measurement(step, f(step), f(-step), f(0.0))
+
+    curved = measure_of(lambda t: t * t)
+    kinked = measure_of(abs)
+    options = dict(natural_step=6e-6, max_step=0.1, floor=0.0)
+    assert judge.judge(1e-3, curved(6e-6), curved, **options).status == "fail"
+    assert judge.judge(0.5, kinked(6e-6), kinked, **options).status == "kink"
+    assert judge.judge(1.5, kinked(6e-6), kinked, **options).status == "fail"
+    assert judge.judge(0.0, curved(6e-6), curved, **options).status == "agree"
+
+
+# --- three verdicts ----------------------------------------------------------------------------
+
+
+def test_passed_is_true_only_for_the_passed_status():
+    report = check_function(square, np.ones(2), 2 * np.ones(2))
+    assert report.status == "passed" and report.passed
+    report = check_function(square, np.ones(2), 3 * np.ones(2))
+    assert report.status == "failed" and not report.passed
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda: check_function(square, np.zeros(0), np.zeros(0)),
+        lambda: Linear(3, 2, rng=0).gradcheck(np.zeros((0, 3))),
+        lambda: Sequential([ReLU(), Sigmoid()]).gradcheck(np.ones((2, 1)), [1, 0]),
+    ],
+    ids=["empty x", "0 rows", "no parameters"],
+)
+def test_a_check_that_compared_nothing_is_inconclusive(run):
+    report = run()
+    assert report.status == "inconclusive"
+    assert "nothing was compared" in str(report)
+
+
+# --- layers that mix rows ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm", CORRECT_NORMS)
+def test_a_user_batch_norm_that_is_right_passes_in_a_model(norm):
+    for seed in range(5):
+        model, X, Y = _norm_net(norm, seed)
+        for fast in (False, True):
+            report = model.gradcheck(X, Y, fast=fast)
+            assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("norm", WRONG_NORMS)
+def test_the_classic_norm_backward_bugs_fail_and_are_blamed(norm):
+    for seed in range(3):
+        model, X, Y = _norm_net(norm, seed)
+        for fast in (False, True):
+            report = model.gradcheck(X, Y, fast=fast)
+            assert report.status == "failed", str(report)
+            assert report.blamed_layers == (1,)
+
+
+def test_batched_evaluation_equals_the_reference_through_a_row_mixing_layer():
+    model, X, Y = _norm_net(UserBatchNorm, 0)
+    with checking(model.layers):
+        target = ModelTarget(model, X, Y)
+        for t in range(len(target.arrays)):
+            index = np.arange(target.arrays[t].size)
+            steps = np.full(len(index), 1e-3)
+            batched = target.values_at(t, index, steps)
+            reference = super(ModelTarget, target).values_at(t, index, steps)
+            np.testing.assert_allclose(batched, reference, rtol=1e-13, atol=0)
+
+
+def test_a_user_forward_is_not_stacked_just_because_its_parent_is_rowwise():
+    @define(eq=False)
+    class CenteredLinear(Linear):  # subtracts the batch mean: mixes rows
+        def forward(self, x):
+            out = super().forward(x)
+            return out - out.mean(axis=0)
+
+    assert minnet.layers.is_rowwise(Linear(2, 2))
+    assert not minnet.layers.is_rowwise(CenteredLinear(2, 2))
+
+
+# --- parameters found however a layer is written -----------------------------------------------
+
+
+def test_plain_class_parameters_are_found_checked_and_trained():
+    layer = PlainScale(3)
+    assert [name for name, _ in layer.named_parameters()] == ["w"]
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    assert layer.gradcheck(x).passed
+    assert PlainScale(3, wrong=True).gradcheck(x).status == "failed"
+    model = Sequential([PlainScale(2), Linear(2, 1, rng=0), Sigmoid()])
+    assert [name for name, _ in model.named_parameters()] == ["0.w", "1.W", "1.b"]
+    before = model.layers[0].w.value.copy()
+    X, Y = random_data(np.random.default_rng(1), 20, 2)
+    model.fit(X, Y, epochs=2, progress=False)
+    assert not np.array_equal(model.layers[0].w.value, before)
+    assert model.gradcheck(X, Y).passed
+
+
+# --- using it from your own tests --------------------------------------------------------------
+
+
+def test_assert_gradients_passes_right_and_raises_with_the_report():
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    assert assert_gradients(Linear(3, 2, rng=0), x).passed
+    assert assert_gradients(square, np.ones(2), 2 * np.ones(2)).passed
+    with pytest.raises(AssertionError, match="gradient check failed") as info:
+        assert_gradients(PlainScale(3, wrong=True), x)
+    assert "w[" in str(info.value)
+    with pytest.raises(AssertionError, match="inconclusive"):
+        assert_gradients(ReLU(), np.zeros((2, 2)))
+
+
+def test_the_check_command_checks_each_layer_of_a_file(tmp_path):
+    path = tmp_path / "my_layers.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            from minnet import Layer, Parameter
+
+            class Scale(Layer):
+                def __init__(self, features=3):
+                    super().__init__()
+                    self.w = Parameter(np.linspace(0.5, 1.5, features))
+                def forward(self, x):
+                    self.x = x
+                    return x * self.w.value
+                def backward(self, g):
+                    self.w.grad += (g * self.x).sum(0)
+                    return g * self.w.value
+
+            class Doubled(Scale):
+                def backward(self, g):
+                    self.w.grad += 2 * (g * self.x).sum(0)
+                    return g * self.w.value
+
+            class Shifted(Layer):
+                def __init__(self, shift):
+                    super().__init__()
+                    self.shift = shift
+                def forward(self, x):
+                    return x + self.shift
+                def backward(self, g):
+                    return g
+
+            CHECK_EXAMPLES = {"Shifted": lambda: (Shifted(2.0), np.ones((2, 2)))}
+            """
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "minnet", "check", str(path)], capture_output=True, text=True
+    )
+    assert run.returncode == 1
+    lines = run.stdout.splitlines()
+    assert lines[0].split()[:2] == ["Scale", "PASSED"]
+    assert lines[1].split()[:2] == ["Doubled", "FAILED"]
+    assert lines[2].split()[:2] == ["Shifted", "PASSED"]
+    assert "== Doubled ==" in run.stdout and "w[" in run.stdout
+
+
+# --- properties and the adversarial set --------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 6),
+    relative=st.sampled_from([1e-2, 1e-3, 1e-4]),
+    offset=st.sampled_from([0.0, 1.0, 1e3]),
+    scale=st.sampled_from([1e-3, 1e-1, 1.0]),
+)
+def test_a_wrong_quadratic_gradient_never_passes_and_a_right_one_never_fails(
+    seed, size, relative, offset, scale
+):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((size, size))
+    b = rng.standard_normal(size)
+    x = scale * rng.standard_normal(size)
+
+    def f(v):
+        return float(offset + v @ A @ v + b @ v)
+
+    grad = (A + A.T) @ x + b
+    assert check_function(f, x, grad).status != "failed"
+    wrong = grad.copy()
+    i = int(np.argmax(np.abs(grad)))
+    wrong[i] *= 1 + relative
+    assert check_function(f, x, wrong).status != "passed"
+
+
+def test_no_wrong_gradient_of_the_adversarial_set_passes():
+    wrong, right = cases()
+    passed = [name for name, run in wrong if run().passed]
+    assert passed == []
+    failed = [name for name, run in right if run().status == "failed"]
+    assert failed == []
+
+
+def test_the_check_leaves_a_layers_buffers_as_it_found_them():
+    @define(eq=False)
+    class CountingNorm(UserBatchNorm):
+        running_mean: np.ndarray = field(factory=lambda: np.zeros(3), init=False)
+
+        def named_buffers(self):
+            yield "running_mean", self.running_mean
+
+        def forward(self, x):
+            self.running_mean += 0.1 * x.mean(axis=0)
+            return super().forward(x)
+
+    layer = CountingNorm(3)
+    layer.running_mean[...] = [1.0, 2.0, 3.0]
+    layer.gradcheck(np.random.default_rng(0).standard_normal((4, 3)))
+    assert layer.running_mean.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_layer_check_input_gradient_of_the_wrong_shape_is_a_clear_error():
+    class Bad(Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, g):
+            return g[:, :1]
+
+    with pytest.raises(ValueError, match="input gradient of shape"):
+        Bad().gradcheck(np.ones((2, 3)))
