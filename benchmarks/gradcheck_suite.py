@@ -1,28 +1,38 @@
-"""How good is minnet's gradient check: catch rate, false alarms, and fast against full cost.
+"""How good is minnet's gradient check: wrong gradients passed, false alarms, and cost.
 
-    python benchmarks/gradcheck_suite.py [--nets N]
+    python benchmarks/gradcheck_suite.py [--nets N] [--baseline PATH]
 
 - catch rate: every bug of ``minnet.bugs.CATALOGUE`` (plus the loss's missing 1/m), in full,
   fast and sampled mode, in its layer alone and inside a model; caught means the check fails
   and blames the right tensor (the layer's own, and the layer's index inside the model);
-- false alarms: random correct nets, half of them full of kinks (zero biases, zero inputs),
-  checked with the defaults and with the tutorial's settings, in full and fast mode;
-- cost: evaluations and time of a full and a fast check of a 20-100-80-1 net (10,261 params).
+- the adversarial set (``tests/adversarial.py``): wrong gradients built to slip through
+  (relative errors of 1e-2 to 1e-4 near zero, large offsets, zero true gradients, NaN claims,
+  huge and tiny epsilons, user batch/layer norms with their classic bugs): how many pass
+  (must be 0), and how many right ones fail;
+- false alarms and inconclusive verdicts: random correct nets, half of them full of kinks (zero
+  biases, zero inputs), one in three with a user batch norm, checked with the defaults and the
+  tutorial's settings, in full and fast mode;
+- cost: evaluations and time of a full and a fast check of a 20-100-80-1 net (10,261 params);
+  with ``--baseline PATH`` (another minnet checkout), both measured alternately, side by side.
 
-The tests (tests/test_gradcheck_bugs.py) assert the same on fewer nets; this prints the counts.
+The tests (tests/test_gradcheck_bugs.py, tests/test_gradcheck_rules.py) assert the same on fewer
+nets; this prints the counts.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
 
+from adversarial import cases  # noqa: E402
 from conftest import random_data, random_net  # noqa: E402
 from test_gradcheck_bugs import MODES, correct_net_with_kinks, model_with  # noqa: E402
 
@@ -48,6 +58,14 @@ def catch_rate() -> tuple[int, int]:
     return caught + (not report.passed and report.blamed_layers == ()), total + 1
 
 
+def adversarial() -> None:
+    wrong, right = cases()
+    passed = [name for name, run in wrong if run().passed]
+    failed = [name for name, run in right if run().status == "failed"]
+    print(f"  wrong gradients passed: {len(passed)} of {len(wrong)} {passed or ''}")
+    print(f"  right gradients failed: {len(failed)} of {len(right)} {failed or ''}")
+
+
 def false_alarms(nets: int) -> None:
     settings = {
         "defaults": {},
@@ -55,36 +73,79 @@ def false_alarms(nets: int) -> None:
     }
     for mode in ("full", "fast"):
         for name, options in settings.items():
-            alarms = kinks = 0
+            alarms = inconclusive = kinks = 0
             for seed in range(nets):
                 model, X, Y = correct_net_with_kinks(seed)
                 report = model.gradcheck(X, Y, **options, **MODES[mode])
-                alarms += not report.passed
+                alarms += report.status == "failed"
+                inconclusive += report.status == "inconclusive"
                 kinks += len(report.kinks)
-            print(f"  {mode} mode, {name}: {alarms} false alarms in {nets} nets ({kinks} kinks)")
+            print(
+                f"  {mode} mode, {name}: {alarms} false alarms, {inconclusive} inconclusive in "
+                f"{nets} nets ({kinks} kinks excused)"
+            )
 
 
-def cost() -> None:
-    rng = np.random.default_rng(0)
-    model = random_net(rng, [20, 100, 80, 1])
-    X, Y = random_data(rng, 32, 20)
+COST_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import numpy as np
+from conftest import random_data, random_net
+rng = np.random.default_rng(0)
+model = random_net(rng, [20, 100, 80, 1])
+X, Y = random_data(rng, 32, 20)
+for mode, options in (("full", {{}}), ("fast", {{"fast": True}})):
+    start = time.perf_counter()
+    report = model.gradcheck(X, Y, **options)
+    print(mode, report.evaluations, time.perf_counter() - start, report.passed)
+"""
+
+
+def _cost_once(checkout: Path) -> dict[str, tuple[int, float]]:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    script = COST_SCRIPT.format(tests=str(HERE.parent / "tests"))
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        mode: (int(evals), float(seconds))
+        for mode, evals, seconds, _ in (line.split() for line in out.splitlines())
+    }
+
+
+def cost(baseline: Path | None, rounds: int = 5) -> None:
+    checkouts = {"this checkout": HERE.parent}
+    if baseline is not None:
+        checkouts["baseline"] = baseline
+    runs: dict[str, list[dict]] = {name: [] for name in checkouts}
+    for _ in range(rounds):  # alternate, so that both see the same machine
+        for name, checkout in checkouts.items():
+            runs[name].append(_cost_once(checkout))
     for mode in ("full", "fast"):
-        start = time.perf_counter()
-        report = model.gradcheck(X, Y, **MODES[mode])
-        seconds = time.perf_counter() - start
-        print(f"  {mode}: {report.evaluations} evaluations, {seconds * 1e3:.1f} ms")
+        medians = {}
+        for name in checkouts:
+            evaluations = runs[name][0][mode][0]
+            seconds = float(np.median([run[mode][1] for run in runs[name]]))
+            medians[name] = seconds
+            print(f"  {mode:<4} {name:<14} {evaluations:>6} evaluations, {seconds * 1e3:7.1f} ms")
+        if baseline is not None:
+            ratio = medians["this checkout"] / medians["baseline"]
+            print(f"  {mode:<4} ratio this/baseline: {ratio:.2f}x (median of {rounds} runs)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", type=int, default=1000, help="random correct nets to check")
+    parser.add_argument("--baseline", type=Path, help="another minnet checkout to compare cost")
     args = parser.parse_args()
     caught, total = catch_rate()
     print(f"catch rate: {caught}/{total} bugs caught and blamed on the right layer and tensor")
+    print("adversarial set:")
+    adversarial()
     print("false alarms:")
     false_alarms(args.nets)
     print("cost of a check of a 20-100-80-1 net (10,261 parameters, batch 32):")
-    cost()
+    cost(args.baseline)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,21 @@ def import_torch():
 
 
 def random_net(
-    rng: np.random.Generator, sizes: list[int], activation=minnet.ReLU, sigmoid_output=True
+    rng: np.random.Generator,
+    sizes: list[int],
+    activation=minnet.ReLU,
+    sigmoid_output=True,
+    norm_after_first=None,
 ) -> minnet.Sequential:
-    """A net with the given layer sizes, random biases, and an optional final Sigmoid."""
+    """A net with the given layer sizes, random biases, and an optional final Sigmoid;
+    ``norm_after_first(features)`` makes a layer put after the first Linear."""
     layers: list[minnet.Layer] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         linear = minnet.Linear(n_in, n_out, rng=rng)
         linear.b.value[...] = 0.1 * rng.standard_normal(n_out)
         layers.append(linear)
+        if i == 0 and norm_after_first is not None:
+            layers.append(norm_after_first(n_out))
         if i < len(sizes) - 2:
             layers.append(activation())
     if sigmoid_output:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import random_data, random_net
+from user_layers import UserBatchNorm
 
 import minnet
 from minnet import Linear, Sequential, Sigmoid, Tanh
@@ -68,12 +69,15 @@ def test_a_wrong_loss_gradient_is_caught_and_no_layer_is_blamed():
 
 
 def correct_net_with_kinks(seed: int):
-    """A random correct net, half of them with zero biases and zero inputs: kinks everywhere."""
+    """A random correct net, half of them with zero biases and zero inputs (kinks everywhere),
+    one in three with a user-written batch norm after its first layer (rows mix)."""
     rng = np.random.default_rng(seed)
     sizes = [int(n) for n in rng.integers(1, 8, size=rng.integers(2, 5))]
     activation = [minnet.ReLU, minnet.LeakyReLU, minnet.Tanh, minnet.Sigmoid][seed % 4]
-    model = random_net(rng, [*sizes, 1], activation)
-    X, Y = random_data(rng, int(rng.integers(1, 9)), sizes[0])
+    rows = int(rng.integers(1, 9))
+    norm = UserBatchNorm if seed % 3 == 0 and rows >= 2 else None
+    model = random_net(rng, [*sizes, 1], activation, norm_after_first=norm)
+    X, Y = random_data(rng, rows, sizes[0])
     if seed % 2:
         for layer in model.layers:
             if isinstance(layer, Linear):
@@ -84,14 +88,16 @@ def correct_net_with_kinks(seed: int):
 
 @pytest.mark.parametrize("mode", ["full", "fast"])
 def test_no_false_alarm_on_hundreds_of_correct_nets_with_kinks(mode):
-    false_alarms, kinks = [], 0
+    false_alarms, kinks, inconclusive = [], 0, 0
     for seed in range(300):
         model, X, Y = correct_net_with_kinks(seed)
         report = model.gradcheck(X, Y, **MODES[mode])
         kinks += len(report.kinks)
-        if not report.passed:
+        inconclusive += report.status == "inconclusive"
+        if report.status == "failed":
             false_alarms.append(seed)
     assert false_alarms == []
+    assert inconclusive <= 3  # under 1%
     if mode == "full":
         assert kinks > 50  # the kinks were really there, and recognised
 
