@@ -1,10 +1,12 @@
-"""Seeded 2-D toy data sets for binary classification, plus a train/test split.
+"""Seeded toy data sets: 2-D binary classification, the CS231n spirals (several classes), a 1-D
+regression curve, plus a train/test split.
 
-Every generator returns ``(X, y)`` with ``X: (n_samples, 2)`` float64 and ``y: (n_samples,)``
+The binary generators return ``(X, y)`` with ``X: (n_samples, 2)`` float64 and ``y: (n_samples,)``
 float64 of 0/1, classes balanced (``n_samples // 2`` of class 0, the rest class 1) and rows
 shuffled. All randomness comes from ``np.random.default_rng(seed)``: the same int seed gives the
 same data, and numpy's global random state is never touched. Passing a ``np.random.Generator``
-uses (and advances) that generator.
+uses (and advances) that generator. :func:`spirals` labels its classes ``0 .. classes-1`` as
+ints; :func:`sine_regression` returns float targets.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import numpy as np
 
 Seed = int | np.random.Generator | None
 
-__all__ = ["circles", "flower", "train_test_split", "two_moons", "xor"]
+__all__ = [
+    "circles",
+    "flower",
+    "sine_regression",
+    "spirals",
+    "train_test_split",
+    "two_moons",
+    "xor",
+]
 
 
 def _check_n_samples(n_samples: int) -> int:
@@ -145,6 +155,51 @@ def flower(
         r = a * np.sin(petals * t) + rng.standard_normal(N) * noise
         parts.append(np.column_stack([r * np.sin(t), r * np.cos(t)]))
     return _finish(parts, n_per_class, rng)
+
+
+def spirals(
+    n_samples: int = 300, classes: int = 3, noise: float = 0.2, seed: Seed = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """CS231n's spiral data set: ``classes`` arms winding out of the origin, one per class.
+
+    Arm ``k`` has ``n_samples // classes`` points (the first arms one more while some are left
+    over) at radius ``r`` from 0 to 1 and angle ``4 r + 2 pi k / classes`` (plus Gaussian noise of
+    std ``noise`` on the angle); not linearly separable.
+
+    Returns ``X: (n_samples, 2)`` float64 and ``y: (n_samples,)`` int64 class indices in
+    ``[0, classes)``, rows shuffled.
+    """
+    n = _check_n_samples(n_samples)
+    if isinstance(classes, bool) or not isinstance(classes, Integral) or not 2 <= classes <= n:
+        raise ValueError(f"classes must be an int with 2 <= classes <= n_samples, got {classes!r}")
+    noise = _check_noise(noise)
+    rng = np.random.default_rng(seed)
+    counts = [n // classes + (k < n % classes) for k in range(int(classes))]
+    parts, labels = [], []
+    for k, count in enumerate(counts):
+        radius = np.linspace(0.0, 1.0, count)
+        angle = 4.0 * radius + 2 * np.pi * k / classes + noise * rng.standard_normal(count)
+        parts.append(np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]))
+        labels.append(np.full(count, k, dtype=np.int64))
+    X, y = np.concatenate(parts), np.concatenate(labels)
+    order = rng.permutation(n)
+    return X[order], y[order]
+
+
+def sine_regression(
+    n_samples: int = 200, noise: float = 0.1, seed: Seed = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 1-D regression set: ``y = sin(3 x) + 0.5 x`` plus Gaussian noise of std ``noise``, with
+    ``x`` uniform in ``[-2, 2]``.
+
+    Returns ``X: (n_samples, 1)`` and ``y: (n_samples,)``, both float64.
+    """
+    n = _check_n_samples(n_samples)
+    noise = _check_noise(noise)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, n)
+    y = np.sin(3 * x) + 0.5 * x + noise * rng.standard_normal(n)
+    return x[:, np.newaxis], y
 
 
 def train_test_split(

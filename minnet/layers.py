@@ -435,6 +435,39 @@ class Dropout(Layer):
         return grad_output * self._scaled_mask
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """``exp(z) / sum(exp(z))`` over the last axis, computed from ``z - max(z)``: no overflow, and
+    exact rows summing to 1 for any finite logits (+-1000 included)."""
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+@define(eq=False, on_setattr=NO_OP)
+class Softmax(Layer):
+    """Softmax over the last axis: ``(batch, classes)`` -> rows of probabilities summing to 1.
+
+    Its backward is ``s * (g - sum(g * s))`` row by row. As the last layer of a model with
+    :class:`~minnet.CrossEntropyLoss`, the model computes the loss from its input (the logits),
+    exact and finite for any logits.
+    """
+
+    rowwise: ClassVar[bool] = True
+    _out: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)
+        self._out = softmax(x)
+        return self._out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        self._require_cache(self._out)
+        s = self._out
+        return s * (grad_output - np.sum(grad_output * s, axis=-1, keepdims=True))
+
+
 __all__ = [
     "Dropout",
     "Layer",
