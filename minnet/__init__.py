@@ -9,9 +9,10 @@ from .gradcheck import (
     check_loss,
     check_model,
 )
-from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .losses import BCELoss
 from .model import Sequential
+from .normalization import BatchNorm1d, LayerNorm
 from .optim import SGD, Adam, Optimizer
 from .parameter import (
     FlatLayout,
@@ -27,6 +28,9 @@ __all__ = [
     "Optimizer",
     "SGD",
     "BCELoss",
+    "BatchNorm1d",
+    "LayerNorm",
+    "Softmax",
     "DivergenceError",
     "Dropout",
     "Evaluation",

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from attrs import define, field
-from attrs.validators import gt
 
 from .layers import Layer
 from .parameter import Parameter

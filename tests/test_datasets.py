@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minnet import datasets
 from minnet.datasets import circles, flower, train_test_split, two_moons, xor
 
 GENERATORS = [two_moons, circles, xor, flower]
@@ -256,3 +257,32 @@ def test_split_needs_two_rows_and_a_batch_axis():
         train_test_split(np.zeros((1, 2)), np.zeros(1))
     with pytest.raises(ValueError, match="batch axis"):
         train_test_split(np.float64(1.0), np.zeros(1))
+
+
+# --- spirals and the regression set -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, classes", [(300, 3), (7, 2), (101, 5)])
+def test_spirals_have_every_class_balanced_and_are_seeded(n, classes):
+    X, y = datasets.spirals(n, classes=classes, noise=0.1, seed=0)
+    assert X.shape == (n, 2) and y.shape == (n,) and y.dtype == np.int64
+    counts = np.bincount(y, minlength=classes)
+    assert counts.max() - counts.min() <= 1 and counts.sum() == n
+    assert np.all(np.linalg.norm(X, axis=1) <= 1 + 1e-12)
+    X2, y2 = datasets.spirals(n, classes=classes, noise=0.1, seed=0)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(y, y2)
+
+
+@pytest.mark.parametrize("classes", [1, 0, 2.0, True, 400])
+def test_spirals_refuse_a_bad_class_count(classes):
+    with pytest.raises(ValueError, match="classes"):
+        datasets.spirals(300, classes=classes)
+
+
+def test_sine_regression_is_a_noisy_curve():
+    X, y = datasets.sine_regression(500, noise=0.0, seed=1)
+    assert X.shape == (500, 1) and y.shape == (500,)
+    np.testing.assert_allclose(y, np.sin(3 * X[:, 0]) + 0.5 * X[:, 0])
+    _, noisy = datasets.sine_regression(500, noise=0.1, seed=1)
+    assert 0.05 < np.std(noisy - y) < 0.15
