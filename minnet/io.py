@@ -51,6 +51,7 @@ import inspect
 import io as _io
 import json
 import math
+import mmap
 import os
 import reprlib
 import tempfile
@@ -757,9 +758,19 @@ def _build_layer(
         raise file.fail(f"{what} rejects the arguments {reprlib.repr(args)}: {err}") from None
     _match_arrays(file, index, layer, headers, dtype)
     for _, p in layer.named_parameters():  # free the initial weights: the file's replace them
-        p.value = np.zeros(p.shape, p.value.dtype)  # untouched zeros take no memory yet
-        p.grad = np.zeros(p.shape, p.value.dtype)
+        p.value = _untouched_zeros(p.shape, p.value.dtype)
+        p.grad = _untouched_zeros(p.shape, p.value.dtype)
     return layer
+
+
+def _untouched_zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Zeros in fresh memory from the operating system (an anonymous ``mmap``), which takes
+    no room until written: a placeholder for a parameter until the model's flat storage holds
+    it. (``np.zeros`` may reuse, and so clear and occupy, memory freed a moment ago.)"""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < mmap.PAGESIZE or not hasattr(mmap, "MAP_PRIVATE"):  # Windows: no MAP_PRIVATE
+        return np.zeros(shape, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE), dtype).reshape(shape)
 
 
 def _match_arrays(
