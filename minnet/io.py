@@ -335,11 +335,13 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     """
     path = _npz_path(path)
     with open(path, "rb") as handle, _ModelFile(path, handle) as file:
-        spec = _read_architecture(file)
+        spec, version = _read_architecture(file)
         headers = [
             {name: file.header(entry) for name, entry in group.items()}
             for group in _group_layer_entries(file, len(spec["layers"]))
         ]
+        if version == 1 and spec["dtype"] is None:  # version 1 could leave the dtype out
+            spec["dtype"] = _common_dtype(headers)
         built = [
             _build_layer(file, i, entry, headers[i], spec["dtype"])
             for i, entry in enumerate(spec["layers"])
@@ -489,17 +491,18 @@ class _ModelFile:
             if member.read(1):  # also where zipfile checks the CRC, if not done yet
                 raise ValueError("more data than its header declares")
 
-    def read_scalar(self, name: str, kinds: str, max_bytes: int) -> np.ndarray | None:
-        """Entry ``name`` if it is a 0-d array of one of the dtype ``kinds`` of at most
-        ``max_bytes``; ``None`` if it is missing or not such an array."""
-        if name not in self.infos:
-            return None
-        header = self.header(name)
+    def read_scalar(self, header: _Header, kinds: str, max_bytes: int) -> np.ndarray | None:
+        """The entry of ``header`` if it is a 0-d array of one of the dtype ``kinds`` of at
+        most ``max_bytes``, else ``None``."""
         if header.shape != () or header.dtype.kind not in kinds or header.nbytes > max_bytes:
             return None
         out = np.empty((), header.dtype)
         self.read_into(header, out)
         return out
+
+    def read_entry(self, name: str, kinds: str, max_bytes: int) -> np.ndarray | None:
+        """:meth:`read_scalar` of entry ``name``; ``None`` if there is no such entry."""
+        return self.read_scalar(self.header(name), kinds, max_bytes) if name in self.infos else None
 
 
 @attrs.frozen
@@ -529,26 +532,28 @@ def _read_exact(member: Any, count: int) -> bytes:
     return data
 
 
-def _read_architecture(file: _ModelFile) -> dict[str, Any]:
-    """The marker, the version and the architecture spec, checked (see :func:`_check_spec`)."""
-    marker = file.read_scalar(MARKER_KEY, "U", 4 * len(MARKER))
+def _read_architecture(file: _ModelFile) -> tuple[dict[str, Any], int]:
+    """The architecture spec, checked (see :func:`_check_spec`), and the format version, once
+    the marker and the version are checked."""
+    marker = file.read_entry(MARKER_KEY, "U", 4 * len(MARKER))
     if marker is None or _text(file, marker, MARKER_KEY) != MARKER:
         raise file.fail(f"not a minnet model file (no {MARKER_KEY!r} entry saying {MARKER!r})")
-    version = file.read_scalar(VERSION_KEY, "iu", 8)
+    version = file.read_entry(VERSION_KEY, "iu", 8)
     if version is None:
         raise file.fail(f"no integer {VERSION_KEY!r} entry")
     if int(version) not in READABLE_VERSIONS:
         raise file.fail(
             f"unsupported format version {int(version)}; minnet reads {list(READABLE_VERSIONS)}"
         )
-    if ARCHITECTURE_KEY in file.infos:
-        declared = file.header(ARCHITECTURE_KEY).nbytes // 4  # unicode: 4 bytes a character
-        if declared > MAX_ARCHITECTURE_CHARS:
-            raise file.fail(
-                f"the architecture text declares {declared:,} characters; minnet reads at most "
-                f"{MAX_ARCHITECTURE_CHARS:,}"
-            )
-    array = file.read_scalar(ARCHITECTURE_KEY, "U", 4 * MAX_ARCHITECTURE_CHARS)
+    if ARCHITECTURE_KEY not in file.infos:
+        raise file.fail(f"no {ARCHITECTURE_KEY!r} entry holding a JSON text")
+    header = file.header(ARCHITECTURE_KEY)
+    if header.dtype.kind == "U" and header.nbytes // 4 > MAX_ARCHITECTURE_CHARS:
+        raise file.fail(
+            f"the architecture text declares {header.nbytes // 4:,} characters; minnet reads at "
+            f"most {MAX_ARCHITECTURE_CHARS:,}"
+        )
+    array = file.read_scalar(header, "U", 4 * MAX_ARCHITECTURE_CHARS)
     if array is None:
         raise file.fail(f"no {ARCHITECTURE_KEY!r} entry holding a JSON text")
     try:
@@ -556,9 +561,15 @@ def _read_architecture(file: _ModelFile) -> dict[str, Any]:
     except ValueError as err:
         raise file.fail(f"the architecture is not valid JSON ({err})") from None
     try:
-        return _check_spec(spec, int(version))
+        return _check_spec(spec, int(version)), int(version)
     except ValueError as err:
         raise file.fail(str(err)) from None
+
+
+def _common_dtype(headers: list[dict[str, _Header]]) -> str | None:
+    """The dtype of all the stored arrays if they share a supported one, else ``None``."""
+    names = {h.dtype.name for group in headers for h in group.values() if h.dtype.isnative}
+    return names.pop() if len(names) == 1 and names <= set(SUPPORTED_DTYPES) else None
 
 
 def _text(file: _ModelFile, array: np.ndarray, name: str) -> str:
@@ -723,9 +734,14 @@ def _check_declared_size(what: str, args: dict[str, Any], stored: int) -> None:
     if declared > max(stored, FREE_SIZE):
         ints = {k: v for k, v in args.items() if _declared_size({k: v}) != 1}
         raise ValueError(
-            f"{what}: its integer arguments {reprlib.repr(ints)} declare {declared:,} entries, "
-            f"but its arrays in the file hold {stored:,}: it is not built"
+            f"{what}: its integer arguments {reprlib.repr(ints)} declare {_amount(declared)} "
+            f"entries, but its arrays in the file hold {stored:,}: it is not built"
         )
+
+
+def _amount(count: int) -> str:
+    """``1,000,000`` for a count up to 10**15, ``about 10**400`` above."""
+    return f"{count:,}" if count <= 10**15 else f"about 10**{int(math.log10(count))}"
 
 
 def _build_layer(

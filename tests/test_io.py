@@ -412,3 +412,286 @@ def test_refuses_layers_that_do_not_chain(tmp_path: Path, valid) -> None:
     spec["layers"][2]["args"]["in_features"] = 4
     valid["2.W"] = valid["2.W"][:, :4].copy()  # the arrays fit the layers, which do not chain
     refused(write(tmp_path, valid, spec), "the layers do not form a model: layers do not chain")
+
+
+# -- issue 11: bad values, dtypes, buffers, losses --------------------------------------------
+
+
+def small_net(rng: np.random.Generator) -> minnet.Sequential:
+    """Linear(3, 4), LeakyReLU(0.2), Dropout(0.25), Linear(4, 1), Sigmoid; random biases."""
+    layers = [
+        minnet.Linear(3, 4, rng=rng),
+        minnet.LeakyReLU(0.2),
+        minnet.Dropout(0.25),
+        minnet.Linear(4, 1, rng=rng),
+        minnet.Sigmoid(),
+    ]
+    return with_random_biases(lambda rng: minnet.Sequential(layers))(rng)
+
+
+def assert_same_model(loaded: minnet.Sequential, model: minnet.Sequential) -> None:
+    """The same layers with the same arguments, loss and dtype; parameters bit for bit."""
+    assert [minnet.io._layer_spec(i, layer) for i, layer in enumerate(loaded.layers)] == [
+        minnet.io._layer_spec(i, layer) for i, layer in enumerate(model.layers)
+    ]
+    assert minnet.io._loss_spec(loaded.loss) == minnet.io._loss_spec(model.loss)
+    assert loaded.dtype == model.dtype
+    original, restored = dict(model.named_parameters()), dict(loaded.named_parameters())
+    assert list(restored) == list(original)
+    for name, p in original.items():
+        q = restored[name]
+        assert q.value.dtype == p.value.dtype and q.value.shape == p.value.shape, name
+        assert q.value.tobytes() == p.value.tobytes(), name
+
+
+def edit_architecture_text(path: Path, edit: Callable[[str], str]) -> Path:
+    """Rewrite the file's architecture JSON text with ``edit`` (other entries unchanged)."""
+    with np.load(path, allow_pickle=False) as contents:
+        arrays = {key: contents[key] for key in contents.files}
+    arrays["architecture"] = np.array(edit(str(arrays["architecture"])))
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ["0.W", "3.b"])
+def test_refuses_non_finite_weights(tmp_path: Path, name: str, value: float) -> None:
+    model = small_net(np.random.default_rng(0))
+    path = model.save(tmp_path / "model")
+    with np.load(path, allow_pickle=False) as contents:
+        arrays = {key: contents[key] for key in contents.files}
+    arrays[name].reshape(-1)[-1] = value
+    np.savez(path, **arrays)
+    refused(path, rf"parameter '{name}' holds 1 NaN or infinite values")
+
+
+@pytest.mark.parametrize(
+    "slope", ["Infinity", "-Infinity", "NaN", "1e999", "-1e400", "1" + "0" * 400]
+)
+def test_refuses_non_finite_arguments(tmp_path: Path, slope: str) -> None:
+    path = small_net(np.random.default_rng(0)).save(tmp_path / "model")
+    edit_architecture_text(
+        path, lambda text: text.replace('"negative_slope": 0.2', f'"negative_slope": {slope}')
+    )
+    with pytest.raises(
+        ValueError, match=r"not a finite|layer 1 \(LeakyReLU\).*(rejects|declare)"
+    ) as info:
+        minnet.io.load(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("p", [1.0, -0.1, 2.5, "half"])
+def test_refuses_out_of_range_dropout(tmp_path: Path, p) -> None:
+    path = small_net(np.random.default_rng(0)).save(tmp_path / "model")
+    edit_architecture_text(path, lambda text: text.replace('"p": 0.25', f'"p": {json.dumps(p)}'))
+    refused(path, r"layer 2 \(Dropout\) rejects the arguments")
+
+
+def test_refuses_repeated_json_keys(tmp_path: Path) -> None:
+    path = small_net(np.random.default_rng(0)).save(tmp_path / "model")
+    edit_architecture_text(path, lambda text: text.replace('{"p": 0.25', '{"p": 0.5, "p": 0.25'))
+    refused(path, "repeated keys")
+
+
+@pytest.mark.parametrize("dtype", ["float32", ">f8", "float16", "int64", "complex128"])
+def test_refuses_arrays_in_another_dtype_than_the_models(tmp_path: Path, valid, dtype) -> None:
+    valid["2.W"] = valid["2.W"].astype(dtype)
+    refused(write(tmp_path, valid), r"'2.W'.*(expected dtype float64|not a (plain )?number)")
+
+
+def test_refuses_parameters_when_the_architecture_has_no_dtype(tmp_path: Path, valid) -> None:
+    spec = spec_of(valid)
+    spec["dtype"] = None
+    refused(write(tmp_path, valid, spec), r"parameter '0.W': the architecture's dtype is null")
+
+
+def test_reads_fortran_order_arrays(tmp_path: Path, valid) -> None:
+    expected = valid["0.W"].copy()
+    valid["0.W"] = np.asfortranarray(expected)  # np.savez writes it in Fortran order
+    loaded = minnet.io.load(write(tmp_path, valid))
+    assert np.array_equal(loaded.layers[0].W.value, expected)
+    assert loaded.layers[0].W.value.flags.c_contiguous
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_round_trip_of_each_supported_dtype(tmp_path: Path, dtype) -> None:
+    rng = np.random.default_rng(7)
+    model = minnet.Sequential(small_net(rng).layers, dtype=dtype)
+    assert_same_model(minnet.load(model.save(tmp_path / "model")), model)
+
+
+def test_version_1_files_still_load(tmp_path: Path, valid) -> None:
+    spec = spec_of(valid)
+    spec["loss"] = "BCELoss"  # version 1 wrote the loss's bare name, and no model dtype
+    del spec["dtype"]
+    valid["format_version"] = np.array(1)
+    loaded = minnet.io.load(write(tmp_path, valid, spec))
+    assert isinstance(loaded.loss, minnet.BCELoss)
+    assert np.array_equal(loaded.layers[0].W.value, valid["0.W"])
+    assert loaded.dtype == np.float64
+
+
+def test_same_model_same_bytes(tmp_path: Path) -> None:
+    model = small_net(np.random.default_rng(8))
+    first = model.save(tmp_path / "a").read_bytes()
+    assert model.save(tmp_path / "b").read_bytes() == first
+
+
+# -- save refuses what load would refuse, before writing anything -------------------------------
+
+
+def refused_by_save(tmp_path: Path, model: minnet.Sequential, match: str) -> None:
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"the previous model")
+    with pytest.raises(ValueError, match=match):
+        minnet.io.save(model, path)
+    assert path.read_bytes() == b"the previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_save_refuses_non_finite_weights(tmp_path: Path, value: float) -> None:
+    model = small_net(np.random.default_rng(0))
+    model.layers[3].W.value[0, 1] = value
+    refused_by_save(tmp_path, model, r"parameter '3.W': 1 of its values are NaN or infinite")
+
+
+def test_save_refuses_non_finite_arguments(tmp_path: Path) -> None:
+    model = minnet.Sequential([minnet.Linear(3, 2), minnet.LeakyReLU(np.inf)])
+    refused_by_save(tmp_path, model, r"layer 1 \(LeakyReLU\).*'negative_slope' is inf")
+
+
+def test_save_refuses_longdouble(tmp_path: Path) -> None:
+    model = minnet.Sequential([minnet.Linear(3, 2)], dtype=np.longdouble)
+    refused_by_save(tmp_path, model, "cannot save a model of dtype (float128|float96|float64)")
+
+
+def test_save_refuses_mixed_dtypes(tmp_path: Path) -> None:
+    model = small_net(np.random.default_rng(0))
+    model.layers[0].W.value = model.layers[0].W.value.astype(np.float32)
+    refused_by_save(tmp_path, model, r"mixed dtypes \['float32', 'float64'\]")
+    model = minnet.Sequential([minnet.Linear(3, 2)])
+    for p in model.parameters():
+        p.value = p.value.astype(np.float32)
+    refused_by_save(tmp_path, model, "model.dtype is float64 but its parameters are float32")
+
+
+class OtherLoss(minnet.BCELoss):
+    """A loss from outside minnet.losses."""
+
+
+def test_save_refuses_a_loss_from_outside_minnet(tmp_path: Path) -> None:
+    model = minnet.Sequential([minnet.Linear(3, 1)], loss=OtherLoss())
+    refused_by_save(tmp_path, model, r"loss OtherLoss.*only minnet's own.*\['BCELoss'\]")
+
+
+def test_save_refuses_too_many_layers(tmp_path: Path) -> None:
+    model = minnet.Sequential([minnet.ReLU() for _ in range(minnet.io.MAX_LAYERS + 1)])
+    refused_by_save(tmp_path, model, f"{minnet.io.MAX_LAYERS + 1} layers")
+
+
+# -- buffers and losses found by name -------------------------------------------------------------
+
+
+@define(eq=False)
+class Normalize(minnet.Layer):
+    """A stand-in for a layer with buffers (BatchNorm1d): a running mean and a step counter."""
+
+    num_features: int
+    momentum: float = 0.1
+    scale: minnet.Parameter = field(init=False)
+    running_mean: np.ndarray = field(init=False)
+    steps: np.ndarray = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.scale = minnet.Parameter(np.ones(self.num_features))
+        self.running_mean = np.zeros(self.num_features)
+        self.steps = np.zeros((), dtype=np.int64)
+
+    def named_buffers(self):
+        yield "running_mean", self.running_mean
+        yield "steps", self.steps
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.running_mean) * self.scale.value
+
+
+Normalize.__module__ = minnet.layers.__name__
+
+
+@pytest.fixture
+def normalize_net(monkeypatch) -> minnet.Sequential:
+    monkeypatch.setattr(minnet.layers, "Normalize", Normalize, raising=False)
+    rng = np.random.default_rng(9)
+    model = minnet.Sequential([minnet.Linear(3, 4, rng=rng), Normalize(4, momentum=0.3)])
+    model.layers[1].running_mean[...] = rng.standard_normal(4)
+    model.layers[1].steps[...] = 12
+    model.layers[1].scale.value[...] = rng.standard_normal(4)
+    return model
+
+
+def test_buffers_round_trip(tmp_path: Path, normalize_net) -> None:
+    path = normalize_net.save(tmp_path / "model")
+    with np.load(path, allow_pickle=False) as contents:
+        assert contents["1.steps"].dtype == np.int64 and contents["1.steps"] == 12
+        spec = json.loads(str(contents["architecture"]))
+    assert spec["layers"][1] == {"class": "Normalize", "args": {"num_features": 4, "momentum": 0.3}}
+
+    loaded = minnet.load(path)
+    assert_same_model(loaded, normalize_net)
+    layer = loaded.layers[1]
+    assert np.array_equal(layer.running_mean, normalize_net.layers[1].running_mean)
+    assert layer.steps == 12 and layer.steps.dtype == np.int64
+    X = np.ones((2, 3))
+    assert np.array_equal(loaded.forward(X), normalize_net.forward(X))
+
+
+def test_refuses_missing_or_wrong_buffers(tmp_path: Path, normalize_net) -> None:
+    path = normalize_net.save(tmp_path / "model")
+    with np.load(path, allow_pickle=False) as contents:
+        arrays = {key: contents[key] for key in contents.files}
+    for edit, match in [
+        (lambda a: a.pop("1.running_mean"), r"missing buffer array\(s\) \['1.running_mean'\]"),
+        (lambda a: a.update({"1.steps": np.zeros(2, np.int64)}), r"buffer '1.steps': expected sh"),
+        (lambda a: a.update({"1.steps": np.array(1.5)}), r"'1.steps': expected int64 of shape"),
+        (lambda a: a["1.running_mean"].fill(np.nan), r"buffer '1.running_mean' holds 4 NaN"),
+    ]:
+        changed = {key: value.copy() for key, value in arrays.items()}
+        edit(changed)
+        refused(write(tmp_path, changed), match)
+
+
+def test_save_refuses_non_finite_buffers(tmp_path: Path, normalize_net) -> None:
+    normalize_net.layers[1].running_mean[0] = np.inf
+    refused_by_save(tmp_path, normalize_net, r"buffer '1.running_mean': 1 of its values are NaN")
+
+
+@define(eq=False)
+class WeightedLoss(minnet.BCELoss):
+    """A stand-in for a loss added to minnet.losses later, with an argument."""
+
+    weight: float = 1.0
+
+
+WeightedLoss.__module__ = minnet.losses.__name__
+
+
+def test_losses_are_found_in_minnet_losses(tmp_path: Path, monkeypatch) -> None:
+    assert minnet.io.loss_classes() == {"BCELoss": minnet.BCELoss}
+    monkeypatch.setattr(minnet.losses, "WeightedLoss", WeightedLoss, raising=False)
+    monkeypatch.setattr(minnet.losses, "_Private", WeightedLoss, raising=False)
+    monkeypatch.setattr(minnet.losses, "np", np)  # a module: not a loss
+    assert minnet.io.loss_classes() == {"BCELoss": minnet.BCELoss, "WeightedLoss": WeightedLoss}
+
+    model = minnet.Sequential([minnet.Linear(3, 1)], loss=WeightedLoss(weight=0.5))
+    path = model.save(tmp_path / "model")
+    with np.load(path, allow_pickle=False) as contents:
+        spec = json.loads(str(contents["architecture"]))
+    assert spec["loss"] == {"class": "WeightedLoss", "args": {"weight": 0.5}}
+    loaded = minnet.load(path)
+    assert type(loaded.loss) is WeightedLoss and loaded.loss.weight == 0.5
+
+    edit_architecture_text(path, lambda text: text.replace('"weight": 0.5', '"weight": "x"'))
+    minnet.load(path)  # attrs does not check types: the loss takes any weight
+    edit_architecture_text(path, lambda text: text.replace('"weight": "x"', '"wait": 1'))
+    refused(path, "the loss WeightedLoss rejects the arguments")
