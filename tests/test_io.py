@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from attrs import define, field
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minnet
 import minnet.io
@@ -695,3 +699,161 @@ def test_losses_are_found_in_minnet_losses(tmp_path: Path, monkeypatch) -> None:
     minnet.load(path)  # attrs does not check types: the loss takes any weight
     edit_architecture_text(path, lambda text: text.replace('"weight": "x"', '"wait": 1'))
     refused(path, "the loss WeightedLoss rejects the arguments")
+
+
+# -- malformed zips: one-field edits and a seeded fuzz --------------------------------------------
+
+
+def zip_offsets(data: bytes) -> tuple[list[int], list[int], int]:
+    """Offsets of the local headers, of the central-directory entries and of the end record."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        local = [info.header_offset for info in archive.infolist()]
+        position = archive.start_dir
+    central = []
+    while data[position : position + 4] == b"PK\x01\x02":
+        central.append(position)
+        name, extra, comment = struct.unpack_from("<3H", data, position + 28)
+        position += 46 + name + extra + comment
+    return local, central, data.rindex(b"PK\x05\x06")
+
+
+def patch(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+def set_bits(data: bytes, offset: int, bits: int) -> bytes:
+    return patch(data, offset, "<H", struct.unpack_from("<H", data, offset)[0] | bits)
+
+
+# (name, edit of the file's bytes, what the error must say); entry 3 is "0.W".
+ZIP_EDITS = [
+    ("encrypted_flag", lambda d, lo, cd, end: set_bits(d, cd[3] + 8, 0x1), "is encrypted"),
+    ("strong_encryption", lambda d, lo, cd, end: set_bits(d, cd[3] + 8, 0x40), "zip features"),
+    ("method_99", lambda d, lo, cd, end: patch(d, cd[3] + 10, "<H", 99), "zip method 99"),
+    ("method_deflate", lambda d, lo, cd, end: patch(d, cd[3] + 10, "<H", 8), "zip method 8"),
+    ("bad_crc", lambda d, lo, cd, end: patch(d, cd[3] + 16, "<L", 1234), "Bad CRC-32"),
+    ("size_minus_1", lambda d, lo, cd, end: patch(d, cd[3] + 24, "<L", 283), "uncompressed"),
+    (
+        "both_sizes_minus_8",
+        lambda d, lo, cd, end: patch(patch(d, cd[3] + 20, "<L", 276), cd[3] + 24, "<L", 276),
+        "CRC",
+    ),
+    (
+        "sizes_huge",
+        lambda d, lo, cd, end: patch(patch(d, cd[3] + 20, "<L", 2**31), cd[3] + 24, "<L", 2**31),
+        "past the end",
+    ),
+    (
+        "entry_offset_plus_1",
+        lambda d, lo, cd, end: patch(d, cd[3] + 42, "<L", lo[3] + 1),
+        "cannot load",
+    ),
+    ("entry_offset_huge", lambda d, lo, cd, end: patch(d, cd[3] + 42, "<L", 2**31), "past"),
+    (
+        "name_changed",
+        lambda d, lo, cd, end: d[: cd[3] + 46] + b"1" + d[cd[3] + 47 :],
+        "cannot load",
+    ),
+    ("name_length_long", lambda d, lo, cd, end: patch(d, cd[3] + 28, "<H", 300), "cannot load"),
+    ("local_name_length", lambda d, lo, cd, end: patch(d, lo[3] + 26, "<H", 60000), "cannot load"),
+    ("local_extra_length", lambda d, lo, cd, end: patch(d, lo[3] + 28, "<H", 60000), "cannot load"),
+    ("local_patched_flag", lambda d, lo, cd, end: set_bits(d, lo[3] + 6, 0x20), None),
+    (
+        "directory_offset_plus_1",
+        lambda d, lo, cd, end: patch(d, end + 16, "<L", cd[0] + 1),
+        "cannot load",
+    ),
+    (
+        "directory_offset_huge",
+        lambda d, lo, cd, end: patch(d, end + 16, "<L", 2**32 - 1),
+        "cannot load",
+    ),
+    (
+        "directory_size_huge",
+        lambda d, lo, cd, end: patch(d, end + 12, "<L", 2**32 - 1),
+        "cannot load",
+    ),
+    ("entry_count_plus_1", lambda d, lo, cd, end: patch(d, end + 10, "<H", len(cd) + 1), None),
+    ("comment_length", lambda d, lo, cd, end: patch(d, end + 20, "<H", 1000), None),
+    ("utf8_name_flag", lambda d, lo, cd, end: set_bits(d, cd[3] + 8, 0x800), None),
+    ("local_encrypted_flag", lambda d, lo, cd, end: set_bits(d, lo[3] + 6, 0x1), None),
+    ("local_method_99", lambda d, lo, cd, end: patch(d, lo[3] + 8, "<H", 99), None),
+]
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> tuple[minnet.Sequential, bytes]:
+    model = small_net(np.random.default_rng(10))
+    return model, model.save(tmp_path / "original").read_bytes()
+
+
+def loads_exactly_or_refuses(path: Path, model: minnet.Sequential) -> str:
+    """``"refused"`` (a ValueError naming the file) or ``"loaded"`` (the very same model)."""
+    try:
+        loaded = minnet.io.load(path)
+    except ValueError as err:
+        assert str(path) in str(err), err
+        return "refused"
+    assert_same_model(loaded, model)
+    return "loaded"
+
+
+@pytest.mark.parametrize("name, edit, match", ZIP_EDITS, ids=[e[0] for e in ZIP_EDITS])
+def test_zip_edits_give_value_errors(tmp_path: Path, model_file, name, edit, match) -> None:
+    model, data = model_file
+    path = tmp_path / "edited.npz"
+    path.write_bytes(edit(data, *zip_offsets(data)))
+    if match is None:  # fields the zip reader ignores: the model loads, unchanged
+        assert loads_exactly_or_refuses(path, model) == "loaded"
+    else:
+        refused(path, match)
+
+
+def mutants(data: bytes, rng: np.random.Generator) -> Iterator[tuple[str, bytes]]:
+    """Seeded mutations of a file: byte changes anywhere and in the zip's own records,
+    truncations, and bytes appended."""
+    local, central, end = zip_offsets(data)
+    records = [o + k for o in local for k in range(30)] + [
+        o + k for o in [*central, end] for k in range(46)
+    ]
+    records = [o for o in records if o < len(data)]
+    for i in range(1500):
+        out = bytearray(data)
+        places = rng.choice(records, 1 + i % 3) if i % 2 else rng.integers(0, len(data), 1 + i % 4)
+        for place in places:
+            out[place] = (out[place] + rng.integers(1, 256)) % 256  # a different byte
+        yield "mutated", bytes(out)
+    for length in range(0, len(data), 5):
+        yield "truncated", data[:length]
+    for extra in [b"\0", b"PK\x05\x06" + bytes(18), data]:
+        yield "appended", data + extra
+
+
+def test_fuzz_every_mutant_is_refused_or_loads_exactly(tmp_path: Path, model_file) -> None:
+    model, data = model_file
+    path = tmp_path / "mutant.npz"
+    outcomes: dict[tuple[str, str], int] = {}
+    for kind, mutant in mutants(data, np.random.default_rng(11)):
+        path.write_bytes(mutant)
+        key = (kind, loads_exactly_or_refuses(path, model))
+        outcomes[key] = outcomes.get(key, 0) + 1
+    print(outcomes)
+    assert sum(outcomes.values()) > 2000
+    assert outcomes[("mutated", "refused")] > 1000 and outcomes[("mutated", "loaded")] > 100
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_fuzz_with_hypothesis(tmp_path_factory, data) -> None:
+    model = small_net(np.random.default_rng(12))
+    folder = tmp_path_factory.mktemp("hypothesis")
+    original = bytearray(model.save(folder / "original").read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.integers(0, len(original) - 1))
+        original[where] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(original)))
+    path = folder / "mutant.npz"
+    path.write_bytes(bytes(original[:cut]))
+    loads_exactly_or_refuses(path, model)
