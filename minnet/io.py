@@ -105,11 +105,11 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
 
     Refuses (``ValueError``, before writing anything) a model that :func:`load` would refuse:
     non-finite weights or arguments, mixed or unsupported dtypes, a layer or loss class that is not
-    minnet's own. The file appears complete or not at all: see :func:`write_atomically`.
+    minnet's own. The file appears complete or not at all: see :func:`_write_atomically`.
     """
     path = _npz_path(path)
     entries = _entries_of(model)
-    write_atomically(path, lambda file: _write_npz(file, entries))
+    _write_atomically(path, lambda file: _write_npz(file, entries))
     return path
 
 
@@ -272,7 +272,7 @@ def _all_finite(value: Any) -> bool:
     return True
 
 
-def write_atomically(path: Path, write: Any) -> None:
+def _write_atomically(path: Path, write: Any) -> None:
     """Call ``write(file)`` on a new temporary file beside ``path``, then put it at ``path``.
 
     The temporary file is flushed to disk (``os.fsync``) and renamed over ``path``

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import json
 import os
@@ -752,6 +753,13 @@ ZIP_EDITS = [
         "past the end",
     ),
     (
+        "sizes_overlap",  # within the file, but the entries' sizes add up to more than it
+        lambda d, lo, cd, end: patch(
+            patch(d, cd[3] + 20, "<L", len(d) - lo[3] - 200), cd[3] + 24, "<L", len(d) - lo[3] - 200
+        ),
+        "add up to",
+    ),
+    (
         "entry_offset_plus_1",
         lambda d, lo, cd, end: patch(d, cd[3] + 42, "<L", lo[3] + 1),
         "cannot load",
@@ -1135,3 +1143,52 @@ def test_load_of_a_real_model_peaks_near_twice_its_weights(tmp_path: Path) -> No
     ratio = float(output.stdout) / weights_mb
     print(f"load peak: {ratio:.2f}x the weights ({weights_mb:.1f} MB)")
     assert ratio < 3.5
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.sampled_from([0, 1, 3, 5, 10**6, 10**12, -1])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["he", "glorot", "auto", "float32", "float64", "float128", "O", "x"]),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
+)
+ARG_NAMES = ["in_features", "out_features", "init", "dtype", "negative_slope", "p", "seed", "rng"]
+LAYER_NAMES = ["Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Dropout", "Layer", "Evil"]
+
+
+@functools.cache
+def relu_net_entries() -> dict[str, bytes]:
+    return crafted.model_entries(relu_net(np.random.default_rng(15)))
+
+
+@settings(max_examples=80)
+@given(
+    layers=st.lists(
+        st.fixed_dictionaries(
+            {
+                "class": st.sampled_from(LAYER_NAMES),
+                "args": st.dictionaries(st.sampled_from(ARG_NAMES), JSON_VALUES, max_size=3),
+            }
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    dtype=st.sampled_from([None, "float16", "float32", "float64"]),
+)
+def test_fuzz_crafted_architectures(tmp_path_factory, layers, dtype) -> None:
+    """Any architecture, with the arrays of a valid Linear(3, 5) ... Linear(5, 1) net: a
+    ValueError naming the file, or a model whose parameters are the stored arrays."""
+    entries = dict(relu_net_entries())
+    entries["architecture.npy"] = crafted.architecture(layers, dtype)
+    path = crafted.write_zip(tmp_path_factory.mktemp("spec") / "crafted.npz", entries)
+    try:
+        model = minnet.io.load(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+        return
+    for name, p in model.named_parameters():
+        stored = np.load(io.BytesIO(entries[f"{name}.npy"]))
+        assert p.value.tobytes() == stored.tobytes()
