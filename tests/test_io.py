@@ -1192,3 +1192,13 @@ def test_fuzz_crafted_architectures(tmp_path_factory, layers, dtype) -> None:
     for name, p in model.named_parameters():
         stored = np.load(io.BytesIO(entries[f"{name}.npy"]))
         assert p.value.tobytes() == stored.tobytes()
+
+
+def test_docs_example_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    """docs/io.md: its python block runs and prints what the page shows."""
+    text = (ROOT / "docs" / "io.md").read_text()
+    code = text.split("```python\n")[1].split("```")[0]
+    expected = text.split("```text\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/io.md", "exec"), {})
+    assert capsys.readouterr().out == expected
