@@ -57,9 +57,9 @@ import reprlib
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 import numpy as np
@@ -272,7 +272,7 @@ def _all_finite(value: Any) -> bool:
     return True
 
 
-def _write_atomically(path: Path, write: Any) -> None:
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(file)`` on a new temporary file beside ``path``, then put it at ``path``.
 
     The temporary file is flushed to disk (``os.fsync``) and renamed over ``path``
@@ -670,15 +670,20 @@ def _group_layer_entries(file: _ModelFile, n_layers: int) -> list[dict[str, str]
         if entry in (MARKER_KEY, VERSION_KEY, ARCHITECTURE_KEY):
             continue
         index, _, name = entry.partition(".")
-        canonical = index.isascii() and index.isdigit() and str(int(index)) == index
-        if canonical and int(index) < n_layers and name.isidentifier():
+        canonical = index.isascii() and index.isdigit() and (index == "0" or index[0] != "0")
+        if (
+            canonical
+            and len(index) <= len(str(n_layers))
+            and int(index) < n_layers
+            and (name.isidentifier())
+        ):
             groups[int(index)][name] = entry
         else:
             unknown.append(entry)
     if unknown:
         raise file.fail(
-            f"unknown array(s) {sorted(unknown)} (the architecture has {n_layers} layers; their "
-            "arrays are named '<layer index>.<name>')"
+            f"unknown array(s) {reprlib.repr(sorted(unknown))} (the architecture has {n_layers} "
+            "layers; their arrays are named '<layer index>.<name>')"
         )
     for i, group in enumerate(groups):
         if len(group) > MAX_ARRAYS_PER_LAYER:
