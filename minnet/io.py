@@ -278,7 +278,7 @@ def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     The temporary file is flushed to disk (``os.fsync``) and renamed over ``path``
     (``os.replace``, atomic): ``path`` holds either its old contents or the complete new file,
     never a part. On any failure, the temporary file is removed and the error raised. A symbolic
-    link at ``path`` is followed: the file it points to is replaced.
+    link at ``path`` is followed: the file it points to is replaced, keeping its permissions.
     """
     target = Path(os.path.realpath(path))
     temporary = tempfile.NamedTemporaryFile(
@@ -289,7 +289,7 @@ def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(temporary)
             temporary.flush()
             os.fsync(temporary.fileno())
-        os.chmod(temporary.name, _new_file_mode())
+        os.chmod(temporary.name, _file_mode(target))
         os.replace(temporary.name, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -298,8 +298,11 @@ def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     _sync_folder(target.parent)
 
 
-def _new_file_mode() -> int:
-    """The permissions ``open(path, "w")`` gives a new file (``0o666`` less the umask)."""
+def _file_mode(target: Path) -> int:
+    """The permissions of the file being replaced; for a new file, those ``open(path, "w")``
+    gives (``0o666`` less the umask)."""
+    with contextlib.suppress(FileNotFoundError):
+        return os.stat(target).st_mode & 0o7777
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask

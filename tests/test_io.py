@@ -1117,6 +1117,9 @@ def test_a_saved_file_has_the_usual_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o640
+    path.chmod(0o600)
+    big_net().save(path)  # replacing a file keeps its permissions
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_save_through_a_symbolic_link_replaces_its_target(tmp_path: Path, old_file) -> None:
