@@ -13,8 +13,9 @@ from collections.abc import Callable
 import numpy as np
 from attrs import define, frozen
 
-from .layers import Layer, Linear, ReLU, Sigmoid
+from .layers import Layer, Linear, ReLU, Sigmoid, Softmax
 from .losses import BCELoss
+from .normalization import BatchNorm1d, LayerNorm
 from .tutorial import ScaledGradLinear
 
 
@@ -91,6 +92,51 @@ class MissingMeanLoss(BCELoss):
         return value
 
 
+@define(eq=False)
+class BatchStatsAsConstants(BatchNorm1d):
+    """The classic batch-norm mistake: the batch mean and variance treated as constants, so the
+    input gradient is ``gamma * grad_output / std``, without the two terms through the mean and
+    the variance."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        super().backward(grad_output)
+        x_hat, std, _ = self._cache
+        return grad_output * self.gamma.value / std
+
+
+@define(eq=False)
+class BatchNormMissingMeanTerm(BatchNorm1d):
+    """Batch norm whose input gradient forgets the ``- sum(dx_hat)`` term (through the mean)."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        right = super().backward(grad_output)
+        x_hat, std, _ = self._cache
+        g = grad_output * self.gamma.value
+        return right + np.sum(g, axis=0) / (len(g) * std)
+
+
+@define(eq=False)
+class LayerNormWrongAxis(LayerNorm):
+    """Layer norm whose backward takes its sums over the batch axis, as a batch norm would."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        super().backward(grad_output)
+        x_hat, std = self._cache
+        g = grad_output * self.gamma.value
+        m = len(g)
+        return (m * g - g.sum(0) - x_hat * (g * x_hat).sum(0)) / (m * std)
+
+
+@define(eq=False)
+class SoftmaxDiagonalOnly(Softmax):
+    """Softmax whose backward keeps only the diagonal of the Jacobian: ``s * (1 - s) * g``."""
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        super().backward(grad_output)
+        s = self._out
+        return s * (1 - s) * grad_output
+
+
 @frozen
 class Bug:
     """One mistake: how to build the wrong layer, and what a check must blame.
@@ -130,4 +176,8 @@ CATALOGUE: tuple[Bug, ...] = (
     Bug("bias gradient averaged (extra 1/m)", _linear(AveragedBias), "b"),
     Bug("ReLU mask lets everything through", lambda n, rng: MaskLetsAllThrough(), "input"),
     Bug("sigmoid derivative missing (1 - s)", lambda n, rng: SigmoidMissingFactor(), "input"),
+    Bug("batch norm: statistics as constants", lambda n, rng: BatchStatsAsConstants(n), "input"),
+    Bug("batch norm: mean term missing", lambda n, rng: BatchNormMissingMeanTerm(n), "input"),
+    Bug("layer norm: sums over the batch axis", lambda n, rng: LayerNormWrongAxis(n), "input"),
+    Bug("softmax: diagonal of the Jacobian only", lambda n, rng: SoftmaxDiagonalOnly(), "input"),
 )
