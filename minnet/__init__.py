@@ -3,7 +3,7 @@
 from . import datasets, io
 from .gradcheck import GradcheckError, GradcheckReport, check_function, check_layer, check_model
 from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
-from .losses import BCELoss
+from .losses import BCELoss, Loss
 from .model import Sequential
 from .optim import SGD, Adam, Optimizer
 from .parameter import (
@@ -29,6 +29,7 @@ __all__ = [
     "History",
     "Layer",
     "LeakyReLU",
+    "Loss",
     "Linear",
     "Parameter",
     "ReLU",

@@ -53,7 +53,6 @@ import numpy as np
 from attrs import evolve, field, frozen
 
 from .layers import Layer
-from .losses import BCELoss
 from .parameter import FlatLayout
 
 if TYPE_CHECKING:
@@ -337,11 +336,11 @@ class _LayerTarget(_Target):
 class _ModelTarget(_Target):
     def __init__(self, model: Sequential, X, Y) -> None:
         self.model = model
-        X = self.model._check_X(X, np.dtype(np.float64))
-        self.Y = _float64_copy(self.model._check_Y(Y, len(X)))
-        self.body, self.logits = self.model._split_output()
+        X = self.model.check_inputs(X, np.dtype(np.float64))
+        self.Y = _float64_copy(self.model.check_targets(Y, len(X)))
+        self.body, self.logits = self.model.body, self.model.fused
         self.model.zero_grad()
-        self.model._cost_unchecked(X, self.Y)  # X and Y checked above, and float64
+        self.model.cost_prepared(X, self.Y)  # X and Y checked above, and float64
         self.model.backward()
         named = list(self.model.named_parameters())
         self.names = [name for name, _ in named]
@@ -371,7 +370,7 @@ class _ModelTarget(_Target):
             if self.watch_kinks and sides is not None and not self.straddled:
                 self.straddled = bool(np.any(_kink_sides(self.body[k], x) != sides))
             x = self.body[k].forward(x)
-        return self.model._loss_forward(x, self.Y, self.logits)
+        return self.model.loss_value(x, self.Y)
 
     def values_at(self, tensor: int, flat_index: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Many perturbations of one tensor at once: the owning layer computes its output for
@@ -391,8 +390,8 @@ class _ModelTarget(_Target):
                 self.inputs[start], name, flat_index[part], steps[part]
             )
             count = len(out)
-            x = self.model._run(self.body[start + 1 :], out.reshape(count * m, -1))
-            per_example = self.model.loss.per_example_logits(x, np.tile(self.Y, (count, 1)))
+            x = self.model.run(out.reshape(count * m, -1), start + 1)
+            per_example = self.model.loss_per_example(x, np.tile(self.Y, (count, 1)))
             values[part] = per_example.reshape(count, -1).mean(axis=1)
             self.evaluations += count
         return values
@@ -401,12 +400,10 @@ class _ModelTarget(_Target):
         """Batching needs a loss with per-example values, deterministic later layers, and a
         tensor used by its own layer only (not tied to another layer's parameter)."""
         start = self.owner[tensor]
-        loss = type(self.model.loss)
         array = self.arrays[tensor]
         return (
             sum(other is array for other in self.arrays) == 1
-            and self.logits
-            and loss.forward_logits is BCELoss.forward_logits
+            and self.model.loss_per_example(self.Y, self.Y) is not None
             and all(
                 type(layer).fixed_randomness is Layer.fixed_randomness
                 for layer in self.body[start + 1 :]
@@ -416,7 +413,7 @@ class _ModelTarget(_Target):
     def scale(self) -> float:
         # A loss of confident outputs is a small difference of large terms (softplus(z) - y*z):
         # its rounding error follows the size of the outputs, not of the loss.
-        out = self.model._run(self.body, self.inputs[0])
+        out = self.model.run(self.inputs[0])
         return abs(self.value(None)) + float(np.mean(np.abs(out)))
 
 

@@ -148,7 +148,7 @@ def test_a_float32_model_comes_back_float32_in_flat_storage(tmp_path: Path) -> N
     model = minnet.Sequential([*layers, minnet.Sigmoid()], dtype=np.float32)
     loaded = minnet.load(model.save(tmp_path / "f32"))
     assert loaded.dtype == np.float32
-    assert minnet.parameter.FlatStorage.find(loaded.parameters()) is not None
+    assert minnet._fast.FlatStorage.find(loaded.parameters()) is not None
     X = rng.standard_normal((5, 3))
     assert np.array_equal(loaded.forward(X), model.forward(X))
     assert loaded.forward(X).dtype == np.float32
