@@ -112,9 +112,9 @@ class Sequential:
     out_features: int | None = field(init=False, default=None)
     _pending: list[Layer] | None = field(default=None, init=False, repr=False)
     _outputs: np.ndarray | None = field(default=None, init=False, repr=False)
-    _slots: tuple[list[Layer], list[tuple[Layer, str]]] | None = field(
-        default=None, init=False, repr=False
-    )
+    # (ids of the layers, the layers, and each parameter's layer and field name): see
+    # _hot_parameters.
+    _slots: tuple[tuple, tuple, tuple, tuple] | None = field(default=None, init=False, repr=False)
     _storage: FlatStorage | None = field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -201,16 +201,19 @@ class Sequential:
     def _hot_parameters(self) -> list[Parameter]:
         """:meth:`parameters`, cheaply, for every training step: the (layer, field) places of the
         parameters are found once, and again only when the list of layers has changed."""
-        if (
-            self._slots is None
-            or len(self._slots[0]) != len(self.layers)
-            or any(a is not b for a, b in zip(self._slots[0], self.layers, strict=True))
-        ):
+        layer_ids = tuple(map(id, self.layers))
+        if self._slots is None or self._slots[0] != layer_ids:
             places = [
                 (layer, name) for layer in self.layers for name, _ in layer.named_parameters()
             ]
-            self._slots = (list(self.layers), places)
-        return [getattr(layer, name) for layer, name in self._slots[1]]
+            # _slots holds the layers too, so that no other object can take one of their ids.
+            self._slots = (
+                layer_ids,
+                tuple(self.layers),
+                tuple(layer for layer, _ in places),
+                tuple(name for _, name in places),
+            )
+        return list(map(getattr, self._slots[2], self._slots[3]))
 
     def train(self, mode: bool = True) -> Sequential:
         for layer in self.layers:

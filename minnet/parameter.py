@@ -95,10 +95,10 @@ class Parameter:
         so that the temporary stays small (at most ``BLOCK`` entries) for a large weight matrix.
         """
         grad = self._grad
-        rows = max(1, BLOCK // max(1, grad.shape[1]))
-        if rows >= len(grad):
+        if grad.size <= BLOCK:
             grad += a @ b
             return
+        rows = max(1, BLOCK // grad.shape[1])
         for start in range(0, len(grad), rows):
             grad[start : start + rows] += a[start : start + rows] @ b
 
