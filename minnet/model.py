@@ -167,13 +167,18 @@ class Sequential:
         if self.dtype is None:
             self.dtype = storage.values.dtype if storage is not None else None
             return
-        unconverted = [name for name, p in self.named_parameters() if p.dtype != self.dtype]
-        if unconverted:
+        if any(p.dtype != self.dtype for p in parameters):
+            named = list(self.named_parameters())
+            shared = [
+                name
+                for name, p in named
+                if p.value.base is not None or sum(q is p for _, q in named) > 1
+            ]
             raise ValueError(
-                f"dtype={self.dtype} cannot be given to parameters {unconverted}: each is shared "
-                "(with another layer, another model, or an array of yours), and converting it "
-                "would change the others too. Make the layers in that dtype instead, e.g. "
-                f"Linear(..., dtype=np.{self.dtype})"
+                f"dtype={self.dtype} cannot be given to parameters {shared}: they are shared "
+                "(with another model, another layer, or an array of yours), and converting them "
+                "would change the others too, so nothing was converted. Make the layers in that "
+                f"dtype instead, e.g. Linear(..., dtype=np.{self.dtype})"
             )
         for layer in self.layers:  # a layer that records its dtype now has this one
             if isinstance(getattr(layer, "dtype", None), np.dtype):

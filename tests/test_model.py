@@ -350,3 +350,85 @@ def test_sequential_dtype_reaches_the_layers():
         [Linear(3, 2, rng=0), ReLU(), Linear(2, 1, rng=1), Sigmoid()], dtype=np.float32
     )
     assert all(layer.dtype == np.float32 for layer in model.layers if isinstance(layer, Linear))
+
+
+# --- nothing changes behind the user's back ------------------------------------------------------
+
+
+@pytest.mark.parametrize("zero", ["model", "optimizer", "per-parameter"])
+def test_a_kept_gradient_array_sees_eager_zeros_and_plain_additions(zero):
+    rng = np.random.default_rng(0)
+    X, Y = random_data(rng, 5, 3)
+    model, reference = small_model(), small_model()
+    optimizer = minnet.SGD(model.parameters(), lr=0.1, flat=zero != "per-parameter")
+    zero_grad = model.zero_grad if zero == "model" else optimizer.zero_grad
+    model.cost(X, Y)
+    model.backward()
+    g = model.layers[0].W.grad  # kept from before
+    zero_grad()
+    np.testing.assert_array_equal(g, 0)  # the snippet printed the old gradient
+    g += 1.0
+    model.cost(X, Y)
+    model.backward()
+    reference.cost(X, Y)
+    reference.backward()
+    assert model.layers[0].W.grad is g
+    np.testing.assert_array_equal(g, 1.0 + reference.layers[0].W.grad)  # the +1 is kept
+
+
+def test_a_layer_of_a_live_model_is_refused_by_a_second_model():
+    rng = np.random.default_rng(1)
+    A = small_model()
+    before = [p.value.copy() for p in A.parameters()]
+    with pytest.raises(
+        ValueError, match=r"layer 0 \(Linear.*already belongs to another Sequential"
+    ):
+        Sequential([A.layers[0], minnet.Tanh()])
+    with pytest.raises(ValueError, match="already belongs to another Sequential"):
+        Sequential([A.layers[0], Sigmoid()], dtype=np.float32)
+    # A is untouched: its dtype, its storage, its values, its gradients.
+    assert A.dtype == np.float64 and all(p.dtype == np.float64 for p in A.parameters())
+    assert A.layers[0].dtype == np.float64
+    assert minnet._fast.FlatStorage.find(A.parameters()) is not None
+    for p, value in zip(A.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.value, value)
+    X, Y = random_data(rng, 4, 3)
+    A.cost(X, Y)
+    A.backward()
+    assert A.gradcheck(X, Y).passed
+
+
+def test_a_layer_is_free_again_once_its_model_is_gone():
+    import gc
+
+    layer = Linear(3, 1, rng=0)
+    first = Sequential([layer, Sigmoid()])
+    del first
+    gc.collect()
+    second = Sequential([layer, Sigmoid()], dtype=np.float32)
+    assert layer.W.dtype == np.float32 and second.dtype == np.float32
+
+
+def test_parameters_tied_across_models_leave_the_first_model_alone():
+    rng = np.random.default_rng(2)
+    A = small_model()
+    tied = Linear(3, 4)
+    tied.W = A.layers[0].W
+    B = Sequential([tied, minnet.Tanh(), Linear(4, 1), Sigmoid()])
+    assert minnet._fast.FlatStorage.find(A.parameters()) is not None  # A's storage intact
+    X, Y = random_data(rng, 4, 3)
+    A.zero_grad()
+    A.cost(X, Y)
+    B.forward(rng.standard_normal((7, 3)))  # B's own layers: A's caches are untouched
+    A.backward()
+    expected = small_model()
+    expected.cost(X, Y)
+    expected.backward()
+    for p, q in zip(A.parameters(), expected.parameters(), strict=True):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    assert B.gradcheck(X, Y).passed
+    other = Linear(3, 4)
+    other.W = A.layers[0].W
+    with pytest.raises(ValueError, match=r"dtype=float32 cannot be given to parameters \['0.W'\]"):
+        Sequential([other, Sigmoid()], dtype=np.float32)
+    assert A.layers[0].W.dtype == np.float64
