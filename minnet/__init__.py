@@ -10,7 +10,7 @@ from .gradcheck import (
     check_model,
 )
 from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss
+from .losses import BCELoss, Loss
 from .model import Sequential
 from .normalization import BatchNorm1d, LayerNorm
 from .optim import SGD, Adam, Optimizer
@@ -40,6 +40,7 @@ __all__ = [
     "History",
     "Layer",
     "LeakyReLU",
+    "Loss",
     "Linear",
     "Parameter",
     "ReLU",

@@ -86,8 +86,8 @@ class SigmoidMissingFactor(Sigmoid):
 class MissingMeanLoss(BCELoss):
     """Binary cross-entropy whose gradient forgets the ``1/m`` of the mean."""
 
-    def forward_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        value = super().forward_logits(logits, targets)
+    def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        value = super().forward_fused(logits, targets)
         self._grad = self._grad * targets.size
         return value
 

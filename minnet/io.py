@@ -705,16 +705,16 @@ def _layer_class(name: str) -> type[Layer] | None:
 
 
 def loss_classes() -> dict[str, type]:
-    """minnet's own losses by name: the public classes defined in :mod:`minnet.losses` that
-    have ``forward`` and ``backward`` (and are not abstract). A new loss there is found as is."""
+    """minnet's own losses by name: the public subclasses of :class:`~minnet.Loss` defined in
+    :mod:`minnet.losses` (the base class aside). A new loss there is found as is."""
     found = {}
     for name, cls in vars(losses).items():
         if (
             not name.startswith("_")
             and isinstance(cls, type)
             and cls.__module__ == losses.__name__
-            and callable(getattr(cls, "forward", None))
-            and callable(getattr(cls, "backward", None))
+            and issubclass(cls, losses.Loss)
+            and cls is not losses.Loss
             and not inspect.isabstract(cls)
         ):
             found[name] = cls

@@ -2,7 +2,10 @@
 
 Data is batch-first: an input ``x`` has shape ``(batch, features)``. ``backward(grad_output)``
 takes the gradient of the loss with respect to the layer's output, *adds* the gradients of its
-parameters into their ``.grad``, and returns the gradient with respect to its input.
+parameters into their ``.grad`` (``self.W.accumulate(dW)``), and returns the gradient with
+respect to its input. A layer whose input gradient is costly may also accept
+``needs_input_grad=True``: a model passes ``False`` where nobody uses that gradient (its first
+layer, whose input is the data), and the layer may then return ``None``.
 
 A new layer is one class in this module: subclass :class:`Layer`, implement ``forward`` and
 ``backward``, and the every-layer gradient-check test picks it up (see ``docs/layers.md``).
@@ -41,8 +44,8 @@ INIT_STD = {
 
 
 def _check_init(layer: Any, attribute: Any, init: str) -> None:
-    if init not in ("auto", *INIT_STD):
-        raise ValueError(f"init must be one of {['auto', *INIT_STD]}, got {init!r}")
+    if init not in INIT_STD:
+        raise ValueError(f"init must be one of {list(INIT_STD)}, got {init!r}")
 
 
 def _as_rng(seed: np.random.Generator | int | None) -> np.random.Generator:
@@ -58,10 +61,6 @@ class Layer:
     """
 
     training: bool = field(default=True, init=False, repr=False)
-    #: Must backward return the gradient for the input? A Sequential turns it off while it runs
-    #: its first layer's backward (the input is the data): a Linear then skips that product and
-    #: returns ``None``.
-    input_grad: bool = field(default=True, init=False, repr=False)
     #: Input values where the derivative jumps (ReLU: 0). The gradient check uses them as
     #: evidence that a finite difference straddles a kink (see ``docs/gradcheck.md``).
     kink_points: ClassVar[tuple[float, ...]] = ()
@@ -78,8 +77,12 @@ class Layer:
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (batch, out_features)`` -> input gradient ``(batch, in_features)``.
 
-        Adds the gradient of each parameter into its ``.grad``. May return ``None`` while
-        ``input_grad`` is off (a Sequential's first layer, whose input is the data).
+        Adds the gradient of each parameter into its ``.grad`` (``p.accumulate(delta)``), using
+        what the last :meth:`forward` kept. A layer may add a keyword argument
+        ``needs_input_grad: bool = True``: a :class:`~minnet.Sequential` then passes ``False``
+        when the input gradient is not used (the first layer's input is the data), and the
+        layer may skip computing it and return ``None``. It is only a hint for speed: a layer
+        without the argument always gets ``backward(grad_output)``.
         """
         raise NotImplementedError
 
@@ -130,11 +133,6 @@ class Layer:
         from .gradcheck import check_layer
 
         return check_layer(self, x, **options)
-
-    @classmethod
-    def example(cls, in_features: int, rng: np.random.Generator) -> Layer:
-        """An instance that takes ``in_features`` inputs, for tests that cover every layer."""
-        return cls()
 
     def forward_perturbed(
         self, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
@@ -192,17 +190,18 @@ class Linear(Layer):
     """Affine layer ``y = x @ W.T + b``.
 
     ``W: (out_features, in_features)``, ``b: (out_features,)``. ``W`` is drawn from ``rng``
-    (a numpy ``Generator`` or a seed), normal with standard deviation set by ``init``: ``"he"``
-    (``sqrt(2 / in_features)``, for ReLU-family layers), ``"glorot"``
-    (``sqrt(2 / (in_features + out_features))``, for sigmoid and tanh) or ``"auto"`` (He, until a
-    :class:`~minnet.Sequential` sees which activation follows). ``b`` starts at zero.
+    (a numpy ``Generator`` or a seed), normal with the standard deviation ``init`` names:
+    ``"he"`` (the default: ``sqrt(2 / in_features)``, suits ReLU-family activations) or
+    ``"glorot"`` (``sqrt(2 / (in_features + out_features))``, suits sigmoid and tanh). ``b``
+    starts at zero. The scale is chosen here, once: putting the layer in a model never changes
+    its weights.
     """
 
     rowwise: ClassVar[bool] = True
 
     in_features: int = field(converter=_count, validator=gt(0))
     out_features: int = field(converter=_count, validator=gt(0))
-    init: str = field(default="auto", validator=_check_init, kw_only=True)
+    init: str = field(default="he", validator=_check_init, kw_only=True)
     rng: np.random.Generator | int | None = field(
         default=None, converter=_as_rng, repr=False, kw_only=True
     )
@@ -215,23 +214,9 @@ class Linear(Layer):
         if not np.issubdtype(self.dtype, np.floating):
             raise ValueError(f"Linear needs a floating-point dtype, got {self.dtype}")
         shape = (self.out_features, self.in_features)
-        scheme = "he" if self.init == "auto" else self.init
-        std = INIT_STD[scheme](self.in_features, self.out_features)
+        std = INIT_STD[self.init](self.in_features, self.out_features)
         self.W = Parameter((self.rng.standard_normal(shape) * std).astype(self.dtype))
         self.b = Parameter(np.zeros(self.out_features, dtype=self.dtype))
-
-    def use_init_for(self, activation: Layer) -> None:
-        """With ``init="auto"``, rescale ``W`` to suit the activation that follows the layer.
-
-        He (``std = sqrt(2 / in)``) for the ReLU family, Glorot (``sqrt(2 / (in + out))``) for
-        sigmoid and tanh: the same random draw, scaled. :class:`~minnet.Sequential` calls it.
-        """
-        scheme = getattr(activation, "preferred_init", None)
-        if self.init != "auto" or scheme is None:
-            return
-        he = INIT_STD["he"](self.in_features, self.out_features)
-        self.W.value *= INIT_STD[scheme](self.in_features, self.out_features) / he
-        self.init = scheme  # decided once: joining another model later changes nothing
 
     @classmethod
     def from_weights(cls, W: np.ndarray, b: np.ndarray) -> Linear:
@@ -245,12 +230,6 @@ class Linear(Layer):
             W = W.astype(np.float64)
         layer = cls(W.shape[1], W.shape[0], dtype=W.dtype, init="he", rng=0)
         layer.W, layer.b = Parameter(W), Parameter(b.astype(W.dtype))
-        return layer
-
-    @classmethod
-    def example(cls, in_features: int, rng: np.random.Generator) -> Linear:
-        layer = cls(in_features, 3, rng=rng)
-        layer.b.value[...] = rng.standard_normal(3)
         return layer
 
     def output_features(self, in_features: int | None) -> int:
@@ -280,17 +259,18 @@ class Linear(Layer):
             outputs[which, :, flat_index] += steps[:, np.newaxis]
         return outputs
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray, needs_input_grad: bool = True) -> np.ndarray:
+        """``grad_output: (batch, out_features)`` -> ``grad_output @ W``, ``(batch, in_features)``
+        (``None`` if not ``needs_input_grad``: a product as large as the forward, skipped)."""
         self._require_cache(self._x)
         if grad_output.shape != (len(self._x), self.out_features):
             raise ValueError(
                 f"{self!r} expects grad_output of shape {(len(self._x), self.out_features)} "
                 f"(its last output's), got {grad_output.shape}"
             )
-        self.W.add_product_to_grad(grad_output.T, self._x)  # W.grad += grad_output.T @ x
-        self.b.add_to_grad(np.add.reduce(grad_output, axis=0))  # b.grad += grad_output.sum(0)
-        # A subclass that overrides backward may use what this returns: it always gets it.
-        if not self.input_grad and type(self).backward is Linear.backward:
+        self.W.accumulate_product(grad_output.T, self._x)  # W.grad += grad_output.T @ x
+        self.b.accumulate(np.add.reduce(grad_output, axis=0))  # b.grad += grad_output.sum(0)
+        if not needs_input_grad:
             return None
         return grad_output @ self.W.value
 
@@ -302,7 +282,6 @@ class ReLU(Layer):
     rowwise: ClassVar[bool] = True
 
     kink_points: ClassVar[tuple[float, ...]] = (0.0,)
-    preferred_init: ClassVar[str] = "he"
 
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
@@ -322,7 +301,6 @@ class LeakyReLU(Layer):
     rowwise: ClassVar[bool] = True
 
     kink_points: ClassVar[tuple[float, ...]] = (0.0,)
-    preferred_init: ClassVar[str] = "he"
 
     negative_slope: float = field(default=0.01, converter=float, validator=ge(0.0))
     _mask: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -348,13 +326,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class Sigmoid(Layer):
     """``1 / (1 + exp(-x))``, computed without overflow for any finite input.
 
-    As the last layer of a :class:`~minnet.Sequential` with :class:`~minnet.BCELoss`, the model
-    computes the loss from its input (the logits), which is exact even for extreme logits.
+    As the last layer of a :class:`~minnet.Sequential` with :class:`~minnet.BCELoss`, it is fused
+    with the loss (``BCELoss.fuses``): the model computes the loss from its input (the logits),
+    which is exact even for extreme logits.
     """
 
     rowwise: ClassVar[bool] = True
 
-    preferred_init: ClassVar[str] = "glorot"
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -372,7 +350,6 @@ class Tanh(Layer):
 
     rowwise: ClassVar[bool] = True
 
-    preferred_init: ClassVar[str] = "glorot"
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -405,10 +382,6 @@ class Dropout(Layer):
     _scaled_mask: np.ndarray | None = field(default=None, init=False, repr=False)
     _holding: bool = field(default=False, init=False, repr=False)
     _passed_through: bool = field(default=False, init=False, repr=False)
-
-    @classmethod
-    def example(cls, in_features: int, rng: np.random.Generator) -> Dropout:
-        return cls(0.5, seed=rng)
 
     @contextmanager
     def fixed_randomness(self) -> Iterator[None]:

@@ -1,10 +1,35 @@
-"""Losses: a scalar cost from predictions and targets, and its gradient."""
+"""Losses: a scalar cost from a model's outputs and the targets, and its gradient.
+
+A loss is an object with a contract, like a layer (see ``docs/losses.md``):
+
+- ``forward(outputs, targets) -> float``: the mean loss, ``outputs`` and ``targets`` of one shape
+  ``(m, k)``; keeps what ``backward`` needs;
+- ``backward() -> ndarray``: the gradient of that value with respect to ``outputs``, ``(m, k)``;
+- ``check_targets(targets, outputs_shape) -> ndarray``: the targets, checked and shaped
+  ``(m, k)``, or a ``ValueError`` saying what was expected and what came.
+
+Optionally, for speed, ``per_example(outputs, targets) -> (m,)``: one value per row, whose mean
+is ``forward``'s value (the gradient check evaluates many perturbations at once with it).
+
+A loss may also **fuse** with the model's final activation: when ``fuses`` names a layer class
+and the model ends in exactly that class, the model hands the loss that layer's *input* through
+``forward_fused`` (and ``per_example_fused``) and never runs the layer. :class:`BCELoss` fuses
+with :class:`~minnet.Sigmoid`: binary cross-entropy from the logits is exact where the
+sigmoid's output would round to 0 or 1.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from attrs import define, field
 from attrs.setters import NO_OP
+
+from .layers import Layer, Sigmoid
+
+if TYPE_CHECKING:
+    from .gradcheck import GradcheckReport
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -15,34 +40,168 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.logaddexp(0, z)
 
 
-def _check_shapes(predictions: np.ndarray, targets: np.ndarray) -> None:
-    if np.shape(predictions) != np.shape(targets):
+def _finite_or_error(name: str, array: np.ndarray) -> None:
+    if not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"{name} must be finite, but {bad} entries are NaN or infinite")
+
+
+def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
+    if np.shape(outputs) != np.shape(targets):
         raise ValueError(
-            f"BCELoss needs predictions and targets of one shape, got {np.shape(predictions)} "
-            f"and {np.shape(targets)}"
+            f"{type(loss).__name__} needs predictions and targets of one shape, got "
+            f"{np.shape(outputs)} and {np.shape(targets)}"
         )
 
 
 @define(eq=False, on_setattr=NO_OP)
-class BCELoss:
-    """Mean binary cross-entropy over all entries.
+class Loss:
+    """Base class of all losses: subclasses implement :meth:`forward` and :meth:`backward`.
 
-    Two entry points, both taking ``targets`` of the same shape as the predictions:
+    ``outputs`` and ``targets`` are ``(m, k)`` arrays: ``m`` examples, ``k`` outputs each.
+    A loss is the *mean* over the examples, so that its value does not grow with the batch.
+    """
 
-    - :meth:`forward_logits` takes the logits ``z`` (the input of a final ``Sigmoid``) and
-      computes ``mean(softplus(z) - y*z)``: exact and finite for any finite ``z``, with gradient
-      ``(sigmoid(z) - y) / n``. :class:`~minnet.Sequential` uses it whenever its last layer is a
-      ``Sigmoid``.
-    - :meth:`forward` takes probabilities ``p`` in ``[0, 1]`` and computes
-      ``-mean(y*log(p) + (1-y)*log(1-p))`` with each log clamped at -100, as PyTorch does.
+    #: The final activation this loss computes together with itself, or ``None``. A model ending
+    #: in exactly this class (not a subclass: it may compute something else) passes the
+    #: activation's input to :meth:`forward_fused` and never runs the activation.
+    fuses: ClassVar[type[Layer] | None] = None
+
+    def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The mean loss of ``outputs: (m, k)`` against ``targets: (m, k)``; keeps what
+        :meth:`backward` needs."""
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        """The gradient of the last forward's value with respect to its first argument,
+        of that argument's shape ``(m, k)``."""
+        raise NotImplementedError
+
+    def __call__(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        return self.forward(outputs, targets)
+
+    def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
+        """``targets`` as an array of ``outputs_shape`` ``(m, k)``, else a ``ValueError``.
+
+        This version accepts any finite real numbers, of shape ``(m, k)`` or, when ``k == 1``,
+        ``(m,)`` (made a column). The array is returned as it is when it already fits (no copy,
+        its own dtype). A loss with more rules (:class:`BCELoss`: numbers in [0, 1]) extends it.
+        """
+        targets = self.shape_targets(targets, outputs_shape)
+        _finite_or_error("targets", targets)
+        return targets
+
+    def shape_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
+        """Only the dtype and shape part of :meth:`check_targets`: real numbers, ``(m, k)``."""
+        given = np.asarray(targets)
+        name = type(self).__name__
+        if given.dtype.kind not in "biuf":
+            raise ValueError(f"{name} needs targets that are real numbers, got dtype {given.dtype}")
+        m, k = outputs_shape
+        shaped = given.reshape(-1, 1) if given.ndim == 1 and k == 1 else given
+        if shaped.shape != (m, k):
+            expected = f"({m},) or ({m}, 1)" if k == 1 else f"({m}, {k})"
+            raise ValueError(
+                f"{name} needs targets of shape {expected}, one row per example, got {given.shape}"
+            )
+        return shaped
+
+    def per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """The loss of each row, shape ``(m,)``, whose mean is :meth:`forward`'s value; or
+        ``None``: not available (this version). Optional: only for speed."""
+        return None
+
+    def fuses_with(self, layer: Layer) -> bool:
+        """Does this loss take ``layer``'s input instead of its output (see ``fuses``)?"""
+        return self.fuses is not None and type(layer) is self.fuses
+
+    def forward_fused(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+        """``forward(activation(inputs), targets)``, computed from the activation's ``inputs:
+        (m, k)``; the following :meth:`backward` gives the gradient with respect to ``inputs``."""
+        raise NotImplementedError(f"{type(self).__name__} fuses with no activation")
+
+    def per_example_fused(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """:meth:`per_example` from the fused activation's inputs, or ``None``."""
+        return None
+
+    def gradcheck(
+        self, outputs: np.ndarray, targets: np.ndarray, *, fused: bool = False, **options: Any
+    ) -> GradcheckReport:
+        """Check :meth:`backward` against central differences of :meth:`forward` (or of
+        :meth:`forward_fused`, with ``fused=True``) at ``outputs: (m, k)``, in float64.
+
+        The options are :func:`minnet.gradcheck.check_function`'s.
+        """
+        from .gradcheck import check_function
+
+        outputs = np.array(outputs, dtype=np.float64)
+        targets = np.array(self.check_targets(targets, outputs.shape), dtype=np.float64)
+        forward = self.forward_fused if fused else self.forward
+        forward(outputs, targets)
+        grad = np.array(self.backward(), dtype=np.float64)
+        return check_function(lambda o: forward(o, targets), outputs, grad, **options)
+
+
+def per_example_matches_forward(loss: Loss, fused: bool) -> bool:
+    """Are ``loss``'s per-example values those of its forward (fused or not)?
+
+    They are when the per-example method is defined by the class that defines the forward, or
+    by a subclass of it: a subclass that changes ``forward`` but not ``per_example`` would give
+    its parent's values.
+    """
+    forward, per_example = (
+        ("forward_fused", "per_example_fused")
+        if fused
+        else (
+            "forward",
+            "per_example",
+        )
+    )
+    mro = type(loss).__mro__
+    forward_owner = next(cls for cls in mro if forward in vars(cls))
+    per_example_owner = next(cls for cls in mro if per_example in vars(cls))
+    return issubclass(per_example_owner, forward_owner)
+
+
+@define(eq=False, on_setattr=NO_OP)
+class BCELoss(Loss):
+    """Mean binary cross-entropy over all entries: ``-mean(y*log(p) + (1-y)*log(1-p))``.
+
+    ``targets`` are numbers in [0, 1] (0/1 labels, or soft labels), of shape ``(m,)`` or
+    ``(m, k)`` for ``k`` outputs.
+
+    **It fuses with a final** :class:`~minnet.Sigmoid` (``fuses = Sigmoid``): a model that ends
+    in a ``Sigmoid`` gives :meth:`forward_fused` the sigmoid's input, the logits ``z``, and the
+    loss is ``mean(softplus(z) - y*z)``: exact and finite for any finite ``z``, with gradient
+    ``(sigmoid(z) - y) / n`` with respect to ``z`` (``n`` entries). The model never runs that
+    ``Sigmoid`` in :meth:`~minnet.Sequential.cost`, only in ``forward`` and ``predict_proba``.
+
+    Without a final Sigmoid, :meth:`forward` takes probabilities ``p`` in ``[0, 1]``, with each
+    log clamped at -100, as PyTorch's ``BCELoss`` does.
 
     :meth:`backward` returns the gradient with respect to whichever input the last forward took.
     """
 
+    fuses: ClassVar[type[Layer] | None] = Sigmoid
     _grad: np.ndarray | None = field(default=None, init=False, repr=False)
 
-    def forward_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        _check_shapes(logits, targets)
+    def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
+        """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
+        targets = self.shape_targets(targets, outputs_shape)
+        if targets.size == 0:
+            return targets
+        low, high = np.minimum.reduce(targets, axis=None), np.maximum.reduce(targets, axis=None)
+        if not 0 <= low <= high <= 1:  # also false for a NaN
+            _finite_or_error("targets", targets)
+            raise ValueError(
+                f"BCELoss needs targets in [0, 1] (labels or probabilities), got values from "
+                f"{low} to {high}"
+            )
+        return targets
+
+    def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        """The loss from the logits ``z: (m, k)``, the input of the fused Sigmoid."""
+        _same_shape(self, logits, targets)
         n = targets.size
         log_one_plus_exp = softplus(logits)
         loss = np.add.reduce(log_one_plus_exp - targets * logits, axis=None) / n
@@ -54,13 +213,20 @@ class BCELoss:
         self._grad = grad
         return float(loss)
 
-    def per_example_logits(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Unreduced loss for each entry, same shape as ``logits``: ``softplus(z) - y*z``."""
-        return softplus(logits) - targets * logits
+    def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each row's loss from the logits, ``(m,)``: the row mean of ``softplus(z) - y*z``."""
+        return np.mean(softplus(logits) - targets * logits, axis=1)
 
     def forward(self, probabilities: np.ndarray, targets: np.ndarray) -> float:
-        _check_shapes(probabilities, targets)
-        p = probabilities
+        """The loss from probabilities ``p: (m, k)`` in [0, 1]."""
+        return float(self._clamped_terms(probabilities, targets, keep_grad=True).mean())
+
+    def per_example(self, probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each row's loss from probabilities, ``(m,)``."""
+        return np.mean(self._clamped_terms(probabilities, targets, keep_grad=False), axis=1)
+
+    def _clamped_terms(self, p: np.ndarray, targets: np.ndarray, keep_grad: bool) -> np.ndarray:
+        _same_shape(self, p, targets)
         if np.any((p < 0) | (p > 1)):
             raise ValueError(
                 "BCELoss.forward expects probabilities in [0, 1], got values from "
@@ -69,12 +235,15 @@ class BCELoss:
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(p), -100.0)
             log_not_p = np.maximum(np.log1p(-p), -100.0)
-        loss = -(targets * log_p + (1 - targets) * log_not_p)
-        self._grad = (p - targets) / np.maximum(p * (1 - p), 1e-12) / targets.size
-        return float(loss.mean())
+        if keep_grad:
+            self._grad = (p - targets) / np.maximum(p * (1 - p), 1e-12) / targets.size
+        return -(targets * log_p + (1 - targets) * log_not_p)
 
     def backward(self) -> np.ndarray:
-        """Gradient of the last computed loss with respect to its input."""
+        """Gradient of the last computed loss with respect to its input, of its shape."""
         if self._grad is None:
             raise RuntimeError("BCELoss.backward() called before forward()")
         return self._grad
+
+
+__all__ = ["BCELoss", "Loss", "per_example_matches_forward", "softplus"]

@@ -1,9 +1,19 @@
-"""Sequential: layers applied one after another, and a loss on top."""
+"""Sequential: layers applied one after another, and a loss on top.
+
+Its public methods are all that :mod:`minnet.training`, :mod:`minnet.gradcheck` and
+:mod:`minnet.io` use: checking data (:meth:`Sequential.check_inputs`,
+:meth:`~Sequential.check_targets`), running the layers (:meth:`~Sequential.run`), the loss
+(:meth:`~Sequential.loss_value`, :meth:`~Sequential.loss_per_example`) and one training step's
+cost and backward (:meth:`~Sequential.cost_prepared`, :meth:`~Sequential.backward`).
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import weakref
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +21,15 @@ import numpy as np
 from attrs import define, field
 from attrs.setters import NO_OP
 
-from . import training
-from .layers import Layer, Sigmoid
-from .losses import BCELoss
-from .parameter import FlatStorage, Parameter
+from ._fast import FlatStorage
+from .layers import Layer
+from .losses import BCELoss, Loss, per_example_matches_forward
+from .parameter import Parameter
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
     from .optim import Optimizer
+    from .training import Evaluation, History
 
 
 def _check_finite(name: str, array: np.ndarray) -> None:
@@ -36,32 +47,81 @@ def _as_layer_list(layers: Any) -> list[Layer]:
     return list(layers)
 
 
+def _check_loss(model: Any, attribute: Any, loss: Any) -> None:
+    if isinstance(loss, Loss):
+        return
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        raise TypeError(
+            f"loss must be a Loss object, got the class {loss.__name__}: write "
+            f"loss={loss.__name__}()"
+        )
+    raise TypeError(
+        "loss must be a minnet Loss such as minnet.BCELoss() (or your own subclass of "
+        f"minnet.Loss), got {type(loss).__name__}"
+    )
+
+
+@cache
+def _takes_needs_input_grad(layer_class: type) -> bool:
+    """Does ``layer_class.backward`` accept the ``needs_input_grad`` hint? Looked up once."""
+    return "needs_input_grad" in inspect.signature(layer_class.backward).parameters
+
+
+# The model each layer belongs to, while both live: id(layer) -> (ref to layer, ref to model).
+# A layer keeps what its last forward saw, for its backward: two live models sharing it would
+# overwrite each other's, so a second model is refused instead.
+_OWNERS: dict[int, tuple[weakref.ref, weakref.ref]] = {}
+
+
+def _owner(layer: Layer) -> Sequential | None:
+    entry = _OWNERS.get(id(layer))
+    if entry is None or entry[0]() is not layer:
+        return None
+    return entry[1]()
+
+
+def _claim(layer: Layer, model: Sequential) -> None:
+    key = id(layer)
+    _OWNERS[key] = (weakref.ref(layer, lambda _: _OWNERS.pop(key, None)), weakref.ref(model))
+
+
 @define(eq=False, on_setattr=NO_OP)
 class Sequential:
     """Layers applied in order, with a loss on the output.
 
-    ``Sequential([Linear(2, 16), ReLU(), Linear(16, 1), Sigmoid()])``. Parameters are named
-    ``"<layer index>.<parameter name>"``: ``"0.W"``, ``"0.b"``, ``"2.W"``...
+    ``Sequential([Linear(2, 16), ReLU(), Linear(16, 1), Sigmoid()])``, with ``loss=BCELoss()``
+    by default. Parameters are named ``"<layer index>.<parameter name>"``: ``"0.W"``, ``"0.b"``,
+    ``"2.W"``...
 
-    When the last layer is a :class:`~minnet.Sigmoid`, :meth:`cost` computes the loss from its
-    input (the logits), which is exact and finite for any logits.
+    - When the loss fuses with the last layer (``loss.fuses_with(layers[-1])``: ``BCELoss``
+      with a final ``Sigmoid``), :meth:`cost` hands the loss that layer's input (the logits),
+      which is exact and finite for any logits. :attr:`body` is the layers ``cost`` runs.
+    - Building a model never changes a parameter's value. It moves the parameters into one flat
+      vector (same values; see :mod:`minnet._fast`), converted to ``dtype`` if given.
+    - A layer belongs to one model at a time: it keeps what its last forward saw for its
+      backward. Building a model from a layer of another live model is refused (share
+      parameters instead: ``new_layer.W = old_layer.W``).
     """
 
     layers: list[Layer] = field(converter=_as_layer_list)
-    loss: BCELoss = field(factory=BCELoss, kw_only=True)
+    loss: Loss = field(factory=BCELoss, kw_only=True, validator=_check_loss)
     dtype: np.dtype | None = field(
         default=None, converter=lambda d: None if d is None else np.dtype(d), kw_only=True
     )
     in_features: int | None = field(init=False, default=None)
     out_features: int | None = field(init=False, default=None)
     _pending: list[Layer] | None = field(default=None, init=False, repr=False)
-    _slots: tuple[list[Layer], list[tuple[Layer, str]]] | None = field(
-        default=None, init=False, repr=False
-    )
+    _outputs: np.ndarray | None = field(default=None, init=False, repr=False)
+    # (ids of the layers, the layers, and each parameter's layer and field name): see
+    # _hot_parameters.
+    _slots: tuple[tuple, tuple, tuple, tuple] | None = field(default=None, init=False, repr=False)
+    _storage: FlatStorage | None = field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
             raise ValueError("Sequential needs at least one layer, got none")
+        if self.dtype is not None and self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating-point type, got {self.dtype}")
         features: int | None = None
         previous = "the input"
         for i, layer in enumerate(self.layers):
@@ -73,6 +133,14 @@ class Sequential:
                     f"layer {i} is the same object as layer {j} ({layer!r}): a layer keeps "
                     "the input of its last forward, so each position needs its own layer"
                 )
+            if _owner(layer) is not None:
+                raise ValueError(
+                    f"layer {i} ({layer!r}) already belongs to another Sequential that is "
+                    "still alive: a layer keeps what its last forward saw for its backward, so "
+                    "two models sharing it would silently mix up their gradients. Give this "
+                    "model layers of its own (to tie weights, share the parameters: "
+                    "new_layer.W = old_layer.W), or delete the other model first"
+                )
             try:
                 features = layer.output_features(features)
             except ValueError as err:
@@ -80,22 +148,41 @@ class Sequential:
                     f"layers do not chain: layer {i} ({layer!r}) cannot follow {previous}, "
                     f"which gives {features} features ({err})"
                 ) from None
-            if i + 1 < len(self.layers) and hasattr(layer, "use_init_for"):
-                layer.use_init_for(self.layers[i + 1])
             if self.in_features is None and features is not None:
                 self.in_features = getattr(layer, "in_features", None)
             previous = f"layer {i} ({layer!r})"
         self.out_features = features
-        if self.dtype is not None and self.dtype.kind != "f":
-            raise ValueError(f"dtype must be a floating-point type, got {self.dtype}")
-        # All parameters in two flat vectors (values, gradients): zero_grad and an optimizer
-        # step are then a few numpy calls for the whole model.
-        storage = FlatStorage.create(self.parameters(), self.dtype)
-        if storage is not None:
-            self.dtype = storage.values.dtype
-            for layer in self.layers:  # a layer that records its dtype now has this one
-                if isinstance(getattr(layer, "dtype", None), np.dtype):
-                    layer.dtype = self.dtype
+        self._place_parameters()
+        for layer in self.layers:
+            _claim(layer, self)
+
+    def _place_parameters(self) -> None:
+        """All parameters in two flat vectors (values, gradients), in ``dtype`` if given:
+        ``zero_grad`` and an optimizer step are then a few numpy calls for the whole model."""
+        parameters = self.parameters()
+        storage = FlatStorage.find(parameters)  # a model built again from the same layers
+        if storage is None or (self.dtype is not None and storage.values.dtype != self.dtype):
+            storage = FlatStorage.create(parameters, self.dtype)
+        self._storage = storage
+        if self.dtype is None:
+            self.dtype = storage.values.dtype if storage is not None else None
+            return
+        if any(p.dtype != self.dtype for p in parameters):
+            named = list(self.named_parameters())
+            shared = [
+                name
+                for name, p in named
+                if p.value.base is not None or sum(q is p for _, q in named) > 1
+            ]
+            raise ValueError(
+                f"dtype={self.dtype} cannot be given to parameters {shared}: they are shared "
+                "(with another model, another layer, or an array of yours), and converting them "
+                "would change the others too, so nothing was converted. Make the layers in that "
+                f"dtype instead, e.g. Linear(..., dtype=np.{self.dtype})"
+            )
+        for layer in self.layers:  # a layer that records its dtype now has this one
+            if isinstance(getattr(layer, "dtype", None), np.dtype):
+                layer.dtype = self.dtype
 
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -108,23 +195,30 @@ class Sequential:
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero (lazily: see :class:`~minnet.Parameter`)."""
-        for p in self._hot_parameters():
+        """Set every parameter's gradient to zero, in place."""
+        parameters = self._hot_parameters()
+        if self._storage is not None and self._storage.holds(parameters):
+            self._storage.zero_grad()  # one fill for the whole model
+            return
+        for p in parameters:
             p.zero_grad()
 
     def _hot_parameters(self) -> list[Parameter]:
         """:meth:`parameters`, cheaply, for every training step: the (layer, field) places of the
         parameters are found once, and again only when the list of layers has changed."""
-        if (
-            self._slots is None
-            or len(self._slots[0]) != len(self.layers)
-            or any(a is not b for a, b in zip(self._slots[0], self.layers, strict=True))
-        ):
+        layer_ids = tuple(map(id, self.layers))
+        if self._slots is None or self._slots[0] != layer_ids:
             places = [
                 (layer, name) for layer in self.layers for name, _ in layer.named_parameters()
             ]
-            self._slots = (list(self.layers), places)
-        return [getattr(layer, name) for layer, name in self._slots[1]]
+            # _slots holds the layers too, so that no other object can take one of their ids.
+            self._slots = (
+                layer_ids,
+                tuple(self.layers),
+                tuple(layer for layer, _ in places),
+                tuple(name for _, name in places),
+            )
+        return list(map(getattr, self._slots[2], self._slots[3]))
 
     def train(self, mode: bool = True) -> Sequential:
         for layer in self.layers:
@@ -136,25 +230,35 @@ class Sequential:
 
     # -- computing ------------------------------------------------------------------------
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Predictions for ``X: (batch, in_features)``, shape ``(batch, out_features)``."""
-        X = self._check_X(X)
+        """Predictions for ``X: (batch, in_features)``, shape ``(batch, out_features)``.
+
+        Runs every layer (the final activation too). No :meth:`backward` may follow it.
+        """
+        X = self.check_inputs(X)
         self._pending = None  # the layers' caches now belong to this forward, not to a cost()
-        return self._run(self.layers, X)
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
 
     __call__ = forward
 
     def cost(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """Mean loss of the predictions for ``X: (m, in_features)`` against labels ``Y``.
+        """Mean loss of the predictions for ``X: (m, in_features)`` against targets ``Y``.
 
-        ``Y`` has shape ``(m,)`` or ``(m, 1)`` with values in [0, 1]. Keeps what
-        :meth:`backward` needs.
+        ``Y`` has shape ``(m,)`` or ``(m, out_features)``, with the values the loss accepts
+        (``BCELoss``: in [0, 1]). Keeps what :meth:`backward` needs.
         """
-        X = self._check_X(X)
-        Y = self._check_Y(Y, len(X)).astype(X.dtype, copy=False)
-        return self._cost_unchecked(X, Y)[0]
+        X = self.check_inputs(X)
+        Y = self.check_targets(Y, len(X), dtype=X.dtype)
+        return self.cost_prepared(X, Y)
 
     def backward(self) -> None:
-        """Add the gradient of the last :meth:`cost` to every parameter's ``.grad``."""
+        """Add the gradient of the last :meth:`cost` to every parameter's ``.grad``.
+
+        The first layer's input is the data: its backward is told ``needs_input_grad=False``
+        when it accepts that argument (a ``Linear`` then skips a product as large as its
+        forward).
+        """
         if self._pending is None:
             raise RuntimeError("backward() needs a cost() first (and one backward() per cost())")
         body = self._pending
@@ -162,16 +266,13 @@ class Sequential:
         grad = self.loss.backward()
         for layer in reversed(body[1:]):
             grad = layer.backward(grad)
-        if not body:  # a model of a single Sigmoid: the loss took the logits itself
+        if not body:  # a model of a single fused activation: the loss took its input itself
             return
-        # The first layer's input is the data: no gradient is needed for it (a Linear then
-        # skips a matrix product as large as its forward).
-        first, wanted = body[0], body[0].input_grad
-        first.input_grad = False
-        try:
+        first = body[0]
+        if _takes_needs_input_grad(type(first)):
+            first.backward(grad, needs_input_grad=False)
+        else:
             first.backward(grad)
-        finally:
-            first.input_grad = wanted
 
     def gradcheck(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> GradcheckReport:
         """Check the gradient of :meth:`cost` against every parameter numerically.
@@ -181,6 +282,109 @@ class Sequential:
         from .gradcheck import check_model
 
         return check_model(self, X, Y, **options)
+
+    # -- the pieces of cost(), for training loops and gradient checks ------------------------
+    @property
+    def fused(self) -> bool:
+        """Does the loss take the input of the final activation (``loss.fuses_with``)?"""
+        return self.loss.fuses_with(self.layers[-1])
+
+    @property
+    def body(self) -> list[Layer]:
+        """The layers :meth:`cost` runs: all of them, or all but the final activation when the
+        loss fuses with it (:attr:`fused`). A new list each time."""
+        return self.layers[:-1] if self.fused else list(self.layers)
+
+    def check_inputs(self, X: Any, dtype: np.dtype | None = None) -> np.ndarray:
+        """``X`` as a finite ``(m, in_features)`` float array, else a ``ValueError``.
+
+        Of the model's dtype (or ``dtype`` if given; ``X``'s own if the model has none). No copy
+        when ``X`` already is one.
+        """
+        X = np.asarray(X)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+        if X.ndim != 2:
+            raise ValueError(f"X must have shape (batch, features), got shape {X.shape}")
+        if self.in_features is not None and X.shape[1] != self.in_features:
+            raise ValueError(
+                f"X has {X.shape[1]} features but layer 0 ({self.layers[0]!r}) expects "
+                f"{self.in_features}"
+            )
+        if dtype is None:
+            dtype = self.dtype if self.dtype is not None else X.dtype
+        X = X.astype(dtype if dtype.kind == "f" else np.float64, copy=False)
+        _check_finite("X", X)
+        return X
+
+    def check_targets(self, Y: Any, m: int, dtype: np.dtype | None = None) -> np.ndarray:
+        """``Y`` as an ``(m, out_features)`` array the loss accepts, else a ``ValueError``.
+
+        The loss decides (``loss.check_targets``): ``BCELoss`` takes numbers in [0, 1], of shape
+        ``(m,)`` or ``(m, out_features)``. Converted to ``dtype`` if given; no copy when ``Y``
+        already fits.
+        """
+        try:
+            Y = self.loss.check_targets(Y, (m, self.out_features or 1))
+        except ValueError as err:
+            raise ValueError(f"Y: {err}") from None
+        return Y if dtype is None else Y.astype(dtype, copy=False)
+
+    def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
+        """Run ``body[start:]`` forward on ``x``: ``(batch, features in)`` -> ``(batch, out)``.
+
+        ``x`` is what ``body[start]`` takes; nothing is checked. No :meth:`backward` may follow.
+        """
+        self._pending = None
+        for layer in self.body[start:]:
+            x = layer.forward(x)
+        return x
+
+    def loss_value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The loss of the body's ``outputs: (m, k)`` (the fused activation's input when
+        :attr:`fused`) against checked ``targets: (m, k)``; the loss keeps what its own
+        ``backward`` needs. No model :meth:`backward` may follow: use :meth:`cost_prepared`."""
+        self._pending = None
+        return self._loss_forward(outputs, targets, self.fused)
+
+    def loss_per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """Each example's loss, shape ``(m,)``, for the body's ``outputs: (m, k)``; their mean is
+        :meth:`loss_value`. ``None`` when the loss does not provide them (``per_example``)."""
+        fused = self.fused
+        if not per_example_matches_forward(self.loss, fused):
+            return None
+        if fused:
+            return self.loss.per_example_fused(outputs, targets)
+        return self.loss.per_example(outputs, targets)
+
+    def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """:meth:`cost` for ``X`` and ``Y`` that went through :meth:`check_inputs` and
+        :meth:`check_targets` (``Y: (m, out_features)``): no checks, no copies. Keeps what
+        :meth:`backward` needs, and the body's outputs in :attr:`last_outputs`."""
+        fused = self.loss.fuses_with(self.layers[-1])
+        body = self.layers[:-1] if fused else self.layers
+        x = X
+        for layer in body:
+            x = layer.forward(x)
+        value = self._loss_forward(x, Y, fused)
+        self._outputs = x
+        self._pending = body
+        return value
+
+    @property
+    def last_outputs(self) -> np.ndarray | None:
+        """The body's outputs ``(m, out_features)`` in the last :meth:`cost` (the logits when
+        :attr:`fused`), or ``None`` before any."""
+        return self._outputs
+
+    def _loss_forward(self, outputs: np.ndarray, targets: np.ndarray, fused: bool) -> float:
+        if outputs.shape != targets.shape:
+            raise ValueError(
+                f"the model gives outputs of shape {outputs.shape}, targets are {targets.shape}"
+            )
+        if fused:
+            return self.loss.forward_fused(outputs, targets)
+        return self.loss.forward(outputs, targets)
 
     # -- training, and using the trained model (the loop is in minnet.training) -------------
     def fit(
@@ -195,8 +399,8 @@ class Sequential:
         seed: int | np.random.Generator | None = None,
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         progress: bool = True,
-    ) -> training.History:
-        """Train on ``X: (m, in_features)`` and labels ``Y: (m,)`` or ``(m, 1)`` in [0, 1].
+    ) -> History:
+        """Train on ``X: (m, in_features)`` and targets ``Y: (m,)`` or ``(m, out_features)``.
 
         Each epoch shuffles the rows (with ``np.random.default_rng(seed)``; ``shuffle=False``
         keeps their order) and takes one optimizer step per mini-batch of ``batch_size`` rows,
@@ -222,7 +426,9 @@ class Sequential:
         training stops with a :class:`~minnet.training.DivergenceError` naming the epoch and
         the batch.
         """
-        return training.fit(
+        from .training import fit
+
+        return fit(
             self,
             X,
             Y,
@@ -241,19 +447,25 @@ class Sequential:
         A one-output model gives ``(m,)``, the shape of :mod:`minnet.datasets`' labels. Runs in
         evaluation mode; each layer's mode is restored afterwards.
         """
-        return training.predict_proba(self, X)
+        from .training import predict_proba
+
+        return predict_proba(self, X)
 
     def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """0/1 labels (ints) for ``X``: 1 where :meth:`predict_proba` is above ``threshold``."""
-        return training.predict(self, X, threshold)
+        from .training import predict
 
-    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> training.Evaluation:
+        return predict(self, X, threshold)
+
+    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
         """``(loss, accuracy)`` on ``X: (m, in_features)`` and labels ``Y: (m,)`` or ``(m, 1)``.
 
         ``accuracy`` is the fraction of :meth:`predict` labels equal to the labels' classes (a
         label above 0.5 is class 1). Runs in evaluation mode, like :meth:`predict_proba`.
         """
-        return training.evaluate(self, X, Y)
+        from .training import evaluate
+
+        return evaluate(self, X, Y)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model to an ``.npz`` file (see :mod:`minnet.io`); returns the path written.
@@ -281,10 +493,10 @@ class Sequential:
         lines = [f"{a:<{widths[0]}}{b:<{widths[1]}}{c}" for a, b, c in rows]
         rule = "=" * max(len(line) for line in lines)
         total = sum(p.size for p in self.parameters())
-        _, logits = self._split_output()
         loss = type(self.loss).__name__
-        if logits:
-            loss += " (computed from the logits, the input of the final Sigmoid)"
+        if self.fused:
+            final = type(self.layers[-1]).__name__
+            loss += f" (computed from the logits, the input of the final {final})"
         return "\n".join(
             [lines[0], rule, *lines[1:], rule, f"Total params: {total:,}", f"Loss: {loss}"]
         )
@@ -293,110 +505,3 @@ class Sequential:
         """One line per layer, PyTorch-style: ``(0): Linear(in_features=2, ...)``."""
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         return "\n".join(["Sequential(", *lines, f"  loss: {self.loss!r}", ")"])
-
-    # -- public seams: what training, the gradient check and io use ------------------------
-    def check_inputs(self, X: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-        """``X`` as a finite float array ``(m, in_features)`` (of ``dtype`` if given)."""
-        return self._check_X(X, dtype)
-
-    def check_targets(self, Y: np.ndarray, m: int) -> np.ndarray:
-        """``Y`` checked for ``m`` rows and reshaped as the loss wants it."""
-        return self._check_Y(Y, m)
-
-    @property
-    def body(self) -> list[Layer]:
-        """The layers :meth:`cost` runs: all, or all but a final activation the loss fuses."""
-        return self._split_output()[0]
-
-    @property
-    def fused(self) -> bool:
-        """Does the loss take the body's output as the input of the final activation?"""
-        return self._split_output()[1]
-
-    def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
-        """``body[start:]`` applied to ``x`` (no checks)."""
-        return self._run(self.body[start:], x)
-
-    def loss_value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
-        """The loss of the body's ``outputs`` against checked ``targets``."""
-        return self._loss_forward(outputs, targets, self.fused)
-
-    def loss_per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
-        """Per-row losses whose mean is :meth:`loss_value`, or ``None`` if the loss has none."""
-        if self.fused and type(self.loss) is BCELoss:
-            return self.loss.per_example_logits(outputs, targets).mean(axis=1)
-        return None
-
-    def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """:meth:`cost` for data that went through :meth:`check_inputs` and
-        :meth:`check_targets`: no checks, no copies; readies :meth:`backward`."""
-        return self._cost_unchecked(X, Y)[0]
-
-    # -- pieces shared with the gradient check ---------------------------------------------
-    def _cost_unchecked(
-        self, X: np.ndarray, Y: np.ndarray, split: tuple[list[Layer], bool] | None = None
-    ) -> tuple[float, np.ndarray]:
-        """:meth:`cost` for data already checked: ``X`` float, ``Y`` of the output's shape.
-
-        Returns the loss and the output of the layers it ran (the logits when the loss takes
-        them). ``split`` is :meth:`_split_output`, which a training loop computes once.
-        """
-        body, logits = self._split_output() if split is None else split
-        out = self._run(body, X)
-        value = self._loss_forward(out, Y, logits)
-        self._pending = body
-        return value, out
-
-    def _split_output(self) -> tuple[list[Layer], bool]:
-        """The layers cost() runs, and whether the loss takes logits (last layer a Sigmoid)."""
-        if isinstance(self.layers[-1], Sigmoid) and hasattr(self.loss, "forward_logits"):
-            return self.layers[:-1], True
-        return self.layers, False
-
-    def _loss_forward(self, out: np.ndarray, Y: np.ndarray, logits: bool) -> float:
-        if out.shape != Y.shape:
-            raise ValueError(f"the model gives outputs of shape {out.shape}, labels are {Y.shape}")
-        return self.loss.forward_logits(out, Y) if logits else self.loss.forward(out, Y)
-
-    @staticmethod
-    def _run(layers: list[Layer], x: np.ndarray) -> np.ndarray:
-        for layer in layers:
-            x = layer.forward(x)
-        return x
-
-    def _check_X(self, X: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
-        """``X`` as a finite 2-D array of the model's dtype (or ``dtype``), else ValueError."""
-        X = np.asarray(X)
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
-        if X.ndim != 2:
-            raise ValueError(f"X must have shape (batch, features), got shape {X.shape}")
-        if self.in_features is not None and X.shape[1] != self.in_features:
-            raise ValueError(
-                f"X has {X.shape[1]} features but layer 0 ({self.layers[0]!r}) expects "
-                f"{self.in_features}"
-            )
-        if dtype is None:
-            dtype = self.dtype if self.dtype is not None else X.dtype
-        X = X.astype(dtype if dtype.kind == "f" else np.float64, copy=False)
-        _check_finite("X", X)
-        return X
-
-    def _check_Y(self, Y: np.ndarray, m: int) -> np.ndarray:
-        """``Y`` as an ``(m, out_features)`` array of labels in [0, 1], else ValueError."""
-        given = np.asarray(Y)
-        if given.dtype.kind not in "biuf":
-            raise ValueError(f"Y must hold numbers (labels in [0, 1]), got dtype {given.dtype}")
-        Y = given.reshape(-1, 1) if given.ndim == 1 else given
-        if Y.ndim != 2 or Y.shape[0] != m or Y.shape[1] != (self.out_features or 1):
-            raise ValueError(
-                f"Y must have shape ({m},) or ({m}, {self.out_features or 1}) to match X, "
-                f"got {given.shape}"
-            )
-        if Y.size == 0:
-            return Y
-        low, high = np.minimum.reduce(Y, axis=None), np.maximum.reduce(Y, axis=None)
-        if not 0 <= low <= high <= 1:  # also false for a NaN
-            _check_finite("Y", Y)
-            raise ValueError(f"labels must lie in [0, 1], got values from {low} to {high}")
-        return Y

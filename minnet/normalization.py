@@ -143,8 +143,8 @@ class BatchNorm1d(Layer):
         """``grad_output: (batch, num_features)`` -> input gradient, same shape."""
         self._require_cache(self._cache)
         x_hat, std, batch_statistics = self._cache
-        self.gamma.add_to_grad(np.sum(grad_output * x_hat, axis=0))
-        self.beta.add_to_grad(np.sum(grad_output, axis=0))
+        self.gamma.accumulate(np.sum(grad_output * x_hat, axis=0))
+        self.beta.accumulate(np.sum(grad_output, axis=0))
         g = grad_output * self.gamma.value
         if not batch_statistics:
             return g / std
@@ -191,8 +191,8 @@ class LayerNorm(Layer):
         """``grad_output: (batch, num_features)`` -> input gradient, same shape."""
         self._require_cache(self._cache)
         x_hat, std = self._cache
-        self.gamma.add_to_grad(np.sum(grad_output * x_hat, axis=0))
-        self.beta.add_to_grad(np.sum(grad_output, axis=0))
+        self.gamma.accumulate(np.sum(grad_output * x_hat, axis=0))
+        self.beta.accumulate(np.sum(grad_output, axis=0))
         return _normalize_backward(grad_output * self.gamma.value, x_hat, std, axis=1)
 
 

@@ -7,26 +7,27 @@
 ...     model.backward()
 ...     opt.step()
 
-Every optimizer updates ``p.value`` *in place*, so the arrays keep their identity and dtype
-(float32 parameters stay float32), and keeps its state (momentum, moments) in the dtype of the
-parameter. When the parameters live in one flat vector (a :class:`~minnet.Sequential` keeps
-them so, see :class:`~minnet.parameter.FlatStorage`), a step updates that vector with a few
-numpy calls instead of a few per parameter. Updates go a block of ``BLOCK`` entries at a time
-through one small scratch array, so a step on a model's flat storage allocates nothing and
-needs little extra memory.
+Each optimizer writes its rule once, as :meth:`~Optimizer.update` of one parameter's arrays,
+the formula of its docstring line by line. Every update is in place, so the arrays keep their
+identity and dtype (float32 parameters stay float32), and the state (momentum, moments) is kept
+in the parameter's dtype.
+
+:meth:`~Optimizer.step` applies ``update`` to each parameter in turn. When the parameters live
+in one flat vector (a :class:`~minnet.Sequential` keeps them so, see :mod:`minnet._fast`), it
+applies the same ``update`` to blocks of that vector instead: a few numpy calls for the whole
+model. Both paths give the same numbers: every update is elementwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 from attrs import define, field, setters
 from attrs.validators import and_, ge, gt, lt
 
-from .parameter import FlatStorage, Parameter
-
-BLOCK = 1 << 16  # entries updated at once: 512 KiB of scratch in float64
+from ._fast import FlatStorage
+from .parameter import Parameter
 
 
 def _as_parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
@@ -66,7 +67,7 @@ def _check_betas(optimizer: Optimizer, attribute: object, betas: tuple[float, fl
 
 @define(eq=False)
 class Optimizer:
-    """Base class: holds the parameters; subclasses implement :meth:`step`.
+    """Base class: holds the parameters and their state; subclasses implement :meth:`update`.
 
     Parameters
     ----------
@@ -75,16 +76,21 @@ class Optimizer:
         ``model.parameters()``); it is copied into a list, which cannot be reassigned later.
     lr
         The learning rate, ``> 0``.
+    flat
+        Update the parameters through their flat storage when they have one (``True``, the
+        default; see :mod:`minnet._fast`), or always one parameter at a time (``False``). The
+        numbers are the same; only the speed differs.
     """
 
     params: list[Parameter] = field(
         converter=_as_parameter_list, validator=_check_params, on_setattr=setters.frozen
     )
     lr: float = field(converter=float, validator=gt(0.0))
-    _storage: FlatStorage | None = field(init=False, repr=False)
+    flat: bool = field(default=True, kw_only=True, on_setattr=setters.frozen)
+    #: One tuple of state arrays per parameter (``n_states`` arrays of its shape each).
+    state: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
+    _storage: FlatStorage | None = field(init=False, default=None, repr=False)
     _flat_blocks: list[tuple[np.ndarray, ...]] = field(init=False, factory=list, repr=False)
-    _param_states: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
-    _work: np.ndarray = field(init=False, repr=False)
 
     @property
     def n_states(self) -> int:
@@ -92,54 +98,43 @@ class Optimizer:
         return 0
 
     def __attrs_post_init__(self) -> None:
-        self._storage = FlatStorage.find(self.params)
-        if self._storage is not None:
-            flat_states = [np.zeros_like(self._storage.values) for _ in range(self.n_states)]
-            flat_group = (self._storage.values, self._storage.grads, *flat_states)
-            per_state = [self._storage.split(state) for state in flat_states]
-            self._param_states = list(zip(*per_state, strict=True)) or [()] * len(self.params)
-        else:
-            self._param_states = [
+        storage = FlatStorage.find(self.params) if self.flat else None
+        if storage is None:
+            self.state = [
                 tuple(np.zeros_like(p.value) for _ in range(self.n_states)) for p in self.params
             ]
-        largest = max(p.size for p in self.params)
-        size = self._storage.values.size if self._storage is not None else largest
-        self._work = np.empty(min(size, BLOCK), dtype=self.params[0].value.dtype)
-        if self._storage is not None:  # the same views at every step
-            self._flat_blocks = list(self._cut([flat_group]))
-
-    def _blocks(self) -> list[tuple[np.ndarray, ...]]:
-        """``(value, grad, *states, work)`` blocks of flat views covering every parameter.
-
-        One flat group when the parameters are in intact flat storage, else one per parameter;
-        each cut into blocks of at most ``BLOCK`` entries.
-        """
-        if self._storage is not None and self._storage.intact():
-            self._storage.settle()
-            return self._flat_blocks
-        groups = [
-            (p.value, p.grad, *states)
-            for p, states in zip(self.params, self._param_states, strict=True)
-        ]
-        return list(self._cut(groups))
-
-    def _cut(self, groups) -> Iterator[tuple[np.ndarray, ...]]:
-        for group in groups:
-            flat = [a.reshape(-1) for a in group]  # views: parameters are contiguous
-            n = flat[0].size
-            for start in range(0, n, BLOCK):
-                stop = min(start + BLOCK, n)
-                work = self._work[: stop - start]
-                if work.dtype != flat[0].dtype:
-                    work = np.empty(stop - start, dtype=flat[0].dtype)
-                yield (*(a[start:stop] for a in flat), work)
+            return
+        # The state in flat vectors too, each parameter's state a view into them: the flat
+        # path and the per-parameter path (if the storage is broken later) share it.
+        flat_states = [np.zeros_like(storage.values) for _ in range(self.n_states)]
+        per_state = [storage.split(state) for state in flat_states]
+        self.state = list(zip(*per_state, strict=True)) or [()] * len(self.params)
+        self._storage = storage
+        self._flat_blocks = storage.blocks(flat_states)
 
     def step(self) -> None:
-        """Update every parameter from its ``.grad``, in place."""
+        """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
+        if self._storage is not None and self._storage.intact():
+            groups = self._flat_blocks
+        else:
+            groups = [
+                (p.value, p.grad, *state) for p, state in zip(self.params, self.state, strict=True)
+            ]
+        for value, grad, *state in groups:
+            self.update(value, grad, *state)
+
+    def update(self, value: np.ndarray, grad: np.ndarray, *state: np.ndarray) -> None:
+        """Update one parameter's ``value`` in place from its ``grad`` and its ``state`` arrays.
+
+        All arrays have one shape: a parameter's, or a block of the flat vectors.
+        """
         raise NotImplementedError
 
     def zero_grad(self) -> None:
-        """Set every parameter's gradient to zero (lazily: see :class:`~minnet.Parameter`)."""
+        """Set every parameter's gradient to zero, in place."""
+        if self._storage is not None and self._storage.intact():
+            self._storage.zero_grad()
+            return
         for p in self.params:
             p.zero_grad()
 
@@ -172,27 +167,28 @@ class SGD(Optimizer):
         validator=and_(ge(0.0), lt(1.0)),
         on_setattr=setters.frozen,  # the velocity buffer exists only if momentum is set
     )
-    _started: bool = field(init=False, default=False, repr=False)
+    steps: int = field(init=False, default=0)
+    """The number of steps taken so far."""
 
     @property
     def n_states(self) -> int:
         return 1 if self.momentum != 0 else 0  # the velocity, only with momentum
 
     def step(self) -> None:
-        """Apply one update to every parameter, in place."""
-        for value, grad, *velocity, work in self._blocks():
-            direction = grad
-            if velocity:
-                (velocity,) = velocity
-                if self._started:
-                    velocity *= self.momentum
-                    velocity += grad
-                else:
-                    velocity[...] = grad
-                direction = velocity
-            np.multiply(direction, self.lr, out=work)
-            value -= work
-        self._started = True
+        super().step()
+        self.steps += 1
+
+    def update(self, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray) -> None:
+        if not velocity:
+            p -= self.lr * g
+            return
+        (b,) = velocity
+        if self.steps == 0:
+            b[...] = g
+        else:
+            b *= self.momentum
+            b += g
+        p -= self.lr * b
 
 
 @define(eq=False)
@@ -206,10 +202,10 @@ class Adam(Optimizer):
         v = beta2 * v + (1 - beta2) * g * g
         step_size = lr / (1 - beta1**t)
         denom = sqrt(v) / sqrt(1 - beta2**t) + eps
-        p = p - step_size * m / denom
+        p = p - step_size * (m / denom)
 
-    The operations follow PyTorch's formulas, so results agree with it to rounding (in float64,
-    relative differences ~1e-15 after 150 steps of a small network).
+    The operations follow PyTorch's formulas, in its order, so results agree with it to rounding
+    (in float64, relative differences ~1e-15 after 150 steps of a small network).
 
     Parameters
     ----------
@@ -236,25 +232,17 @@ class Adam(Optimizer):
         return 2  # the moments m and v
 
     def step(self) -> None:
-        """Apply one update to every parameter, in place."""
-        beta1, beta2 = self.betas
         self.t += 1
+        super().step()
+
+    def update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
+        beta1, beta2 = self.betas
+        m += (1 - beta1) * (g - m)
+        v *= beta2
+        v += (1 - beta2) * g * g
         step_size = self.lr / (1 - beta1**self.t)
-        bias_correction2_sqrt = (1 - beta2**self.t) ** 0.5
-        for value, g, m, v, work in self._blocks():
-            np.subtract(g, m, out=work)  # m += (1 - beta1) * (g - m)
-            work *= 1 - beta1
-            m += work
-            v *= beta2  # v = beta2 * v + ((1 - beta2) * g) * g
-            np.multiply(g, 1 - beta2, out=work)
-            work *= g
-            v += work
-            np.sqrt(v, out=work)  # work = denom
-            work /= bias_correction2_sqrt
-            work += self.eps
-            np.divide(m, work, out=work)  # p -= step_size * (m / denom); torch: (step_size*m)/denom
-            work *= step_size
-            value -= work
+        denom = np.sqrt(v) / (1 - beta2**self.t) ** 0.5 + self.eps
+        p -= step_size * (m / denom)
 
 
 __all__ = ["Adam", "Optimizer", "SGD"]

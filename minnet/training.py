@@ -10,8 +10,8 @@ functions of this module. One training step is what you would write by hand::
     optimizer.step()
 
 :func:`fit` checks the data once, up front, and then runs exactly these steps (through the
-model's unchecked cost path, so no batch is checked or copied again), over mini-batches of a
-freshly shuffled copy of the data each epoch.
+model's :meth:`~minnet.Sequential.cost_prepared`, so no batch is checked or copied again),
+over mini-batches of a freshly shuffled copy of the data each epoch.
 
 Accuracy is that of the 0/1 predictions against the labels' classes: a prediction is 1 where the
 probability is above 0.5 (the logit above 0), a label's class is 1 where it is above 0.5.
@@ -113,8 +113,8 @@ def _positive_int(name: str, value: Any) -> int:
 def _check_data(model: Sequential, X: Any, Y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``X`` as floats ``(m, in_features)`` and ``Y`` as ``(m, out_features)`` of X's dtype."""
     try:
-        X = model._check_X(X)
-        Y = model._check_Y(Y, len(X)).astype(X.dtype, copy=False)
+        X = model.check_inputs(X)
+        Y = model.check_targets(Y, len(X), dtype=X.dtype)
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
     if len(X) == 0:
@@ -160,20 +160,17 @@ def eval_mode(model: Sequential) -> Iterator[Sequential]:
             layer.train(mode)
 
 
-def _logit_cut(logits: bool) -> float:
-    """Where the output says class 1: logit above 0, or probability above 0.5."""
-    return 0.0 if logits else 0.5
+def _class_cut(fused: bool) -> float:
+    """Where the body's output says class 1: a fused Sigmoid's input (the logit) above 0, or
+    an output (a probability) above 0.5."""
+    return 0.0 if fused else 0.5
 
 
-def _evaluate(
-    model: Sequential, X: np.ndarray, Y: np.ndarray, split: tuple[list, bool]
-) -> Evaluation:
-    body, logits = split
+def _evaluate(model: Sequential, X: np.ndarray, Y: np.ndarray) -> Evaluation:
     with eval_mode(model):
-        out = model._run(body, X)
-        loss = model._loss_forward(out, Y, logits)
-    model._pending = None  # the layers now cache this forward: no backward() may follow it
-    correct = np.count_nonzero((out > _logit_cut(logits)) == (Y > 0.5))
+        out = model.run(X)
+        loss = model.loss_value(out, Y)
+    correct = np.count_nonzero((out > _class_cut(model.fused)) == (Y > 0.5))
     return Evaluation(loss, correct / Y.size)
 
 
@@ -184,7 +181,7 @@ def evaluate(model: Sequential, X: Any, Y: Any) -> Evaluation:
     Runs in evaluation mode, leaving each layer's mode as it was.
     """
     X, Y = _check_data(model, X, Y, "evaluate")
-    return _evaluate(model, X, Y, model._split_output())
+    return _evaluate(model, X, Y)
 
 
 def predict_proba(model: Sequential, X: Any) -> np.ndarray:
@@ -195,7 +192,6 @@ def predict_proba(model: Sequential, X: Any) -> np.ndarray:
     """
     with eval_mode(model):
         out = model.forward(X)
-    model._pending = None
     return out[:, 0] if out.shape[1] == 1 else out
 
 
@@ -237,8 +233,7 @@ def fit(
     rng = np.random.default_rng(seed)
 
     m, n_batches = len(X), len(bounds)
-    split = model._split_output()
-    cut = _logit_cut(split[1])
+    cut = _class_cut(model.fused)
     labels = Y > 0.5
     predicted = np.empty(Y.shape, dtype=bool)
     history = History()
@@ -273,9 +268,7 @@ def fit(
                 zero_grad()
                 try:
                     phase = "the forward pass"
-                    loss, out = model._cost_unchecked(
-                        X_epoch[start:stop], Y_epoch[start:stop], split
-                    )
+                    loss = model.cost_prepared(X_epoch[start:stop], Y_epoch[start:stop])
                     if not math.isfinite(loss):
                         raise diverged(epoch, batch, f"the loss is {loss}")
                     phase = "the backward pass"
@@ -285,12 +278,12 @@ def fit(
                 except FloatingPointError as err:
                     raise diverged(epoch, batch, f"numpy reports {err} in {phase}") from err
                 total += loss * (stop - start)
-                np.greater(out, cut, out=predicted[start:stop])
+                np.greater(model.last_outputs, cut, out=predicted[start:stop])
             history.loss.append(total / m)
             history.accuracy.append(np.count_nonzero(predicted == labels_epoch) / predicted.size)
             if validation is not None:
                 try:
-                    val = _evaluate(model, *validation, split)
+                    val = _evaluate(model, *validation)
                 except FloatingPointError as err:
                     raise diverged(epoch, None, f"numpy reports {err} in the forward pass") from err
                 if not math.isfinite(val.loss):

@@ -25,6 +25,26 @@ def import_torch():
     return pytest.importorskip("torch")
 
 
+def _linear_example(in_features: int, rng: np.random.Generator) -> minnet.Linear:
+    layer = minnet.Linear(in_features, 3, rng=rng)
+    layer.b.value[...] = rng.standard_normal(3)  # a zero bias would hide a bias bug
+    return layer
+
+
+#: How the tests that cover every layer build one that takes ``in_features`` inputs:
+#: ``factory(in_features, rng)``. A layer not listed here is built as ``cls()``.
+LAYER_EXAMPLES = {
+    minnet.Linear: _linear_example,
+    minnet.Dropout: lambda in_features, rng: minnet.Dropout(0.5, seed=rng),
+}
+
+
+def layer_example(cls: type, in_features: int, rng: np.random.Generator) -> minnet.Layer:
+    """An instance of the layer class ``cls`` taking ``in_features`` inputs, for the tests."""
+    factory = LAYER_EXAMPLES.get(cls)
+    return factory(in_features, rng) if factory is not None else cls()
+
+
 def random_net(
     rng: np.random.Generator,
     sizes: list[int],

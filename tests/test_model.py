@@ -54,13 +54,17 @@ Y_OK = np.array([0, 1, 1, 0])
     [
         (np.zeros((4, 2)), Y_OK, r"X has 2 features but layer 0 \(Linear.*\) expects 3"),
         (np.zeros(3), Y_OK, r"X must have shape \(batch, features\), got shape \(3,\)"),
-        (X_OK, np.array([0, 1, 1]), r"Y must have shape \(4,\) or \(4, 1\).*got \(3,\)"),
+        (
+            X_OK,
+            np.array([0, 1, 1]),
+            r"Y: BCELoss needs targets of shape \(4,\) or \(4, 1\).*got \(3,\)",
+        ),
         (X_OK, np.zeros((4, 2)), r"got \(4, 2\)"),
-        (X_OK, np.array([0, 1, 2, 0]), r"labels must lie in \[0, 1\].*from 0.* to 2"),
-        (X_OK, np.array([0, -0.5, 1, 0]), r"labels must lie in \[0, 1\]"),
+        (X_OK, np.array([0, 1, 2, 0]), r"Y: BCELoss needs targets in \[0, 1\].*from 0.* to 2"),
+        (X_OK, np.array([0, -0.5, 1, 0]), r"targets in \[0, 1\]"),
         (np.array([[0, 0, np.nan]] * 4), Y_OK, "X must be finite, but 4 entries are NaN"),
         (np.array([[0, 0, np.inf]] * 4), Y_OK, "X must be finite"),
-        (X_OK, np.array([0, np.nan, 1, 0]), "Y must be finite"),
+        (X_OK, np.array([0, np.nan, 1, 0]), "Y: targets must be finite"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(X, Y, pattern):
@@ -216,7 +220,7 @@ def test_extreme_logits_match_pytorch():
     z = np.array([[-1000.0], [-30.0], [0.5], [30.0], [1000.0]])
     y = np.array([[0.0], [1.0], [1.0], [0.0], [1.0]])
     loss = BCELoss()
-    value = loss.forward_logits(z, y)
+    value = loss.forward_fused(z, y)
     zt = torch.tensor(z, requires_grad=True)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(zt, torch.tensor(y))
     expected.backward()
@@ -232,19 +236,24 @@ def test_forward_after_cost_makes_backward_wait_for_a_new_cost():
         model.backward()
 
 
-def test_the_first_layer_skips_its_input_gradient_only_inside_the_model():
+def test_backward_is_told_only_the_first_layer_needs_no_input_gradient():
+    told = []
+
+    class Recording(Linear):
+        def backward(self, grad_output, needs_input_grad=True):
+            told.append((self.out_features, needs_input_grad))
+            return super().backward(grad_output, needs_input_grad)
+
     rng = np.random.default_rng(0)
-    shared = Linear(3, 3, rng=rng)
-    first = Sequential([shared, ReLU(), Linear(3, 1, rng=rng), Sigmoid()])
-    inner = Sequential([Linear(3, 3, rng=rng), ReLU(), shared, ReLU(), Linear(3, 1), Sigmoid()])
+    model = Sequential([Recording(3, 4), ReLU(), Recording(4, 2), ReLU(), Linear(2, 1), Sigmoid()])
     X, Y = random_data(rng, 4, 3)
-    for model in (first, inner, first):
-        model.zero_grad()
-        model.cost(X, Y)
-        model.backward()  # the shared layer gives an input gradient where one is needed
-    assert inner.gradcheck(X, Y).passed
-    shared.forward(X)
-    assert shared.backward(np.ones((4, 3))).shape == (4, 3)
+    model.cost(X, Y)
+    model.backward()
+    assert told == [(2, True), (4, False)]
+    layer = model.layers[0]
+    layer.forward(X)
+    assert layer.backward(np.ones((4, 4))).shape == (4, 3)  # on its own: the default, True
+    assert layer.backward(np.ones((4, 4)), needs_input_grad=False) is None
 
 
 def test_review_cases_zero_grad_storage_and_shapes():
@@ -309,14 +318,14 @@ def test_bce_refuses_predictions_and_targets_of_different_shapes():
     with pytest.raises(ValueError, match=r"one shape, got \(3, 1\) and \(3,\)"):
         BCELoss().forward(np.full((3, 1), 0.5), np.ones(3))
     with pytest.raises(ValueError, match="one shape"):
-        BCELoss().forward_logits(np.zeros((3, 1)), np.ones(3))
+        BCELoss().forward_fused(np.zeros((3, 1)), np.ones(3))
 
 
 def test_a_parameter_shared_by_two_layers_stays_out_of_flat_storage():
     first, second = Linear(2, 2, rng=0), Linear(2, 2, rng=1)
     second.W = first.W  # tied weights
     model = Sequential([first, minnet.Tanh(), second, minnet.Tanh(), Linear(2, 1), Sigmoid()])
-    assert minnet.parameter.FlatStorage.find(model.parameters()) is None
+    assert minnet._fast.FlatStorage.find(model.parameters()) is None
     X, Y = random_data(np.random.default_rng(3), 4, 2)
     assert model.gradcheck(X, Y).passed
 
@@ -326,7 +335,7 @@ def test_more_bad_input_gets_clear_errors():
         Sequential(Linear(3, 4))
     with pytest.raises(ValueError, match="betas must be two numbers"):
         minnet.Adam(small_model().parameters(), betas=0.9)
-    with pytest.raises(ValueError, match=r"init must be one of \['auto', 'he', 'glorot'\]"):
+    with pytest.raises(ValueError, match=r"init must be one of \['he', 'glorot'\]"):
         Linear(2, 2, init="xavier")
     layer = Linear(3, 2)
     layer.forward(np.ones((4, 3)))
@@ -341,3 +350,85 @@ def test_sequential_dtype_reaches_the_layers():
         [Linear(3, 2, rng=0), ReLU(), Linear(2, 1, rng=1), Sigmoid()], dtype=np.float32
     )
     assert all(layer.dtype == np.float32 for layer in model.layers if isinstance(layer, Linear))
+
+
+# --- nothing changes behind the user's back ------------------------------------------------------
+
+
+@pytest.mark.parametrize("zero", ["model", "optimizer", "per-parameter"])
+def test_a_kept_gradient_array_sees_eager_zeros_and_plain_additions(zero):
+    rng = np.random.default_rng(0)
+    X, Y = random_data(rng, 5, 3)
+    model, reference = small_model(), small_model()
+    optimizer = minnet.SGD(model.parameters(), lr=0.1, flat=zero != "per-parameter")
+    zero_grad = model.zero_grad if zero == "model" else optimizer.zero_grad
+    model.cost(X, Y)
+    model.backward()
+    g = model.layers[0].W.grad  # kept from before
+    zero_grad()
+    np.testing.assert_array_equal(g, 0)  # the snippet printed the old gradient
+    g += 1.0
+    model.cost(X, Y)
+    model.backward()
+    reference.cost(X, Y)
+    reference.backward()
+    assert model.layers[0].W.grad is g
+    np.testing.assert_array_equal(g, 1.0 + reference.layers[0].W.grad)  # the +1 is kept
+
+
+def test_a_layer_of_a_live_model_is_refused_by_a_second_model():
+    rng = np.random.default_rng(1)
+    A = small_model()
+    before = [p.value.copy() for p in A.parameters()]
+    with pytest.raises(
+        ValueError, match=r"layer 0 \(Linear.*already belongs to another Sequential"
+    ):
+        Sequential([A.layers[0], minnet.Tanh()])
+    with pytest.raises(ValueError, match="already belongs to another Sequential"):
+        Sequential([A.layers[0], Sigmoid()], dtype=np.float32)
+    # A is untouched: its dtype, its storage, its values, its gradients.
+    assert A.dtype == np.float64 and all(p.dtype == np.float64 for p in A.parameters())
+    assert A.layers[0].dtype == np.float64
+    assert minnet._fast.FlatStorage.find(A.parameters()) is not None
+    for p, value in zip(A.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.value, value)
+    X, Y = random_data(rng, 4, 3)
+    A.cost(X, Y)
+    A.backward()
+    assert A.gradcheck(X, Y).passed
+
+
+def test_a_layer_is_free_again_once_its_model_is_gone():
+    import gc
+
+    layer = Linear(3, 1, rng=0)
+    first = Sequential([layer, Sigmoid()])
+    del first
+    gc.collect()
+    second = Sequential([layer, Sigmoid()], dtype=np.float32)
+    assert layer.W.dtype == np.float32 and second.dtype == np.float32
+
+
+def test_parameters_tied_across_models_leave_the_first_model_alone():
+    rng = np.random.default_rng(2)
+    A = small_model()
+    tied = Linear(3, 4)
+    tied.W = A.layers[0].W
+    B = Sequential([tied, minnet.Tanh(), Linear(4, 1), Sigmoid()])
+    assert minnet._fast.FlatStorage.find(A.parameters()) is not None  # A's storage intact
+    X, Y = random_data(rng, 4, 3)
+    A.zero_grad()
+    A.cost(X, Y)
+    B.forward(rng.standard_normal((7, 3)))  # B's own layers: A's caches are untouched
+    A.backward()
+    expected = small_model()
+    expected.cost(X, Y)
+    expected.backward()
+    for p, q in zip(A.parameters(), expected.parameters(), strict=True):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    assert B.gradcheck(X, Y).passed
+    other = Linear(3, 4)
+    other.W = A.layers[0].W
+    with pytest.raises(ValueError, match=r"dtype=float32 cannot be given to parameters \['0.W'\]"):
+        Sequential([other, Sigmoid()], dtype=np.float32)
+    assert A.layers[0].W.dtype == np.float64

@@ -218,3 +218,46 @@ def test_invalid_settings_raise_value_error(make):
 def test_non_parameters_raise_type_error(params, optimizer_class):
     with pytest.raises(TypeError, match="Parameter"):
         optimizer_class(params, lr=0.1)
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_flat_path_and_the_per_parameter_path_agree(case, dtype):
+    """The same update rule, applied to blocks of the flat vectors or to each parameter."""
+    from minnet._fast import BLOCK, FlatStorage
+
+    optimizer_class, _, kwargs = CASES[case]
+    rng = np.random.default_rng(5)
+    # 300 * 250 > BLOCK entries: the flat path cuts the vector into more than one block.
+    assert 300 * 250 > BLOCK
+
+    def build():
+        return Sequential(
+            [
+                Linear(3, 300, rng=0),
+                ReLU(),
+                Linear(300, 250, rng=1),
+                ReLU(),
+                Linear(250, 1, rng=2),
+                Sigmoid(),
+            ],
+            dtype=dtype,
+        )
+
+    flat, per_parameter = build(), build()
+    assert FlatStorage.find(flat.parameters()) is not None
+    optimizers = [
+        optimizer_class(flat.parameters(), **kwargs),
+        optimizer_class(per_parameter.parameters(), flat=False, **kwargs),
+    ]
+    for _ in range(40):
+        X = rng.standard_normal((8, 3))
+        Y = (rng.random(8) < 0.5).astype(float)
+        for model, optimizer in zip((flat, per_parameter), optimizers, strict=True):
+            optimizer.zero_grad()
+            model.cost(X, Y)
+            model.backward()
+            optimizer.step()
+    for p, q in zip(flat.parameters(), per_parameter.parameters(), strict=True):
+        scale = np.max(np.abs(q.value))
+        assert np.max(np.abs(p.value - q.value)) <= 1e-15 * scale

@@ -233,7 +233,7 @@ X_OK, Y_OK = np.zeros((6, 3)), np.array([0, 1, 0, 1, 0, 1])
         (
             {"validation_data": (np.zeros((2, 3)), [0, 1, 1])},
             ValueError,
-            r"validation_data: Y must have shape \(2,\) or \(2, 1\).*got \(3,\)",
+            r"validation_data: Y: BCELoss needs targets of shape \(2,\) or \(2, 1\).*got \(3,\)",
         ),
     ],
 )
@@ -249,8 +249,8 @@ def test_bad_arguments_are_refused_before_training(options, error, pattern):
     ("X", "Y", "pattern"),
     [
         (np.zeros((6, 2)), Y_OK, r"fit: X has 2 features but layer 0 \(Linear.*\) expects 3"),
-        (X_OK, Y_OK[:5], r"fit: Y must have shape \(6,\) or \(6, 1\).*got \(5,\)"),
-        (X_OK, Y_OK * 2, r"fit: labels must lie in \[0, 1\]"),
+        (X_OK, Y_OK[:5], r"fit: Y: BCELoss needs targets of shape \(6,\) or \(6, 1\).*got \(5,\)"),
+        (X_OK, Y_OK * 2, r"fit: Y: BCELoss needs targets in \[0, 1\]"),
         (np.full((6, 3), np.nan), Y_OK, r"fit: X must be finite, but 18 entries"),
         (np.zeros((0, 3)), np.zeros(0), r"fit: X must have at least one row, got shape \(0, 3\)"),
     ],
@@ -404,7 +404,7 @@ def test_predict_checks_its_input():
     model = random_net(np.random.default_rng(0), [3, 4, 1])
     with pytest.raises(ValueError, match=r"X has 2 features but layer 0 \(Linear.*\) expects 3"):
         model.predict(np.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"evaluate: Y must have shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"evaluate: Y: BCELoss needs targets of shape \(4,\)"):
         model.evaluate(np.zeros((4, 3)), [0, 1])
 
 
