@@ -10,7 +10,7 @@ from .gradcheck import (
     check_model,
 )
 from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, Loss
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
 from .model import Sequential
 from .normalization import BatchNorm1d, LayerNorm
 from .optim import SGD, Adam, Optimizer
@@ -28,6 +28,9 @@ __all__ = [
     "Optimizer",
     "SGD",
     "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "MSELoss",
     "BatchNorm1d",
     "LayerNorm",
     "Softmax",

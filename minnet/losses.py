@@ -26,7 +26,7 @@ import numpy as np
 from attrs import define, field
 from attrs.setters import NO_OP
 
-from .layers import Layer, Sigmoid
+from .layers import Layer, Sigmoid, Softmax, sigmoid
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
@@ -66,6 +66,16 @@ class Loss:
     #: in exactly this class (not a subclass: it may compute something else) passes the
     #: activation's input to :meth:`forward_fused` and never runs the activation.
     fuses: ClassVar[type[Layer] | None] = None
+    #: What the model's outputs are for, which decides ``predict``, ``evaluate``'s metric and
+    #: what ``fit`` reports: ``"binary"`` (0/1 labels per output, accuracy), ``"multiclass"``
+    #: (one class per row, top-1 accuracy) or ``"regression"`` (numbers, R^2).
+    task: ClassVar[str] = "regression"
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """The model's ``outputs: (m, k)`` as probabilities, for a model that does *not* end in
+        the fused activation (which computes them itself). This version: the outputs as they
+        are; a loss that takes logits applies its link (sigmoid, softmax)."""
+        return outputs
 
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         """The mean loss of ``outputs: (m, k)`` against ``targets: (m, k)``; keeps what
@@ -183,6 +193,7 @@ class BCELoss(Loss):
     """
 
     fuses: ClassVar[type[Layer] | None] = Sigmoid
+    task: ClassVar[str] = "binary"
     _grad: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
@@ -246,4 +257,182 @@ class BCELoss(Loss):
         return self._grad
 
 
-__all__ = ["BCELoss", "Loss", "per_example_matches_forward", "softplus"]
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` over the last axis, from ``z - max(z)``: finite for any finite ``z``."""
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def _check_smoothing(instance: Any, attribute: Any, value: float) -> None:
+    if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"label_smoothing must be a number in [0, 1], got {value}")
+
+
+@define(eq=False, on_setattr=NO_OP)
+class CrossEntropyLoss(Loss):
+    """Cross-entropy over ``C`` classes, with PyTorch's semantics and numbers (mean over rows).
+
+    It takes **logits** ``z: (m, C)``, as ``torch.nn.CrossEntropyLoss`` does, and ``targets``
+    either as class indices ``(m,)`` (integers in ``[0, C)``) or as probabilities ``(m, C)``
+    (rows of non-negative numbers summing to 1). With ``label_smoothing = e``, the target
+    distribution is ``(1 - e) * q + e / C``. The loss is ``-mean_rows(sum_c q_c log_softmax(z)_c)``
+    and its gradient ``(softmax(z) - q) / m``.
+
+    **It fuses with a final** :class:`~minnet.Softmax` (``fuses = Softmax``): a model that ends in
+    a ``Softmax`` (so that ``predict_proba`` gives probabilities) computes the loss from the
+    softmax's input, the logits, with ``log_softmax``: exact and finite for any finite logits,
+    where ``log`` of a rounded probability would give ``-inf``. A model without a final Softmax
+    gives its outputs to :meth:`forward` as logits: the same computation.
+    """
+
+    fuses: ClassVar[type[Layer] | None] = Softmax
+    task: ClassVar[str] = "multiclass"
+    label_smoothing: float = field(default=0.0, converter=float, validator=_check_smoothing)
+    _grad: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
+        """Class indices ``(m,)`` as int64, or probabilities ``(m, C)``; else ValueError."""
+        given = np.asarray(targets)
+        m, classes = outputs_shape
+        if given.dtype.kind not in "biuf":
+            raise ValueError(
+                f"CrossEntropyLoss needs class indices or probabilities, got dtype {given.dtype}"
+            )
+        if given.shape == (m,):
+            _finite_or_error("targets", given)
+            indices = given.astype(np.int64)
+            if given.dtype.kind == "f" and not np.array_equal(indices, given):
+                raise ValueError(
+                    "CrossEntropyLoss needs class indices that are whole numbers, got "
+                    f"{given[indices != given][:3].tolist()}"
+                )
+            if given.size and not 0 <= indices.min() <= indices.max() < classes:
+                raise ValueError(
+                    f"CrossEntropyLoss needs class indices in [0, {classes}) for {classes} "
+                    f"outputs, got values from {indices.min()} to {indices.max()}"
+                )
+            return indices
+        if given.shape == (m, classes) and (classes > 1 or m != 1):
+            _finite_or_error("targets", given)
+            probabilities = given.astype(np.float64, copy=False)
+            if probabilities.size and (
+                probabilities.min() < 0 or not np.allclose(probabilities.sum(axis=1), 1.0)
+            ):
+                raise ValueError(
+                    "CrossEntropyLoss needs probability targets: rows of numbers >= 0 summing "
+                    f"to 1, got row sums from {probabilities.sum(axis=1).min()} to "
+                    f"{probabilities.sum(axis=1).max()} and a smallest entry "
+                    f"{probabilities.min()}"
+                )
+            return probabilities
+        raise ValueError(
+            f"CrossEntropyLoss needs class indices of shape ({m},) or probabilities of shape "
+            f"({m}, {classes}), got {given.shape}"
+        )
+
+    def _distribution(self, targets: np.ndarray, classes: int, dtype) -> np.ndarray:
+        if targets.ndim == 1:
+            q = np.zeros((len(targets), classes), dtype=dtype)
+            q[np.arange(len(targets)), targets] = 1
+        else:
+            q = targets.astype(dtype, copy=True)
+        if self.label_smoothing:
+            q *= 1 - self.label_smoothing
+            q += self.label_smoothing / classes
+        return q
+
+    def per_example(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each row's loss, ``(m,)``."""
+        if logits.ndim != 2 or len(targets) != len(logits):
+            raise ValueError(
+                f"CrossEntropyLoss needs logits (m, C) and targets for m rows, got "
+                f"{np.shape(logits)} and {np.shape(targets)}"
+            )
+        q = self._distribution(targets, logits.shape[1], logits.dtype)
+        return -np.sum(q * log_softmax(logits), axis=1)
+
+    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        """The mean loss of ``logits: (m, C)``; keeps the gradient ``(softmax(z) - q) / m``."""
+        q = self._distribution(targets, logits.shape[1], logits.dtype) if logits.ndim == 2 else None
+        rows = self.per_example(logits, targets)
+        m = len(logits)
+        grad = np.exp(log_softmax(logits))
+        grad -= q
+        grad /= m
+        self._grad = grad
+        return float(np.sum(rows) / m)
+
+    def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        """The loss from the fused Softmax's input: the same as :meth:`forward`."""
+        return self.forward(logits, targets)
+
+    def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return self.per_example(logits, targets)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """``softmax(logits)`` row by row."""
+        return np.exp(log_softmax(logits))
+
+    def backward(self) -> np.ndarray:
+        """Gradient of the last loss with respect to the logits, ``(m, C)``."""
+        if self._grad is None:
+            raise RuntimeError("CrossEntropyLoss.backward() called before forward()")
+        return self._grad
+
+
+@define(eq=False, on_setattr=NO_OP)
+class MSELoss(Loss):
+    """Mean squared error over all entries, as ``torch.nn.MSELoss``: ``mean((y_hat - y)**2)``.
+
+    For regression: ``targets`` are any finite numbers, ``(m,)`` or ``(m, 1)`` for a one-output
+    model, ``(m, k)`` for ``k`` outputs. The gradient is ``2 (y_hat - y) / n`` (``n`` entries).
+    """
+
+    _grad: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        _same_shape(self, outputs, targets)
+        error = outputs - targets
+        self._grad = error * (2.0 / error.size)
+        return float(np.mean(error * error))
+
+    def per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        _same_shape(self, outputs, targets)
+        error = outputs - targets
+        return np.mean(error * error, axis=1)
+
+    def backward(self) -> np.ndarray:
+        if self._grad is None:
+            raise RuntimeError("MSELoss.backward() called before forward()")
+        return self._grad
+
+
+@define(eq=False, on_setattr=NO_OP)
+class BCEWithLogitsLoss(BCELoss):
+    """Binary cross-entropy that takes **logits**, as ``torch.nn.BCEWithLogitsLoss``: for a model
+    without a final Sigmoid. ``mean(softplus(z) - y*z)``, exact for any finite logits;
+    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``."""
+
+    fuses: ClassVar[type[Layer] | None] = None
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """``sigmoid(logits)``."""
+        return sigmoid(logits)
+
+    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        return self.forward_fused(logits, targets)
+
+    def per_example(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return self.per_example_fused(logits, targets)
+
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Loss",
+    "MSELoss",
+    "log_softmax",
+    "per_example_matches_forward",
+    "softplus",
+]

@@ -324,11 +324,13 @@ class Sequential:
         ``(m,)`` or ``(m, out_features)``. Converted to ``dtype`` if given; no copy when ``Y``
         already fits.
         """
+        shape = (m, self.out_features or 1)
         try:
-            Y = self.loss.check_targets(Y, (m, self.out_features or 1))
+            Y = self.loss.check_targets(Y, shape)
         except ValueError as err:
             raise ValueError(f"Y: {err}") from None
-        return Y if dtype is None else Y.astype(dtype, copy=False)
+        # Targets of the outputs' shape take their dtype; class indices stay integers.
+        return Y if dtype is None or Y.shape != shape else Y.astype(dtype, copy=False)
 
     def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
         """Run ``body[start:]`` forward on ``x``: ``(batch, features in)`` -> ``(batch, out)``.
@@ -378,7 +380,7 @@ class Sequential:
         return self._outputs
 
     def _loss_forward(self, outputs: np.ndarray, targets: np.ndarray, fused: bool) -> float:
-        if outputs.shape != targets.shape:
+        if len(outputs) != len(targets):
             raise ValueError(
                 f"the model gives outputs of shape {outputs.shape}, targets are {targets.shape}"
             )

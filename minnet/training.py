@@ -13,8 +13,19 @@ functions of this module. One training step is what you would write by hand::
 model's :meth:`~minnet.Sequential.cost_prepared`, so no batch is checked or copied again),
 over mini-batches of a freshly shuffled copy of the data each epoch.
 
-Accuracy is that of the 0/1 predictions against the labels' classes: a prediction is 1 where the
-probability is above 0.5 (the logit above 0), a label's class is 1 where it is above 0.5.
+What a model predicts and how it is scored is decided by its loss (``loss.task``):
+
+- ``"binary"`` (:class:`~minnet.BCELoss`, :class:`~minnet.BCEWithLogitsLoss`): ``predict`` gives
+  0/1 labels, 1 where the probability is above 0.5 (the logit above 0); accuracy compares them
+  with the labels' classes (a label above 0.5 is class 1). With ``k`` outputs (multi-label), each
+  output is a label of its own, and the accuracy is the fraction of the ``m * k`` labels right.
+- ``"multiclass"`` (:class:`~minnet.CrossEntropyLoss`): ``predict`` gives the class of the
+  largest output, ``predict_proba`` rows summing to 1; accuracy is top-1, against class indices
+  (or the most probable class of probability targets).
+- ``"regression"`` (:class:`~minnet.MSELoss`, and any loss that does not say otherwise):
+  ``predict`` gives the outputs, and the metric is R^2, the coefficient of determination
+  ``1 - sum((y - y_hat)^2) / sum((y - mean(y))^2)`` (1 is perfect, 0 is no better than
+  predicting the mean), over all outputs.
 
 The progress bar is tqdm's, one tick per epoch, on stderr, and only when stderr is a terminal (a
 log file or CI output stays clean). During :func:`fit`, numpy's overflow, invalid-value and
@@ -36,6 +47,7 @@ import numpy as np
 from attrs import define, field
 from tqdm import tqdm
 
+from .losses import Loss
 from .optim import Adam, Optimizer
 
 if TYPE_CHECKING:
@@ -58,10 +70,18 @@ class DivergenceError(RuntimeError):
 
 
 class Evaluation(NamedTuple):
-    """What :func:`evaluate` returns: ``loss, accuracy = model.evaluate(X, Y)``."""
+    """What :func:`evaluate` returns for a classifier: ``loss, accuracy = model.evaluate(X, Y)``."""
 
     loss: float
     accuracy: float
+
+
+class RegressionEvaluation(NamedTuple):
+    """What :func:`evaluate` returns for a regression model: ``loss, r2 = model.evaluate(X, Y)``
+    (``r2``: the coefficient of determination, see the module's docstring)."""
+
+    loss: float
+    r2: float
 
 
 @define(eq=False)
@@ -69,17 +89,23 @@ class History:
     """The metrics of each epoch of :func:`fit`, one list entry per epoch.
 
     - ``loss``: mean training loss over the epoch's batches, weighted by batch size;
-    - ``accuracy``: fraction of training predictions that were right, over the epoch's batches
-      (each batch predicted just before its update step, as Keras reports it);
-    - ``val_loss``, ``val_accuracy``: on ``validation_data`` after each epoch (empty without it);
+    - ``accuracy`` (classifiers): fraction of training predictions that were right, over the
+      epoch's batches (each batch predicted just before its update step, as Keras reports it);
+    - ``r2`` (regression): R^2 of the epoch's predictions, made the same way;
+    - ``val_loss``, ``val_accuracy`` / ``val_r2``: on ``validation_data`` after each epoch;
     - ``seconds``: wall-clock time of the whole loop, validation included.
+
+    ``metric`` names the one that applies (``"accuracy"`` or ``"r2"``); the other stays empty.
     """
 
     loss: list[float] = field(factory=list)
     accuracy: list[float] = field(factory=list)
     val_loss: list[float] = field(factory=list)
     val_accuracy: list[float] = field(factory=list)
+    r2: list[float] = field(factory=list)
+    val_r2: list[float] = field(factory=list)
     seconds: float = 0.0
+    metric: str = "accuracy"
 
     @property
     def epochs(self) -> int:
@@ -90,7 +116,7 @@ class History:
         if not self.loss:
             return "History(no epochs)"
         parts = [f"{self.epochs} epochs in {self.seconds:.3g} s"]
-        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        for name in ("loss", self.metric, "val_loss", f"val_{self.metric}"):
             values = getattr(self, name)
             if values:
                 parts.append(f"{name} {values[0]:.4g} -> {values[-1]:.4g}")
@@ -160,23 +186,63 @@ def eval_mode(model: Sequential) -> Iterator[Sequential]:
             layer.train(mode)
 
 
-def _class_cut(fused: bool) -> float:
-    """Where the body's output says class 1: a fused Sigmoid's input (the logit) above 0, or
-    an output (a probability) above 0.5."""
-    return 0.0 if fused else 0.5
+def task_of(model: Sequential) -> str:
+    """``"binary"``, ``"multiclass"`` or ``"regression"``: what the model's loss says."""
+    return getattr(model.loss, "task", "regression")
 
 
-def _evaluate(model: Sequential, X: np.ndarray, Y: np.ndarray) -> Evaluation:
+def r2_score(sse: float, sst: float) -> float:
+    """``1 - sse / sst``; when the targets do not vary (``sst == 0``), 1 for a perfect fit and
+    0 otherwise (scikit-learn's convention)."""
+    if sst == 0:
+        return 1.0 if sse == 0 else 0.0
+    return 1.0 - sse / sst
+
+
+def _labels(task: str, Y: np.ndarray) -> np.ndarray:
+    """What predictions are compared with: 0/1 label classes, or class indices."""
+    if task == "binary":
+        return Y > 0.5
+    return Y if Y.ndim == 1 else np.argmax(Y, axis=1)
+
+
+def _predicted(task: str, outputs: np.ndarray, logits: bool) -> np.ndarray:
+    """Predicted label classes (binary) or class indices (multiclass) from the body's outputs
+    (logits, or probabilities)."""
+    if task == "binary":
+        return outputs > (0.0 if logits else 0.5)
+    return np.argmax(outputs, axis=1)
+
+
+def _takes_logits(model: Sequential) -> bool:
+    """Are the body's outputs logits (a fused activation's input, or a loss of logits)?"""
+    return model.fused or type(model.loss).probabilities is not Loss.probabilities
+
+
+def _score(model: Sequential, outputs: np.ndarray, Y: np.ndarray) -> float:
+    task = task_of(model)
+    if task == "regression":
+        return r2_score(float(np.sum((outputs - Y) ** 2)), float(np.sum((Y - Y.mean(0)) ** 2)))
+    predicted = _predicted(task, outputs, _takes_logits(model))
+    return np.count_nonzero(predicted == _labels(task, Y)) / predicted.size
+
+
+def _evaluate(model: Sequential, X: np.ndarray, Y: np.ndarray) -> Evaluation | RegressionEvaluation:
     with eval_mode(model):
         out = model.run(X)
         loss = model.loss_value(out, Y)
-    correct = np.count_nonzero((out > _class_cut(model.fused)) == (Y > 0.5))
-    return Evaluation(loss, correct / Y.size)
+    score = _score(model, out, Y)
+    return (
+        RegressionEvaluation(loss, score)
+        if task_of(model) == "regression"
+        else Evaluation(loss, score)
+    )
 
 
 # -- the public functions ---------------------------------------------------------------------
-def evaluate(model: Sequential, X: Any, Y: Any) -> Evaluation:
-    """Loss and accuracy of ``model`` on ``X: (m, in_features)``, labels ``Y: (m,)`` or ``(m, 1)``.
+def evaluate(model: Sequential, X: Any, Y: Any) -> Evaluation | RegressionEvaluation:
+    """``(loss, accuracy)`` of a classifier, ``(loss, r2)`` of a regression model, on
+    ``X: (m, in_features)`` and targets ``Y`` (see the module's docstring).
 
     Runs in evaluation mode, leaving each layer's mode as it was.
     """
@@ -185,21 +251,47 @@ def evaluate(model: Sequential, X: Any, Y: Any) -> Evaluation:
 
 
 def predict_proba(model: Sequential, X: Any) -> np.ndarray:
-    """The model's output for ``X: (m, in_features)``, in evaluation mode.
+    """Probabilities for ``X: (m, in_features)``, in evaluation mode.
 
-    Shape ``(m,)`` for a one-output model (the shape of minnet.datasets' labels), else
-    ``(m, out_features)``. These are probabilities when the last layer is a Sigmoid.
+    A binary model gives ``(m,)`` for one output (the shape of minnet.datasets' labels), else
+    ``(m, k)``, each entry the probability of label 1; a multi-class model ``(m, C)``, rows
+    summing to 1. A regression model has none: ``ValueError``.
     """
+    if task_of(model) == "regression":
+        raise ValueError(
+            f"predict_proba: a model trained with {type(model.loss).__name__} (regression) "
+            "gives numbers, not probabilities: use predict"
+        )
     with eval_mode(model):
         out = model.forward(X)
-    return out[:, 0] if out.shape[1] == 1 else out
+    if not model.fused:  # the model does not end in the activation: the loss knows its link
+        out = model.loss.probabilities(out)
+    if task_of(model) == "binary" and out.shape[1] == 1:
+        return out[:, 0]
+    return out
 
 
 def predict(model: Sequential, X: Any, threshold: float = 0.5) -> np.ndarray:
-    """0/1 labels (int): 1 where :func:`predict_proba` is above ``threshold``; same shape."""
-    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
-    return (predict_proba(model, X) > threshold).astype(np.int64)
+    """Predictions for ``X: (m, in_features)``, in evaluation mode.
+
+    Binary: 0/1 labels (int), 1 where :func:`predict_proba` is above ``threshold``, its shape.
+    Multi-class: class indices ``(m,)`` (int), the largest output of each row. Regression: the
+    outputs, ``(m,)`` for one output, else ``(m, k)``.
+    """
+    task = task_of(model)
+    if task == "binary":
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, Real)
+            or not 0 <= threshold <= 1
+        ):
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        return (predict_proba(model, X) > threshold).astype(np.int64)
+    with eval_mode(model):
+        out = model.forward(X)
+    if task == "multiclass":
+        return np.argmax(out, axis=1).astype(np.int64)
+    return out[:, 0] if out.shape[1] == 1 else out
 
 
 def fit(
@@ -233,10 +325,12 @@ def fit(
     rng = np.random.default_rng(seed)
 
     m, n_batches = len(X), len(bounds)
-    cut = _class_cut(model.fused)
-    labels = Y > 0.5
-    predicted = np.empty(Y.shape, dtype=bool)
-    history = History()
+    task = task_of(model)
+    regression = task == "regression"
+    logits = _takes_logits(model)
+    labels = None if regression else _labels(task, Y)
+    sst = float(np.sum((Y - Y.mean(0)) ** 2)) if regression else 0.0
+    history = History(metric="r2" if regression else "accuracy")
 
     def diverged(epoch: int, batch: int | None, what: str) -> DivergenceError:
         history.seconds = time.perf_counter() - start_time
@@ -260,10 +354,11 @@ def fit(
         for epoch in range(1, epochs + 1):
             if shuffle:
                 order = rng.permutation(m)
-                X_epoch, Y_epoch, labels_epoch = X[order], Y[order], labels[order]
+                X_epoch, Y_epoch = X[order], Y[order]
+                labels_epoch = None if regression else labels[order]
             else:
                 X_epoch, Y_epoch, labels_epoch = X, Y, labels
-            total = 0.0
+            total, right, sse = 0.0, 0, 0.0
             for batch, (start, stop) in enumerate(bounds, 1):
                 zero_grad()
                 try:
@@ -278,9 +373,17 @@ def fit(
                 except FloatingPointError as err:
                     raise diverged(epoch, batch, f"numpy reports {err} in {phase}") from err
                 total += loss * (stop - start)
-                np.greater(model.last_outputs, cut, out=predicted[start:stop])
+                outputs = model.last_outputs
+                if regression:
+                    sse += float(np.sum((outputs - Y_epoch[start:stop]) ** 2))
+                else:
+                    predicted = _predicted(task, outputs, logits)
+                    right += np.count_nonzero(predicted == labels_epoch[start:stop])
             history.loss.append(total / m)
-            history.accuracy.append(np.count_nonzero(predicted == labels_epoch) / predicted.size)
+            if regression:
+                history.r2.append(r2_score(sse, sst))
+            else:
+                history.accuracy.append(right / labels.size)
             if validation is not None:
                 try:
                     val = _evaluate(model, *validation)
@@ -289,7 +392,7 @@ def fit(
                 if not math.isfinite(val.loss):
                     raise diverged(epoch, None, f"the validation loss is {val.loss}")
                 history.val_loss.append(val.loss)
-                history.val_accuracy.append(val.accuracy)
+                getattr(history, f"val_{history.metric}").append(val[1])
             if not bar.disable:
                 bar.set_postfix(_postfix(history), refresh=False)
             bar.update()
@@ -298,10 +401,12 @@ def fit(
 
 
 def _postfix(history: History) -> dict[str, str]:
-    shown = {"loss": f"{history.loss[-1]:.4f}", "acc": f"{history.accuracy[-1]:.3f}"}
+    short = "acc" if history.metric == "accuracy" else history.metric
+    metric = getattr(history, history.metric)
+    shown = {"loss": f"{history.loss[-1]:.4f}", short: f"{metric[-1]:.3f}"}
     if history.val_loss:
         shown["val_loss"] = f"{history.val_loss[-1]:.4f}"
-        shown["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
+        shown[f"val_{short}"] = f"{getattr(history, f'val_{history.metric}')[-1]:.3f}"
     return shown
 
 
@@ -310,9 +415,12 @@ __all__ = [
     "DivergenceError",
     "Evaluation",
     "History",
+    "RegressionEvaluation",
     "eval_mode",
     "evaluate",
     "fit",
     "predict",
     "predict_proba",
+    "r2_score",
+    "task_of",
 ]
