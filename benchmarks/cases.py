@@ -52,8 +52,8 @@ def make_case(net: str, batch: int):
 def tutorial_case():
     """The tutorial's ``gradient_check_n_test_case()`` (``np.random.seed(1)``), batch-first.
 
-    The same as ``minnet.tutorial.tutorial_case()``, with ``Y`` as a float column: kept here so
-    that the numpy and torch workers do not import minnet.
+    The same as ``minnet.teaching.tutorial.tutorial_case()``, with ``Y`` as a float column: kept
+    here so that the numpy and torch workers do not import minnet.
     """
     rng = np.random.RandomState(1)  # the legacy generator np.random.seed(1) sets up
     x = rng.randn(4, 3)

@@ -2,8 +2,8 @@
 
     python benchmarks/gradcheck_suite.py [--nets N] [--baseline PATH]
 
-- catch rate: every bug of ``minnet.bugs.CATALOGUE`` (plus the loss's missing 1/m), in full,
-  fast and sampled mode, in its layer alone and inside a model; caught means the check fails
+- catch rate: every bug of ``minnet.teaching.bugs.CATALOGUE`` (plus the loss's missing 1/m), in
+  full, fast and sampled mode, in its layer alone and inside a model; caught means the check fails
   and blames the right tensor (the layer's own, and the layer's index inside the model);
 - the adversarial set (``tests/adversarial.py``): wrong gradients built to slip through
   (relative errors of 1e-2 to 1e-4 near zero, large offsets, zero true gradients, NaN claims,
@@ -36,7 +36,7 @@ from adversarial import cases  # noqa: E402
 from conftest import random_data, random_net  # noqa: E402
 from test_gradcheck_bugs import MODES, correct_net_with_kinks, model_with  # noqa: E402
 
-from minnet.bugs import CATALOGUE, MissingMeanLoss  # noqa: E402
+from minnet.teaching.bugs import CATALOGUE, MissingMeanLoss  # noqa: E402
 
 
 def catch_rate() -> tuple[int, int]:

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         options = dict(fast=args.fast, epsilon=args.epsilon, threshold=args.threshold)
         return main_check(args.file, **options)
     if args.command == "demo":
-        from .demo import main as demo
+        from .teaching.demo import main as demo
 
         return demo(plot=args.plot)
     return 2

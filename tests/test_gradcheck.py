@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import minnet
 from minnet import Linear, ReLU, Sequential, Sigmoid, check_function
-from minnet.tutorial import TutorialBCELoss, tutorial_case, tutorial_net
+from minnet.teaching.tutorial import TutorialBCELoss, tutorial_case, tutorial_net
 
 TUTORIAL = {"epsilon": 1e-7, "threshold": 2e-7}
 

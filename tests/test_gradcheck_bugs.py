@@ -11,7 +11,7 @@ from user_layers import UserBatchNorm
 
 import minnet
 from minnet import Linear, Sequential, Sigmoid, Tanh
-from minnet.bugs import CATALOGUE, MissingMeanLoss
+from minnet.teaching.bugs import CATALOGUE, MissingMeanLoss
 
 MODES = {"full": {}, "fast": {"fast": True}, "sampled": {"samples": 3}}
 

@@ -148,7 +148,7 @@ def test_per_example_values_average_to_the_loss():
 
 
 def test_per_example_values_are_not_used_when_a_subclass_changes_the_forward():
-    from minnet.tutorial import TutorialBCELoss
+    from minnet.teaching.tutorial import TutorialBCELoss
 
     X, Y = random_data(np.random.default_rng(5), 4, 3)
     for loss, available in ((BCELoss(), True), (TutorialBCELoss(), False)):

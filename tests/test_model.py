@@ -304,7 +304,7 @@ def test_a_float32_model_is_checked_in_float64():
 
 
 def test_a_linear_subclass_first_in_a_model_gets_its_input_gradient():
-    from minnet.bugs import WrongInputGrad
+    from minnet.teaching.bugs import WrongInputGrad
 
     rng = np.random.default_rng(2)
     model = Sequential([WrongInputGrad(3, 3, rng=rng), minnet.Tanh(), Linear(3, 1), Sigmoid()])

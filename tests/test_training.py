@@ -14,7 +14,7 @@ from conftest import random_data, random_net
 import minnet
 from minnet import SGD, Adam, Layer, Linear, ReLU, Sequential, Sigmoid
 from minnet.datasets import train_test_split, two_moons
-from minnet.demo import moons_net
+from minnet.teaching.demo import moons_net
 from minnet.training import DivergenceError, Evaluation, History
 
 
