@@ -90,18 +90,15 @@ class Layer:
         return self.forward(x)
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """Yield ``(name, parameter)`` for every parameter: the attrs fields in declaration
-        order, then attributes set in a plain ``__init__`` (``self.w = Parameter(...)``), in the
-        order they were set."""
-        seen = set()
-        for f in fields(type(self)):
-            value = getattr(self, f.name, None)
-            if isinstance(value, Parameter):
-                seen.add(f.name)
-                yield f.name, value
-        for name, value in getattr(self, "__dict__", {}).items():
-            if isinstance(value, Parameter) and name not in seen:
-                yield name, value
+        """Yield ``(name, parameter)`` for every parameter, however the layer keeps it.
+
+        The attrs fields in declaration order, then attributes set in a plain ``__init__``
+        (``self.w = Parameter(...)``) in the order they were set; inside each, a layer held by
+        the layer (``self.fc = Linear(...)``: ``"fc.W"``) and lists, tuples and dicts of them
+        (``self.ws = [Parameter(...), ...]``: ``"ws.0"``). A parameter reachable twice is
+        yielded once, under its first name.
+        """
+        yield from _named_parameters(self, "", set())
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -144,7 +141,7 @@ class Layer:
         ``forward`` once per perturbation; a layer may compute the same faster. The parameter
         is left as it was.
         """
-        value = getattr(self, name).value.reshape(-1)  # a view: parameters are contiguous
+        value = parameter_getter(name)(self).value.reshape(-1)  # a view: contiguous
         outputs = []
         for i, step in zip(flat_index, steps, strict=True):
             saved = value[i]
@@ -165,6 +162,50 @@ class Layer:
     def _require_cache(self, cache: Any) -> None:
         if cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
+
+
+def _attribute_names(layer: Layer) -> list[str]:
+    names = [f.name for f in fields(type(layer))]
+    return names + [name for name in getattr(layer, "__dict__", {}) if name not in names]
+
+
+def _named_parameters(holder: Any, prefix: str, seen: set[int]) -> Iterator[tuple[str, Parameter]]:
+    """The parameters inside ``holder`` (a parameter, a layer, a list, tuple or dict of them)."""
+    if id(holder) in seen:
+        return
+    if isinstance(holder, Parameter):
+        seen.add(id(holder))
+        yield prefix, holder
+    elif isinstance(holder, Layer):
+        seen.add(id(holder))
+        dot = f"{prefix}." if prefix else ""
+        for name in _attribute_names(holder):
+            yield from _named_parameters(getattr(holder, name, None), dot + name, seen)
+    elif isinstance(holder, list | tuple | dict):
+        seen.add(id(holder))
+        items = holder.items() if isinstance(holder, dict) else enumerate(holder)
+        for key, value in items:
+            yield from _named_parameters(value, f"{prefix}.{key}", seen)
+
+
+def parameter_getter(name: str) -> Any:
+    """A function ``layer -> parameter`` for a name of ``named_parameters`` (``"W"``,
+    ``"fc.W"``, ``"ws.0"``): a model finds its parameters with it at every step."""
+    if all(part.isidentifier() for part in name.split(".")):
+        return operator.attrgetter(name)
+
+    def walk(layer: Any) -> Any:
+        value = layer
+        for part in name.split("."):
+            if isinstance(value, dict):
+                value = value[part] if part in value else value[int(part)]
+            elif isinstance(value, list | tuple):
+                value = value[int(part)]
+            else:
+                value = getattr(value, part)
+        return value
+
+    return walk
 
 
 def is_rowwise(layer: Layer) -> bool:

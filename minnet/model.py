@@ -22,7 +22,7 @@ from attrs import define, field
 from attrs.setters import NO_OP
 
 from ._fast import FlatStorage
-from .layers import Layer
+from .layers import Layer, parameter_getter
 from .losses import BCELoss, Loss, per_example_matches_forward
 from .parameter import Parameter
 
@@ -216,9 +216,9 @@ class Sequential:
                 layer_ids,
                 tuple(self.layers),
                 tuple(layer for layer, _ in places),
-                tuple(name for _, name in places),
+                tuple(parameter_getter(name) for _, name in places),
             )
-        return list(map(getattr, self._slots[2], self._slots[3]))
+        return [get(layer) for layer, get in zip(self._slots[2], self._slots[3], strict=True)]
 
     def train(self, mode: bool = True) -> Sequential:
         for layer in self.layers:

@@ -369,3 +369,187 @@ def test_a_layer_check_input_gradient_of_the_wrong_shape_is_a_clear_error():
 
     with pytest.raises(ValueError, match="input gradient of shape"):
         Bad().gradcheck(np.ones((2, 3)))
+
+
+# --- found by trying to break it -----------------------------------------------------------------
+
+
+def test_many_small_errors_within_the_noise_do_not_add_up_to_a_pass():
+    # The true gradient is (3, 0, 0, ...); 0.000067% of the largest entry claimed everywhere else.
+    n = 3000
+    grad = np.full(n, 2e-6)
+    grad[0] = 3.0
+    f = lambda x: 1000 + 3 * x[0]  # noqa: E731
+    assert check_function(f, np.zeros(n), grad).status == "failed"
+    assert check_function(f, np.zeros(n), grad, samples=20).status == "failed"
+
+
+@define(eq=False)
+class DoubledW(Linear):
+    def backward(self, grad_output, *args, **kwargs):
+        out = super().backward(grad_output, *args, **kwargs)
+        self.W.grad *= 2
+        return out
+
+
+def deep_sigmoid_net(first):
+    layers = [first(8, 16, rng=0), Sigmoid()]
+    for i in range(7):
+        layers += [Linear(16, 16, rng=i + 1), Sigmoid()]
+    layers += [Linear(16, 1, rng=99)]
+    for layer in layers:
+        if isinstance(layer, Linear):
+            layer.W.value *= 0.3
+    return Sequential(layers, loss=minnet.BCEWithLogitsLoss())
+
+
+def test_a_wrong_gradient_in_a_layer_whose_gradients_vanish_fails():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((32, 8)), (rng.random(32) > 0.5).astype(float)
+    for options in ({}, {"fast": True}):
+        assert deep_sigmoid_net(Linear).gradcheck(X, Y, **options).passed
+        report = deep_sigmoid_net(DoubledW).gradcheck(X, Y, **options)
+        assert report.status == "failed" and report.blamed_layers == (0,)
+
+
+def test_parameters_of_sub_layers_and_lists_are_found_and_checked():
+    class Residual(Layer):
+        def __init__(self, n, factor=1.0):
+            super().__init__()
+            self.fc, self.act, self.factor = Linear(n, n, rng=0), Tanh(), factor
+
+        def forward(self, x):
+            return x + self.act.forward(self.fc.forward(x))
+
+        def backward(self, g):
+            grad = self.fc.backward(self.act.backward(g))
+            self.fc.W.grad *= self.factor
+            return g + grad
+
+    class TwoMatrices(Layer):
+        def __init__(self):
+            super().__init__()
+            self.ws = [minnet.Parameter(np.eye(3) + 0.1), minnet.Parameter(np.eye(3) - 0.2)]
+
+        def forward(self, x):
+            self.x, self.h = x, x @ self.ws[0].value.T
+            return self.h @ self.ws[1].value.T
+
+        def backward(self, g):
+            self.ws[1].grad += g.T @ self.h
+            self.ws[0].grad += 7 * (g @ self.ws[1].value).T @ self.x  # wrong
+            return g @ self.ws[1].value @ self.ws[0].value
+
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    assert [name for name, _ in Residual(3).named_parameters()] == ["fc.W", "fc.b"]
+    assert Residual(3).gradcheck(x).passed
+    assert Residual(3, factor=3.0).gradcheck(x).worst_parameter == "fc.W"
+    model = Sequential([Residual(3), Linear(3, 1, rng=1), Sigmoid()])
+    assert [name for name, _ in model.named_parameters()] == ["0.fc.W", "0.fc.b", "1.W", "1.b"]
+    assert model.gradcheck(x, [0, 1, 1, 0]).passed
+    report = TwoMatrices().gradcheck(x)
+    assert report.status == "failed" and report.worst_parameter == "ws.0"
+
+
+def test_a_single_wrong_entry_is_seen_by_fast_mode():
+    rng = np.random.default_rng(0)
+    layer = Linear(40, 40, rng=rng)
+    x = rng.standard_normal((8, 40))
+
+    @define(eq=False)
+    class OneEntryZeroed(Linear):
+        def backward(self, grad_output, *args, **kwargs):
+            out = super().backward(grad_output, *args, **kwargs)
+            self.W.grad.flat[123] = 0.0
+            return out
+
+    wrong = OneEntryZeroed(40, 40, rng=np.random.default_rng(0))
+    assert layer.gradcheck(x, fast=True).passed
+    assert wrong.gradcheck(x, fast=True).status == "failed"
+
+
+def test_kinks_excused_one_by_one_are_checked_together():
+    @define(eq=False)
+    class MaxPair(Layer):
+        x: np.ndarray | None = field(default=None, init=False)
+
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x[:, 0::2], x[:, 1::2])
+
+        def backward(self, g):  # a tie gets the whole gradient twice
+            top = np.maximum(self.x[:, 0::2], self.x[:, 1::2])
+            out = np.zeros_like(self.x)
+            out[:, 0::2] = g * (self.x[:, 0::2] == top)
+            out[:, 1::2] = g * (self.x[:, 1::2] == top)
+            return out
+
+    x = np.random.default_rng(0).standard_normal((4, 6))
+    x[0, 1], x[1, 3] = x[0, 0], x[1, 2]
+    report = MaxPair().gradcheck(x)
+    assert report.status == "failed" and "together" in str(report)
+
+
+@pytest.mark.parametrize("distance", [1e-8, 3e-8, 1e-7])
+def test_a_kink_near_theta_is_not_a_kink_at_theta(distance):
+    x = np.array([distance, 0.7, -1.3, 2.0])
+    f = lambda v: float(np.abs(v).sum())  # noqa: E731
+    assert check_function(f, x, np.array([0.0, 1, -1, 1])).status == "failed"
+    assert check_function(f, x, np.sign(x)).passed
+
+
+def test_relu_inputs_near_but_not_on_their_kinks_are_no_false_alarm():
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        model = Sequential([Linear(1, 8, rng=seed), ReLU(), Linear(8, 1, rng=seed + 1), Sigmoid()])
+        X = 1e-4 * rng.standard_normal((64, 1))
+        assert model.gradcheck(X, (rng.random(64) > 0.5).astype(float)).status != "failed"
+
+
+def test_a_forward_rounded_to_float32_is_inconclusive_not_failed():
+    x = np.random.default_rng(0).standard_normal(20)
+    f = lambda v: float(np.sum(np.sin(v.astype(np.float32)), dtype=np.float32))  # noqa: E731
+    assert check_function(f, x, np.cos(x)).status == "inconclusive"
+    assert check_function(f, x, 1.01 * np.cos(x)).status == "failed"
+
+
+@pytest.mark.parametrize(
+    "run, expected",
+    [
+        (
+            lambda: Sequential([Linear(2, 1, rng=0), Sigmoid()]).gradcheck(np.zeros((0, 2)), []),
+            "inconclusive",
+        ),
+        (lambda: Sequential([Sigmoid()]).gradcheck(np.ones((2, 1)), [1, 0]), "inconclusive"),
+        (lambda: check_function(square, np.ones(2), 2 * np.ones(2), epsilon=1e-300), "passed"),
+        (lambda: check_function(lambda x: float("inf"), np.ones(2), np.zeros(2)), "failed"),
+    ],
+    ids=["0 rows", "no parameters", "epsilon 1e-300", "J infinite"],
+)
+def test_edge_cases_get_a_verdict_not_a_crash(run, expected):
+    assert run().status == expected
+
+
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (lambda: check_function(square, np.ones(2), np.ones(2) * 1j), "complex"),
+        (lambda: check_function(lambda x: x, np.ones(2), np.ones(2)), "scalar"),
+        (lambda: check_function(square, np.ones(2), np.ones(2), threshold=1.0), "threshold"),
+        (lambda: check_function(square, np.ones(2), np.ones(2), threshold=None), "threshold"),
+        (lambda: check_function(square, np.ones(2), np.ones(2), epsilon=1e300), "epsilon"),
+    ],
+    ids=["complex", "not a scalar", "threshold 1", "threshold None", "epsilon huge"],
+)
+def test_bad_arguments_are_clear_value_errors(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_a_layer_check_of_something_else_is_a_clear_type_error():
+    class NotALayer:
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="minnet Layer"):
+        minnet.check_layer(NotALayer(), np.ones((2, 2)))

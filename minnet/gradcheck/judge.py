@@ -74,12 +74,16 @@ JUMP_NOISE = 16.0
 JUMP_STABLE = 0.25
 
 AGREE, FAIL, KINK, UNDECIDED = "agree", "fail", "kink", "undecided"
+#: The reason of an entry that agrees, but only within an error bar too wide to decide it.
+NOISY = "agrees only within the rounding noise, also at larger steps"
 
-#: What an evaluation crossed: no declared kink; kinks of one layer whose crossing inputs all
-#: moved the same way (one kink along the line, as far as the slopes go); or kinks that compose
-#: (several layers, or inputs moving both ways), where backprop's value at theta need not lie
-#: between the one-sided slopes (each unit takes its own side's convention).
-NO_KINK, ONE_KINK, KINKS_MEET = 0, 1, 2
+#: What an evaluation crossed (the largest wins when several are seen):
+#: NO_KINK: no declared kink. ONE_KINK: inputs of one layer that sat *exactly* on a kink at theta,
+#: all moving the same way: one kink along the line, at theta. KINKS_MEET: inputs exactly on
+#: kinks in several layers, or moving both ways: backprop takes each unit's own convention, and
+#: its value need not lie between the one-sided slopes of J. NEAR_KINK: some crossing input was
+#: not on its kink at theta: the kink is near, not at theta, and a smaller step avoids it.
+NO_KINK, ONE_KINK, KINKS_MEET, NEAR_KINK = 0, 1, 2, 3
 
 
 @frozen
@@ -170,9 +174,9 @@ class Judge:
             return Verdict(FAIL, first.numeric, first.step, np.inf, "the analytic value is NaN")
         if not np.isfinite(first.center):
             return Verdict(FAIL, np.nan, first.step, np.inf, "J itself is NaN or infinite")
-        if a == 0 and first.plus == first.center == first.minus:
-            # J did not move at all, either way: the derivative is zero as far as float64 can
-            # tell (a dead ReLU unit, an input that is zero), and zero is what was claimed.
+        if a == 0 and first.plus == first.minus and np.isfinite(first.plus + first.center):
+            # J did not move at all, or moved the same both ways: the derivative is zero as far
+            # as float64 can tell (a dead ReLU unit, an even function), and zero was claimed.
             return Verdict(AGREE, 0.0, first.step, 0.0)
         if first.finite:
             n, noise = first.numeric, self.noise_at(first.step)
@@ -226,12 +230,23 @@ class Judge:
             and abs(jump_small) <= abs(jump_large) * (2 / ratio) + noise_small
         )
 
-    def _error_bar(self, small: Measurement, large: Measurement) -> float:
-        """Bound on the error of ``small.numeric``, with ``large`` (a larger step) as witness."""
-        ratio = large.step / small.step
-        u_small, u_large = self.noise_at(small.step), self.noise_at(large.step)
-        truncation = (abs(large.numeric - small.numeric) + u_small + u_large) / (ratio**2 - 1)
-        return u_small + truncation
+    def _error_bar(self, m: Measurement, witness: Measurement) -> float:
+        """Bound on the error of ``m.numeric``: its noise plus its truncation, which the change
+        between ``m`` and a ``witness`` at another step bounds (truncation is ``c h^2``: with
+        steps ``h`` and ``r h``, ``n(rh) - n(h) = (r^2 - 1) c h^2`` up to noise)."""
+        u_m, u_w = self.noise_at(m.step), self.noise_at(witness.step)
+        gap = abs(witness.numeric - m.numeric) + u_m + u_w
+        ratio = witness.step / m.step
+        if ratio > 1:
+            return u_m + gap / (ratio * ratio - 1)
+        ratio = 1 / ratio
+        return u_m + gap * ratio * ratio / (ratio * ratio - 1)
+
+    def _consistent(self, m: Measurement, other: Measurement) -> bool:
+        """Do two steps give the same central difference, up to their noise?"""
+        return abs(m.numeric - other.numeric) <= (
+            self.noise_at(m.step) + self.noise_at(other.step) + self.tolerance(m.numeric, 0.0)
+        )
 
     def _climb(
         self,
@@ -242,38 +257,45 @@ class Judge:
         max_step: float,
         floor: float,
     ) -> Verdict:
-        """Larger steps, while ``J`` stays smooth and the error bar keeps shrinking."""
-        previous, best = first, np.inf
-        # From a step far below the natural one (epsilon=1e-12, say), go straight to it.
-        step = natural_step / LADDER if first.step * LADDER**2 < natural_step else first.step
+        """Larger steps, while ``J`` stays smooth: each measurement is judged with the next
+        larger one as witness, or, when that one crossed a kink or shows truncation, with the
+        one below it."""
+        ladder = [first]
+        best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_at(first.step), NOISY)
+        step = first.step
+        if step * LADDER**2 < natural_step:  # from far below the natural step: start near it
+            step = natural_step / LADDER**2
         for _ in range(MAX_CLIMB):
             step *= LADDER
             if step > max_step:
                 break
             m = measure(step)
-            if m.crossed or not m.finite:
+            previous = ladder[-1]
+            if m.crossed or not m.finite or not self._consistent(previous, m):
+                # A kink, overflow or truncation: larger steps cannot help. The last good step
+                # may still be judged with the one below it.
+                if len(ladder) >= 2:
+                    witness = ladder[-2]
+                    error_bar = self._error_bar(previous, witness)
+                    verdict = self._decide(a, previous, witness, error_bar, floor)
+                    if verdict is not None:
+                        return verdict
+                    best = self._better(best, previous, error_bar)
                 break
-            if abs(m.numeric - previous.numeric) > (
-                self.noise_at(m.step)
-                + self.noise_at(previous.step)
-                + self.tolerance(m.numeric, previous.numeric)
-            ):
-                break  # the truncation error shows: larger steps only make it worse
             error_bar = self._error_bar(previous, m)
-            if error_bar >= best:
-                break
-            best = error_bar
             verdict = self._decide(a, previous, m, error_bar, floor)
             if verdict is not None:
                 return verdict
-            previous = m
-        return Verdict(
-            UNDECIDED,
-            first.numeric,
-            first.step,
-            self.noise_at(first.step),
-            "agrees only within the rounding noise, also at larger steps",
-        )
+            best = self._better(best, previous, error_bar)
+            ladder.append(m)
+        return best
+
+    @staticmethod
+    def _better(best: Verdict, m: Measurement, error_bar: float) -> Verdict:
+        """The undecided verdict with the smaller error bar (the check may still weigh it)."""
+        if error_bar < best.error_bar:
+            return Verdict(UNDECIDED, m.numeric, m.step, error_bar, NOISY)
+        return best
 
     def _descend(
         self, a: float, first: Measurement, measure: Measure, natural_step: float, floor: float
@@ -282,23 +304,39 @@ class Judge:
         keeps its jump."""
         kink_step = natural_step / KINK_SCALE
         previous = first if first.finite else None
+        seen: list[Measurement] = [first] if first.finite else []
+        jumping: tuple[Measurement, Measurement] | None = None  # a slope jump holding so far
         step = first.step
         for _ in range(MAX_DESCENT):
             step /= LADDER
             m = measure(step)
             if not m.finite:
-                previous = None
+                previous, seen, jumping = None, [], None
                 continue
+            seen.append(m)
             if previous is not None and previous.step <= ASYMPTOTIC * natural_step:
                 if not (m.crossed or previous.crossed):
                     verdict = self._decide(a, m, previous, self._error_bar(m, previous), floor)
                     if verdict is not None:
                         return verdict
-                if step <= kink_step and self._kink_at_theta(previous, m):
+                if step <= kink_step and self._declared_kink_at_theta(seen):
                     return self._at_kink(a, previous, m)
-            if step < kink_step / LADDER:
+                # An undeclared kink at theta keeps its jump however small the step: follow it
+                # down while the noise lets the jump show, so that a kink merely near theta
+                # (whose jump fades once the step no longer reaches it) is not taken for one.
+                jumping = (previous, m) if self._stable_jump(seen) else None
+                if jumping and JUMP_NOISE * 4 * self.noise_at(step / LADDER) >= abs(
+                    m.right - m.left
+                ):
+                    return self._at_kink(a, *jumping)
+            near = m.crossed == NEAR_KINK  # a smaller step may still get clear of it
+            if step < kink_step / LADDER**2 and not (near or jumping):
                 break
+            if self.noise_at(step) > abs(a - first.numeric) + abs(a) and not jumping:
+                break  # the noise now swamps anything a smaller step could show
             previous = m
+        if jumping:
+            return self._at_kink(a, *jumping)
         if previous is None:
             return Verdict(FAIL, np.nan, step, np.inf, "the numeric value is NaN or infinite")
         return Verdict(
@@ -309,13 +347,24 @@ class Judge:
             "disagrees, but neither smaller steps nor a kink settle it",
         )
 
-    def _kink_at_theta(self, larger: Measurement, smaller: Measurement) -> bool:
-        if larger.crossed and smaller.crossed:
-            return True  # a declared kink, still crossed at a tiny step
-        jump = smaller.right - smaller.left
-        jump_before = larger.right - larger.left
-        noise = 4 * self.noise_at(smaller.step)
-        return abs(jump) > JUMP_NOISE * noise and abs(jump - jump_before) <= JUMP_STABLE * abs(jump)
+    def _declared_kink_at_theta(self, seen: list[Measurement]) -> bool:
+        """A declared kink whose inputs sat exactly on it at theta, crossed at the last two
+        steps (the smallest last)."""
+        exact = (ONE_KINK, KINKS_MEET)
+        return len(seen) >= 2 and seen[-1].crossed in exact and seen[-2].crossed in exact
+
+    def _stable_jump(self, seen: list[Measurement]) -> bool:
+        """Where no declared kink was crossed: a slope jump far above the noise that kept its
+        size (within ``JUMP_STABLE``) over the last three steps. Curvature shrinks the jump with
+        the step, noise grows it; only a kink keeps it."""
+        if len(seen) < 3 or any(m.crossed for m in seen[-3:]):
+            return False
+        jumps = [m.right - m.left for m in seen[-3:]]
+        noise = 4 * self.noise_at(seen[-1].step)
+        last = jumps[-1]
+        return abs(last) > JUMP_NOISE * noise and all(
+            abs(jump - last) <= JUMP_STABLE * abs(last) for jump in jumps[:-1]
+        )
 
     def _at_kink(self, a: float, larger: Measurement, m: Measurement) -> Verdict:
         low, high = sorted((m.left, m.right))

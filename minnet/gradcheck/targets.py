@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .batched import batched_values, can_batch
-from .judge import KINKS_MEET, NO_KINK, ONE_KINK, Measurement
+from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK, Measurement
 from .reference import evaluate_moved
 
 if TYPE_CHECKING:
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 
 
 def float64_copy(array: Any) -> np.ndarray:
+    if np.iscomplexobj(array):
+        raise ValueError(
+            f"gradient checks compare real numbers, got complex values (dtype "
+            f"{np.asarray(array).dtype}): the imaginary part would be dropped"
+        )
     return np.array(array, dtype=np.float64, copy=True, order="C")
 
 
@@ -40,19 +45,29 @@ def kink_sides(layer: Any, x: np.ndarray) -> np.ndarray | None:
 
 
 def crossing(layer: Any, x: np.ndarray, x0: np.ndarray, sides0: np.ndarray | None) -> int:
-    """Did moving the layer's input from ``x0`` to ``x`` cross a declared kink, and how?"""
+    """Did moving the layer's input from ``x0`` to ``x`` cross a declared kink, and how
+    (:data:`~.judge.NO_KINK`, ``ONE_KINK``, ``KINKS_MEET`` or ``NEAR_KINK``)?"""
     if sides0 is None or x.shape != x0.shape:
         return NO_KINK
-    changed = np.any(kink_sides(layer, x) != sides0, axis=0)
+    changed = kink_sides(layer, x) != sides0  # (points, *x.shape)
     if not changed.any():
         return NO_KINK
-    directions = np.sign(x - x0)[changed]
+    if not np.all(sides0[changed] == 0):
+        return NEAR_KINK  # an input crossed a kink it was not sitting on
+    directions = np.sign(x - x0)[np.any(changed, axis=0)]
     return ONE_KINK if np.all(directions == directions[0]) else KINKS_MEET
 
 
+def combine_sides(a: int, b: int) -> int:
+    """What one measurement crossed, from its evaluations (``theta + h``, ``theta - h``)."""
+    return NEAR_KINK if NEAR_KINK in (a, b) else max(a, b)
+
+
 def combine(a: int, b: int) -> int:
-    """Crossings of two layers (or of the two sides of a step) together."""
-    return max(a, b) if not (a and b) else KINKS_MEET
+    """The crossings of two layers (or of the two sides of a step) together."""
+    if NEAR_KINK in (a, b):
+        return NEAR_KINK
+    return KINKS_MEET if a and b else max(a, b)
 
 
 class Target:
@@ -64,8 +79,6 @@ class Target:
     evaluations: int = 0
     #: ``J`` at the unmoved arrays (set by the check before it judges).
     center: float = np.nan
-    #: The largest claimed derivative (set by the check).
-    gradient_scale: float = 0.0
     #: Why nothing can be compared (0 rows...), or ``None``.
     empty_reason: str | None = None
 
@@ -85,7 +98,7 @@ class Target:
     def count(self, tensor: int | None, watch: bool = False) -> float:
         self.evaluations += 1
         value, crossed = self.value(tensor, watch)
-        self.crossed = max(self.crossed, crossed)
+        self.crossed = combine_sides(self.crossed, crossed)
         return value
 
     crossed = NO_KINK
@@ -147,7 +160,12 @@ class FunctionTarget(Target):
             self.empty_reason = "x has no entries"
 
     def value(self, tensor: int | None, watch: bool) -> tuple[float, int]:
-        return float(self.f(self.arrays[0])), NO_KINK
+        value = self.f(self.arrays[0])
+        if np.ndim(value) != 0:
+            raise ValueError(
+                f"f must return a scalar (one number), got an array of shape {np.shape(value)}"
+            )
+        return float(value), NO_KINK
 
 
 class LossTarget(FunctionTarget):
@@ -237,12 +255,17 @@ class ModelTarget(Target):
         if np.issubdtype(self.Y.dtype, np.floating):
             self.Y = float64_copy(self.Y)
         self.body = model.body
-        model.zero_grad()
-        model.cost_prepared(X, self.Y)
-        model.backward()
         named = list(model.named_parameters())
         self.names = [name for name, _ in named]
         self.arrays = [p.value for _, p in named]
+        self.inputs = [X]
+        if len(X) == 0:
+            self.empty_reason = "X has 0 rows"
+            self.analytic = [np.zeros_like(array) for array in self.arrays]
+            return
+        model.zero_grad()
+        model.cost_prepared(X, self.Y)
+        model.backward()
         self.analytic = [p.grad.copy() for _, p in named]
         # The first layer that uses each array (a parameter tied between layers changes all).
         layer_of = {
@@ -253,10 +276,12 @@ class ModelTarget(Target):
         self.owner = [layer_of[id(p)] for _, p in named]
         # Each body layer's input at the unperturbed parameters: moving layer k's parameters
         # only needs layers k, k+1, ... to run again.
-        self.inputs = [X]
         for layer in self.body[:-1]:
             self.inputs.append(np.asarray(layer.forward(self.inputs[-1])))
-        self.sides = [kink_sides(layer, x) for layer, x in zip(self.body, self.inputs, strict=True)]
+        self.sides = [
+            kink_sides(layer, x)
+            for layer, x in zip(self.body, self.inputs[: len(self.body)], strict=True)
+        ]
         if not self.names:
             self.empty_reason = "the model has no parameters"
 
