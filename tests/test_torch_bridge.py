@@ -36,6 +36,16 @@ nn = torch.nn
 RTOL = 1e-12
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors: torch's second thread only waits, and on a busy machine that wait (a spin)
+    costs 10-60 ms per operation. The count is restored after this module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def close(actual, expected, scale=None):
     """``actual`` equals ``expected`` to a relative 1e-12 of ``scale`` (default: the largest
     entry of ``expected``; a gradient that is 0 in exact arithmetic is judged against the
