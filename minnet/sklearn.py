@@ -34,10 +34,17 @@ import numbers
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+except ImportError as err:  # missing, or older than 1.6 (validate_data)
+    raise ImportError(
+        "minnet.sklearn needs scikit-learn 1.6 or later: install it with "
+        f'`pip install "minnet[sklearn]"` ({err})'
+    ) from err
 
 from minnet.layers import Layer, Linear, ReLU, Sigmoid, Softmax, Tanh
 from minnet.losses import CrossEntropyLoss, Loss, MSELoss

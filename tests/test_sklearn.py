@@ -195,6 +195,18 @@ def test_the_l2_penalty_gradient_is_torch_autograds(estimator_class, activation)
     assert weights[0].grad.abs().max() > 0
 
 
+def test_without_sklearn_a_clear_import_error():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "try:\n    import minnet.sklearn\nexcept ImportError as e:\n    print(e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert 'pip install "minnet[sklearn]"' in out.stdout
+
+
 def test_importing_minnet_does_not_import_sklearn():
     import subprocess
     import sys
