@@ -21,6 +21,7 @@ from .parameter import (
     parameters_to_vector,
     vector_to_parameters,
 )
+from .torch_bridge import from_torch, to_torch
 from .training import DivergenceError, Evaluation, History
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "check_layer",
     "check_loss",
     "check_model",
+    "from_torch",
+    "to_torch",
     "datasets",
     "io",
     "load",
