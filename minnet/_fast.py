@@ -15,7 +15,6 @@ The optimizers' update rules are written once, per parameter, in :mod:`minnet.op
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 
 import numpy as np
 from attrs import define, field
@@ -23,7 +22,6 @@ from attrs import define, field
 from .parameter import FlatLayout, Parameter
 
 BLOCK = 1 << 16  # entries updated at once: temporaries of at most 512 KiB in float64
-_VALUE, _GRAD = attrgetter("value"), attrgetter("grad")
 
 
 @define(eq=False)
@@ -40,16 +38,6 @@ class FlatStorage:
     grads: np.ndarray
     layout: FlatLayout
     _views: tuple[tuple[np.ndarray, np.ndarray], ...] = field(repr=False)
-    # ids of the parameters and of their views, compared at every step (cheaper than a loop of
-    # `is`): the storage holds them all, so no other object can take one of these ids.
-    _ids: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = field(init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._ids = (
-            tuple(map(id, self.parameters)),
-            tuple(id(value) for value, _ in self._views),
-            tuple(id(grad) for _, grad in self._views),
-        )
 
     @classmethod
     def create(cls, parameters: Sequence[Parameter], dtype=None) -> FlatStorage | None:
@@ -101,15 +89,19 @@ class FlatStorage:
 
     def intact(self) -> bool:
         """Do all the parameters still hold their views (no ``p.value = ...`` elsewhere)?"""
-        _, value_ids, grad_ids = self._ids
-        return (
-            tuple(map(id, map(_VALUE, self.parameters))) == value_ids
-            and tuple(map(id, map(_GRAD, self.parameters))) == grad_ids
-        )
+        for p, (value, grad) in zip(self.parameters, self._views, strict=True):
+            if p.value is not value or p.grad is not grad:
+                return False
+        return True
 
     def holds(self, parameters: Sequence[Parameter]) -> bool:
         """Are these exactly the storage's parameters, in its order, all still in place?"""
-        return tuple(map(id, parameters)) == self._ids[0] and self.intact()
+        if len(parameters) != len(self.parameters):
+            return False
+        for p, mine, (value, grad) in zip(parameters, self.parameters, self._views, strict=True):
+            if p is not mine or p.value is not value or p.grad is not grad:
+                return False
+        return True
 
     def zero_grad(self) -> None:
         """Every parameter's gradient to zero, in one call."""

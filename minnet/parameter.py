@@ -8,10 +8,10 @@ or an offset.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from attrs import define, field
-from attrs.setters import NO_OP
+from attrs import define, field, setters
 
 BLOCK = 1 << 18  # entries of the temporary in accumulate_product (2 MiB in float64)
 
@@ -21,7 +21,23 @@ def _contiguous(value) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy()
 
 
-@define(eq=False, on_setattr=NO_OP)
+def _fit_grad(p: Parameter, attribute: Any, value: np.ndarray) -> np.ndarray:
+    """On ``p.value = array``: a fresh zero gradient if the shape or dtype changes."""
+    if p.grad.shape != value.shape or p.grad.dtype != value.dtype:
+        object.__setattr__(p, "grad", np.zeros_like(value))  # before the value: skip the check
+    return value
+
+
+def _check_grad(p: Parameter, attribute: Any, grad: np.ndarray) -> np.ndarray:
+    """On ``p.grad = array``: it must have the value's shape."""
+    if np.shape(grad) != p.value.shape:
+        raise ValueError(
+            f"a gradient must have the value's shape {p.value.shape}, got {np.shape(grad)}"
+        )
+    return grad
+
+
+@define(eq=False)
 class Parameter:
     """A trainable array and the gradient accumulated for it.
 
@@ -32,61 +48,41 @@ class Parameter:
     you kept from it) is always what these plain ``+=`` and ``fill(0)`` would give.
 
     The value is stored C-contiguous (copied only if needed, also when ``p.value`` is assigned;
-    a value of another shape or dtype gets a fresh zero gradient).
+    a value of another shape or dtype gets a fresh zero gradient). ``p.grad = array`` must give
+    an array of the value's shape.
     """
 
-    _value: np.ndarray = field(converter=_contiguous, alias="value", repr=False)
-    _grad: np.ndarray = field(init=False, repr=False)
+    value: np.ndarray = field(
+        converter=_contiguous, on_setattr=[setters.convert, _fit_grad], repr=False
+    )
+    grad: np.ndarray = field(init=False, on_setattr=_check_grad, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._grad = np.zeros_like(self._value)
+        self.grad = np.zeros_like(self.value)
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self._value.shape}, dtype={self._value.dtype})"
-
-    @property
-    def value(self) -> np.ndarray:
-        """The parameter's array (C-contiguous)."""
-        return self._value
-
-    @value.setter
-    def value(self, array: np.ndarray) -> None:
-        self._value = _contiguous(array)
-        if self._grad.shape != self._value.shape or self._grad.dtype != self._value.dtype:
-            self._grad = np.zeros_like(self._value)  # a gradient that fits the new value
-
-    @property
-    def grad(self) -> np.ndarray:
-        """The gradient, an array of ``value``'s shape and dtype."""
-        return self._grad
-
-    @grad.setter
-    def grad(self, array: np.ndarray) -> None:
-        if np.shape(array) != self._value.shape:
-            raise ValueError(
-                f"a gradient must have the value's shape {self._value.shape}, got {np.shape(array)}"
-            )
-        self._grad = array
+        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._value.shape
+        return self.value.shape
 
     @property
     def size(self) -> int:
-        return self._value.size
+        return self.value.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self._value.dtype
+        return self.value.dtype
 
     def zero_grad(self) -> None:
         """``grad[...] = 0``, in place: arrays that share the gradient see the zeros too."""
-        self._grad.fill(0)
+        self.grad.fill(0)
 
     def accumulate(self, delta: np.ndarray) -> None:
         """``grad += delta``: ``delta`` has ``value``'s shape (or broadcasts to it)."""
-        self._grad += delta
+        grad = self.grad
+        grad += delta  # in place (on a local name: no assignment to check)
 
     def accumulate_product(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``, for ``a: (rows, k)`` and ``b: (k, cols)`` with ``grad: (rows, cols)``.
@@ -94,7 +90,7 @@ class Parameter:
         The same as ``p.accumulate(a @ b)``, but the product is made a block of rows at a time,
         so that the temporary stays small (at most ``BLOCK`` entries) for a large weight matrix.
         """
-        grad = self._grad
+        grad = self.grad
         if grad.size <= BLOCK:
             grad += a @ b
             return

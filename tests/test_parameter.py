@@ -119,8 +119,8 @@ def test_big_products_are_added_a_block_at_a_time_exactly():
     np.testing.assert_allclose(p.grad, 1.0 + a @ b, rtol=1e-12)
 
 
-def test_an_optimizer_never_steps_on_zeros_still_owed():
-    # A parameter that backward never touched after zero_grad: its flat gradient must read 0.
+def test_an_optimizer_step_right_after_zero_grad_changes_nothing():
+    # Stale values in the gradients are gone after zero_grad: a step then moves nothing.
     model = minnet.Sequential(
         [minnet.Linear(2, 3, rng=0), minnet.ReLU(), minnet.Linear(3, 1, rng=1)]
     )
