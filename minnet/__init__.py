@@ -21,7 +21,7 @@ from .parameter import (
     parameters_to_vector,
     vector_to_parameters,
 )
-from .training import DivergenceError, Evaluation, History
+from .training import DivergenceError, Evaluation, History, RegressionEvaluation
 
 __all__ = [
     "Adam",
@@ -47,6 +47,7 @@ __all__ = [
     "Linear",
     "Parameter",
     "ReLU",
+    "RegressionEvaluation",
     "Sequential",
     "Sigmoid",
     "Tanh",

@@ -200,7 +200,15 @@ class BCELoss(Loss):
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
-        targets = self.shape_targets(targets, outputs_shape)
+        given = np.asarray(targets)
+        m, k = outputs_shape
+        if k > 1 and given.shape == (m,) and given.dtype.kind in "biuf":
+            raise ValueError(
+                f"{type(self).__name__} needs one 0/1 label per output, shape ({m}, {k}) for "
+                f"{k} outputs, got {given.shape}: for one class per row (indices in [0, {k})), "
+                "use loss=CrossEntropyLoss()"
+            )
+        targets = self.shape_targets(given, outputs_shape)
         if targets.size == 0:
             return targets
         low, high = np.minimum.reduce(targets, axis=None), np.maximum.reduce(targets, axis=None)
