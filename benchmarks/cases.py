@@ -285,3 +285,215 @@ def gradcheck_task(method: str, net: str, batch: int):
     if method in ("torch", "torch-fast"):
         return torch_gradcheck(X, Y, weights, fast_mode=method == "torch-fast")
     raise ValueError(f"unknown gradcheck method {method!r}")
+
+
+# --- a softmax classifier, trained with Adam -------------------------------------------------
+#
+# LINEAR -> RELU -> ... -> LINEAR (-> SOFTMAX in minnet, fused with its CrossEntropyLoss) with
+# the mean softmax cross-entropy against class indices, one Adam step (lr 1e-3, PyTorch's
+# defaults otherwise). The weights come from make_case; the labels are classes in [0, C).
+
+ADAM_LR = 1e-3
+
+
+def make_softmax_case(net: str, batch: int, dtype: str):
+    X, _, weights = cast(*make_case(net, batch), dtype)
+    rng = np.random.default_rng(batch)
+    y = rng.integers(0, sizes_of(net)[-1], batch)
+    return X, y, weights
+
+
+def minnet_softmax_step(X, y, weights, dtype):
+    import minnet
+
+    layers = minnet_model(weights, dtype)[0].layers[:-1]  # the Linears and ReLUs, weights set
+    model = minnet.Sequential([*layers, minnet.Softmax()], loss=minnet.CrossEntropyLoss())
+    opt = minnet.Adam(model.parameters(), lr=ADAM_LR)
+
+    def step():
+        opt.zero_grad()
+        loss = model.cost(X, y)
+        model.backward()
+        opt.step()
+        return loss
+
+    return step, {}
+
+
+class NumpySoftmaxAdamStep(NumpyStep):
+    """The hand-written floor for the softmax net: NumpyStep's forward and backward, the softmax
+    cross-entropy from the logits (``log_softmax`` by the max shift, the gradient
+    ``(softmax(z) - one_hot(y)) / m`` written in place), and PyTorch's Adam update in place on
+    the flat vectors, with one scratch vector."""
+
+    def __init__(self, X, y, weights, lr=ADAM_LR, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(X, None, weights, lr)
+        self.y, self.rows = y, np.arange(len(y))
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = np.zeros_like(self.flat_params)
+        self.v = np.zeros_like(self.flat_params)
+        self.scratch = np.empty_like(self.flat_params)
+
+    def __call__(self) -> float:
+        W, b, y, m = self.W, self.b, self.y, len(self.y)
+        A = [self.X]
+        for k in range(len(W) - 1):
+            z = A[k] @ W[k].T
+            z += b[k]
+            A.append(np.maximum(z, 0, out=z))
+        z = A[-1] @ W[-1].T
+        z += b[-1]
+        z -= np.maximum.reduce(z, axis=1, keepdims=True)  # shifted logits, all <= 0
+        exp = np.exp(z)
+        sums = np.add.reduce(exp, axis=1, keepdims=True)
+        loss = float(np.add.reduce(np.log(sums[:, 0]) - z[self.rows, y])) / m
+        dz = np.divide(exp, sums, out=exp)
+        dz[self.rows, y] -= 1
+        dz *= 1 / m
+        for k in range(len(W) - 1, -1, -1):
+            np.matmul(dz.T, A[k], out=self.dW[k])
+            np.add.reduce(dz, axis=0, out=self.db[k])
+            if k:
+                dz = dz @ W[k]
+                dz *= A[k] > 0
+        # Adam, PyTorch's operations in its order
+        self.t += 1
+        beta1, beta2 = self.betas
+        g, mean, var, work = self.flat_grads, self.m, self.v, self.scratch
+        np.subtract(g, mean, out=work)
+        work *= 1 - beta1
+        mean += work
+        var *= beta2
+        np.multiply(g, g, out=work)
+        work *= 1 - beta2
+        var += work
+        np.sqrt(var, out=work)
+        work /= (1 - beta2**self.t) ** 0.5
+        work += self.eps
+        np.divide(mean, work, out=work)
+        work *= self.lr / (1 - beta1**self.t)
+        self.flat_params -= work
+        return loss
+
+
+def numpy_softmax_step(X, y, weights, dtype):
+    return NumpySoftmaxAdamStep(X, y, weights), {}
+
+
+def torch_softmax_step(X, y, weights, dtype):
+    import torch
+
+    model = torch_model(weights, dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=ADAM_LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    X, y = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, {}
+
+
+SOFTMAX_STEPS = {"minnet": minnet_softmax_step, "numpy": numpy_softmax_step,
+                 "torch": torch_softmax_step}  # fmt: skip
+
+
+def softmax_step(framework: str, net: str, batch: int, dtype: str):
+    """``(step, info)`` for the softmax net with Adam."""
+    return SOFTMAX_STEPS[framework](*make_softmax_case(net, batch, dtype), dtype)
+
+
+# --- fit on scikit-learn's digits --------------------------------------------------------------
+#
+# 1,347 training images (a stratified quarter held out, random_state 0), pixels / 16; a
+# 64-128-10 ReLU net, Adam lr 1e-3, batches of 32, 30 epochs, shuffled each epoch, no weight
+# decay, no early stopping. One call trains a fresh net from the same seed; it returns the
+# held-out accuracy.
+
+DIGITS = {"hidden": 128, "epochs": 30, "batch": 32, "lr": 1e-3, "seed": 0}
+
+
+def digits_data():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=450, random_state=0, stratify=y)
+
+
+def minnet_fit():
+    import minnet
+
+    X_train, X_test, y_train, y_test = digits_data()
+    h = DIGITS["hidden"]
+
+    def fit():
+        rng = np.random.default_rng(DIGITS["seed"])
+        model = minnet.Sequential(
+            [minnet.Linear(64, h, rng=rng), minnet.ReLU(), minnet.Linear(h, 10, rng=rng)],
+            loss=minnet.CrossEntropyLoss(),
+        )
+        model.fit(X_train, y_train, optimizer=minnet.Adam(model.parameters(), lr=DIGITS["lr"]),
+                  epochs=DIGITS["epochs"], batch_size=DIGITS["batch"], seed=DIGITS["seed"],
+                  progress=False)  # fmt: skip
+        return model.evaluate(X_test, y_test).accuracy
+
+    return fit
+
+
+def sklearn_fit():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    X_train, X_test, y_train, y_test = digits_data()
+
+    def fit():
+        model = MLPClassifier(
+            hidden_layer_sizes=(DIGITS["hidden"],), solver="adam", alpha=0.0,
+            learning_rate_init=DIGITS["lr"], batch_size=DIGITS["batch"],
+            max_iter=DIGITS["epochs"], early_stopping=False, tol=0.0, n_iter_no_change=10**9,
+            shuffle=True, random_state=DIGITS["seed"],
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached: as asked
+            model.fit(X_train, y_train)
+        return float(model.score(X_test, y_test))
+
+    return fit
+
+
+def torch_fit():
+    import torch
+
+    X_train, X_test, y_train, y_test = digits_data()
+    X_train, X_test = torch.from_numpy(X_train), torch.from_numpy(X_test)
+    y_train, y_test = torch.from_numpy(y_train), torch.from_numpy(y_test)
+    h, batch = DIGITS["hidden"], DIGITS["batch"]
+
+    def fit():
+        torch.manual_seed(DIGITS["seed"])
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, h), torch.nn.ReLU(), torch.nn.Linear(h, 10)
+        ).double()
+        opt = torch.optim.Adam(model.parameters(), lr=DIGITS["lr"])
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for _ in range(DIGITS["epochs"]):
+            order = torch.randperm(len(X_train))
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
+                opt.zero_grad()
+                loss_fn(model(X_train[rows]), y_train[rows]).backward()
+                opt.step()
+        with torch.no_grad():
+            return float((model(X_test).argmax(1) == y_test).double().mean())
+
+    return fit
+
+
+FITS = {"minnet": minnet_fit, "sklearn": sklearn_fit, "torch": torch_fit}

@@ -10,6 +10,12 @@ TRAIN_NETS = [  # net, batch, goals: (compared with, largest ratio of minnet's t
     ("784-1024-1024-1", 512, (("numpy", 1.05), ("torch", 1.0))),
 ]
 DTYPES = ["float64", "float32"]
+# A softmax classifier with CrossEntropyLoss and an Adam step, float64: (net, batch, goals).
+SOFTMAX_NETS = [("64-128-10", 32, (("numpy", 1.3), ("torch", 0.5)))]
+# fit on scikit-learn's digits (cases.DIGITS): minnet's time against MLPClassifier's (the ref)
+# and torch's (a plain loop), and the held-out accuracy minnet must reach.
+FIT_FRAMEWORKS = ["minnet", "sklearn", "torch"]
+FIT_GOAL, FIT_ACCURACY = 0.8, 0.96
 GRADCHECK_NETS = [  # net, batch, goal for minnet's full check against torch's (None: none)
     ("4-5-3-1", 3, 0.25),
     ("2-16-16-1", 64, None),
@@ -27,10 +33,12 @@ SETTINGS = {
     "full": {
         "train": dict(warmup=0.15, sample=0.02, budget=0.4, min_repeats=5, max_repeats=25),
         "gradcheck": dict(warmup=0.2, sample=0.05, budget=3.0, min_repeats=3, max_repeats=15),
+        "fit": dict(warmup=0.0, sample=0.0, budget=3.0, min_repeats=3, max_repeats=7),
     },
     "quick": {
         "train": dict(warmup=0.1, sample=0.005, budget=0.3, min_repeats=5, max_repeats=15),
         "gradcheck": dict(warmup=0.1, sample=0.02, budget=0.5, min_repeats=1, max_repeats=5),
+        "fit": dict(warmup=0.0, sample=0.0, budget=1.0, min_repeats=2, max_repeats=3),
     },
 }
 # A measurement during which other processes kept more than DISTURBED_CORES cores busy is taken

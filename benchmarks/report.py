@@ -17,12 +17,15 @@ import config
 @dataclass
 class Goal:
     name: str
-    ratio: float | None  # None: a measurement is missing
+    ratio: float | None  # None: a measurement is missing (or the value, with at_least)
     limit: float
+    at_least: bool = False  # met when ratio >= limit (an accuracy), not <=
 
     @property
     def met(self) -> bool:
-        return self.ratio is not None and self.ratio <= self.limit
+        if self.ratio is None:
+            return False
+        return self.ratio >= self.limit if self.at_least else self.ratio <= self.limit
 
 
 @dataclass
@@ -86,6 +89,25 @@ def build_rows(results: dict) -> list[Row | str]:
             if has(results, key):
                 keys = [f"{key} {fw}" for fw in ("minnet", "numpy", "torch")]
                 rows.append(timing_row(results, config.label(net, batch), keys, goals, key))
+    for net, batch, goals in config.SOFTMAX_NETS:
+        key = f"softmax float64 {config.label(net, batch)}"
+        if has(results, key):
+            rows.append("softmax + CrossEntropyLoss, Adam step, float64 (ref: hand-written numpy)")
+            keys = [f"{key} {fw}" for fw in ("minnet", "numpy", "torch")]
+            rows.append(timing_row(results, config.label(net, batch), keys, goals, key))
+    if has(results, "fit digits"):
+        rows.append("fit on digits, 30 epochs (ref: scikit-learn MLPClassifier, same settings)")
+        keys = [f"fit digits {fw}" for fw in ("minnet", "sklearn", "torch")]
+        limit = config.FIT_GOAL
+        row = timing_row(results, "64-128-10 b32, 1347 rows", keys, [], "fit digits")
+        ratio_to_ref = ratio(*(results.get(k, {}).get("median") for k in keys[:2]))
+        row.goals.append((f"<={limit}x ref", Goal(f"fit digits: minnet/ref <= {limit}",
+                                                  ratio_to_ref, limit)))  # fmt: skip
+        accuracy = results.get(keys[0], {}).get("accuracy")
+        least = config.FIT_ACCURACY
+        name = f"fit digits: minnet held-out accuracy >= {least}"
+        row.goals.append((f"acc>={least}", Goal(name, accuracy, least, at_least=True)))
+        rows.append(row)
     for mode in ("full", "fast"):
         ref = "the tutorial's loop" if mode == "full" else "none"
         rows.append(f"gradient check, {mode} (ref: {ref}; torch fast_mode={mode == 'fast'})")
@@ -167,6 +189,15 @@ def notes(results: dict) -> list[str]:
     if worst:
         agree = ", ".join(f"{diff:.1e} ({dtype})" for dtype, diff in worst.items())
         out.append(f"losses of the first 3 steps agree across frameworks to a relative {agree}")
+    softmax = [r["losses"] for k, r in results.items() if k.startswith("softmax") and "losses" in r]
+    if len(softmax) > 1:
+        worst = max(abs(a - b) / abs(a) for other in softmax[1:]
+                    for a, b in zip(softmax[0], other, strict=True))  # fmt: skip
+        out.append(f"softmax step: losses of the first 3 steps agree to a relative {worst:.1e}")
+    fits = {k.rsplit(" ", 1)[1]: r["accuracy"] for k, r in results.items() if "accuracy" in r}
+    if fits:
+        shown = ", ".join(f"{fw} {acc:.4f}" for fw, acc in fits.items())
+        out.append(f"fit on digits, held-out accuracy (450 images): {shown}")
     checks = [k for k, r in results.items() if "passed" in r]
     failed = [k for k in checks if not results[k]["passed"]]
     if checks:

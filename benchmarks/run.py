@@ -26,6 +26,14 @@ Method
 - Gradient check, full: minnet's ``model.gradcheck(X, Y)``, the tutorial's ``gradient_check_n``
   loop (tutorial_loop.py) and ``torch.autograd.gradcheck`` of the same cost as a function of
   all parameters (float64); fast: ``gradcheck(..., fast=True)`` against torch's ``fast_mode``.
+- Softmax step: ``zero_grad, cost, backward, Adam step`` (lr 1e-3) of a 64-128-10 ReLU net
+  ending in a Softmax fused with CrossEntropyLoss, against class indices, batches of 32,
+  float64; the hand-written floor is ``cases.NumpySoftmaxAdamStep``, PyTorch's is
+  ``nn.CrossEntropyLoss`` and ``optim.Adam``.
+- fit on digits: one whole ``model.fit`` (1,347 training images, 64-128-10 ReLU, Adam lr 1e-3,
+  batches of 32, 30 epochs), against scikit-learn's ``MLPClassifier`` with the same settings
+  (``alpha=0``, ``tol=0``, no early stopping) and a plain PyTorch loop; each reports its
+  held-out accuracy on the other 450 images.
 - Peak memory: tracemalloc's peak over one training step of the largest net, minnet against
   the hand-written step (torch's allocator is not traced by tracemalloc).
 """
@@ -43,6 +51,7 @@ from pathlib import Path
 import report
 from config import (
     DTYPES,
+    FIT_FRAMEWORKS,
     GRADCHECK_METHODS,
     GRADCHECK_NETS,
     MAX_ATTEMPTS,
@@ -51,6 +60,7 @@ from config import (
     RETRY_BUDGET,
     ROUNDS,
     SETTINGS,
+    SOFTMAX_NETS,
     THREADS,
     TRAIN_NETS,
     disturbed,
@@ -74,6 +84,14 @@ def plan(mode: str) -> list[tuple[str, dict, dict | None]]:
                     task = dict(kind="train", framework=fw, net=net, batch=batch, dtype=dtype)
                     key = f"train {dtype} {label(net, batch)} {fw}"
                     tasks.append((key, task, train_timing))
+    for net, batch, _ in SOFTMAX_NETS:
+        for _ in range(ROUNDS[mode]):
+            for fw in ("minnet", "numpy", "torch"):
+                task = dict(kind="softmax", framework=fw, net=net, batch=batch, dtype="float64")
+                tasks.append((f"softmax float64 {label(net, batch)} {fw}", task, train_timing))
+    for fw in FIT_FRAMEWORKS:
+        task = dict(kind="fit", framework=fw)
+        tasks.append((f"fit digits {fw}", task, SETTINGS[mode]["fit"]))
     for net, batch, _ in GRADCHECK_NETS:
         for method in GRADCHECK_METHODS:
             task = dict(kind="gradcheck", method=method, net=net, batch=batch)

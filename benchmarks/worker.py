@@ -114,6 +114,19 @@ def train(task: dict, timing: Timing) -> dict:
     return {**stats, "losses": losses, **info}
 
 
+def softmax(task: dict, timing: Timing) -> dict:
+    step, info = cases.softmax_step(task["framework"], task["net"], task["batch"], task["dtype"])
+    losses = [as_float(step()) for _ in range(3)]
+    stats, _ = time_calls(step, timing)
+    return {**stats, "losses": losses, **info}
+
+
+def fit(task: dict, timing: Timing) -> dict:
+    """Whole training runs: their time, and the held-out accuracy of the first."""
+    stats, accuracy = time_calls(cases.FITS[task["framework"]](), timing)
+    return {**stats, "accuracy": float(accuracy)}
+
+
 def gradcheck(task: dict, timing: Timing) -> dict:
     check, describe = cases.gradcheck_task(task["method"], task["net"], task["batch"])
     stats, first_report = time_calls(check, timing)
@@ -165,6 +178,10 @@ def main(task: dict, timing: Timing, threads: int) -> dict:
     kind = task["kind"]
     if kind == "train":
         result = train(task, timing)
+    elif kind == "softmax":
+        result = softmax(task, timing)
+    elif kind == "fit":
+        result = fit(task, timing)
     elif kind == "gradcheck":
         result = gradcheck(task, timing)
     elif kind == "memory":

@@ -22,7 +22,7 @@ from .parameter import (
     vector_to_parameters,
 )
 from .torch_bridge import from_torch, to_torch
-from .training import DivergenceError, Evaluation, History
+from .training import DivergenceError, Evaluation, History, RegressionEvaluation
 
 __all__ = [
     "Adam",
@@ -48,6 +48,7 @@ __all__ = [
     "Linear",
     "Parameter",
     "ReLU",
+    "RegressionEvaluation",
     "Sequential",
     "Sigmoid",
     "Tanh",

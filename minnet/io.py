@@ -23,8 +23,9 @@ out so the layer gets its default, and the stored arrays then replace whatever i
 What :func:`load` promises
 --------------------------
 - **No code from the file runs.** Nothing is unpickled (``allow_pickle=False`` semantics: an
-  object array is refused from its header); only the layer classes of :mod:`minnet.layers` and the
-  losses of :mod:`minnet.losses` are built, by name, from plain JSON arguments.
+  object array is refused from its header); only the layer classes of :mod:`minnet.layers` and
+  :mod:`minnet.normalization` and the losses of :mod:`minnet.losses` are built, by name, from
+  plain JSON arguments.
 - **Its cost is bounded by the data, decided before anything large is allocated.** The zip's
   directory and each needed array's header (shape, dtype) are checked first: entries are stored
   uncompressed, so no entry can declare more bytes than the file holds. The architecture text is
@@ -64,7 +65,7 @@ from typing import IO, Any
 import attrs
 import numpy as np
 
-from . import layers, losses
+from . import layers, losses, normalization
 from .layers import Layer
 from .model import Sequential
 
@@ -209,7 +210,7 @@ def _layer_spec(index: int, layer: Layer) -> dict[str, Any]:
     if _layer_class(cls.__name__) is not cls:
         raise ValueError(
             f"cannot save {what}: load rebuilds layers by name, so only the layer classes of "
-            "minnet.layers can be saved"
+            "minnet.layers and minnet.normalization can be saved"
         )
     return {"class": cls.__name__, "args": _init_args(layer, what)}
 
@@ -697,11 +698,21 @@ def _group_layer_entries(file: _ModelFile, n_layers: int) -> list[dict[str, str]
     return groups
 
 
+#: The modules whose public Layer subclasses load may build, by name.
+LAYER_MODULES = (layers, normalization)
+
+
 def _layer_class(name: str) -> type[Layer] | None:
-    """The public Layer subclass of :mod:`minnet.layers` called ``name``, or ``None``."""
-    cls = None if name.startswith("_") else getattr(layers, name, None)
-    is_layer = isinstance(cls, type) and issubclass(cls, Layer) and cls is not Layer
-    return cls if is_layer and cls.__module__ == layers.__name__ else None
+    """The public Layer subclass called ``name`` defined in one of :data:`LAYER_MODULES`
+    (:mod:`minnet.layers`, :mod:`minnet.normalization`), or ``None``."""
+    if name.startswith("_"):
+        return None
+    for module in LAYER_MODULES:
+        cls = getattr(module, name, None)
+        is_layer = isinstance(cls, type) and issubclass(cls, Layer) and cls is not Layer
+        if is_layer and cls.__module__ == module.__name__:
+            return cls
+    return None
 
 
 def loss_classes() -> dict[str, type]:
@@ -765,7 +776,9 @@ def _build_layer(
     name, args = entry["class"], entry["args"]
     cls = _layer_class(name)
     if cls is None:
-        raise file.fail(f"layer {index}: {name!r} is not a layer class of minnet.layers")
+        raise file.fail(
+            f"layer {index}: {name!r} is not a layer class of minnet.layers or minnet.normalization"
+        )
     for header in headers.values():
         if not _is_plain_numeric(header.dtype):
             raise file.fail(f"array {header.name!r} has dtype {header.dtype}, not a number type")

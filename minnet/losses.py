@@ -145,7 +145,9 @@ class Loss:
         from .gradcheck import check_function
 
         outputs = np.array(outputs, dtype=np.float64)
-        targets = np.array(self.check_targets(targets, outputs.shape), dtype=np.float64)
+        targets = np.array(self.check_targets(targets, outputs.shape))
+        if targets.shape == outputs.shape:  # numbers: float64 too (class indices stay ints)
+            targets = targets.astype(np.float64)
         forward = self.forward_fused if fused else self.forward
         forward(outputs, targets)
         grad = np.array(self.backward(), dtype=np.float64)
@@ -198,7 +200,15 @@ class BCELoss(Loss):
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
-        targets = self.shape_targets(targets, outputs_shape)
+        given = np.asarray(targets)
+        m, k = outputs_shape
+        if k > 1 and given.shape == (m,) and given.dtype.kind in "biuf":
+            raise ValueError(
+                f"{type(self).__name__} needs one 0/1 label per output, shape ({m}, {k}) for "
+                f"{k} outputs, got {given.shape}: for one class per row (indices in [0, {k})), "
+                "use loss=CrossEntropyLoss()"
+            )
+        targets = self.shape_targets(given, outputs_shape)
         if targets.size == 0:
             return targets
         low, high = np.minimum.reduce(targets, axis=None), np.maximum.reduce(targets, axis=None)
@@ -330,37 +340,61 @@ class CrossEntropyLoss(Loss):
             f"({m}, {classes}), got {given.shape}"
         )
 
-    def _distribution(self, targets: np.ndarray, classes: int, dtype) -> np.ndarray:
-        if targets.ndim == 1:
-            q = np.zeros((len(targets), classes), dtype=dtype)
-            q[np.arange(len(targets)), targets] = 1
-        else:
-            q = targets.astype(dtype, copy=True)
-        if self.label_smoothing:
-            q *= 1 - self.label_smoothing
-            q += self.label_smoothing / classes
-        return q
+    def _rows(self, logits: np.ndarray, targets: np.ndarray, keep_grad: bool) -> np.ndarray:
+        """Each row's loss ``-sum_c q_c log_softmax(z)_c``, ``(m,)``; with ``keep_grad``, also
+        keeps the gradient of their mean, ``(softmax(z) * sum_c q_c - q) / m``.
 
-    def per_example(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Each row's loss, ``(m,)``."""
+        ``log_softmax(z) = shifted - log(sum(exp(shifted)))`` with ``shifted = z - max(z)``:
+        every exponent is <= 0, so nothing overflows, and the log never sees a rounded 0.
+        Class indices are never made one-hot: the row's loss picks its class's entry.
+        """
         if logits.ndim != 2 or len(targets) != len(logits):
             raise ValueError(
                 f"CrossEntropyLoss needs logits (m, C) and targets for m rows, got "
                 f"{np.shape(logits)} and {np.shape(targets)}"
             )
-        q = self._distribution(targets, logits.shape[1], logits.dtype)
-        return -np.sum(q * log_softmax(logits), axis=1)
+        m, classes = logits.shape
+        smoothing = self.label_smoothing
+        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sums = np.add.reduce(exp, axis=1, keepdims=True)
+        log_sums = np.log(sums)
+        if targets.ndim == 1:  # class indices: q = (1 - e) * one_hot + e / C
+            picked = shifted[np.arange(m), targets]
+            rows = log_sums[:, 0] - picked
+            if smoothing:
+                uniform = log_sums[:, 0] - np.add.reduce(shifted, axis=1) / classes
+                rows = (1 - smoothing) * rows + smoothing * uniform
+            if keep_grad:
+                grad = np.divide(exp, sums, out=exp)  # softmax(z)
+                grad[np.arange(m), targets] -= 1 - smoothing
+                if smoothing:
+                    grad -= smoothing / classes
+                grad *= 1 / m
+                self._grad = grad
+            return rows
+        q = targets.astype(logits.dtype, copy=True)  # probabilities: q = (1 - e) * q + e / C
+        if smoothing:
+            q *= 1 - smoothing
+            q += smoothing / classes
+        shifted -= log_sums  # log_softmax(z)
+        rows = -np.add.reduce(q * shifted, axis=1)
+        if keep_grad:
+            grad = np.divide(exp, sums, out=exp)
+            grad *= np.add.reduce(q, axis=1, keepdims=True)  # 1 up to rounding: exact anyway
+            grad -= q
+            grad *= 1 / m
+            self._grad = grad
+        return rows
+
+    def per_example(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each row's loss, ``(m,)``."""
+        return self._rows(logits, targets, keep_grad=False)
 
     def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
         """The mean loss of ``logits: (m, C)``; keeps the gradient ``(softmax(z) - q) / m``."""
-        q = self._distribution(targets, logits.shape[1], logits.dtype) if logits.ndim == 2 else None
-        rows = self.per_example(logits, targets)
-        m = len(logits)
-        grad = np.exp(log_softmax(logits))
-        grad -= q
-        grad /= m
-        self._grad = grad
-        return float(np.sum(rows) / m)
+        rows = self._rows(logits, targets, keep_grad=True)
+        return float(np.add.reduce(rows) / len(rows))
 
     def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
         """The loss from the fused Softmax's input: the same as :meth:`forward`."""

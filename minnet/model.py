@@ -29,7 +29,7 @@ from .parameter import Parameter
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
     from .optim import Optimizer
-    from .training import Evaluation, History
+    from .training import Evaluation, History, RegressionEvaluation
 
 
 def _check_finite(name: str, array: np.ndarray) -> None:
@@ -402,7 +402,7 @@ class Sequential:
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         progress: bool = True,
     ) -> History:
-        """Train on ``X: (m, in_features)`` and targets ``Y: (m,)`` or ``(m, out_features)``.
+        """Train on ``X: (m, in_features)`` and the targets ``Y`` the loss takes.
 
         Each epoch shuffles the rows (with ``np.random.default_rng(seed)``; ``shuffle=False``
         keeps their order) and takes one optimizer step per mini-batch of ``batch_size`` rows,
@@ -417,9 +417,10 @@ class Sequential:
         epochs
             Passes over the data, a positive int.
         validation_data
-            ``(X_val, Y_val)``, evaluated after each epoch into ``val_loss`` and ``val_accuracy``.
+            ``(X_val, Y_val)``, evaluated after each epoch into ``val_loss`` and
+            ``val_accuracy`` (``val_r2`` for regression).
         progress
-            Show a tqdm progress bar on stderr with the loss and accuracy, only when stderr is a
+            Show a tqdm progress bar on stderr with the loss and the metric, only when stderr is a
             terminal; ``False`` never shows it.
 
         Returns a :class:`~minnet.training.History` with one entry per epoch. Leaves the model
@@ -444,26 +445,34 @@ class Sequential:
         )
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities for ``X: (m, in_features)``: shape ``(m,)``, or ``(m, out_features)``.
+        """Probabilities for ``X: (m, in_features)``, by the loss's task.
 
-        A one-output model gives ``(m,)``, the shape of :mod:`minnet.datasets`' labels. Runs in
-        evaluation mode; each layer's mode is restored afterwards.
+        Binary (``BCELoss``, ``BCEWithLogitsLoss``): ``(m,)`` for a one-output model (the shape
+        of :mod:`minnet.datasets`' labels), else ``(m, out_features)``, each entry the
+        probability of label 1. Multi-class (``CrossEntropyLoss``): ``(m, C)``, rows summing to
+        1. Regression: a ``ValueError`` (use :meth:`predict`). Runs in evaluation mode; each
+        layer's mode is restored afterwards.
         """
         from .training import predict_proba
 
         return predict_proba(self, X)
 
     def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-        """0/1 labels (ints) for ``X``: 1 where :meth:`predict_proba` is above ``threshold``."""
+        """Predictions for ``X``, by the loss's task: 0/1 labels (ints, 1 where
+        :meth:`predict_proba` is above ``threshold``) for a binary model, class indices ``(m,)``
+        (ints) for a multi-class one, the outputs (``(m,)`` for one output) for regression."""
         from .training import predict
 
         return predict(self, X, threshold)
 
-    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> Evaluation:
-        """``(loss, accuracy)`` on ``X: (m, in_features)`` and labels ``Y: (m,)`` or ``(m, 1)``.
+    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> Evaluation | RegressionEvaluation:
+        """``(loss, accuracy)`` of a classifier, ``(loss, r2)`` of a regression model, on
+        ``X: (m, in_features)`` and targets ``Y`` (those the loss takes).
 
-        ``accuracy`` is the fraction of :meth:`predict` labels equal to the labels' classes (a
-        label above 0.5 is class 1). Runs in evaluation mode, like :meth:`predict_proba`.
+        Binary: the fraction of :meth:`predict` labels equal to the labels' classes (a label
+        above 0.5 is class 1), over all ``m * k`` labels of a ``k``-output (multi-label) model.
+        Multi-class: top-1 accuracy. Regression: R^2 over all outputs. Runs in evaluation mode,
+        like :meth:`predict_proba`.
         """
         from .training import evaluate
 

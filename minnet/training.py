@@ -224,7 +224,7 @@ def _score(model: Sequential, outputs: np.ndarray, Y: np.ndarray) -> float:
     if task == "regression":
         return r2_score(float(np.sum((outputs - Y) ** 2)), float(np.sum((Y - Y.mean(0)) ** 2)))
     predicted = _predicted(task, outputs, _takes_logits(model))
-    return np.count_nonzero(predicted == _labels(task, Y)) / predicted.size
+    return int(np.count_nonzero(predicted == _labels(task, Y))) / predicted.size
 
 
 def _evaluate(model: Sequential, X: np.ndarray, Y: np.ndarray) -> Evaluation | RegressionEvaluation:
@@ -378,7 +378,7 @@ def fit(
                     sse += float(np.sum((outputs - Y_epoch[start:stop]) ** 2))
                 else:
                     predicted = _predicted(task, outputs, logits)
-                    right += np.count_nonzero(predicted == labels_epoch[start:stop])
+                    right += int(np.count_nonzero(predicted == labels_epoch[start:stop]))
             history.loss.append(total / m)
             if regression:
                 history.r2.append(r2_score(sse, sst))

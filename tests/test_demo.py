@@ -55,6 +55,11 @@ def test_demo_trains_and_plots(tmp_path):
     assert "Total params: 337" in result.stdout
     assert held_out_accuracy(result.stdout) >= 0.95
     assert re.search(r"^Trained 50 epochs .* in [\d.]+ s", result.stdout, re.MULTILINE)
+    assert "== 5. Multi-class: a 2-16-16-3 net with Softmax + CrossEntropyLoss" in result.stdout
+    assert "Gradient check before training (8 rows, every parameter): passed" in result.stdout
+    found = re.search(r"^Held-out top-1 accuracy: ([\d.]+)% \(150 points, 3 classes", result.stdout,
+                      re.MULTILINE)  # fmt: skip
+    assert found and float(found.group(1)) >= 95, result.stdout
     assert result.stderr == "", "no progress bar when stderr is not a terminal"
     if not plot:
         pytest.skip("matplotlib is not installed: the plot was not tested")
@@ -64,6 +69,7 @@ def test_demo_trains_and_plots(tmp_path):
     assert data.startswith(PNG_MAGIC) and len(data) > 20_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > 1.5 * height > 600, (width, height)
+    assert "and the multi-class decision regions" in result.stdout
 
 
 def test_without_matplotlib_the_plot_option_says_how_to_install_it(monkeypatch, capsys, tmp_path):

@@ -64,8 +64,10 @@ def test_bce_targets_are_checked_by_the_loss():
     loss = BCELoss()
     assert loss.check_targets([0, 1, 1], (3, 1)).shape == (3, 1)
     assert loss.check_targets(np.zeros((3, 2)), (3, 2)).shape == (3, 2)
-    with pytest.raises(ValueError, match=r"shape \(3, 2\), one row per example, got \(3,\)"):
+    with pytest.raises(ValueError, match=r"shape \(3, 2\) for 2 outputs, got \(3,\).*Cross"):
         loss.check_targets([0, 1, 1], (3, 2))
+    with pytest.raises(ValueError, match=r"shape \(3, 2\), one row per example, got \(3, 3\)"):
+        loss.check_targets(np.zeros((3, 3)), (3, 2))
     with pytest.raises(ValueError, match=r"targets in \[0, 1\].*from -1 to 1"):
         loss.check_targets([0, -1, 1], (3, 1))
     with pytest.raises(ValueError, match="targets must be finite, but 1 entries"):

@@ -14,7 +14,7 @@ import numpy as np
 from attrs import define, frozen
 
 from ..layers import Layer, Linear, ReLU, Sigmoid, Softmax
-from ..losses import BCELoss
+from ..losses import BCELoss, CrossEntropyLoss
 from ..normalization import BatchNorm1d, LayerNorm
 from .tutorial import ScaledGradLinear
 
@@ -89,6 +89,17 @@ class MissingMeanLoss(BCELoss):
     def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
         value = super().forward_fused(logits, targets)
         self._grad = self._grad * targets.size
+        return value
+
+
+@define(eq=False)
+class CrossEntropyMissingMean(CrossEntropyLoss):
+    """Softmax cross-entropy whose gradient ``softmax(z) - q`` forgets the ``1/m`` of the mean
+    over the rows (the value is still the mean)."""
+
+    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        value = super().forward(logits, targets)
+        self._grad = self._grad * len(logits)
         return value
 
 

@@ -1,7 +1,9 @@
-"""What ``python -m minnet demo`` shows: the tutorial's checks through minnet, then training.
+"""What ``python -m minnet demo`` shows: the tutorial's checks through minnet, then training a
+binary classifier (two moons) and a multi-class one (three spirals, Softmax + CrossEntropyLoss).
 
-``python -m minnet demo --plot out.png`` also draws the trained net's decision boundary over the
-data and its loss curves into one PNG (this needs matplotlib: ``pip install "minnet[plot]"``).
+``python -m minnet demo --plot out.png`` also draws the trained nets' decision boundary and
+regions over the data and the loss curves into one PNG (this needs matplotlib:
+``pip install "minnet[plot]"``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 import numpy as np
 from attrs import frozen
 
-from ..datasets import train_test_split, two_moons
+from ..datasets import spirals, train_test_split, two_moons
 from ..gradcheck import GradcheckReport
-from ..layers import Linear, ReLU, Sigmoid
+from ..layers import Linear, ReLU, Sigmoid, Softmax
+from ..losses import CrossEntropyLoss
 from ..model import Sequential
 from ..optim import Adam
 from ..training import History
@@ -124,6 +127,65 @@ def training_demo(print_=print, progress: bool = True) -> TrainingResult:
     return TrainingResult(model, history, accuracy, X_train, y_train, X_test, y_test)
 
 
+#: The multi-class demo's settings, fixed seeds everywhere.
+SPIRALS = {"n_samples": 600, "classes": 3, "noise": 0.2, "seed": 0}
+SPIRALS_TRAINING = {"epochs": 60, "batch_size": 32, "lr": 2e-2, "seed": 0}
+
+
+def spirals_net(seed: int = 0, classes: int = 3) -> Sequential:
+    """The 2-16-16-C ReLU net with a Softmax output and CrossEntropyLoss (fused with it)."""
+    rng = np.random.default_rng(seed)
+    return Sequential(
+        [
+            Linear(2, 16, rng=rng),
+            ReLU(),
+            Linear(16, 16, rng=rng),
+            ReLU(),
+            Linear(16, classes, rng=rng),
+            Softmax(),
+        ],
+        loss=CrossEntropyLoss(),
+    )
+
+
+def multiclass_demo(print_=print, progress: bool = True) -> TrainingResult:
+    """Gradient-check :func:`spirals_net` on a few rows, train it on three spirals, held out a
+    quarter of them, and print the top-1 accuracy."""
+    X, y = spirals(**SPIRALS)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, 0.25, seed=SPIRALS["seed"])
+    model = spirals_net(SPIRALS_TRAINING["seed"], SPIRALS["classes"])
+    print_(
+        f"\n== 5. Multi-class: a 2-16-16-3 net with Softmax + CrossEntropyLoss on "
+        f"{SPIRALS['classes']} spirals, {len(X_train)} points, {len(X_test)} held out =="
+    )
+    report = model.gradcheck(X_train[:8], y_train[:8])
+    verdict = "passed" if report.passed else "FAILED"
+    print_(
+        f"Gradient check before training (8 rows, every parameter): {verdict}, "
+        f"difference {report.difference:.1e}"
+    )
+    history = model.fit(
+        X_train,
+        y_train,
+        optimizer=Adam(model.parameters(), lr=SPIRALS_TRAINING["lr"]),
+        epochs=SPIRALS_TRAINING["epochs"],
+        batch_size=SPIRALS_TRAINING["batch_size"],
+        seed=SPIRALS_TRAINING["seed"],
+        validation_data=(X_test, y_test),
+        progress=progress,
+    )
+    loss, accuracy = model.evaluate(X_test, y_test)
+    print_(
+        f"Trained {history.epochs} epochs in {history.seconds:.2f} s: training loss "
+        f"{history.loss[0]:.3f} -> {history.loss[-1]:.3f}"
+    )
+    print_(
+        f"Held-out top-1 accuracy: {accuracy:.1%} ({len(X_test)} points, "
+        f"{SPIRALS['classes']} classes; chance is {1 / SPIRALS['classes']:.0%})"
+    )
+    return TrainingResult(model, history, accuracy, X_train, y_train, X_test, y_test)
+
+
 def _matplotlib() -> Any | None:
     try:
         import matplotlib
@@ -132,8 +194,13 @@ def _matplotlib() -> Any | None:
     return matplotlib
 
 
-def plot_training(result: TrainingResult, path: str | os.PathLike[str]) -> Path:
-    """One figure: the decision boundary over the data, and the loss curves; saved to ``path``.
+def plot_training(
+    result: TrainingResult,
+    path: str | os.PathLike[str],
+    multiclass: TrainingResult | None = None,
+) -> Path:
+    """One figure: the decision boundary over the data, and the loss curves; with
+    ``multiclass``, also its decision regions over the spirals. Saved to ``path``.
 
     Draws with matplotlib's Agg canvas directly, so it never opens a window nor changes the
     backend pyplot uses.
@@ -141,9 +208,12 @@ def plot_training(result: TrainingResult, path: str | os.PathLike[str]) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    width_ratios = [1.15, 1] + [1] * (multiclass is not None)
+    fig = Figure(figsize=(5.5 * len(width_ratios), 4.6), layout="constrained")
     FigureCanvasAgg(fig)
-    boundary, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    boundary, curves, *regions = fig.subplots(
+        1, len(width_ratios), gridspec_kw={"width_ratios": width_ratios}
+    )
 
     X_all = np.concatenate([result.X_train, result.X_test])
     (x0, y0), (x1, y1) = X_all.min(axis=0) - 0.5, X_all.max(axis=0) + 0.5
@@ -188,10 +258,44 @@ def plot_training(result: TrainingResult, path: str | os.PathLike[str]) -> Path:
     accuracy.set_ylabel("accuracy")
     accuracy.set_ylim(0.5, 1.0)
     curves.legend(handles=lines, loc="center right", fontsize="small")
+    if multiclass is not None:
+        plot_regions(regions[0], multiclass)
 
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+CLASS_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+
+
+def plot_regions(axes: Any, result: TrainingResult) -> None:
+    """A multi-class model's decision regions (the predicted class over a grid) and the data."""
+    from matplotlib.colors import ListedColormap
+
+    X_all = np.concatenate([result.X_train, result.X_test])
+    (x0, y0), (x1, y1) = X_all.min(axis=0) - 0.2, X_all.max(axis=0) + 0.2
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
+    classes = result.model.out_features
+    predicted = result.model.predict(np.column_stack([gx.ravel(), gy.ravel()]))
+    colors = ListedColormap(CLASS_COLORS[:classes])
+    axes.contourf(gx, gy, predicted.reshape(gx.shape), levels=np.arange(classes + 1) - 0.5,
+                  cmap=colors, alpha=0.3)  # fmt: skip
+    for X, y, where, style in [
+        (result.X_train, result.y_train, "training", {"marker": "o", "s": 12, "alpha": 0.8}),
+        (result.X_test, result.y_test, "held-out", {"marker": "^", "s": 30}),
+    ]:
+        for k in range(classes):
+            axes.scatter(*X[y == k].T, color=CLASS_COLORS[k], edgecolors="black", linewidths=0.4,
+                         label=f"class {k}, {where}", **style)  # fmt: skip
+    axes.set(
+        title=f"Spirals: Softmax decision regions\nheld-out top-1 accuracy {result.accuracy:.1%}",
+        xlabel="x0",
+        ylabel="x1",
+        xlim=(x0, x1),
+        ylim=(y0, y1),
+    )
+    axes.legend(loc="best", fontsize="x-small", framealpha=0.9, ncol=2)
 
 
 def main(plot: str | os.PathLike[str] | None = None) -> int:
@@ -201,9 +305,13 @@ def main(plot: str | os.PathLike[str] | None = None) -> int:
         return 1
     gradient_check_demo()
     result = training_demo()
+    multiclass = multiclass_demo()
     if plot is not None:
-        written = plot_training(result, plot)
-        print(f"Wrote {written}: the decision boundary over the data, and the loss curves.")
+        written = plot_training(result, plot, multiclass)
+        print(
+            f"Wrote {written}: the decision boundary over the data, the loss curves, and the "
+            "multi-class decision regions."
+        )
     return 0
 
 
@@ -213,6 +321,9 @@ __all__ = [
     "gradient_check_demo",
     "main",
     "moons_net",
+    "multiclass_demo",
+    "plot_regions",
+    "spirals_net",
     "plot_training",
     "training_demo",
     "tutorial_line",
