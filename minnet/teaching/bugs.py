@@ -24,8 +24,8 @@ class TransposedWeightGrad(Linear):
     """``dW = x.T @ grad_output``: the weight gradient transposed (shapes fit on square layers)."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.W.grad += self._x.T @ grad_output
-        self.b.grad += grad_output.sum(axis=0)
+        self.W.accumulate(self._x.T @ grad_output)
+        self.b.accumulate(grad_output.sum(axis=0))
         return grad_output @ self.W.value
 
 
@@ -51,7 +51,7 @@ class SignFlippedBias(Linear):
     """``db = -sum(grad_output)``: the bias gradient with the wrong sign."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.b.grad -= 2 * grad_output.sum(axis=0)
+        self.b.accumulate(-2 * grad_output.sum(axis=0))
         return super().backward(grad_output)
 
 
@@ -60,7 +60,7 @@ class AveragedBias(Linear):
     """``db = mean(grad_output)``: a stray ``1/m`` on the bias gradient."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.b.grad -= grad_output.sum(axis=0) * (1 - 1 / len(grad_output))
+        self.b.accumulate(-grad_output.sum(axis=0) * (1 - 1 / len(grad_output)))
         return super().backward(grad_output)
 
 
