@@ -219,8 +219,47 @@ def _model_cases() -> tuple[list[Case], list[Case]]:
     return wrong, right
 
 
+def _review_cases() -> list[Case]:
+    """Wrong gradients an adversarial review built against the first version of the judge."""
+    from test_gradcheck_rules import DoubledW, deep_sigmoid_net
+
+    wrong: list[Case] = []
+    n = 3000
+    grad = np.full(n, 2e-6)
+    grad[0] = 3.0
+    offset_line = lambda x: 1000 + 3 * x[0]  # noqa: E731
+    wrong.append(
+        ("many errors within the noise", lambda: check_function(offset_line, np.zeros(n), grad))
+    )
+    wrong.append(
+        (
+            "many errors within the noise, sampled",
+            lambda: check_function(offset_line, np.zeros(n), grad, samples=20),
+        )
+    )
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((32, 8)), (rng.random(32) > 0.5).astype(float)
+    for fast in (False, True):
+        wrong.append(
+            (
+                f"doubled dW where gradients vanish, fast={fast}",
+                lambda fast=fast: deep_sigmoid_net(DoubledW).gradcheck(X, Y, fast=fast),
+            )
+        )
+    absolute = lambda v: float(np.abs(v).sum())  # noqa: E731
+    for distance in (1e-9, 1e-8, 5e-8):
+        x = np.array([distance, 0.7, -1.3, 2.0])
+        wrong.append(
+            (
+                f"claimed 0 at {distance:g} from a kink of |x|",
+                lambda x=x: check_function(absolute, x, np.array([0.0, 1, -1, 1])),
+            )
+        )
+    return wrong
+
+
 def cases() -> tuple[list[Case], list[Case]]:
     """``(wrong, right)``: cases that must not pass, and cases that must not fail."""
     wrong_f, right_f = _function_cases()
     wrong_m, right_m = _model_cases()
-    return wrong_f + wrong_m, right_f + right_m
+    return wrong_f + wrong_m + _review_cases(), right_f + right_m
