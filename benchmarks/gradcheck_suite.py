@@ -105,7 +105,12 @@ def _cost_once(checkout: Path) -> dict[str, tuple[int, float]]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     script = COST_SCRIPT.format(tests=str(HERE.parent / "tests"))
     out = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=checkout,  # python -c puts the working folder first on sys.path
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return {
         mode: (int(evals), float(seconds))
