@@ -324,14 +324,29 @@ class Linear(Layer):
     def from_weights(cls, W: np.ndarray, b: np.ndarray) -> Linear:
         """A layer holding float copies of ``W: (out, in)`` and ``b: (out,)``."""
         W, b = np.array(W), np.array(b)
+        for name, array in (("W", W), ("b", b)):
+            if array.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"Linear.from_weights needs real numbers for {name}, got dtype {array.dtype}"
+                    + (" (an imaginary part would be lost)" if array.dtype.kind == "c" else "")
+                )
         if W.ndim != 2 or b.shape != (W.shape[0],):
             raise ValueError(
                 f"expected W of shape (out, in) and b of shape (out,), got {W.shape} and {b.shape}"
             )
         if not np.issubdtype(W.dtype, np.floating):
             W = W.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            b = b.astype(W.dtype)
+        for name, array in (("W", W), ("b", b)):
+            bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise ValueError(
+                    f"Linear.from_weights needs finite {name}, but {bad} of its entries are NaN "
+                    f"or infinite in {W.dtype}"
+                )
         layer = cls(W.shape[1], W.shape[0], dtype=W.dtype, init="he", rng=0)
-        layer.W, layer.b = Parameter(W), Parameter(b.astype(W.dtype))
+        layer.W, layer.b = Parameter(W), Parameter(b)
         return layer
 
     def output_features(self, in_features: int | None) -> int:

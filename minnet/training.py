@@ -136,6 +136,29 @@ def _positive_int(name: str, value: Any) -> int:
     return number
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _as_generator(seed: Any) -> np.random.Generator:
+    """``np.random.default_rng(seed)``, with errors that name ``seed``."""
+    if isinstance(seed, bool):
+        raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
+    try:
+        return np.random.default_rng(seed)
+    except TypeError:
+        raise TypeError(
+            "seed must be None, a non-negative int or a numpy Generator, got "
+            f"{seed!r} ({type(seed).__name__})"
+        ) from None
+    except ValueError:
+        raise ValueError(
+            f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}"
+        ) from None
+
+
 def _check_data(model: Sequential, X: Any, Y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``X`` as floats ``(m, in_features)`` and ``Y`` as ``(m, out_features)`` of X's dtype."""
     try:
@@ -319,10 +342,12 @@ def fit(
                 got += f" of length {len(validation_data)}"
             raise ValueError(f"validation_data must be a pair (X_val, Y_val), got a {got}")
         validation = _check_data(model, *validation_data, "validation_data")
+    shuffle = _flag("shuffle", shuffle)
+    progress = _flag("progress", progress)
+    rng = _as_generator(seed)
     optimizer = _check_optimizer(model, optimizer)
     covers_model = len(optimizer.params) == len(model.parameters())
     zero_grad = optimizer.zero_grad if covers_model else model.zero_grad
-    rng = np.random.default_rng(seed)
 
     m, n_batches = len(X), len(bounds)
     task = task_of(model)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import minnet
 from minnet import (
     SGD,
     Adam,
@@ -153,3 +154,114 @@ def test_linear_sizes_that_are_not_whole_numbers_are_a_type_error_naming_them(ba
 def test_a_linear_size_below_one_is_refused_naming_it():
     with pytest.raises(ValueError, match=r"^out_features must be a whole number >= 1, got 0$"):
         Linear(2, 0)
+
+
+# --- the model: cost, data and dtype ----------------------------------------------------------
+def test_cost_of_zero_rows_is_a_value_error():
+    with pytest.raises(ValueError, match=r"^X must have at least one row .*got shape \(0, 3\)$"):
+        small_model().cost(np.zeros((0, 3)), np.zeros(0))
+
+
+def test_finite_x_that_overflows_a_float32_model_says_it_overflows():
+    model = small_model(dtype=np.float32)
+    with pytest.raises(ValueError, match=r"^X overflows the model's dtype float32: .* 1e\+300"):
+        model.cost(np.full((2, 3), 1e300), np.zeros(2))
+
+
+def test_finite_x_that_overflows_is_refused_by_predict_and_fit_too():
+    model = small_model(dtype=np.float32)
+    X = np.full((2, 3), -1e39)
+    with pytest.raises(ValueError, match=r"^X overflows the model's dtype float32"):
+        model.predict(X)
+    with pytest.raises(ValueError, match=r"^fit: X overflows the model's dtype float32"):
+        model.fit(X, [0, 1], progress=False)
+
+
+def test_non_finite_x_is_still_called_non_finite_not_an_overflow():
+    model = small_model(dtype=np.float32)
+    X = np.array([[1e300, np.nan, 0.0]])
+    with pytest.raises(ValueError, match=r"^X must be finite, but 1 entries are NaN or infinite$"):
+        model.cost(X, [0])
+
+
+def test_regression_targets_that_overflow_the_model_dtype_are_refused():
+    model = Sequential([Linear(2, 1, rng=0)], loss=minnet.MSELoss(), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"^Y overflows the model's dtype float32"):
+        model.cost(np.ones((2, 2)), np.array([1e300, 1.0]))
+
+
+def test_sequential_without_a_loss_fails_at_construction():
+    with pytest.raises(TypeError, match=r"^loss must be a minnet Loss .*got NoneType$"):
+        Sequential([Linear(2, 1)], loss=None)
+
+
+@pytest.mark.parametrize("layers", [None, 3, "Linear"])
+def test_sequential_of_something_not_a_list_names_what_it_got(layers):
+    with pytest.raises(TypeError, match=r"^Sequential takes a list of layers, .*got "):
+        Sequential(layers)
+
+
+def test_sequential_dtype_that_numpy_does_not_know_names_dtype():
+    with pytest.raises(TypeError, match=r"^dtype must be a numpy floating-point type.*'foo'$"):
+        Sequential([Linear(2, 1)], dtype="foo")
+
+
+# --- Linear.from_weights ------------------------------------------------------------------------
+def test_from_weights_refuses_complex_weights_instead_of_dropping_the_imaginary_part():
+    with pytest.raises(
+        TypeError, match=r"^Linear.from_weights needs real numbers for W, .*complex"
+    ):
+        Linear.from_weights(np.array([[1 + 1j]]), np.array([0.0]))
+    with pytest.raises(TypeError, match=r"needs real numbers for b, got dtype complex128"):
+        Linear.from_weights(np.array([[1.0]]), np.array([2j]))
+
+
+def test_from_weights_refuses_strings_naming_the_array():
+    with pytest.raises(TypeError, match=r"needs real numbers for W, got dtype <U1"):
+        Linear.from_weights([["a"]], [0.0])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_from_weights_refuses_non_finite_weights(bad):
+    with pytest.raises(ValueError, match=r"^Linear.from_weights needs finite b, but 1 of"):
+        Linear.from_weights(np.ones((2, 2)), np.array([0.0, bad]))
+
+
+def test_from_weights_refuses_a_bias_that_overflows_the_weights_dtype():
+    W = np.ones((1, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"needs finite b, but 1 of its entries .* in float32"):
+        Linear.from_weights(W, np.array([1e300]))
+
+
+def test_from_weights_of_integers_makes_a_float64_layer():
+    layer = Linear.from_weights([[1, 2]], [3])
+    assert layer.W.value.dtype == layer.b.value.dtype == np.float64
+
+
+# --- fit's arguments ------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", ["abc", 1.5, True, object()])
+def test_fit_seed_of_the_wrong_type_is_a_type_error_naming_seed(seed):
+    X, Y = small_data()
+    with pytest.raises(TypeError, match=r"^seed must be None, a non-negative int or a numpy Gen"):
+        small_model().fit(X, Y, seed=seed, progress=False)
+
+
+def test_fit_negative_seed_is_a_value_error_naming_seed():
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^seed must be None, a non-negative int .*got -1$"):
+        small_model().fit(X, Y, seed=-1, progress=False)
+
+
+def test_fit_seed_may_be_a_generator():
+    X, Y = small_data()
+    history = small_model().fit(X, Y, seed=np.random.default_rng(0), epochs=1, progress=False)
+    assert history.epochs == 1
+
+
+@pytest.mark.parametrize("name", ["shuffle", "progress"])
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_fit_flags_that_are_not_bools_are_refused_instead_of_read_as_truthy(name, value):
+    X, Y = small_data()
+    options = {"progress": False, name: value}
+    with pytest.raises(TypeError, match=rf"^{name} must be True or False, got {value!r}$"):
+        small_model().fit(X, Y, **options)
