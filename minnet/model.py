@@ -462,7 +462,10 @@ class Sequential:
         in training mode. The data are checked once, up front (``ValueError`` naming what was
         expected and what was given). If the loss becomes NaN or infinite, or numpy overflows,
         training stops with a :class:`~minnet.training.DivergenceError` naming the epoch and
-        the batch.
+        the batch. When that happens before any update of the weights (the first batch's
+        forward or backward, or ``validation_data`` evaluated once before training), the
+        learning rate cannot be the cause: it is a ``ValueError`` saying how large the data and
+        the weights are. NaN or infinite parameters are refused before training.
         """
         from .training import fit
 

@@ -265,3 +265,54 @@ def test_fit_flags_that_are_not_bools_are_refused_instead_of_read_as_truthy(name
     options = {"progress": False, name: value}
     with pytest.raises(TypeError, match=rf"^{name} must be True or False, got {value!r}$"):
         small_model().fit(X, Y, **options)
+
+
+# --- divergence that is not the learning rate's fault -------------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_fit_refuses_non_finite_weights_before_training_instead_of_blaming_lr(bad):
+    X, Y = small_data()
+    model = small_model()
+    model.layers[2].b.value[0] = bad
+    with pytest.raises(ValueError, match=r"^fit: parameter '2.b' holds 1 NaN or infinite") as err:
+        model.fit(X, Y, progress=False)
+    assert "not a learning-rate problem" in str(err.value)
+
+
+def test_fit_refuses_a_non_finite_batch_norm_buffer_before_training():
+    X, Y = small_data()
+    model = Sequential([Linear(3, 2, rng=0), BatchNorm1d(2), Linear(2, 1, rng=1), Sigmoid()])
+    model.layers[1].running_var[0] = np.nan
+    with pytest.raises(ValueError, match=r"^fit: buffer '1.running_var' holds 1 NaN"):
+        model.fit(X, Y, progress=False)
+
+
+def test_weights_that_overflow_on_the_first_batch_are_not_blamed_on_lr():
+    X, Y = small_data()
+    model = small_model()
+    for layer in (model.layers[0], model.layers[2]):
+        layer.W.value[...] = 1e200
+    with pytest.raises(ValueError, match=r"^fit: .* before any update .*not the cause") as err:
+        model.fit(X, Y, optimizer=SGD(model.parameters(), lr=1e-6), progress=False)
+    assert "the weights 1e+200 (parameter '0.W')" in str(err.value)
+    assert "lr=" not in str(err.value)
+
+
+def test_data_that_overflows_on_the_first_batch_is_not_blamed_on_lr():
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^fit: .*not the cause.* the data reach 1e\+308"):
+        small_model().fit(np.sign(X) * 1e308, Y, progress=False)
+
+
+def test_validation_data_that_overflows_before_training_is_not_blamed_on_lr():
+    X, Y = small_data()
+    huge = np.full((2, 3), 1e308)
+    with pytest.raises(ValueError, match=r"^validation_data: .*not the cause.*reach 1e\+308"):
+        small_model().fit(X, Y, validation_data=(huge, [0, 1]), progress=False)
+
+
+def test_a_real_divergence_still_blames_the_learning_rate():
+    X, Y = small_data(40)
+    model = small_model()
+    optimizer = SGD(model.parameters(), lr=1e200)
+    with pytest.raises(minnet.DivergenceError, match=r"SGD lr=1e\+200\) is probably too large"):
+        model.fit(X, Y, optimizer=optimizer, epochs=5, batch_size=10, progress=False)
