@@ -83,10 +83,21 @@ def in_range(
     return check
 
 
+def as_array(value: Any, name: str) -> np.ndarray:
+    """``np.asarray(value)``, with numpy's error for ragged nested lists naming ``name``."""
+    try:
+        return np.asarray(value)
+    except ValueError as err:
+        raise ValueError(
+            f"{name} must be a rectangular array of numbers, got a ragged "
+            f"{type(value).__name__} ({err})"
+        ) from None
+
+
 def as_float_input(layer: Any, x: Any, name: str = "x") -> np.ndarray:
     """``x`` as a float array for ``layer``'s forward: floats as they are (no copy), integers
     and bools as float64; anything else (strings, complex, objects) a ``TypeError``."""
-    x = np.asarray(x)
+    x = as_array(x, name)
     kind = x.dtype.kind
     if kind == "f":
         return x

@@ -22,7 +22,7 @@ from attrs import define, field
 from attrs.setters import NO_OP
 
 from ._fast import FlatStorage
-from .layers import Layer, parameter_getter
+from .layers import Layer, as_array, parameter_getter
 from .losses import BCELoss, Loss, per_example_matches_forward
 from .parameter import Parameter
 
@@ -337,7 +337,7 @@ class Sequential:
         Of the model's dtype (or ``dtype`` if given; ``X``'s own if the model has none). No copy
         when ``X`` already is one.
         """
-        X = np.asarray(X)
+        X = as_array(X, "X")
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
         if X.ndim != 2:

@@ -316,3 +316,103 @@ def test_a_real_divergence_still_blames_the_learning_rate():
     optimizer = SGD(model.parameters(), lr=1e200)
     with pytest.raises(minnet.DivergenceError, match=r"SGD lr=1e\+200\) is probably too large"):
         model.fit(X, Y, optimizer=optimizer, epochs=5, batch_size=10, progress=False)
+
+
+# --- ragged input, zero rows to a loss -------------------------------------------------------
+def test_a_ragged_list_as_x_names_x():
+    with pytest.raises(
+        ValueError, match=r"^X must be a rectangular array of numbers, got a ragged"
+    ):
+        small_model().predict([[1, 2, 3], [3]])
+
+
+def test_a_ragged_list_as_y_names_y():
+    with pytest.raises(ValueError, match=r"^Y: targets must be a rectangular array of numbers"):
+        small_model().cost(np.ones((2, 3)), [[1], [0, 1]])
+
+
+def test_a_ragged_list_to_a_layer_names_x():
+    with pytest.raises(ValueError, match=r"^x must be a rectangular array of numbers"):
+        ReLU()([[1.0], [1.0, 2.0]])
+
+
+@pytest.mark.parametrize("loss", [minnet.MSELoss(), minnet.BCELoss(), minnet.BCEWithLogitsLoss()])
+def test_a_loss_called_on_zero_rows_is_a_value_error(loss):
+    with pytest.raises(
+        ValueError, match=r"needs at least one row to take a mean, got shape \(0, 1\)"
+    ):
+        loss(np.zeros((0, 1)), np.zeros((0, 1)))
+
+
+# --- what a new user gets wrong, already refused clearly (kept so) ----------------------------
+@pytest.mark.parametrize("method", ["predict", "predict_proba"])
+def test_predict_with_the_wrong_number_of_features_names_both(method):
+    with pytest.raises(ValueError, match=r"^X has 4 features but layer 0 \(Linear.*\) expects 3$"):
+        getattr(small_model(), method)(np.zeros((2, 4)))
+
+
+def test_predict_of_a_single_row_as_a_vector_asks_for_two_dimensions():
+    with pytest.raises(
+        ValueError, match=r"^X must have shape \(batch, features\), got shape \(3,\)"
+    ):
+        small_model().predict(np.zeros(3))
+
+
+def test_evaluate_with_fewer_targets_than_rows_gives_both_shapes():
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^evaluate: Y: BCELoss needs targets of shape \(8,\)"):
+        small_model().evaluate(X, Y[:3])
+
+
+def test_evaluate_of_zero_rows_is_a_value_error():
+    with pytest.raises(ValueError, match=r"^evaluate: X must have at least one row"):
+        small_model().evaluate(np.zeros((0, 3)), np.zeros(0))
+
+
+def test_fit_with_mismatched_x_and_y_is_a_value_error():
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^fit: Y: BCELoss needs targets of shape \(8,\)"):
+        small_model().fit(X, Y[:5], progress=False)
+
+
+def test_fit_validation_data_with_the_wrong_features_names_validation_data():
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^validation_data: X has 2 features but layer 0"):
+        small_model().fit(X, Y, validation_data=(X[:, :2], Y), progress=False)
+
+
+def test_fit_validation_data_with_mismatched_targets_names_validation_data():
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^validation_data: Y: BCELoss needs targets of shape"):
+        small_model().fit(X, Y, validation_data=(X, Y[:2]), progress=False)
+
+
+@pytest.mark.parametrize("bad", [(1, 2, 3), np.zeros((2, 3)), "xy"])
+def test_fit_validation_data_that_is_not_a_pair_is_refused(bad):
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=r"^validation_data must be a pair \(X_val, Y_val\)"):
+        small_model().fit(X, Y, validation_data=bad, progress=False)
+
+
+COUNTS = [("batch_size", 0), ("batch_size", 1.5), ("batch_size", -4), ("epochs", 1.5),
+          ("epochs", 0), ("epochs", True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name, value", COUNTS)
+def test_fit_counts_must_be_positive_ints(name, value):
+    X, Y = small_data()
+    with pytest.raises(ValueError, match=rf"^{name} must be a positive int, got {value!r}$"):
+        small_model().fit(X, Y, progress=False, **{name: value})
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, np.nan, "0.5", True])
+def test_predict_threshold_outside_zero_to_one_is_refused(threshold):
+    X, _ = small_data()
+    with pytest.raises(ValueError, match=r"^threshold must be a number in \[0, 1\], got "):
+        small_model().predict(X, threshold=threshold)
+
+
+def test_fit_with_an_optimizer_class_instead_of_an_object_is_a_type_error():
+    X, Y = small_data()
+    with pytest.raises(TypeError, match=r"^optimizer must be a minnet Optimizer .*got type$"):
+        small_model().fit(X, Y, optimizer=Adam, progress=False)
