@@ -361,6 +361,11 @@ class CrossEntropyLoss(Loss):
         q = self._distribution(targets, logits.shape[1], logits.dtype) if logits.ndim == 2 else None
         rows = self.per_example(logits, targets)
         m = len(logits)
+        if m == 0:
+            raise ValueError(
+                "CrossEntropyLoss needs at least one row to take a mean, got shape "
+                f"{np.shape(logits)}"
+            )
         grad = np.exp(log_softmax(logits))
         grad -= q
         grad /= m

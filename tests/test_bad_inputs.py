@@ -344,6 +344,13 @@ def test_a_loss_called_on_zero_rows_is_a_value_error(loss):
         loss(np.zeros((0, 1)), np.zeros((0, 1)))
 
 
+def test_cross_entropy_called_on_zero_rows_is_a_value_error():
+    with pytest.raises(
+        ValueError, match=r"needs at least one row to take a mean, got shape \(0, 2\)"
+    ):
+        minnet.CrossEntropyLoss()(np.zeros((0, 2)), np.zeros(0, dtype=int))
+
+
 # --- what a new user gets wrong, already refused clearly (kept so) ----------------------------
 @pytest.mark.parametrize("method", ["predict", "predict_proba"])
 def test_predict_with_the_wrong_number_of_features_names_both(method):
