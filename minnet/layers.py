@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from attrs import define, field, fields
 from attrs.setters import NO_OP
-from attrs.validators import ge, gt, lt
 
 from .parameter import Parameter
 
@@ -29,11 +28,84 @@ if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
 
 
-def _count(value: Any) -> int:
+def _count(value: Any, name: str = "the value") -> int:
     """An int from an int-like value (numpy ints too); refuses floats and bools."""
     if isinstance(value, bool):
-        raise TypeError(f"expected a whole number, got {value!r}")
-    return operator.index(value)
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a whole number, got {value!r} ({type(value).__name__})"
+        ) from None
+
+
+def _count_of(name: str) -> Any:
+    return lambda value: _count(value, name)
+
+
+def real_number(name: str) -> Any:
+    """An attrs converter: ``float(value)``, or a ``TypeError`` naming the argument (a bool, a
+    string, a complex number, an array are not numbers here)."""
+
+    def convert(value: Any) -> float:
+        if isinstance(value, bool | str | bytes | complex) or np.iscomplexobj(value):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must be a real number, got {value!r} ({type(value).__name__})"
+            ) from None
+
+    return convert
+
+
+def in_range(
+    low: float, high: float = np.inf, *, low_open: bool = False, high_open: bool = True
+) -> Any:
+    """An attrs validator: a finite number in the interval (NaN and infinities refused), else a
+    ``ValueError`` naming the argument, the interval and the value."""
+
+    def check(instance: Any, attribute: Any, value: float) -> None:
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (np.isfinite(value) and above and below):
+            if high == np.inf and isinstance(value, int):
+                wanted = f"a whole number >= {low:g}"
+            elif high == np.inf:
+                wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+            else:
+                left, right = "(" if low_open else "[", ")" if high_open else "]"
+                wanted = f"a number in {left}{low:g}, {high:g}{right}"
+            raise ValueError(f"{attribute.alias} must be {wanted}, got {value!r}")
+
+    return check
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """``np.asarray(value)``, with numpy's error for ragged nested lists naming ``name``."""
+    try:
+        return np.asarray(value)
+    except ValueError as err:
+        raise ValueError(
+            f"{name} must be a rectangular array of numbers, got a ragged "
+            f"{type(value).__name__} ({err})"
+        ) from None
+
+
+def as_float_input(layer: Any, x: Any, name: str = "x") -> np.ndarray:
+    """``x`` as a float array for ``layer``'s forward: floats as they are (no copy), integers
+    and bools as float64; anything else (strings, complex, objects) a ``TypeError``."""
+    x = as_array(x, name)
+    kind = x.dtype.kind
+    if kind == "f":
+        return x
+    if kind in "biu":
+        return x.astype(np.float64)
+    raise TypeError(
+        f"{layer!r} takes real numbers (a float, int or bool array) as {name}, got dtype {x.dtype}"
+    )
 
 
 #: Standard deviation of each initial-weight scheme, from (in_features, out_features).
@@ -240,8 +312,8 @@ class Linear(Layer):
 
     rowwise: ClassVar[bool] = True
 
-    in_features: int = field(converter=_count, validator=gt(0))
-    out_features: int = field(converter=_count, validator=gt(0))
+    in_features: int = field(converter=_count_of("in_features"), validator=in_range(1))
+    out_features: int = field(converter=_count_of("out_features"), validator=in_range(1))
     init: str = field(default="he", validator=_check_init, kw_only=True)
     rng: np.random.Generator | int | None = field(
         default=None, converter=_as_rng, repr=False, kw_only=True
@@ -263,14 +335,29 @@ class Linear(Layer):
     def from_weights(cls, W: np.ndarray, b: np.ndarray) -> Linear:
         """A layer holding float copies of ``W: (out, in)`` and ``b: (out,)``."""
         W, b = np.array(W), np.array(b)
+        for name, array in (("W", W), ("b", b)):
+            if array.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"Linear.from_weights needs real numbers for {name}, got dtype {array.dtype}"
+                    + (" (an imaginary part would be lost)" if array.dtype.kind == "c" else "")
+                )
         if W.ndim != 2 or b.shape != (W.shape[0],):
             raise ValueError(
                 f"expected W of shape (out, in) and b of shape (out,), got {W.shape} and {b.shape}"
             )
         if not np.issubdtype(W.dtype, np.floating):
             W = W.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            b = b.astype(W.dtype)
+        for name, array in (("W", W), ("b", b)):
+            bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise ValueError(
+                    f"Linear.from_weights needs finite {name}, but {bad} of its entries are NaN "
+                    f"or infinite in {W.dtype}"
+                )
         layer = cls(W.shape[1], W.shape[0], dtype=W.dtype, init="he", rng=0)
-        layer.W, layer.b = Parameter(W), Parameter(b.astype(W.dtype))
+        layer.W, layer.b = Parameter(W), Parameter(b)
         return layer
 
     def output_features(self, in_features: int | None) -> int:
@@ -279,6 +366,7 @@ class Linear(Layer):
         return self.out_features
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float_input(self, x)
         _check_input(self, x, self.in_features)
         self._x = x
         out = x @ self.W.value.T
@@ -327,6 +415,7 @@ class ReLU(Layer):
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float_input(self, x)
         self._out = np.maximum(x, 0)
         return self._out
 
@@ -343,10 +432,13 @@ class LeakyReLU(Layer):
 
     kink_points: ClassVar[tuple[float, ...]] = (0.0,)
 
-    negative_slope: float = field(default=0.01, converter=float, validator=ge(0.0))
+    negative_slope: float = field(
+        default=0.01, converter=real_number("negative_slope"), validator=in_range(0.0)
+    )
     _mask: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float_input(self, x)
         self._mask = x > 0
         scaled = self.negative_slope * x
         return np.where(self._mask, x, scaled).astype(x.dtype, copy=False)
@@ -377,6 +469,7 @@ class Sigmoid(Layer):
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float_input(self, x)
         self._out = sigmoid(x).astype(x.dtype, copy=False)
         return self._out
 
@@ -394,6 +487,7 @@ class Tanh(Layer):
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float_input(self, x)
         self._out = np.tanh(x)
         return self._out
 
@@ -416,7 +510,7 @@ class Dropout(Layer):
     def rowwise(self) -> bool:  # the mask has the batch's shape: stacking copies changes it
         return not self.training or self.p == 0
 
-    p: float = field(default=0.5, converter=float, validator=[ge(0.0), lt(1.0)])
+    p: float = field(default=0.5, converter=real_number("p"), validator=in_range(0.0, 1.0))
     seed: np.random.Generator | int | None = field(
         default=None, converter=_as_rng, repr=False, kw_only=True
     )
@@ -433,6 +527,7 @@ class Dropout(Layer):
             self._holding = False
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float_input(self, x)
         self._passed_through = not self.training or self.p == 0
         if self._passed_through:
             return x
@@ -470,9 +565,7 @@ class Softmax(Layer):
     _out: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            x = x.astype(np.float64)
+        x = as_float_input(self, x)
         self._out = softmax(x)
         return self._out
 

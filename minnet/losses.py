@@ -26,7 +26,7 @@ import numpy as np
 from attrs import define, field
 from attrs.setters import NO_OP
 
-from .layers import Layer, Sigmoid, Softmax, sigmoid
+from .layers import Layer, Sigmoid, Softmax, as_array, sigmoid
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
@@ -51,6 +51,11 @@ def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
         raise ValueError(
             f"{type(loss).__name__} needs predictions and targets of one shape, got "
             f"{np.shape(outputs)} and {np.shape(targets)}"
+        )
+    if np.ndim(outputs) and np.shape(outputs)[0] == 0:
+        raise ValueError(
+            f"{type(loss).__name__} needs at least one row to take a mean, got shape "
+            f"{np.shape(outputs)}"
         )
 
 
@@ -103,7 +108,7 @@ class Loss:
 
     def shape_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """Only the dtype and shape part of :meth:`check_targets`: real numbers, ``(m, k)``."""
-        given = np.asarray(targets)
+        given = as_array(targets, "targets")
         name = type(self).__name__
         if given.dtype.kind not in "biuf":
             raise ValueError(f"{name} needs targets that are real numbers, got dtype {given.dtype}")
@@ -200,7 +205,7 @@ class BCELoss(Loss):
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
-        given = np.asarray(targets)
+        given = as_array(targets, "targets")
         m, k = outputs_shape
         if k > 1 and given.shape == (m,) and given.dtype.kind in "biuf":
             raise ValueError(
@@ -302,7 +307,7 @@ class CrossEntropyLoss(Loss):
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """Class indices ``(m,)`` as int64, or probabilities ``(m, C)``; else ValueError."""
-        given = np.asarray(targets)
+        given = as_array(targets, "targets")
         m, classes = outputs_shape
         if given.dtype.kind not in "biuf":
             raise ValueError(
@@ -393,6 +398,11 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
         """The mean loss of ``logits: (m, C)``; keeps the gradient ``(softmax(z) - q) / m``."""
+        if len(logits) == 0:
+            raise ValueError(
+                "CrossEntropyLoss needs at least one row to take a mean, got shape "
+                f"{np.shape(logits)}"
+            )
         rows = self._rows(logits, targets, keep_grad=True)
         return float(np.add.reduce(rows) / len(rows))
 

@@ -22,7 +22,7 @@ from attrs import define, field
 from attrs.setters import NO_OP
 
 from ._fast import FlatStorage
-from .layers import Layer, parameter_getter
+from .layers import Layer, as_array, parameter_getter
 from .losses import BCELoss, Loss, per_example_matches_forward
 from .parameter import Parameter
 
@@ -38,13 +38,47 @@ def _check_finite(name: str, array: np.ndarray) -> None:
         raise ValueError(f"{name} must be finite, but {bad} entries are NaN or infinite")
 
 
+def _cast_checked(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` in ``dtype`` (no copy if it already is), refusing NaN and infinities, and finite
+    values too large for ``dtype`` (``1e300`` into float32), each with its own message."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = array.astype(dtype, copy=False)
+    if converted is array or np.isfinite(converted).all():
+        _check_finite(name, converted)
+        return converted
+    _check_finite(name, array)  # NaN or infinite already, before the conversion
+    largest = float(np.max(np.abs(array)))
+    raise ValueError(
+        f"{name} overflows the model's dtype {np.dtype(dtype)}: it holds values up to "
+        f"{largest:.3g} in magnitude, and the largest {np.dtype(dtype)} is "
+        f"{float(np.finfo(dtype).max):.3g}. Scale the data down (or use a model of a wider "
+        "dtype)"
+    )
+
+
 def _as_layer_list(layers: Any) -> list[Layer]:
     if isinstance(layers, Layer):
         raise TypeError(
             f"Sequential takes a list of layers, got a single {type(layers).__name__}: "
             f"write Sequential([{type(layers).__name__}(...), ...])"
         )
+    if isinstance(layers, str | bytes) or not hasattr(layers, "__iter__"):
+        raise TypeError(
+            "Sequential takes a list of layers, e.g. Sequential([Linear(2, 1), Sigmoid()]), "
+            f"got {type(layers).__name__}"
+        )
     return list(layers)
+
+
+def _as_dtype(value: Any) -> np.dtype | None:
+    if value is None:
+        return None
+    try:
+        return np.dtype(value)
+    except TypeError:
+        raise TypeError(
+            f"dtype must be a numpy floating-point type such as np.float32, got {value!r}"
+        ) from None
 
 
 def _check_loss(model: Any, attribute: Any, loss: Any) -> None:
@@ -105,9 +139,7 @@ class Sequential:
 
     layers: list[Layer] = field(converter=_as_layer_list)
     loss: Loss = field(factory=BCELoss, kw_only=True, validator=_check_loss)
-    dtype: np.dtype | None = field(
-        default=None, converter=lambda d: None if d is None else np.dtype(d), kw_only=True
-    )
+    dtype: np.dtype | None = field(default=None, converter=_as_dtype, kw_only=True)
     in_features: int | None = field(init=False, default=None)
     out_features: int | None = field(init=False, default=None)
     _pending: list[Layer] | None = field(default=None, init=False, repr=False)
@@ -249,6 +281,10 @@ class Sequential:
         (``BCELoss``: in [0, 1]). Keeps what :meth:`backward` needs.
         """
         X = self.check_inputs(X)
+        if len(X) == 0:
+            raise ValueError(
+                f"X must have at least one row to take a mean loss, got shape {X.shape}"
+            )
         Y = self.check_targets(Y, len(X), dtype=X.dtype)
         return self.cost_prepared(X, Y)
 
@@ -301,7 +337,7 @@ class Sequential:
         Of the model's dtype (or ``dtype`` if given; ``X``'s own if the model has none). No copy
         when ``X`` already is one.
         """
-        X = np.asarray(X)
+        X = as_array(X, "X")
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
         if X.ndim != 2:
@@ -313,9 +349,7 @@ class Sequential:
             )
         if dtype is None:
             dtype = self.dtype if self.dtype is not None else X.dtype
-        X = X.astype(dtype if dtype.kind == "f" else np.float64, copy=False)
-        _check_finite("X", X)
-        return X
+        return _cast_checked("X", X, dtype if dtype.kind == "f" else np.float64)
 
     def check_targets(self, Y: Any, m: int, dtype: np.dtype | None = None) -> np.ndarray:
         """``Y`` as an ``(m, out_features)`` array the loss accepts, else a ``ValueError``.
@@ -330,7 +364,9 @@ class Sequential:
         except ValueError as err:
             raise ValueError(f"Y: {err}") from None
         # Targets of the outputs' shape take their dtype; class indices stay integers.
-        return Y if dtype is None or Y.shape != shape else Y.astype(dtype, copy=False)
+        if dtype is None or Y.shape != shape:
+            return Y
+        return _cast_checked("Y", Y, dtype)
 
     def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
         """Run ``body[start:]`` forward on ``x``: ``(batch, features in)`` -> ``(batch, out)``.
@@ -427,7 +463,10 @@ class Sequential:
         in training mode. The data are checked once, up front (``ValueError`` naming what was
         expected and what was given). If the loss becomes NaN or infinite, or numpy overflows,
         training stops with a :class:`~minnet.training.DivergenceError` naming the epoch and
-        the batch.
+        the batch. When that happens before any update of the weights (the first batch's
+        forward or backward, or ``validation_data`` evaluated once before training), the
+        learning rate cannot be the cause: it is a ``ValueError`` saying how large the data and
+        the weights are. NaN or infinite parameters are refused before training.
         """
         from .training import fit
 

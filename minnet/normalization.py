@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from attrs import define, field
 
-from .layers import Layer
+from .layers import Layer, as_float_input, real_number
 from .parameter import Parameter
 
 
@@ -55,9 +55,10 @@ def _float_dtype(value: Any) -> np.dtype:
 
 
 def _check_x(layer: Layer, x: Any, features: int) -> np.ndarray:
-    if getattr(x, "ndim", None) != 2 or x.shape[1] != features:
-        raise ValueError(f"{layer!r} expects input of shape (batch, {features}), got {np.shape(x)}")
-    return x if x.dtype.kind == "f" else x.astype(np.float64)
+    x = as_float_input(layer, x)
+    if x.ndim != 2 or x.shape[1] != features:
+        raise ValueError(f"{layer!r} expects input of shape (batch, {features}), got {x.shape}")
+    return x
 
 
 def _normalize_backward(g: np.ndarray, x_hat: np.ndarray, std: np.ndarray, axis: int):
@@ -86,8 +87,12 @@ class BatchNorm1d(Layer):
     """
 
     num_features: int = field(converter=_positive_count)
-    eps: float = field(default=1e-5, converter=float, validator=_positive_finite("eps"))
-    momentum: float = field(default=0.1, converter=float, validator=_check_momentum)
+    eps: float = field(
+        default=1e-5, converter=real_number("eps"), validator=_positive_finite("eps")
+    )
+    momentum: float = field(
+        default=0.1, converter=real_number("momentum"), validator=_check_momentum
+    )
     dtype: np.dtype = field(default=np.float64, converter=_float_dtype, repr=False, kw_only=True)
     gamma: Parameter = field(init=False, repr=False)
     beta: Parameter = field(init=False, repr=False)
@@ -163,7 +168,9 @@ class LayerNorm(Layer):
     rowwise: ClassVar[bool] = True
 
     num_features: int = field(converter=_positive_count)
-    eps: float = field(default=1e-5, converter=float, validator=_positive_finite("eps"))
+    eps: float = field(
+        default=1e-5, converter=real_number("eps"), validator=_positive_finite("eps")
+    )
     dtype: np.dtype = field(default=np.float64, converter=_float_dtype, repr=False, kw_only=True)
     gamma: Parameter = field(init=False, repr=False)
     beta: Parameter = field(init=False, repr=False)

@@ -24,9 +24,9 @@ from collections.abc import Iterable
 
 import numpy as np
 from attrs import define, field, setters
-from attrs.validators import and_, ge, gt, lt
 
 from ._fast import FlatStorage
+from .layers import in_range, real_number
 from .parameter import Parameter
 
 
@@ -54,14 +54,17 @@ def _check_params(optimizer: Optimizer, attribute: object, params: list[Paramete
 
 
 def _as_betas(betas: Iterable[float]) -> tuple[float, ...]:
+    if isinstance(betas, str | bytes) or not isinstance(betas, Iterable):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    betas = tuple(betas)
     try:
-        return tuple(float(beta) for beta in betas)
+        return tuple(real_number("betas")(beta) for beta in betas)
     except TypeError:
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
 
 
 def _check_betas(optimizer: Optimizer, attribute: object, betas: tuple[float, float]) -> None:
-    if len(betas) != 2 or not all(0.0 <= beta < 1.0 for beta in betas):
+    if len(betas) != 2 or not all(np.isfinite(beta) and 0.0 <= beta < 1.0 for beta in betas):
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas}")
 
 
@@ -85,7 +88,7 @@ class Optimizer:
     params: list[Parameter] = field(
         converter=_as_parameter_list, validator=_check_params, on_setattr=setters.frozen
     )
-    lr: float = field(converter=float, validator=gt(0.0))
+    lr: float = field(converter=real_number("lr"), validator=in_range(0.0, low_open=True))
     flat: bool = field(default=True, kw_only=True, on_setattr=setters.frozen)
     #: One tuple of state arrays per parameter (``n_states`` arrays of its shape each).
     state: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
@@ -163,8 +166,8 @@ class SGD(Optimizer):
 
     momentum: float = field(
         default=0.0,
-        converter=float,
-        validator=and_(ge(0.0), lt(1.0)),
+        converter=real_number("momentum"),
+        validator=in_range(0.0, 1.0),
         on_setattr=setters.frozen,  # the velocity buffer exists only if momentum is set
     )
     steps: int = field(init=False, default=0)
@@ -219,11 +222,15 @@ class Adam(Optimizer):
         Added to the denominator for numerical stability, ``> 0``.
     """
 
-    lr: float = field(default=1e-3, converter=float, validator=gt(0.0))
+    lr: float = field(
+        default=1e-3, converter=real_number("lr"), validator=in_range(0.0, low_open=True)
+    )
     betas: tuple[float, float] = field(
         default=(0.9, 0.999), converter=_as_betas, validator=_check_betas
     )
-    eps: float = field(default=1e-8, converter=float, validator=gt(0.0))
+    eps: float = field(
+        default=1e-8, converter=real_number("eps"), validator=in_range(0.0, low_open=True)
+    )
     t: int = field(init=False, default=0)
     """The number of steps taken so far."""
 

@@ -136,6 +136,88 @@ def _positive_int(name: str, value: Any) -> int:
     return number
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _as_generator(seed: Any) -> np.random.Generator:
+    """``np.random.default_rng(seed)``, with errors that name ``seed``."""
+    if isinstance(seed, bool):
+        raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
+    try:
+        return np.random.default_rng(seed)
+    except TypeError:
+        raise TypeError(
+            "seed must be None, a non-negative int or a numpy Generator, got "
+            f"{seed!r} ({type(seed).__name__})"
+        ) from None
+    except ValueError:
+        raise ValueError(
+            f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}"
+        ) from None
+
+
+def _check_weights(model: Sequential) -> None:
+    """Refuse to train from NaN or infinite parameters (or buffers): no learning rate helps."""
+    for i, layer in enumerate(model.layers):
+        named = [(f"parameter '{i}.{name}'", p.value) for name, p in layer.named_parameters()]
+        buffers = getattr(layer, "named_buffers", None)
+        if buffers is not None:
+            named += [(f"buffer '{i}.{name}'", array) for name, array in buffers()]
+        for what, array in named:
+            bad = np.size(array) - int(np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise ValueError(
+                    f"fit: {what} holds {bad} NaN or infinite values before training; training "
+                    "cannot repair it (it is not a learning-rate problem): set finite values, or "
+                    "make the layer again"
+                )
+
+
+def _largest_weight(model: Sequential) -> tuple[float, str]:
+    largest, where = 0.0, "none"
+    for name, p in model.named_parameters():
+        if p.value.size:
+            value = float(np.max(np.abs(p.value)))
+            if value > largest:
+                largest, where = value, name
+    return largest, where
+
+
+def _overflows(what: str, model: Sequential, X: np.ndarray, problem: str) -> ValueError:
+    """The error when the model's arithmetic fails on ``X`` with weights no update has touched."""
+    weight, name = _largest_weight(model)
+    return ValueError(
+        f"{what}: the model's arithmetic fails on the data before any update of the weights, so "
+        f"the learning rate is not the cause ({problem}). In {X.dtype}, the data reach "
+        f"{float(np.max(np.abs(X))):.3g} in magnitude and the weights {weight:.3g} (parameter "
+        f"'{name}'): scale the data down (standardize it), or start from smaller weights"
+    )
+
+
+def _check_runs(model: Sequential, data: tuple[np.ndarray, np.ndarray], what: str) -> None:
+    """Evaluate ``data`` once with numpy errors raised: a ``ValueError`` if it fails already."""
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            loss = _evaluate(model, *data).loss
+    except FloatingPointError as err:
+        raise _overflows(what, model, data[0], f"numpy reports {err}") from err
+    if not math.isfinite(loss):
+        raise _overflows(what, model, data[0], f"the loss is {loss}")
+
+
+def _unscaled_note(X: np.ndarray) -> str:
+    largest = float(np.max(np.abs(X)))
+    if largest <= 1e6:
+        return ""
+    return (
+        f" Note that the data reach {largest:.3g} in magnitude: data this large overflows "
+        "easily, whatever the learning rate; standardize it."
+    )
+
+
 def _check_data(model: Sequential, X: Any, Y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """``X`` as floats ``(m, in_features)`` and ``Y`` as ``(m, out_features)`` of X's dtype."""
     try:
@@ -319,10 +401,15 @@ def fit(
                 got += f" of length {len(validation_data)}"
             raise ValueError(f"validation_data must be a pair (X_val, Y_val), got a {got}")
         validation = _check_data(model, *validation_data, "validation_data")
+    shuffle = _flag("shuffle", shuffle)
+    progress = _flag("progress", progress)
+    rng = _as_generator(seed)
     optimizer = _check_optimizer(model, optimizer)
+    _check_weights(model)
+    if validation is not None:
+        _check_runs(model, validation, "validation_data")
     covers_model = len(optimizer.params) == len(model.parameters())
     zero_grad = optimizer.zero_grad if covers_model else model.zero_grad
-    rng = np.random.default_rng(seed)
 
     m, n_batches = len(X), len(bounds)
     task = task_of(model)
@@ -332,7 +419,11 @@ def fit(
     sst = float(np.sum((Y - Y.mean(0)) ** 2)) if regression else 0.0
     history = History(metric="r2" if regression else "accuracy")
 
-    def diverged(epoch: int, batch: int | None, what: str) -> DivergenceError:
+    updated = False  # has an optimizer step begun? Before one, lr cannot be the cause.
+
+    def diverged(epoch: int, batch: int | None, what: str) -> Exception:
+        if not updated:
+            return _overflows("fit", model, X_epoch[start:stop], what)
         history.seconds = time.perf_counter() - start_time
         where = f"epoch {epoch} of {epochs}, " + (
             f"batch {batch} of {n_batches}" if batch else "evaluating validation_data"
@@ -340,7 +431,8 @@ def fit(
         return DivergenceError(
             f"training diverged at {where}: {what}. The learning rate "
             f"({type(optimizer).__name__} lr={optimizer.lr:g}) is probably too large for this "
-            "model and data: try a smaller one (or look for a layer whose arithmetic overflows).",
+            "model and data: try a smaller one (or look for a layer whose arithmetic overflows)."
+            + _unscaled_note(X),
             epoch=epoch,
             batch=batch,
             history=history,
@@ -369,6 +461,7 @@ def fit(
                     phase = "the backward pass"
                     model.backward()
                     phase = "the optimizer step"
+                    updated = True  # from here on, the learning rate plays a part
                     optimizer.step()
                 except FloatingPointError as err:
                     raise diverged(epoch, batch, f"numpy reports {err} in {phase}") from err
