@@ -132,9 +132,6 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""
-        if self._storage is not None and self._storage.intact():
-            self._storage.zero_grad()
-            return
         for p in self.params:
             p.zero_grad()
 
