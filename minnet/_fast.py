@@ -116,6 +116,12 @@ class FlatStorage:
                 return False
         return True
 
+    def settle(self) -> None:
+        """Write any zeros the parameters still owe (see ``Parameter.settle``), before
+        ``grads`` is read."""
+        for p in self.parameters:
+            p.settle()
+
     def split(self, vector: np.ndarray) -> list[np.ndarray]:
         """Views of a vector laid out like ``values``, one per parameter, of its shape."""
         return list(self.layout.to_arrays(vector).values())

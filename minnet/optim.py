@@ -115,6 +115,7 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
         if self._storage is not None and self._storage.intact():
+            self._storage.settle()
             groups = self._flat_blocks
         else:
             groups = [

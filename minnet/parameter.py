@@ -38,11 +38,13 @@ class Parameter:
 
     _value: np.ndarray = field(converter=_contiguous, alias="value", repr=False)
     _grad: np.ndarray = field(init=False, repr=False)
-    # One speed trick, where nobody can see it: right after zero_grad, accumulate_product may
-    # *write* the product into the zeros instead of adding it to them (no temporary, one pass
-    # less). Only while the gradient array was never given out (read as p.grad, or assigned):
-    # then nobody can have changed those zeros, and writing equals adding.
-    _zeros_untouched: bool = field(init=False, default=True, repr=False)
+    # The speed tricks, kept where nobody can see them. While the gradient array has never been
+    # given out (read as p.grad, or assigned), nobody but this object can look at it or change
+    # it, so zero_grad may just note that the gradient is zero (_owed: zeros not written yet),
+    # and the first accumulate after it may *write* into the array instead of adding to zeros.
+    # Once given out, zero_grad writes its zeros at once and every accumulate adds.
+    _is_zero: bool = field(init=False, default=True, repr=False)
+    _owed: bool = field(init=False, default=False, repr=False)
     _given_out: bool = field(init=False, default=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -60,23 +62,25 @@ class Parameter:
     def value(self, array: np.ndarray) -> None:
         self._value = _contiguous(array)
         if self._grad.shape != self._value.shape or self._grad.dtype != self._value.dtype:
-            # a fresh zero gradient that fits the new value
+            # a fresh zero gradient that fits the value, not given out yet
             self._grad = np.zeros_like(self._value)
-            self._given_out, self._zeros_untouched = False, True
+            self._given_out, self._is_zero, self._owed = False, True, False
 
     @property
     def grad(self) -> np.ndarray:
         """The gradient, an array of ``value``'s shape and dtype."""
+        self.settle()
         self._given_out = True
         return self._grad
 
     @grad.setter
     def grad(self, array: np.ndarray) -> None:
-        if np.shape(array) != self.value.shape:
+        if np.shape(array) != self._value.shape:
             raise ValueError(
-                f"a gradient must have the value's shape {self.value.shape}, got {np.shape(array)}"
+                f"a gradient must have the value's shape {self._value.shape}, got {np.shape(array)}"
             )
-        self._grad, self._given_out, self._zeros_untouched = array, True, False
+        self._grad = array
+        self._given_out, self._is_zero, self._owed = True, False, False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -92,13 +96,19 @@ class Parameter:
 
     def zero_grad(self) -> None:
         """``grad[...] = 0``, in place: arrays that share the gradient see the zeros too."""
-        self._grad.fill(0)
-        self._zeros_untouched = True
+        if self._given_out:
+            self._grad.fill(0)
+        else:
+            self._owed = True  # nobody else has the array: the zeros can wait (see settle)
+        self._is_zero = True
 
     def accumulate(self, delta: np.ndarray) -> None:
         """``grad += delta``: ``delta`` has ``value``'s shape (or broadcasts to it)."""
-        self._grad += delta
-        self._zeros_untouched = False
+        if self._owed:
+            np.copyto(self._grad, delta)  # zeros + delta
+        else:
+            self._grad += delta
+        self._is_zero = self._owed = False
 
     def accumulate_product(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``, for ``a: (rows, k)`` and ``b: (k, cols)`` with ``grad: (rows, cols)``.
@@ -107,31 +117,39 @@ class Parameter:
         so that the temporary stays small (at most ``BLOCK`` entries) for a large weight matrix.
         """
         grad = self._grad
-        if self._zeros_untouched and not self._given_out:
-            np.matmul(a, b, out=grad)  # grad is zeros nobody else can have changed: the same
+        if self._is_zero and not self._given_out:
+            np.matmul(a, b, out=grad)  # zeros + a @ b, with no temporary
         elif grad.size <= BLOCK:
             grad += a @ b
         else:
             rows = max(1, BLOCK // grad.shape[1])
             for start in range(0, len(grad), rows):
                 grad[start : start + rows] += a[start : start + rows] @ b
-        self._zeros_untouched = False
+        self._is_zero = self._owed = False
 
-    # -- for minnet's flat storage (minnet._fast), which never hands the gradient out ----------
+    # -- for minnet's flat storage (minnet._fast), which reads the gradients without giving
+    # -- them out: it never writes them, and settles them before it reads.
+    def settle(self) -> None:
+        """Write the zeros that :meth:`zero_grad` left owed into the gradient array."""
+        if self._owed:
+            self._grad.fill(0)
+            self._owed = False
+
     def move_into(self, value: np.ndarray, grad: np.ndarray) -> None:
         """Copy the value and the gradient into ``value`` and ``grad`` (C-contiguous arrays of
         the value's shape, e.g. views of flat vectors) and hold those from now on."""
-        value[...] = self.value
+        self.settle()
+        value[...] = self._value
         grad[...] = self._grad
         self._value, self._grad, self._given_out = value, grad, False
 
     def holds(self, value: np.ndarray, grad: np.ndarray) -> bool:
         """Are ``value`` and ``grad`` this parameter's own arrays (``is``, not ``==``)?"""
-        return self.value is value and self._grad is grad
+        return self._value is value and self._grad is grad
 
     def is_view(self) -> bool:
         """Is the value or the gradient a view of another array (shared with something else)?"""
-        return self.value.base is not None or self._grad.base is not None
+        return self._value.base is not None or self._grad.base is not None
 
 
 @define(frozen=True)
