@@ -3,8 +3,8 @@
 Nothing here changes a number: it changes how many numpy calls a training step takes. A
 :class:`~minnet.Sequential` moves its parameters into a :class:`FlatStorage` when it is built
 (each ``p.value`` and ``p.grad`` becomes a view into one of two flat vectors, with the same
-values), so that ``zero_grad`` is one ``fill`` and an optimizer step is a few numpy calls for
-the whole model instead of a few per parameter.
+values), so that an optimizer step is a few numpy calls for the whole model instead of a few
+per parameter.
 
 The optimizers' update rules are written once, per parameter, in :mod:`minnet.optim`;
 :meth:`FlatStorage.blocks` hands them the flat vectors instead, cut into blocks of at most
@@ -14,6 +14,7 @@ The optimizers' update rules are written once, per parameter, in :mod:`minnet.op
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,20 @@ from attrs import define, field
 from .parameter import FlatLayout, Parameter
 
 BLOCK = 1 << 16  # entries updated at once: temporaries of at most 512 KiB in float64
+# Every live storage, by the id of its values vector (which it holds, so the id is its own):
+# how find() knows the flat vector a parameter's value is a view of.
+_STORAGES: weakref.WeakValueDictionary[int, FlatStorage] = weakref.WeakValueDictionary()
+# Every values vector a storage made, alive while a parameter's value is a view of it.
+_VECTORS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def _free_to_move(p: Parameter) -> bool:
+    """May ``p`` move into a new storage: it owns its arrays, or they are views of a storage
+    that is gone (its model was deleted)?"""
+    if not p.is_view():
+        return True
+    base = p.value.base
+    return _VECTORS.get(id(base)) is base and id(base) not in _STORAGES
 
 
 @define(eq=False)
@@ -45,52 +60,50 @@ class FlatStorage:
 
         Returns ``None``, and changes nothing, when there are no parameters, when one appears
         twice (shared by two layers), when their dtypes differ and no ``dtype`` is given, or when
-        a value or gradient is a view of another array (another model's flat storage, or an
-        array the user shares with it): moving it would cut that link. (Parameters that are
-        exactly one whole storage, in order, may move to a new one, e.g. of another dtype.)
+        a value or gradient is a view of another array (the flat storage of a model still in
+        use, or an array the user shares with it): moving it would cut that link. (Views of the
+        storage of a model that is gone may move.)
         """
         parameters = tuple(parameters)
-        dtypes = {p.value.dtype for p in parameters}
+        dtypes = {p.dtype for p in parameters}
         if not parameters or (dtype is None and len(dtypes) != 1):
             return None
         if len({id(p) for p in parameters}) != len(parameters):
             return None  # a parameter shared by two layers: it cannot sit in two places
-        views = any(p.value.base is not None or p.grad.base is not None for p in parameters)
-        if views and cls.find(parameters) is None:
-            return None  # views of arrays other than one whole storage of these parameters
+        if not all(map(_free_to_move, parameters)):
+            return None
         dtype = np.dtype(dtype) if dtype is not None else dtypes.pop()
         layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
-        values = layout.to_vector([p.value for p in parameters], dtype=dtype)
-        grads = layout.to_vector([p.grad for p in parameters], dtype=dtype)
+        values, grads = np.empty(layout.size, dtype=dtype), np.empty(layout.size, dtype=dtype)
         value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
         for i, p in enumerate(parameters):
-            p.value, p.grad = value_views[str(i)], grad_views[str(i)]
-        return cls.find(parameters)
+            p.move_into(value_views[str(i)], grad_views[str(i)])
+        storage = cls(
+            parameters,
+            values,
+            grads,
+            layout,
+            tuple(zip(value_views.values(), grad_views.values(), strict=True)),
+        )
+        _STORAGES[id(values)] = storage
+        _VECTORS[id(values)] = values
+        return storage
 
     @classmethod
     def find(cls, parameters: Sequence[Parameter]) -> FlatStorage | None:
-        """The flat storage the parameters already live in, in this order, or ``None``."""
+        """The live flat storage that holds exactly these parameters, in this order, or ``None``."""
         parameters = tuple(parameters)
         if not parameters:
             return None
-        values, grads = parameters[0].value.base, parameters[0].grad.base
-        layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
-        for flat in (values, grads):
-            if not isinstance(flat, np.ndarray) or flat.shape != (layout.size,):
-                return None
-        value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
-        for i, p in enumerate(parameters):
-            if not (
-                _same_view(p.value, value_views[str(i)]) and _same_view(p.grad, grad_views[str(i)])
-            ):
-                return None
-        views = tuple((p.value, p.grad) for p in parameters)
-        return cls(parameters, values, grads, layout, views)
+        storage = _STORAGES.get(id(parameters[0].value.base))
+        if storage is None or not storage.holds(parameters):
+            return None
+        return storage
 
     def intact(self) -> bool:
         """Do all the parameters still hold their views (no ``p.value = ...`` elsewhere)?"""
         for p, (value, grad) in zip(self.parameters, self._views, strict=True):
-            if p.value is not value or p.grad is not grad:
+            if not p.holds(value, grad):
                 return False
         return True
 
@@ -99,13 +112,15 @@ class FlatStorage:
         if len(parameters) != len(self.parameters):
             return False
         for p, mine, (value, grad) in zip(parameters, self.parameters, self._views, strict=True):
-            if p is not mine or p.value is not value or p.grad is not grad:
+            if p is not mine or not p.holds(value, grad):
                 return False
         return True
 
-    def zero_grad(self) -> None:
-        """Every parameter's gradient to zero, in one call."""
-        self.grads.fill(0)
+    def settle(self) -> None:
+        """Write any zeros the parameters still owe (see ``Parameter.settle``), before
+        ``grads`` is read."""
+        for p in self.parameters:
+            p.settle()
 
     def split(self, vector: np.ndarray) -> list[np.ndarray]:
         """Views of a vector laid out like ``values``, one per parameter, of its shape."""
@@ -121,15 +136,6 @@ class FlatStorage:
             tuple(vector[start : start + BLOCK] for vector in flat)
             for start in range(0, self.values.size, BLOCK)
         ]
-
-
-def _same_view(array: np.ndarray, view: np.ndarray) -> bool:
-    return (
-        array.shape == view.shape
-        and array.dtype == view.dtype
-        and array.__array_interface__["data"][0] == view.__array_interface__["data"][0]
-        and array.flags.c_contiguous
-    )
 
 
 __all__ = ["BLOCK", "FlatStorage"]

@@ -228,11 +228,7 @@ class Sequential:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""
-        parameters = self._hot_parameters()
-        if self._storage is not None and self._storage.holds(parameters):
-            self._storage.zero_grad()  # one fill for the whole model
-            return
-        for p in parameters:
+        for p in self._hot_parameters():
             p.zero_grad()
 
     def _hot_parameters(self) -> list[Parameter]:

@@ -118,6 +118,7 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
         if self._storage is not None and self._storage.intact():
+            self._storage.settle()
             groups = self._flat_blocks
         else:
             groups = [
@@ -135,9 +136,6 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""
-        if self._storage is not None and self._storage.intact():
-            self._storage.zero_grad()
-            return
         for p in self.params:
             p.zero_grad()
 

@@ -8,10 +8,10 @@ or an offset.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
-from attrs import define, field, setters
+from attrs import define, field
+from attrs.setters import NO_OP
 
 BLOCK = 1 << 18  # entries of the temporary in accumulate_product (2 MiB in float64)
 
@@ -21,47 +21,66 @@ def _contiguous(value) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy()
 
 
-def _fit_grad(p: Parameter, attribute: Any, value: np.ndarray) -> np.ndarray:
-    """On ``p.value = array``: a fresh zero gradient if the shape or dtype changes."""
-    if p.grad.shape != value.shape or p.grad.dtype != value.dtype:
-        object.__setattr__(p, "grad", np.zeros_like(value))  # before the value: skip the check
-    return value
-
-
-def _check_grad(p: Parameter, attribute: Any, grad: np.ndarray) -> np.ndarray:
-    """On ``p.grad = array``: it must have the value's shape."""
-    if np.shape(grad) != p.value.shape:
-        raise ValueError(
-            f"a gradient must have the value's shape {p.value.shape}, got {np.shape(grad)}"
-        )
-    return grad
-
-
-@define(eq=False)
+@define(eq=False, on_setattr=NO_OP)
 class Parameter:
     """A trainable array and the gradient accumulated for it.
 
     ``value`` and ``grad`` always have the same shape and dtype. A layer's backward *adds* into
     ``grad`` (as in PyTorch) with one verb, :meth:`accumulate` (``grad += delta``), or
     :meth:`accumulate_product` (``grad += a @ b``, for a matrix product); :meth:`zero_grad`
-    fills ``grad`` with zeros. Nothing is deferred: what you read in ``p.grad`` (or in an array
-    you kept from it) is always what these plain ``+=`` and ``fill(0)`` would give.
+    fills ``grad`` with zeros. What you read in ``p.grad``, or in an array you kept from it, is
+    always what these plain ``fill(0)`` and ``+=`` give.
 
     The value is stored C-contiguous (copied only if needed, also when ``p.value`` is assigned;
     a value of another shape or dtype gets a fresh zero gradient). ``p.grad = array`` must give
     an array of the value's shape.
     """
 
-    value: np.ndarray = field(
-        converter=_contiguous, on_setattr=[setters.convert, _fit_grad], repr=False
-    )
-    grad: np.ndarray = field(init=False, on_setattr=_check_grad, repr=False)
+    _value: np.ndarray = field(converter=_contiguous, alias="value", repr=False)
+    _grad: np.ndarray = field(init=False, repr=False)
+    # The speed tricks, kept where nobody can see them. While the gradient array has never been
+    # given out (read as p.grad, or assigned), nobody but this object can look at it or change
+    # it, so zero_grad may just note that the gradient is zero (_owed: zeros not written yet),
+    # and the first accumulate after it may *write* into the array instead of adding to zeros.
+    # Once given out, zero_grad writes its zeros at once and every accumulate adds.
+    _is_zero: bool = field(init=False, default=True, repr=False)
+    _owed: bool = field(init=False, default=False, repr=False)
+    _given_out: bool = field(init=False, default=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self.grad = np.zeros_like(self.value)
+        self._grad = np.zeros_like(self._value)
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.value.shape}, dtype={self.value.dtype})"
+        return f"Parameter(shape={self._value.shape}, dtype={self._value.dtype})"
+
+    @property
+    def value(self) -> np.ndarray:
+        """The parameter's array (C-contiguous)."""
+        return self._value
+
+    @value.setter
+    def value(self, array: np.ndarray) -> None:
+        self._value = _contiguous(array)
+        if self._grad.shape != self._value.shape or self._grad.dtype != self._value.dtype:
+            # a fresh zero gradient that fits the value, not given out yet
+            self._grad = np.zeros_like(self._value)
+            self._given_out, self._is_zero, self._owed = False, True, False
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The gradient, an array of ``value``'s shape and dtype."""
+        self.settle()
+        self._given_out = True
+        return self._grad
+
+    @grad.setter
+    def grad(self, array: np.ndarray) -> None:
+        if np.shape(array) != self._value.shape:
+            raise ValueError(
+                f"a gradient must have the value's shape {self._value.shape}, got {np.shape(array)}"
+            )
+        self._grad = array
+        self._given_out, self._is_zero, self._owed = True, False, False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -77,12 +96,19 @@ class Parameter:
 
     def zero_grad(self) -> None:
         """``grad[...] = 0``, in place: arrays that share the gradient see the zeros too."""
-        self.grad.fill(0)
+        if self._given_out:
+            self._grad.fill(0)
+        else:
+            self._owed = True  # nobody else has the array: the zeros can wait (see settle)
+        self._is_zero = True
 
     def accumulate(self, delta: np.ndarray) -> None:
         """``grad += delta``: ``delta`` has ``value``'s shape (or broadcasts to it)."""
-        grad = self.grad
-        grad += delta  # in place (on a local name: no assignment to check)
+        if self._owed:
+            np.copyto(self._grad, delta)  # zeros + delta
+        else:
+            self._grad += delta
+        self._is_zero = self._owed = False
 
     def accumulate_product(self, a: np.ndarray, b: np.ndarray) -> None:
         """``grad += a @ b``, for ``a: (rows, k)`` and ``b: (k, cols)`` with ``grad: (rows, cols)``.
@@ -90,13 +116,40 @@ class Parameter:
         The same as ``p.accumulate(a @ b)``, but the product is made a block of rows at a time,
         so that the temporary stays small (at most ``BLOCK`` entries) for a large weight matrix.
         """
-        grad = self.grad
-        if grad.size <= BLOCK:
+        grad = self._grad
+        if self._is_zero and not self._given_out:
+            np.matmul(a, b, out=grad)  # zeros + a @ b, with no temporary
+        elif grad.size <= BLOCK:
             grad += a @ b
-            return
-        rows = max(1, BLOCK // grad.shape[1])
-        for start in range(0, len(grad), rows):
-            grad[start : start + rows] += a[start : start + rows] @ b
+        else:
+            rows = max(1, BLOCK // grad.shape[1])
+            for start in range(0, len(grad), rows):
+                grad[start : start + rows] += a[start : start + rows] @ b
+        self._is_zero = self._owed = False
+
+    # -- for minnet's flat storage (minnet._fast), which reads the gradients without giving
+    # -- them out: it never writes them, and settles them before it reads.
+    def settle(self) -> None:
+        """Write the zeros that :meth:`zero_grad` left owed into the gradient array."""
+        if self._owed:
+            self._grad.fill(0)
+            self._owed = False
+
+    def move_into(self, value: np.ndarray, grad: np.ndarray) -> None:
+        """Copy the value and the gradient into ``value`` and ``grad`` (C-contiguous arrays of
+        the value's shape, e.g. views of flat vectors) and hold those from now on."""
+        self.settle()
+        value[...] = self._value
+        grad[...] = self._grad
+        self._value, self._grad, self._given_out = value, grad, False
+
+    def holds(self, value: np.ndarray, grad: np.ndarray) -> bool:
+        """Are ``value`` and ``grad`` this parameter's own arrays (``is``, not ``==``)?"""
+        return self._value is value and self._grad is grad
+
+    def is_view(self) -> bool:
+        """Is the value or the gradient a view of another array (shared with something else)?"""
+        return self._value.base is not None or self._grad.base is not None
 
 
 @define(frozen=True)

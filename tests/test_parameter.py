@@ -151,3 +151,23 @@ def test_sequential_keeps_parameters_in_flat_storage():
     model.cost(np.ones((2, 2)), [0, 1])
     model.backward()
     opt.step()
+
+
+def test_a_product_is_written_into_the_zeros_only_where_nobody_can_see_the_difference():
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((3, 5)), rng.standard_normal((5, 4))
+    p = Parameter(np.ones((3, 4)))
+    p.zero_grad()
+    p.accumulate_product(a, b)  # written straight in: the gradient array never left p
+    p.accumulate_product(a, b)  # then added
+    np.testing.assert_allclose(p.grad, 2 * (a @ b))
+    g = p.grad  # given out: from now on the zeros may have been changed by whoever holds g
+    p.zero_grad()
+    g += 1.0
+    p.accumulate_product(a, b)
+    np.testing.assert_array_equal(g, 1.0 + a @ b)
+    q = Parameter(np.ones((3, 4)))
+    mine = np.full((3, 4), 7.0)
+    q.grad = mine  # the user's own array: always added to
+    q.accumulate_product(a, b)
+    np.testing.assert_array_equal(mine, 7.0 + a @ b)
