@@ -250,7 +250,7 @@ def test_the_flat_path_and_the_per_parameter_path_agree(case, dtype):
         optimizer_class(flat.parameters(), **kwargs),
         optimizer_class(per_parameter.parameters(), flat=False, **kwargs),
     ]
-    for _ in range(40):
+    for _ in range(100):
         X = rng.standard_normal((8, 3))
         Y = (rng.random(8) < 0.5).astype(float)
         for model, optimizer in zip((flat, per_parameter), optimizers, strict=True):
