@@ -41,10 +41,12 @@ def _check_finite(name: str, array: np.ndarray) -> None:
 def _cast_checked(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``array`` in ``dtype`` (no copy if it already is), refusing NaN and infinities, and finite
     values too large for ``dtype`` (``1e300`` into float32), each with its own message."""
+    if array.dtype == dtype:  # no conversion: nothing can overflow (the common case)
+        _check_finite(name, array)
+        return array
     with np.errstate(over="ignore", invalid="ignore"):
-        converted = array.astype(dtype, copy=False)
-    if converted is array or np.isfinite(converted).all():
-        _check_finite(name, converted)
+        converted = array.astype(dtype)
+    if np.isfinite(converted).all():
         return converted
     _check_finite(name, array)  # NaN or infinite already, before the conversion
     largest = float(np.max(np.abs(array)))
