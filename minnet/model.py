@@ -494,10 +494,11 @@ class Sequential:
 
         return predict_proba(self, X)
 
-    def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    def predict(self, X: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Predictions for ``X``, by the loss's task: 0/1 labels (ints, 1 where
-        :meth:`predict_proba` is above ``threshold``) for a binary model, class indices ``(m,)``
-        (ints) for a multi-class one, the outputs (``(m,)`` for one output) for regression."""
+        :meth:`predict_proba` is above ``threshold``, default 0.5) for a binary model, class
+        indices ``(m,)`` (ints) for a multi-class one, the outputs (``(m,)`` for one output) for
+        regression; ``threshold`` is refused for a model that is not binary."""
         from .training import predict
 
         return predict(self, X, threshold)

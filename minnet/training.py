@@ -353,14 +353,22 @@ def predict_proba(model: Sequential, X: Any) -> np.ndarray:
     return out
 
 
-def predict(model: Sequential, X: Any, threshold: float = 0.5) -> np.ndarray:
+def predict(model: Sequential, X: Any, threshold: float | None = None) -> np.ndarray:
     """Predictions for ``X: (m, in_features)``, in evaluation mode.
 
-    Binary: 0/1 labels (int), 1 where :func:`predict_proba` is above ``threshold``, its shape.
-    Multi-class: class indices ``(m,)`` (int), the largest output of each row. Regression: the
-    outputs, ``(m,)`` for one output, else ``(m, k)``.
+    Binary: 0/1 labels (int), 1 where :func:`predict_proba` is above ``threshold`` (default
+    0.5), its shape. Multi-class: class indices ``(m,)`` (int), the largest output of each row.
+    Regression: the outputs, ``(m,)`` for one output, else ``(m, k)``. A ``threshold`` given to a
+    model that is not binary is a ``ValueError`` (it would mean nothing there).
     """
     task = task_of(model)
+    if threshold is not None and task != "binary":
+        raise ValueError(
+            f"threshold applies to binary models only; this one is {task} "
+            f"({type(model.loss).__name__}), got threshold={threshold!r}"
+        )
+    if threshold is None:
+        threshold = 0.5
     if task == "binary":
         if (
             isinstance(threshold, bool)

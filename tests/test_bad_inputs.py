@@ -423,3 +423,14 @@ def test_fit_with_an_optimizer_class_instead_of_an_object_is_a_type_error():
     X, Y = small_data()
     with pytest.raises(TypeError, match=r"^optimizer must be a minnet Optimizer .*got type$"):
         small_model().fit(X, Y, optimizer=Adam, progress=False)
+
+
+def test_a_threshold_for_a_model_that_is_not_binary_is_refused():
+    model = Sequential(
+        [Linear(3, 4, rng=0), ReLU(), Linear(4, 3, rng=1), minnet.Softmax()],
+        loss=minnet.CrossEntropyLoss(),
+    )
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    assert model.predict(X).shape == (5,)
+    with pytest.raises(ValueError, match="threshold applies to binary models only"):
+        model.predict(X, threshold=0.3)

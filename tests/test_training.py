@@ -365,7 +365,7 @@ def test_soft_labels_count_by_their_class():
     assert accuracy == 0.5
 
 
-@pytest.mark.parametrize("threshold", [-0.1, 1.5, "0.5", None, np.nan])
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, "0.5", np.nan])
 def test_bad_threshold_is_refused(threshold):
     model = random_net(np.random.default_rng(0), [3, 4, 1])
     with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\], got"):
