@@ -145,18 +145,11 @@ class Loss:
         """Check :meth:`backward` against central differences of :meth:`forward` (or of
         :meth:`forward_fused`, with ``fused=True``) at ``outputs: (m, k)``, in float64.
 
-        The options are :func:`minnet.gradcheck.check_function`'s.
+        See :func:`minnet.gradcheck.check_loss` for the options.
         """
-        from .gradcheck import check_function
+        from .gradcheck import check_loss
 
-        outputs = np.array(outputs, dtype=np.float64)
-        targets = np.array(self.check_targets(targets, outputs.shape))
-        if targets.shape == outputs.shape:  # numbers: float64 too (class indices stay ints)
-            targets = targets.astype(np.float64)
-        forward = self.forward_fused if fused else self.forward
-        forward(outputs, targets)
-        grad = np.array(self.backward(), dtype=np.float64)
-        return check_function(lambda o: forward(o, targets), outputs, grad, **options)
+        return check_loss(self, outputs, targets, fused=fused, **options)
 
 
 def per_example_matches_forward(loss: Loss, fused: bool) -> bool:

@@ -429,6 +429,7 @@ def check_loss(
     outputs: Any,
     targets: Any,
     *,
+    fused: bool = False,
     epsilon: float | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     fast: bool = False,
@@ -436,8 +437,10 @@ def check_loss(
     seed: int | None = 0,
 ) -> GradcheckReport:
     """Check ``loss.backward()`` against central differences of ``loss.forward(outputs,
-    targets)`` with respect to ``outputs``. ``by_parameter`` has the one entry ``"outputs"``."""
-    target = LossTarget(loss, outputs, targets)
+    targets)`` (of ``loss.forward_fused``, the loss from the fused activation's input, with
+    ``fused=True``) with respect to ``outputs: (m, k)``, in float64. The targets are checked by
+    the loss's ``check_targets``. ``by_parameter`` has the one entry ``"outputs"``."""
+    target = LossTarget(loss, outputs, targets, fused)
     return _run(target, epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
 
 

@@ -169,14 +169,24 @@ class FunctionTarget(Target):
 
 
 class LossTarget(FunctionTarget):
-    """``J = loss.forward(outputs, targets)``, claimed gradient ``loss.backward()``."""
+    """``J = loss.forward(outputs, targets)`` (or ``loss.forward_fused``, with ``fused``), claimed
+    gradient ``loss.backward()``.
 
-    def __init__(self, loss: Loss, outputs: Any, targets: Any) -> None:
+    The targets go through the loss's own ``check_targets`` when it has one; numbers become
+    float64 like the outputs, class indices stay integers."""
+
+    def __init__(self, loss: Loss, outputs: Any, targets: Any, fused: bool = False) -> None:
         outputs = float64_copy(outputs)
+        check_targets = getattr(loss, "check_targets", None)
+        if check_targets is not None:
+            targets = check_targets(targets, outputs.shape)
         targets = np.array(targets, copy=True)
-        loss.forward(outputs, targets)
+        if targets.shape == outputs.shape:
+            targets = targets.astype(np.float64)
+        forward = loss.forward_fused if fused else loss.forward
+        forward(outputs, targets)
         grad = loss.backward()
-        super().__init__(lambda o: loss.forward(o, targets), outputs, grad)
+        super().__init__(lambda o: forward(o, targets), outputs, grad)
         self.names = ["outputs"]
 
 
