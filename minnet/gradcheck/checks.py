@@ -337,8 +337,8 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
             "call eval() on the model before checking."
         )
     target.center = center
-    scale = target.scale() if np.isfinite(center) else 0.0
-    noise = NOISE_ULPS * EPS * max(scale, abs(center) if np.isfinite(center) else 0)
+    # Every target's scale is at least |J|: the rounding error of J is relative to it.
+    noise = NOISE_ULPS * EPS * target.scale() if np.isfinite(center) else 0.0
     judge = Judge(threshold, max(noise, _probe_noise(target, seed)))
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
     rng = np.random.default_rng(seed)

@@ -58,16 +58,12 @@ def crossing(layer: Any, x: np.ndarray, x0: np.ndarray, sides0: np.ndarray | Non
     return ONE_KINK if np.all(directions == directions[0]) else KINKS_MEET
 
 
-def combine_sides(a: int, b: int) -> int:
-    """What one measurement crossed, from its evaluations (``theta + h``, ``theta - h``)."""
-    return NEAR_KINK if NEAR_KINK in (a, b) else max(a, b)
-
-
 def combine(a: int, b: int) -> int:
-    """The crossings of two layers (or of the two sides of a step) together."""
-    if NEAR_KINK in (a, b):
-        return NEAR_KINK
-    return KINKS_MEET if a and b else max(a, b)
+    """The crossings of two layers together: exact kinks in both meet; a near kink in either
+    wins (the codes are ordered so that ``max`` gives the rest)."""
+    if a and b and NEAR_KINK not in (a, b):
+        return KINKS_MEET
+    return max(a, b)
 
 
 class Target:
@@ -92,13 +88,13 @@ class Target:
         raise NotImplementedError
 
     def scale(self) -> float:
-        """The magnitude that the rounding errors of ``J`` are relative to."""
-        return abs(self.count(None))
+        """The magnitude that the rounding errors of ``J`` are relative to (``center`` is set)."""
+        return abs(self.center)
 
     def count(self, tensor: int | None, watch: bool = False) -> float:
         self.evaluations += 1
         value, crossed = self.value(tensor, watch)
-        self.crossed = combine_sides(self.crossed, crossed)
+        self.crossed = max(self.crossed, crossed)  # one measurement: the worst of its sides
         return value
 
     crossed = NO_KINK
@@ -316,4 +312,4 @@ class ModelTarget(Target):
         # A loss of confident outputs is a small difference of large terms (softplus(z) - y*z):
         # its rounding error follows the size of the outputs, not of the loss.
         out = self.model.run(self.inputs[0])
-        return abs(self.count(None)) + float(np.mean(np.abs(out))) if out.size else 0.0
+        return abs(self.center) + float(np.mean(np.abs(out))) if out.size else 0.0
