@@ -18,7 +18,7 @@ from attrs import frozen
 
 from ..datasets import spirals, train_test_split, two_moons
 from ..gradcheck import GradcheckReport
-from ..layers import Linear, ReLU, Sigmoid, Softmax
+from ..layers import Layer, Linear, ReLU, Sigmoid, Softmax
 from ..losses import CrossEntropyLoss
 from ..model import Sequential
 from ..optim import Adam
@@ -82,41 +82,44 @@ class TrainingResult:
     y_test: np.ndarray
 
 
+def _hidden_2_16_16(rng: np.random.Generator) -> list[Layer]:
+    """The demo nets' hidden layers: 2 inputs, two ReLU layers of 16 units."""
+    return [Linear(2, 16, rng=rng), ReLU(), Linear(16, 16, rng=rng), ReLU()]
+
+
+def _fit(model: Sequential, data: tuple, settings: dict, progress: bool) -> History:
+    """``model.fit`` with Adam and the demo's ``settings``, validated on the held-out part."""
+    X_train, X_test, y_train, y_test = data
+    return model.fit(
+        X_train,
+        y_train,
+        optimizer=Adam(model.parameters(), lr=settings["lr"]),
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        seed=settings["seed"],
+        validation_data=(X_test, y_test),
+        progress=progress,
+    )
+
+
 def moons_net(seed: int = 0) -> Sequential:
     """The 2-16-16-1 ReLU net with a Sigmoid output, its weights drawn from ``seed``."""
     rng = np.random.default_rng(seed)
-    return Sequential(
-        [
-            Linear(2, 16, rng=rng),
-            ReLU(),
-            Linear(16, 16, rng=rng),
-            ReLU(),
-            Linear(16, 1, rng=rng),
-            Sigmoid(),
-        ]
-    )
+    return Sequential([*_hidden_2_16_16(rng), Linear(16, 1, rng=rng), Sigmoid()])
 
 
 def training_demo(print_=print, progress: bool = True) -> TrainingResult:
     """Train :func:`moons_net` on two moons, held out a quarter of it, print the accuracy."""
     X, y = two_moons(**MOONS)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, 0.25, seed=MOONS["seed"])
+    data = train_test_split(X, y, 0.25, seed=MOONS["seed"])
+    X_train, X_test, y_train, y_test = data
     model = moons_net(TRAINING["seed"])
     print_(
         f"\n== 4. Training: a 2-16-16-1 ReLU net on two moons (noise {MOONS['noise']}), "
         f"{len(X_train)} points, {len(X_test)} held out =="
     )
     print_(model.summary())
-    history = model.fit(
-        X_train,
-        y_train,
-        optimizer=Adam(model.parameters(), lr=TRAINING["lr"]),
-        epochs=TRAINING["epochs"],
-        batch_size=TRAINING["batch_size"],
-        seed=TRAINING["seed"],
-        validation_data=(X_test, y_test),
-        progress=progress,
-    )
+    history = _fit(model, data, TRAINING, progress)
     loss, accuracy = model.evaluate(X_test, y_test)
     print_(
         f"Trained {history.epochs} epochs (Adam, lr {TRAINING['lr']:g}, batches of "
@@ -135,24 +138,16 @@ SPIRALS_TRAINING = {"epochs": 60, "batch_size": 32, "lr": 2e-2, "seed": 0}
 def spirals_net(seed: int = 0, classes: int = 3) -> Sequential:
     """The 2-16-16-C ReLU net with a Softmax output and CrossEntropyLoss (fused with it)."""
     rng = np.random.default_rng(seed)
-    return Sequential(
-        [
-            Linear(2, 16, rng=rng),
-            ReLU(),
-            Linear(16, 16, rng=rng),
-            ReLU(),
-            Linear(16, classes, rng=rng),
-            Softmax(),
-        ],
-        loss=CrossEntropyLoss(),
-    )
+    layers = [*_hidden_2_16_16(rng), Linear(16, classes, rng=rng), Softmax()]
+    return Sequential(layers, loss=CrossEntropyLoss())
 
 
 def multiclass_demo(print_=print, progress: bool = True) -> TrainingResult:
     """Gradient-check :func:`spirals_net` on a few rows, train it on three spirals, held out a
     quarter of them, and print the top-1 accuracy."""
     X, y = spirals(**SPIRALS)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, 0.25, seed=SPIRALS["seed"])
+    data = train_test_split(X, y, 0.25, seed=SPIRALS["seed"])
+    X_train, X_test, y_train, y_test = data
     model = spirals_net(SPIRALS_TRAINING["seed"], SPIRALS["classes"])
     print_(
         f"\n== 5. Multi-class: a 2-16-16-3 net with Softmax + CrossEntropyLoss on "
@@ -164,16 +159,7 @@ def multiclass_demo(print_=print, progress: bool = True) -> TrainingResult:
         f"Gradient check before training (8 rows, every parameter): {verdict}, "
         f"difference {report.difference:.1e}"
     )
-    history = model.fit(
-        X_train,
-        y_train,
-        optimizer=Adam(model.parameters(), lr=SPIRALS_TRAINING["lr"]),
-        epochs=SPIRALS_TRAINING["epochs"],
-        batch_size=SPIRALS_TRAINING["batch_size"],
-        seed=SPIRALS_TRAINING["seed"],
-        validation_data=(X_test, y_test),
-        progress=progress,
-    )
+    history = _fit(model, data, SPIRALS_TRAINING, progress)
     loss, accuracy = model.evaluate(X_test, y_test)
     print_(
         f"Trained {history.epochs} epochs in {history.seconds:.2f} s: training loss "
