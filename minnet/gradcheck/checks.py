@@ -74,7 +74,6 @@ class _Tally:
         self.a: list[np.ndarray] = []
         self.n: list[np.ndarray] = []
         self.settled: list[np.ndarray] = []  # the numeric values the verdicts rest on
-        self.noise: list[np.ndarray] = []  # and their error bars
         self.by_parameter: dict[str, float] = {}
         self.failures: list[tuple[float, Entry]] = []
         self.kinks: list[Entry] = []
@@ -82,19 +81,18 @@ class _Tally:
         self.decided = self.checked = 0
         self.on_scale: list[tuple[Entry, Verdict]] = []
 
-    def add(self, name, shape, flat_index, analytic, first_numeric, noise, verdicts) -> None:
+    def add(self, name, shape, flat_index, analytic, first_numeric, verdicts) -> None:
         """Entries of one tensor; ``verdicts`` maps positions to the judge's verdict for the
         entries that did not plainly agree (the others agreed)."""
         counted = np.ones(len(flat_index), dtype=bool)  # decided: agreed or failed
         for k, v in verdicts.items():
             counted[k] = v.status in (AGREE, FAIL)
-        settled, error_bar = first_numeric.copy(), noise.copy()
+        settled = first_numeric.copy()
         for k, v in verdicts.items():
-            settled[k], error_bar[k] = v.numeric, v.error_bar
+            settled[k] = v.numeric
         self.a.append(analytic[counted])
         self.n.append(first_numeric[counted])
         self.settled.append(settled[counted])
-        self.noise.append(error_bar[counted])
         with np.errstate(invalid="ignore"):
             self.by_parameter[name] = relative_difference(analytic[counted], settled[counted])
         self.checked += len(flat_index)
@@ -123,7 +121,6 @@ class _Tally:
         self.a.append(np.array([analytic]))
         self.n.append(np.array([verdict.numeric]))
         self.settled.append(np.array([verdict.numeric]))
-        self.noise.append(np.array([verdict.error_bar]))
         self.by_parameter[name] = relative_difference(
             np.array([analytic]), np.array([verdict.numeric])
         )
@@ -131,9 +128,8 @@ class _Tally:
         self.decided += size
 
     def report(self, target: Target, threshold: float, epsilon, mode: str) -> GradcheckReport:
-        a, n, settled, noise = (
-            np.concatenate(x) if x else np.zeros(0)
-            for x in (self.a, self.n, self.settled, self.noise)
+        a, n, settled = (
+            np.concatenate(x) if x else np.zeros(0) for x in (self.a, self.n, self.settled)
         )
         with np.errstate(invalid="ignore"):
             difference = relative_difference(a, n)
@@ -257,7 +253,7 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             verdicts[k] = Verdict(AGREE, v.numeric, v.step, v.error_bar, ON_SCALE)
     _check_kinks_together(target, judge, t, flat_index, a, verdicts)
     name, shape = target.names[t], target.arrays[t].shape
-    tally.add(name, shape, flat_index, a, numeric, noise, verdicts)
+    tally.add(name, shape, flat_index, a, numeric, verdicts)
 
 
 def _check_kinks_together(target, judge, t, flat_index, a, verdicts) -> None:
