@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from minnet.sklearn import NetClassifier
+from minnet.integrations.sklearn import NetClassifier
 
 
 def settings(epochs: int, seed: int) -> dict:

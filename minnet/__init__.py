@@ -1,6 +1,8 @@
 """minnet: a small object-oriented neural-network framework with gradient checks at every level."""
 
 from . import datasets, io
+from ._fast import use_fast_path
+from .flat import FlatLayout, gradients_to_vector, parameters_to_vector, vector_to_parameters
 from .gradcheck import (
     GradcheckError,
     GradcheckReport,
@@ -9,19 +11,23 @@ from .gradcheck import (
     check_loss,
     check_model,
 )
-from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
+from .integrations.torch import from_torch, to_torch
+from .layers import (
+    BatchNorm1d,
+    Dropout,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
 from .model import Sequential
-from .normalization import BatchNorm1d, LayerNorm
 from .optim import SGD, Adam, Optimizer
-from .parameter import (
-    FlatLayout,
-    Parameter,
-    gradients_to_vector,
-    parameters_to_vector,
-    vector_to_parameters,
-)
-from .torch_bridge import from_torch, to_torch
+from .parameter import Parameter
 from .training import DivergenceError, Evaluation, History, RegressionEvaluation
 
 __all__ = [
@@ -64,6 +70,7 @@ __all__ = [
     "gradients_to_vector",
     "parameters_to_vector",
     "vector_to_parameters",
+    "use_fast_path",
 ]
 load = io.load
 __version__ = "0.1.0"

@@ -16,15 +16,16 @@ The file is a zip archive of ``.npy`` arrays (what ``np.savez`` writes), stored 
   besides its parameters (a running mean), which it lists with an optional ``named_buffers()``
   method yielding ``(name, array)``. A buffer is stored in its own dtype (bool, int or float).
 
-A layer's or the loss's ``args`` are its constructor arguments (its attrs fields with
-``init=True``) whose values are plain JSON values; others, such as a random ``Generator``, are left
-out so the layer gets its default, and the stored arrays then replace whatever it initialised.
+A layer's or the loss's ``args`` are its constructor arguments (``arguments()``: the
+``__init__`` arguments it keeps as attributes of the same name) whose values are plain JSON
+values; others, such as a random ``Generator``, are left out so the layer gets its default, and
+the stored arrays then replace whatever it initialised.
 
 What :func:`load` promises
 --------------------------
 - **No code from the file runs.** Nothing is unpickled (``allow_pickle=False`` semantics: an
   object array is refused from its header); only the layer classes of :mod:`minnet.layers` and
-  :mod:`minnet.normalization` and the losses of :mod:`minnet.losses` are built, by name, from
+  the losses of :mod:`minnet.losses` are built, by name, from
   plain JSON arguments.
 - **Its cost is bounded by the data, decided before anything large is allocated.** The zip's
   directory and each needed array's header (shape, dtype) are checked first: entries are stored
@@ -65,7 +66,7 @@ from typing import IO, Any
 import attrs
 import numpy as np
 
-from . import layers, losses, normalization
+from . import layers, losses
 from .layers import Layer
 from .model import Sequential
 
@@ -197,20 +198,18 @@ def _named_arrays(layer: Layer) -> Iterator[tuple[str, str, Any]]:
     """``("parameter" | "buffer", name, array)`` for each array a layer keeps."""
     for name, p in layer.named_parameters():
         yield "parameter", name, p.value
-    named_buffers = getattr(layer, "named_buffers", None)
-    if named_buffers is not None:
-        for name, array in named_buffers():
-            yield "buffer", name, array
+    for name, array in layer.named_buffers():
+        yield "buffer", name, array
 
 
 def _layer_spec(index: int, layer: Layer) -> dict[str, Any]:
-    """``{"class": name, "args": {...}}`` for one layer, from its attrs ``init=True`` fields."""
+    """``{"class": name, "args": {...}}`` for one layer, from its ``arguments()``."""
     cls = type(layer)
     what = f"layer {index} ({cls.__qualname__})"
     if _layer_class(cls.__name__) is not cls:
         raise ValueError(
             f"cannot save {what}: load rebuilds layers by name, so only the layer classes of "
-            "minnet.layers and minnet.normalization can be saved"
+            "minnet.layers can be saved"
         )
     return {"class": cls.__name__, "args": _init_args(layer, what)}
 
@@ -227,26 +226,19 @@ def _loss_spec(loss: Any) -> dict[str, Any]:
 
 
 def _init_args(obj: Any, what: str) -> dict[str, Any]:
-    """The constructor arguments of an attrs object that have plain JSON values."""
-    if not attrs.has(type(obj)):
-        return {}
+    """The constructor arguments of a layer or loss (its ``arguments()``) that have plain JSON
+    values; others (a random ``Generator``) are left out, so the default is used."""
     args = {}
-    for f in attrs.fields(type(obj)):
-        if not f.init:
-            continue
-        value = _to_json(getattr(obj, f.name))
+    for name, value in obj.arguments().items():
+        value = _to_json(value)
         if value is _SKIP:
-            if f.default is attrs.NOTHING:
-                raise ValueError(
-                    f"cannot save {what}: its required argument {f.alias!r} has no plain JSON value"
-                )
             continue
         if not _all_finite(value):
             raise ValueError(
-                f"cannot save {what}: its argument {f.alias!r} is {value!r}, and load refuses "
+                f"cannot save {what}: its argument {name!r} is {value!r}, and load refuses "
                 "non-finite arguments"
             )
-        args[f.alias] = value
+        args[name] = value
     return args
 
 
@@ -698,21 +690,9 @@ def _group_layer_entries(file: _ModelFile, n_layers: int) -> list[dict[str, str]
     return groups
 
 
-#: The modules whose public Layer subclasses load may build, by name.
-LAYER_MODULES = (layers, normalization)
-
-
 def _layer_class(name: str) -> type[Layer] | None:
-    """The public Layer subclass called ``name`` defined in one of :data:`LAYER_MODULES`
-    (:mod:`minnet.layers`, :mod:`minnet.normalization`), or ``None``."""
-    if name.startswith("_"):
-        return None
-    for module in LAYER_MODULES:
-        cls = getattr(module, name, None)
-        is_layer = isinstance(cls, type) and issubclass(cls, Layer) and cls is not Layer
-        if is_layer and cls.__module__ == module.__name__:
-            return cls
-    return None
+    """The layer class of :mod:`minnet.layers` called ``name``, or ``None``."""
+    return layers.layer_classes().get(name)
 
 
 def loss_classes() -> dict[str, type]:
@@ -776,9 +756,7 @@ def _build_layer(
     name, args = entry["class"], entry["args"]
     cls = _layer_class(name)
     if cls is None:
-        raise file.fail(
-            f"layer {index}: {name!r} is not a layer class of minnet.layers or minnet.normalization"
-        )
+        raise file.fail(f"layer {index}: {name!r} is not a layer class of minnet.layers")
     for header in headers.values():
         if not _is_plain_numeric(header.dtype):
             raise file.fail(f"array {header.name!r} has dtype {header.dtype}, not a number type")

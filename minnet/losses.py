@@ -23,10 +23,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from attrs import define, field
-from attrs.setters import NO_OP
 
-from .layers import Layer, Sigmoid, Softmax, as_array, sigmoid
+from . import _checks
+from ._checks import as_array
+from .layers import Layer, Sigmoid, Softmax, sigmoid
+from .layers.base import constructor_arguments, described
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
@@ -38,12 +39,6 @@ def softplus(z: np.ndarray) -> np.ndarray:
     ``np.logaddexp(0, z)`` computes ``max(z, 0) + log1p(exp(-|z|))`` in one pass.
     """
     return np.logaddexp(0, z)
-
-
-def _finite_or_error(name: str, array: np.ndarray) -> None:
-    if not np.isfinite(array).all():
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(f"{name} must be finite, but {bad} entries are NaN or infinite")
 
 
 def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
@@ -59,7 +54,6 @@ def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
         )
 
 
-@define(eq=False, on_setattr=NO_OP)
 class Loss:
     """Base class of all losses: subclasses implement :meth:`forward` and :meth:`backward`.
 
@@ -75,6 +69,15 @@ class Loss:
     #: what ``fit`` reports: ``"binary"`` (0/1 labels per output, accuracy), ``"multiclass"``
     #: (one class per row, top-1 accuracy) or ``"regression"`` (numbers, R^2).
     task: ClassVar[str] = "regression"
+
+    _grad: np.ndarray | None = None  # the gradient the last forward computed, for backward
+
+    def arguments(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this loss (see ``Layer.arguments``)."""
+        return constructor_arguments(self)
+
+    def __repr__(self) -> str:
+        return described(self)
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         """The model's ``outputs: (m, k)`` as probabilities, for a model that does *not* end in
@@ -103,7 +106,7 @@ class Loss:
         its own dtype). A loss with more rules (:class:`BCELoss`: numbers in [0, 1]) extends it.
         """
         targets = self.shape_targets(targets, outputs_shape)
-        _finite_or_error("targets", targets)
+        _checks.finite("targets", targets)
         return targets
 
     def shape_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
@@ -173,7 +176,6 @@ def per_example_matches_forward(loss: Loss, fused: bool) -> bool:
     return issubclass(per_example_owner, forward_owner)
 
 
-@define(eq=False, on_setattr=NO_OP)
 class BCELoss(Loss):
     """Mean binary cross-entropy over all entries: ``-mean(y*log(p) + (1-y)*log(1-p))``.
 
@@ -194,7 +196,6 @@ class BCELoss(Loss):
 
     fuses: ClassVar[type[Layer] | None] = Sigmoid
     task: ClassVar[str] = "binary"
-    _grad: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
@@ -211,7 +212,7 @@ class BCELoss(Loss):
             return targets
         low, high = np.minimum.reduce(targets, axis=None), np.maximum.reduce(targets, axis=None)
         if not 0 <= low <= high <= 1:  # also false for a NaN
-            _finite_or_error("targets", targets)
+            _checks.finite("targets", targets)
             raise ValueError(
                 f"BCELoss needs targets in [0, 1] (labels or probabilities), got values from "
                 f"{low} to {high}"
@@ -219,18 +220,11 @@ class BCELoss(Loss):
         return targets
 
     def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        """The loss from the logits ``z: (m, k)``, the input of the fused Sigmoid."""
+        """The loss from the logits ``z: (m, k)``, the input of the fused Sigmoid:
+        ``mean(softplus(z) - y*z)``, with gradient ``(sigmoid(z) - y) / n``."""
         _same_shape(self, logits, targets)
-        n = targets.size
-        log_one_plus_exp = softplus(logits)
-        loss = np.add.reduce(log_one_plus_exp - targets * logits, axis=None) / n
-        # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows.
-        grad = np.subtract(logits, log_one_plus_exp, out=log_one_plus_exp)
-        np.exp(grad, out=grad)
-        grad -= targets
-        grad *= 1 / n
-        self._grad = grad
-        return float(loss)
+        self._grad = (sigmoid(logits) - targets) / targets.size
+        return float(np.mean(softplus(logits) - targets * logits))
 
     def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Each row's loss from the logits, ``(m,)``: the row mean of ``softplus(z) - y*z``."""
@@ -271,12 +265,6 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
-def _check_smoothing(instance: Any, attribute: Any, value: float) -> None:
-    if not (np.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"label_smoothing must be a number in [0, 1], got {value}")
-
-
-@define(eq=False, on_setattr=NO_OP)
 class CrossEntropyLoss(Loss):
     """Cross-entropy over ``C`` classes, with PyTorch's semantics and numbers (mean over rows).
 
@@ -295,8 +283,11 @@ class CrossEntropyLoss(Loss):
 
     fuses: ClassVar[type[Layer] | None] = Softmax
     task: ClassVar[str] = "multiclass"
-    label_smoothing: float = field(default=0.0, converter=float, validator=_check_smoothing)
-    _grad: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = _checks.real_number(
+            "label_smoothing", label_smoothing, 0.0, 1.0, high_open=False
+        )
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """Class indices ``(m,)`` as int64, or probabilities ``(m, C)``; else ValueError."""
@@ -307,7 +298,7 @@ class CrossEntropyLoss(Loss):
                 f"CrossEntropyLoss needs class indices or probabilities, got dtype {given.dtype}"
             )
         if given.shape == (m,):
-            _finite_or_error("targets", given)
+            _checks.finite("targets", given)
             indices = given.astype(np.int64)
             if given.dtype.kind == "f" and not np.array_equal(indices, given):
                 raise ValueError(
@@ -321,7 +312,7 @@ class CrossEntropyLoss(Loss):
                 )
             return indices
         if given.shape == (m, classes) and (classes > 1 or m != 1):
-            _finite_or_error("targets", given)
+            _checks.finite("targets", given)
             probabilities = given.astype(np.float64, copy=False)
             if probabilities.size and (
                 probabilities.min() < 0 or not np.allclose(probabilities.sum(axis=1), 1.0)
@@ -417,15 +408,12 @@ class CrossEntropyLoss(Loss):
         return self._grad
 
 
-@define(eq=False, on_setattr=NO_OP)
 class MSELoss(Loss):
     """Mean squared error over all entries, as ``torch.nn.MSELoss``: ``mean((y_hat - y)**2)``.
 
     For regression: ``targets`` are any finite numbers, ``(m,)`` or ``(m, 1)`` for a one-output
     model, ``(m, k)`` for ``k`` outputs. The gradient is ``2 (y_hat - y) / n`` (``n`` entries).
     """
-
-    _grad: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         _same_shape(self, outputs, targets)
@@ -444,7 +432,6 @@ class MSELoss(Loss):
         return self._grad
 
 
-@define(eq=False, on_setattr=NO_OP)
 class BCEWithLogitsLoss(BCELoss):
     """Binary cross-entropy that takes **logits**, as ``torch.nn.BCEWithLogitsLoss``: for a model
     without a final Sigmoid. ``mean(softplus(z) - y*z)``, exact for any finite logits;

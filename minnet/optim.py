@@ -25,8 +25,9 @@ from collections.abc import Iterable
 import numpy as np
 from attrs import define, field, setters
 
+from . import _fast
+from ._checks import converter, in_range, real_number
 from ._fast import FlatStorage
-from .layers import in_range, real_number
 from .parameter import Parameter
 
 
@@ -58,7 +59,7 @@ def _as_betas(betas: Iterable[float]) -> tuple[float, ...]:
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
     betas = tuple(betas)
     try:
-        return tuple(real_number("betas")(beta) for beta in betas)
+        return tuple(real_number("betas", beta, finite=False) for beta in betas)
     except TypeError:
         raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}") from None
 
@@ -88,7 +89,9 @@ class Optimizer:
     params: list[Parameter] = field(
         converter=_as_parameter_list, validator=_check_params, on_setattr=setters.frozen
     )
-    lr: float = field(converter=real_number("lr"), validator=in_range(0.0, low_open=True))
+    lr: float = field(
+        converter=converter(real_number, "lr"), validator=in_range(0.0, low_open=True)
+    )
     flat: bool = field(default=True, kw_only=True, on_setattr=setters.frozen)
     #: One tuple of state arrays per parameter (``n_states`` arrays of its shape each).
     state: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
@@ -101,7 +104,7 @@ class Optimizer:
         return 0
 
     def __attrs_post_init__(self) -> None:
-        storage = FlatStorage.find(self.params) if self.flat else None
+        storage = FlatStorage.find(self.params) if self.flat and _fast.fast_path_enabled() else None
         if storage is None:
             self.state = [
                 tuple(np.zeros_like(p.value) for _ in range(self.n_states)) for p in self.params
@@ -118,7 +121,6 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
         if self._storage is not None and self._storage.intact():
-            self._storage.settle()
             groups = self._flat_blocks
         else:
             groups = [
@@ -164,7 +166,7 @@ class SGD(Optimizer):
 
     momentum: float = field(
         default=0.0,
-        converter=real_number("momentum"),
+        converter=converter(real_number, "momentum"),
         validator=in_range(0.0, 1.0),
         on_setattr=setters.frozen,  # the velocity buffer exists only if momentum is set
     )
@@ -221,13 +223,15 @@ class Adam(Optimizer):
     """
 
     lr: float = field(
-        default=1e-3, converter=real_number("lr"), validator=in_range(0.0, low_open=True)
+        default=1e-3, converter=converter(real_number, "lr"), validator=in_range(0.0, low_open=True)
     )
     betas: tuple[float, float] = field(
         default=(0.9, 0.999), converter=_as_betas, validator=_check_betas
     )
     eps: float = field(
-        default=1e-8, converter=real_number("eps"), validator=in_range(0.0, low_open=True)
+        default=1e-8,
+        converter=converter(real_number, "eps"),
+        validator=in_range(0.0, low_open=True),
     )
     t: int = field(init=False, default=0)
     """The number of steps taken so far."""

@@ -36,7 +36,6 @@ it went wrong, with a :class:`DivergenceError` saying where, instead of running 
 from __future__ import annotations
 
 import math
-import operator
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +46,7 @@ import numpy as np
 from attrs import define, field
 from tqdm import tqdm
 
+from . import _checks
 from .losses import Loss
 from .optim import Adam, Optimizer
 
@@ -124,48 +124,11 @@ class History:
 
 
 # -- checking the arguments -------------------------------------------------------------------
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive int, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive int, got {number}")
-    return number
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _as_generator(seed: Any) -> np.random.Generator:
-    """``np.random.default_rng(seed)``, with errors that name ``seed``."""
-    if isinstance(seed, bool):
-        raise TypeError(f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}")
-    try:
-        return np.random.default_rng(seed)
-    except TypeError:
-        raise TypeError(
-            "seed must be None, a non-negative int or a numpy Generator, got "
-            f"{seed!r} ({type(seed).__name__})"
-        ) from None
-    except ValueError:
-        raise ValueError(
-            f"seed must be None, a non-negative int or a numpy Generator, got {seed!r}"
-        ) from None
-
-
 def _check_weights(model: Sequential) -> None:
     """Refuse to train from NaN or infinite parameters (or buffers): no learning rate helps."""
     for i, layer in enumerate(model.layers):
         named = [(f"parameter '{i}.{name}'", p.value) for name, p in layer.named_parameters()]
-        buffers = getattr(layer, "named_buffers", None)
-        if buffers is not None:
-            named += [(f"buffer '{i}.{name}'", array) for name, array in buffers()]
+        named += [(f"buffer '{i}.{name}'", array) for name, array in layer.named_buffers()]
         for what, array in named:
             bad = np.size(array) - int(np.count_nonzero(np.isfinite(array)))
             if bad:
@@ -251,7 +214,7 @@ def _check_optimizer(model: Sequential, optimizer: Any) -> Optimizer:
 
 
 def _batch_bounds(m: int, batch_size: int | None) -> list[tuple[int, int]]:
-    size = m if batch_size is None else min(_positive_int("batch_size", batch_size), m)
+    size = m if batch_size is None else min(_checks.positive_int("batch_size", batch_size), m)
     return [(start, min(start + size, m)) for start in range(0, m, size)]
 
 
@@ -399,7 +362,7 @@ def fit(
 ) -> History:
     """Train ``model`` on ``X: (m, in_features)``, ``Y: (m,)`` or ``(m, 1)``; see Sequential.fit."""
     X, Y = _check_data(model, X, Y, "fit")
-    epochs = _positive_int("epochs", epochs)
+    epochs = _checks.positive_int("epochs", epochs)
     bounds = _batch_bounds(len(X), batch_size)
     validation = None
     if validation_data is not None:
@@ -409,9 +372,9 @@ def fit(
                 got += f" of length {len(validation_data)}"
             raise ValueError(f"validation_data must be a pair (X_val, Y_val), got a {got}")
         validation = _check_data(model, *validation_data, "validation_data")
-    shuffle = _flag("shuffle", shuffle)
-    progress = _flag("progress", progress)
-    rng = _as_generator(seed)
+    shuffle = _checks.flag("shuffle", shuffle)
+    progress = _checks.flag("progress", progress)
+    rng = _checks.generator("seed", seed)
     optimizer = _check_optimizer(model, optimizer)
     _check_weights(model)
     if validation is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from attrs import define
 from user_layers import CORRECT as CORRECT_NORMS
 from user_layers import WRONG as WRONG_NORMS
 
@@ -124,7 +123,6 @@ def _function_cases() -> tuple[list[Case], list[Case]]:
     return wrong, right
 
 
-@define(eq=False)
 class BiasOnePercentHigh(Linear):
     def backward(self, grad_output):
         out = super().backward(grad_output)
@@ -132,7 +130,6 @@ class BiasOnePercentHigh(Linear):
         return out
 
 
-@define(eq=False)
 class DoubledWeightGrad(Linear):
     def backward(self, grad_output):
         before = self.W.grad.copy()

@@ -33,8 +33,17 @@ def _linear_example(in_features: int, rng: np.random.Generator) -> minnet.Linear
 
 #: How the tests that cover every layer build one that takes ``in_features`` inputs:
 #: ``factory(in_features, rng)``. A layer not listed here is built as ``cls()``.
+def _normalization_example(cls: type, features: int, rng: np.random.Generator) -> minnet.Layer:
+    layer = cls(features)
+    layer.gamma.value[...] = 1 + 0.1 * rng.standard_normal(features)  # ones and zeros would
+    layer.beta.value[...] = 0.1 * rng.standard_normal(features)  # hide a missing factor
+    return layer
+
+
 LAYER_EXAMPLES = {
     minnet.Linear: _linear_example,
+    minnet.BatchNorm1d: lambda n, rng: _normalization_example(minnet.BatchNorm1d, n, rng),
+    minnet.LayerNorm: lambda n, rng: _normalization_example(minnet.LayerNorm, n, rng),
     minnet.Dropout: lambda in_features, rng: minnet.Dropout(0.5, seed=rng),
 }
 

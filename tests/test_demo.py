@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from minnet import demo
+from minnet.teaching import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -4,9 +4,9 @@
    inside a function (the one-line delegations such as ``Sequential.fit``) or under
    ``if TYPE_CHECKING:`` runs later or never, so it is not an edge.
 2. No module uses another module's private names. A name ``_x`` is private to the module that
-   defines it (a function, class, module variable, attrs field or ``self._x = ...``). Any other
+   defines it (a function, class, module variable, attrs field or ``self.x = ...``). Any other
    module may not import it (``from .model import _x``) nor read it as an attribute
-   (``model._x``, ``layer._cache``). ``self._x`` and ``cls._x`` are a class's business with
+   (``model._x``, ``layer._cache``). ``self.x`` and ``cls._x`` are a class's business with
    itself (a subclass using what its base class keeps), so they are allowed.
 """
 
@@ -121,7 +121,7 @@ def defined_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-            if is_self(node.value):  # self._x = ...: the class's own attribute
+            if is_self(node.value):  # self.x = ...: the class's own attribute
                 names.add(node.attr)
         elif isinstance(node, ast.arg):
             names.add(node.arg)
@@ -152,7 +152,8 @@ def private_uses(name: str) -> list[str]:
             node.level or (node.module or "").startswith("minnet")
         ):
             for alias in node.names:
-                if is_private(alias.name):
+                # a package-private module (minnet._checks, minnet._fast) is minnet's to share
+                if is_private(alias.name) and f"minnet.{alias.name}" not in MODULES:
                     uses.append(f"{name}:{node.lineno}: imports {alias.name}")
     return uses
 

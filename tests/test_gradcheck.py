@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from attrs import define
 from conftest import random_data, random_net
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -60,9 +59,6 @@ def test_the_tutorial_bugs_are_blamed_on_0b_and_2W():
 
 
 # --- deliberately wrong layers -----------------------------------------------------------------
-
-
-@define(eq=False)
 class DoubledWeightGrad(Linear):
     def backward(self, grad_output):
         grad_input = super().backward(grad_output)
@@ -70,27 +66,23 @@ class DoubledWeightGrad(Linear):
         return grad_input
 
 
-@define(eq=False)
 class WrongInputGrad(Linear):
     def backward(self, grad_output):
         return 1.5 * super().backward(grad_output)
 
 
-@define(eq=False)
 class TransposedWeight(Linear):
     def backward(self, grad_output):
         super().backward(grad_output)
         return grad_output @ self.W.value[:, ::-1]  # uses the wrong arrangement of W
 
 
-@define(eq=False)
 class SignFlippedBias(Linear):
     def backward(self, grad_output):
         self.b.grad -= 2 * grad_output.sum(axis=0)
         return super().backward(grad_output)
 
 
-@define(eq=False)
 class LeakyMaskReLU(ReLU):
     """A ReLU whose backward mask lets everything through."""
 
@@ -99,11 +91,10 @@ class LeakyMaskReLU(ReLU):
         return grad_output
 
 
-@define(eq=False)
 class SigmoidMissingFactor(Sigmoid):
     def backward(self, grad_output):
         super().backward(grad_output)
-        return grad_output * self._out
+        return grad_output * self.out
 
 
 @pytest.mark.parametrize(
@@ -273,9 +264,6 @@ def test_random_correct_nets_pass_the_default_check(seed, sizes, batch, zero_bia
 
 
 # --- random forwards, Dropout, step sizes -------------------------------------------------------
-
-
-@define(eq=False)
 class NoisyLayer(minnet.Layer):
     """A layer whose forward adds fresh noise every call and cannot hold it fixed."""
 

@@ -20,7 +20,6 @@ from typing import Any
 import crafted
 import numpy as np
 import pytest
-from attrs import define, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,20 +160,16 @@ def test_a_float32_model_comes_back_float32_in_flat_storage(tmp_path: Path) -> N
     assert loaded.forward(X).dtype == np.float32
 
 
-@define(eq=False)
 class Scale(minnet.Layer):
-    """A stand-in for a layer added to minnet.layers later: a parameter, a seed, a private field."""
+    """A stand-in for a layer added to minnet.layers later: a parameter, a seed, a default."""
 
-    factor: float
-    _offset: float = 0.0
-    seed: np.random.Generator | int | None = field(default=None, converter=np.random.default_rng)
-    gain: minnet.Parameter = field(init=False)
-
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, factor: float, offset: float = 0.0, seed=None) -> None:
+        self.factor, self.offset = factor, offset
+        self.seed = np.random.default_rng(seed)
         self.gain = minnet.Parameter(self.seed.standard_normal(2))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.factor * self.gain.value * x + self._offset
+        return self.factor * self.gain.value * x + self.offset
 
 
 Scale.__module__ = minnet.layers.__name__
@@ -189,12 +184,11 @@ def test_layers_added_to_minnet_later_round_trip(tmp_path: Path, monkeypatch) ->
     assert spec["layers"][1] == {"class": "Scale", "args": {"factor": 1.5, "offset": -0.25}}
 
     loaded = minnet.io.load(path)
-    assert (loaded.layers[1].factor, loaded.layers[1]._offset) == (1.5, -0.25)
+    assert (loaded.layers[1].factor, loaded.layers[1].offset) == (1.5, -0.25)
     X = np.ones((4, 3))
     assert np.array_equal(loaded.forward(X), model.forward(X))
 
 
-@define(eq=False)
 class Doubler(minnet.Layer):
     """A layer from outside minnet.layers: it cannot be rebuilt by name, so it is not saved."""
 
@@ -605,19 +599,11 @@ def test_save_refuses_too_many_layers(tmp_path: Path) -> None:
 
 
 # -- buffers and losses found by name -------------------------------------------------------------
-
-
-@define(eq=False)
 class Normalize(minnet.Layer):
     """A stand-in for a layer with buffers (BatchNorm1d): a running mean and a step counter."""
 
-    num_features: int
-    momentum: float = 0.1
-    scale: minnet.Parameter = field(init=False)
-    running_mean: np.ndarray = field(init=False)
-    steps: np.ndarray = field(init=False)
-
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, num_features: int, momentum: float = 0.1) -> None:
+        self.num_features, self.momentum = num_features, momentum
         self.scale = minnet.Parameter(np.ones(self.num_features))
         self.running_mean = np.zeros(self.num_features)
         self.steps = np.zeros((), dtype=np.int64)
@@ -680,11 +666,11 @@ def test_save_refuses_non_finite_buffers(tmp_path: Path, normalize_net) -> None:
     refused_by_save(tmp_path, normalize_net, r"buffer '1.running_mean': 1 of its values are NaN")
 
 
-@define(eq=False)
 class WeightedLoss(minnet.BCELoss):
     """A stand-in for a loss added to minnet.losses later, with an argument."""
 
-    weight: float = 1.0
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
 
 
 WeightedLoss.__module__ = minnet.losses.__name__

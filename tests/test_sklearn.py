@@ -1,6 +1,6 @@
-"""minnet.sklearn: NetClassifier and NetRegressor pass scikit-learn's own estimator checks, work
-in cross_val_score, GridSearchCV and Pipeline, and train what they say (the L2 penalty's
-gradient against torch's autograd)."""
+"""minnet.integrations.sklearn: NetClassifier and NetRegressor pass scikit-learn's own
+estimator checks, work in cross_val_score, GridSearchCV and Pipeline, and train what they say
+(the L2 penalty's gradient against torch's autograd)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import minnet  # noqa: E402
-from minnet.sklearn import NetClassifier, NetRegressor  # noqa: E402
+from minnet.integrations.sklearn import NetClassifier, NetRegressor  # noqa: E402
 
 # The estimators as checked: a smaller net and a larger step than the defaults, so that the
 # ~50 checks (each fitting a few times) run in seconds; check_classifiers_train and
@@ -201,7 +201,7 @@ def test_without_sklearn_a_clear_import_error():
 
     code = (
         "import sys; sys.modules['sklearn'] = None\n"
-        "try:\n    import minnet.sklearn\nexcept ImportError as e:\n    print(e)"
+        "try:\n    import minnet.integrations.sklearn\nexcept ImportError as e:\n    print(e)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 'pip install "minnet[sklearn]"' in out.stdout

@@ -29,7 +29,7 @@ from minnet import (
     Softmax,
     Tanh,
 )
-from minnet.torch_bridge import register_from_torch
+from minnet.integrations.torch import register_from_torch
 
 torch = import_torch()
 nn = torch.nn
@@ -344,12 +344,12 @@ class Swish(minnet.Layer):
     """A user layer: x * sigmoid(x)."""
 
     def forward(self, x):
-        self._x = x
+        self.x = x
         return x / (1 + np.exp(-x))
 
     def backward(self, grad_output):
-        s = 1 / (1 + np.exp(-self._x))
-        return grad_output * (s + self._x * s * (1 - s))
+        s = 1 / (1 + np.exp(-self.x))
+        return grad_output * (s + self.x * s * (1 - s))
 
 
 class TorchSwish(nn.Module):
@@ -390,7 +390,7 @@ def test_user_layer_hooks_both_ways():
     try:
         back = minnet.from_torch(module, loss)
     finally:
-        del minnet.torch_bridge._FROM_TORCH[TorchSwish]
+        del minnet.integrations.torch._FROM_TORCH[TorchSwish]
     assert type(back.layers[1]) is ExportableSwish
     close(back.forward(X), model.forward(X))
 

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from attrs import define, field
+from attrs import define
 from conftest import random_data, random_net
 
 import minnet
@@ -18,12 +18,12 @@ from minnet.teaching.demo import moons_net
 from minnet.training import DivergenceError, Evaluation, History
 
 
-@define(eq=False)
 class Spy(Layer):
     """The identity, recording each input it sees and whether it was in training mode."""
 
-    seen: list[np.ndarray] = field(factory=list, init=False, repr=False)
-    modes: list[bool] = field(factory=list, init=False, repr=False)
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+        self.modes: list[bool] = []
 
     def forward(self, x):
         self.seen.append(x.copy())

@@ -8,24 +8,19 @@ is exactly what a check that stacks perturbed copies of a batch would get wrong.
 from __future__ import annotations
 
 import numpy as np
-from attrs import define, field
 
 from minnet import Layer, Parameter
 
 EPS = 1e-5
 
 
-@define(eq=False)
 class UserBatchNorm(Layer):
     """Batch norm over the batch axis, with a correct backward (CS231n's compact form)."""
 
-    features: int
-    gamma: Parameter = field(init=False)
-    beta: Parameter = field(init=False)
-    cache: tuple | None = field(default=None, init=False, repr=False)
     axis = 0
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, features: int) -> None:
+        self.features = features
         rng = np.random.default_rng(self.features)
         self.gamma = Parameter(1 + 0.1 * rng.standard_normal(self.features))
         self.beta = Parameter(0.1 * rng.standard_normal(self.features))
@@ -53,7 +48,6 @@ class UserBatchNorm(Layer):
         )
 
 
-@define(eq=False)
 class BatchStatsAsConstants(UserBatchNorm):
     """The classic: the batch mean and variance treated as constants, ``dx = g / std``."""
 
@@ -61,7 +55,6 @@ class BatchStatsAsConstants(UserBatchNorm):
         return g / std
 
 
-@define(eq=False)
 class MissingMeanTerm(UserBatchNorm):
     """The ``- sum(g)`` term (through the mean) forgotten."""
 
@@ -71,7 +64,6 @@ class MissingMeanTerm(UserBatchNorm):
         return (n * g - xhat * (g * xhat).sum(a, keepdims=True)) / (n * std)
 
 
-@define(eq=False)
 class UnbiasedInBackward(UserBatchNorm):
     """Forward with the biased variance (1/N), backward as if it were unbiased (1/(N-1))."""
 
@@ -83,14 +75,12 @@ class UnbiasedInBackward(UserBatchNorm):
         ) / std
 
 
-@define(eq=False)
 class UserLayerNorm(UserBatchNorm):
     """Layer norm: the same algebra over the feature axis (rows do not mix)."""
 
     axis = 1
 
 
-@define(eq=False)
 class LayerNormWrongAxis(UserLayerNorm):
     """Layer norm whose backward reduces over the batch axis, as a batch norm would."""
 
@@ -101,7 +91,6 @@ class LayerNormWrongAxis(UserLayerNorm):
         )
 
 
-@define(eq=False)
 class LayerNormMissingMean(MissingMeanTerm):
     axis = 1
 

@@ -2,7 +2,8 @@
 
 The reference check (:mod:`.reference`) runs the model once per perturbation. Here the layer
 that owns the parameter computes its output for a chunk of perturbations at once
-(``Layer.forward_perturbed``: by default one ``forward`` per perturbation, a ``Linear`` in one
+(``layer_registry.forward_perturbed``: by default one ``forward`` per perturbation, a
+``Linear`` in one
 product), the outputs are stacked along the batch, and the layers after it and the loss run
 *once* per chunk. The layers before it are not run again.
 
@@ -10,7 +11,7 @@ Stacking copies of a batch is only the same computation when every later layer t
 independently: a batch norm in training mode, whose output for one row depends on the batch's
 mean, would see one batch of ``count * m`` rows instead of ``count`` batches of ``m``. So a
 chunk goes through the later layers stacked only when each of them *declares* itself row-wise
-(:func:`minnet.layers.is_rowwise`); otherwise each copy runs on its own, which is always the
+(:func:`.layer_registry.is_rowwise`); otherwise each copy runs on its own, which is always the
 reference computation. The loss is taken per copy too, unless it gives per-example values.
 """
 
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..layers import is_rowwise
+from .layer_registry import forward_perturbed, is_rowwise
 
 if TYPE_CHECKING:
     from .targets import ModelTarget
@@ -53,7 +54,7 @@ def batched_values(
     values = np.empty(len(steps))
     for lo in range(0, len(steps), chunk):
         part = slice(lo, lo + chunk)
-        outputs = layer.forward_perturbed(x, name, flat_index[part], steps[part])
+        outputs = forward_perturbed(layer, x, name, flat_index[part], steps[part])
         count = len(outputs)
         if stacked:
             out = model.run(outputs.reshape(count * m, *outputs.shape[2:]), start + 1)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from attrs import evolve
 
+from ..flat import FlatLayout
 from ..layers import Layer
-from ..parameter import FlatLayout
 from .judge import (
     AGREE,
     EPS,

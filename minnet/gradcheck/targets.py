@@ -14,13 +14,14 @@ A model target may evaluate many moves at once (:mod:`.batched`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .batched import batched_values, can_batch
 from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK, Measurement
+from .layer_registry import holding_randomness
 from .reference import evaluate_moved
 
 if TYPE_CHECKING:
@@ -202,12 +203,10 @@ def checking(layers: Sequence[Layer]) -> Iterator[None]:
     buffers = [
         (layer, name, np.array(value, copy=True))
         for layer in layers
-        for name, value in getattr(layer, "named_buffers", lambda: ())()
+        for name, value in layer.named_buffers()
     ]
     try:
-        with ExitStack() as stack:
-            for layer in layers:
-                stack.enter_context(layer.fixed_randomness())
+        with holding_randomness(list(layers)):
             for p in parameters:
                 p.value = float64_copy(p.value)
                 p.grad = np.zeros_like(p.value)

@@ -11,25 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from attrs import define, frozen
+from attrs import frozen
 
-from ..layers import Layer, Linear, ReLU, Sigmoid, Softmax
+from ..layers import BatchNorm1d, Layer, LayerNorm, Linear, ReLU, Sigmoid, Softmax
 from ..losses import BCELoss, CrossEntropyLoss
-from ..normalization import BatchNorm1d, LayerNorm
 from .tutorial import ScaledGradLinear
 
 
-@define(eq=False)
 class TransposedWeightGrad(Linear):
     """``dW = x.T @ grad_output``: the weight gradient transposed (shapes fit on square layers)."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.W.accumulate(self._x.T @ grad_output)
-        self.b.accumulate(grad_output.sum(axis=0))
+        self.W.grad += self.x.T @ grad_output
+        self.b.grad += grad_output.sum(axis=0)
         return grad_output @ self.W.value
 
 
-@define(eq=False)
 class TransposedInputGrad(Linear):
     """``dx = grad_output @ W.T``: the input gradient through the transposed weights."""
 
@@ -38,7 +35,6 @@ class TransposedInputGrad(Linear):
         return grad_output @ self.W.value.T
 
 
-@define(eq=False)
 class WrongInputGrad(Linear):
     """The input gradient scaled by 1.5; the parameter gradients are right."""
 
@@ -46,25 +42,22 @@ class WrongInputGrad(Linear):
         return 1.5 * super().backward(grad_output)
 
 
-@define(eq=False)
 class SignFlippedBias(Linear):
     """``db = -sum(grad_output)``: the bias gradient with the wrong sign."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.b.accumulate(-2 * grad_output.sum(axis=0))
+        self.b.grad += -2 * grad_output.sum(axis=0)
         return super().backward(grad_output)
 
 
-@define(eq=False)
 class AveragedBias(Linear):
     """``db = mean(grad_output)``: a stray ``1/m`` on the bias gradient."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.b.accumulate(-grad_output.sum(axis=0) * (1 - 1 / len(grad_output)))
+        self.b.grad += -grad_output.sum(axis=0) * (1 - 1 / len(grad_output))
         return super().backward(grad_output)
 
 
-@define(eq=False)
 class MaskLetsAllThrough(ReLU):
     """A ReLU whose backward forgets the mask: every gradient passes, even where ``x < 0``."""
 
@@ -73,16 +66,14 @@ class MaskLetsAllThrough(ReLU):
         return grad_output
 
 
-@define(eq=False)
 class SigmoidMissingFactor(Sigmoid):
     """``dx = grad * s`` instead of ``grad * s * (1 - s)``."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         super().backward(grad_output)
-        return grad_output * self._out
+        return grad_output * self.out
 
 
-@define(eq=False)
 class MissingMeanLoss(BCELoss):
     """Binary cross-entropy whose gradient forgets the ``1/m`` of the mean."""
 
@@ -92,7 +83,6 @@ class MissingMeanLoss(BCELoss):
         return value
 
 
-@define(eq=False)
 class CrossEntropyMissingMean(CrossEntropyLoss):
     """Softmax cross-entropy whose gradient ``softmax(z) - q`` forgets the ``1/m`` of the mean
     over the rows (the value is still the mean)."""
@@ -103,7 +93,6 @@ class CrossEntropyMissingMean(CrossEntropyLoss):
         return value
 
 
-@define(eq=False)
 class BatchStatsAsConstants(BatchNorm1d):
     """The classic batch-norm mistake: the batch mean and variance treated as constants, so the
     input gradient is ``gamma * grad_output / std``, without the two terms through the mean and
@@ -111,40 +100,36 @@ class BatchStatsAsConstants(BatchNorm1d):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         super().backward(grad_output)
-        x_hat, std, _ = self._cache
-        return grad_output * self.gamma.value / std
+        return grad_output * self.gamma.value / self.std
 
 
-@define(eq=False)
 class BatchNormMissingMeanTerm(BatchNorm1d):
     """Batch norm whose input gradient forgets the ``- sum(dx_hat)`` term (through the mean)."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         right = super().backward(grad_output)
-        x_hat, std, _ = self._cache
+        std = self.std
         g = grad_output * self.gamma.value
         return right + np.sum(g, axis=0) / (len(g) * std)
 
 
-@define(eq=False)
 class LayerNormWrongAxis(LayerNorm):
     """Layer norm whose backward takes its sums over the batch axis, as a batch norm would."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         super().backward(grad_output)
-        x_hat, std = self._cache
+        x_hat, std = self.x_hat, self.std
         g = grad_output * self.gamma.value
         m = len(g)
         return (m * g - g.sum(0) - x_hat * (g * x_hat).sum(0)) / (m * std)
 
 
-@define(eq=False)
 class SoftmaxDiagonalOnly(Softmax):
     """Softmax whose backward keeps only the diagonal of the Jacobian: ``s * (1 - s) * g``."""
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         super().backward(grad_output)
-        s = self._out
+        s = self.out
         return s * (1 - s) * grad_output
 
 

@@ -23,9 +23,9 @@ class ScaledGradLinear(Linear):
         self.w_factor, self.b_factor = w_factor, b_factor
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        x = self._x  # what forward kept
-        self.W.accumulate(self.w_factor * (grad_output.T @ x))  # right with w_factor = 1
-        self.b.accumulate(self.b_factor * grad_output.sum(axis=0))  # right with b_factor = 1
+        x = self.x  # what forward kept
+        self.W.grad += self.w_factor * (grad_output.T @ x)  # right with w_factor = 1
+        self.b.grad += self.b_factor * grad_output.sum(axis=0)  # right with b_factor = 1
         return grad_output @ self.W.value
 
 

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from attrs import define, field
 
-from .parameter import FlatLayout, Parameter
+from ..flat import FlatLayout
+from ..parameter import Parameter
 
 BLOCK = 1 << 16  # entries updated at once: temporaries of at most 512 KiB in float64
 # Every live storage, by the id of its values vector (which it holds, so the id is its own):
@@ -33,7 +34,7 @@ _VECTORS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictio
 def _free_to_move(p: Parameter) -> bool:
     """May ``p`` move into a new storage: it owns its arrays, or they are views of a storage
     that is gone (its model was deleted)?"""
-    if not p.is_view():
+    if p.value.base is None and p.grad.base is None:
         return True
     base = p.value.base
     return _VECTORS.get(id(base)) is base and id(base) not in _STORAGES
@@ -77,7 +78,9 @@ class FlatStorage:
         values, grads = np.empty(layout.size, dtype=dtype), np.empty(layout.size, dtype=dtype)
         value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
         for i, p in enumerate(parameters):
-            p.move_into(value_views[str(i)], grad_views[str(i)])
+            value_views[str(i)][...] = p.value
+            grad_views[str(i)][...] = p.grad
+            p.value, p.grad = value_views[str(i)], grad_views[str(i)]
         storage = cls(
             parameters,
             values,
@@ -103,7 +106,7 @@ class FlatStorage:
     def intact(self) -> bool:
         """Do all the parameters still hold their views (no ``p.value = ...`` elsewhere)?"""
         for p, (value, grad) in zip(self.parameters, self._views, strict=True):
-            if not p.holds(value, grad):
+            if p.value is not value or p.grad is not grad:
                 return False
         return True
 
@@ -112,15 +115,9 @@ class FlatStorage:
         if len(parameters) != len(self.parameters):
             return False
         for p, mine, (value, grad) in zip(parameters, self.parameters, self._views, strict=True):
-            if p is not mine or not p.holds(value, grad):
+            if p is not mine or p.value is not value or p.grad is not grad:
                 return False
         return True
-
-    def settle(self) -> None:
-        """Write any zeros the parameters still owe (see ``Parameter.settle``), before
-        ``grads`` is read."""
-        for p in self.parameters:
-            p.settle()
 
     def split(self, vector: np.ndarray) -> list[np.ndarray]:
         """Views of a vector laid out like ``values``, one per parameter, of its shape."""

@@ -42,7 +42,7 @@ try:
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 except ImportError as err:  # missing, or older than 1.6 (validate_data)
     raise ImportError(
-        "minnet.sklearn needs scikit-learn 1.6 or later: install it with "
+        "minnet.integrations.sklearn needs scikit-learn 1.6 or later: install it with "
         f'`pip install "minnet[sklearn]"` ({err})'
     ) from err
 
@@ -185,7 +185,7 @@ class NetClassifier(ClassifierMixin, _NetBase):
     activation
         ``"relu"`` (default), ``"tanh"``, ``"logistic"`` (a sigmoid) or ``"identity"`` (none).
     alpha
-        L2 penalty on the weights, as MLPClassifier's (see :mod:`minnet.sklearn`).
+        L2 penalty on the weights, as MLPClassifier's (see :mod:`minnet.integrations.sklearn`).
     batch_size
         Rows per mini-batch, 32 by default; ``"auto"``: ``min(200, n_samples)`` as in sklearn.
     learning_rate_init

@@ -47,7 +47,7 @@ register a function from the torch class with :func:`register_from_torch` (or gi
 class a method ``to_minnet(self)``). A registered class is matched exactly, not its subclasses:
 a subclass may compute something else::
 
-    @minnet.torch_bridge.register_from_torch(MyTorchSwish)
+    @minnet.integrations.torch.register_from_torch(MyTorchSwish)
     def _(module):
         return MySwish(beta=module.beta)
 """
@@ -60,11 +60,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .layers import Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
-from .model import Sequential
-from .normalization import BatchNorm1d, LayerNorm
-from .parameter import Parameter
+from ..layers import (
+    BatchNorm1d,
+    Dropout,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from ..losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from ..model import Sequential
+from ..parameter import Parameter
 
 if TYPE_CHECKING:
     import torch
@@ -309,7 +319,8 @@ def _export(obj: Any, what: str) -> Any:
     if convert is None:
         raise ValueError(
             f"{what} {type(obj).__qualname__} has no PyTorch counterpart: give the class a "
-            "to_torch(self) method or register one with minnet.torch_bridge.register_to_torch "
+            "to_torch(self) method or register one with "
+            "minnet.integrations.torch.register_to_torch "
             f"(minnet knows {sorted(cls.__name__ for cls in _TO_TORCH)})"
         )
     return convert(obj)
@@ -323,7 +334,7 @@ def _import(module: Any, what: str) -> Any:
     if convert is None:
         raise ValueError(
             f"{what} {type(module).__qualname__} has no minnet counterpart: register one with "
-            "minnet.torch_bridge.register_from_torch (minnet knows "
+            "minnet.integrations.torch.register_from_torch (minnet knows "
             f"{sorted(cls.__name__ for cls in _FROM_TORCH)})"
         )
     return convert(module)

@@ -1,0 +1,117 @@
+"""The accelerator, behind one seam. Nothing here changes a number, only how fast it comes.
+
+What it does (each piece tested to give the textbook path's numbers):
+
+- :class:`~.storage.FlatStorage`: a model's parameters as views into two flat vectors (values,
+  gradients), so that ``zero_grad`` is one ``fill`` and an optimizer step a few numpy calls for
+  the whole model, however many parameters it has;
+- :func:`backward_first`: the first layer's backward without the input gradient, which nobody
+  uses (the input is the data): for a ``Linear``, a product as large as its forward, skipped.
+
+:func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
+its parameters as they are and runs exactly the code a learner reads. The setting is read when a
+model or an optimizer is built, and by each backward.
+"""
+
+from __future__ import annotations
+
+import operator
+import weakref
+
+import numpy as np
+
+from ..layers.linear import Linear
+from ..parameter import Parameter
+from .storage import BLOCK, FlatStorage
+
+_ENABLED = True
+
+
+def use_fast_path(enabled: bool = True) -> None:
+    """Switch the accelerator on (the default) or off, for models and optimizers built after."""
+    global _ENABLED
+    _ENABLED = bool(enabled)
+
+
+def fast_path_enabled() -> bool:
+    return _ENABLED
+
+
+# model -> the flat storage of its parameters
+_STORAGE_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def place(model, dtype: np.dtype | None) -> bool:
+    """Move ``model``'s parameters into flat storage (converted to ``dtype`` if given), or reuse
+    the live storage that already holds exactly them. ``False`` when the fast path is off or
+    they cannot move (see :meth:`FlatStorage.create`): they stay as they are."""
+    if not _ENABLED:
+        return False
+    parameters = model.parameters()
+    storage = FlatStorage.find(parameters)
+    if storage is None or (dtype is not None and storage.values.dtype != dtype):
+        storage = FlatStorage.create(parameters, dtype)
+    if storage is None:
+        return False
+    _STORAGE_OF[model] = storage
+    return True
+
+
+# id(model) -> (ids of its layers, the layers, getters of each parameter's attribute)
+_PLACES: dict[int, tuple[tuple[int, ...], tuple, list]] = {}
+
+
+def current_parameters(model) -> list[Parameter]:
+    """``model.parameters()``, cheaply: where each parameter sits (layer, attribute) is found
+    once per list of layers, and read again at each call, so a parameter assigned later
+    (``layer.W = Parameter(...)``) is the one returned."""
+    layer_ids = tuple(map(id, model.layers))
+    cached = _PLACES.get(id(model))
+    if cached is None or cached[0] != layer_ids:
+        places = []
+        for layer in model.layers:
+            for name, _ in layer.named_parameters():
+                places.append((layer, operator.attrgetter(name)) if _plain(name) else None)
+        if any(place is None for place in places):
+            return model.parameters()
+        cached = (layer_ids, tuple(model.layers), places)  # holding the layers keeps their ids
+        _PLACES[id(model)] = cached
+        weakref.finalize(model, _PLACES.pop, id(model), None)
+    return [get(layer) for layer, get in cached[2]]
+
+
+def _plain(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def zero_grad(model) -> None:
+    """``p.zero_grad()`` for every parameter of ``model``: one ``fill`` of its flat storage
+    when the storage holds exactly its parameters."""
+    storage = _STORAGE_OF.get(model) if _ENABLED else None
+    parameters = current_parameters(model) if _ENABLED else model.parameters()
+    if storage is not None and storage.holds(parameters):
+        storage.grads.fill(0)
+        return
+    for p in parameters:
+        p.zero_grad()
+
+
+def backward_first(layer, grad_output: np.ndarray) -> None:
+    """``layer.backward(grad_output)`` for a model's first layer, whose input gradient nobody
+    uses: a plain ``Linear`` adds its parameters' gradients and skips ``grad_output @ W``."""
+    if _ENABLED and type(layer) is Linear:
+        layer.W.grad += grad_output.T @ layer.x
+        layer.b.grad += grad_output.sum(axis=0)
+        return
+    layer.backward(grad_output)
+
+
+__all__ = [
+    "BLOCK",
+    "FlatStorage",
+    "backward_first",
+    "fast_path_enabled",
+    "place",
+    "use_fast_path",
+    "zero_grad",
+]

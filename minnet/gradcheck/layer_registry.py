@@ -1,0 +1,172 @@
+"""What the gradient check knows about layers, kept here so that no layer has to know it.
+
+Three things, each with a safe default for a layer nobody registered:
+
+- **Row-wise** (:func:`is_rowwise`): does each output row depend only on the same input row
+  (and the parameters)? Then the check may stack many perturbed copies of a batch into one
+  forward. Default: no (each copy runs on its own, always right, only slower).
+- **Perturbed forwards** (:func:`forward_perturbed`): a layer's outputs for many one-entry moves
+  of one parameter at once. Default: one ``forward`` per move.
+- **Held randomness** (:func:`holding_randomness`): every evaluation must see the same function,
+  so each numpy ``Generator`` a layer keeps as an attribute replays its draws during a check.
+  A layer that draws from elsewhere may opt in with a ``fixed_randomness()`` context manager.
+
+Registration is by exact class: a subclass with a forward of its own computes something else,
+so it gets the defaults until it is registered itself (:func:`register_rowwise`).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..layers import (
+    BatchNorm1d,
+    Dropout,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+# class -> predicate(layer) -> bool
+_ROWWISE: dict[type, Callable[[Any], bool]] = {}
+# class -> forward_perturbed(layer, x, name, flat_index, steps)
+_PERTURBED: dict[type, Callable[..., np.ndarray]] = {}
+
+
+def register_rowwise(cls: type, when: Callable[[Any], bool] = lambda layer: True) -> None:
+    """Declare ``cls``'s layers row-wise (``when(layer)`` is true: e.g. only in eval mode)."""
+    _ROWWISE[cls] = when
+
+
+def is_rowwise(layer: Layer) -> bool:
+    """Is ``layer`` known to compute each output row from its own input row only?"""
+    when = _ROWWISE.get(type(layer))
+    return bool(when(layer)) if when is not None else False
+
+
+def register_perturbed(cls: type, function: Callable[..., np.ndarray]) -> None:
+    """Give ``cls`` a fast ``function(layer, x, name, flat_index, steps)`` for
+    :func:`forward_perturbed`."""
+    _PERTURBED[cls] = function
+
+
+def parameter_getter(name: str) -> Callable[[Any], Any]:
+    """A function ``layer -> parameter`` for a name of ``named_parameters`` (``"W"``,
+    ``"fc.W"``, ``"ws.0"``)."""
+    if all(part.isidentifier() for part in name.split(".")):
+        return operator.attrgetter(name)
+
+    def walk(layer: Any) -> Any:
+        value = layer
+        for part in name.split("."):
+            if isinstance(value, dict):
+                value = value[part] if part in value else value[int(part)]
+            elif isinstance(value, list | tuple):
+                value = value[int(part)]
+            else:
+                value = getattr(value, part)
+        return value
+
+    return walk
+
+
+def forward_perturbed(
+    layer: Layer, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
+) -> np.ndarray:
+    """Outputs for ``x`` with entry ``flat_index[k]`` of parameter ``name`` moved by
+    ``steps[k]``, one per k: shape ``(len(steps), batch, *out)``. The parameter is left as it
+    was."""
+    fast = _PERTURBED.get(type(layer))
+    if fast is not None:
+        return fast(layer, x, name, flat_index, steps)
+    value = parameter_getter(name)(layer).value.reshape(-1)  # a view: values are contiguous
+    outputs = []
+    for i, step in zip(flat_index, steps, strict=True):
+        saved = value[i]
+        value[i] = saved + step
+        outputs.append(layer.forward(x))
+        value[i] = saved
+    return np.stack(outputs)
+
+
+def _linear_perturbed(
+    layer: Linear, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
+) -> np.ndarray:
+    # Moving W[i, j] by s adds s * x[:, j] to output column i; moving b[i] adds s.
+    outputs = np.repeat(layer.forward(x)[np.newaxis], len(steps), axis=0)
+    which = np.arange(len(steps))
+    if name == "W":
+        rows, cols = np.divmod(flat_index, layer.in_features)
+        outputs[which, :, rows] += steps[:, np.newaxis] * x[:, cols].T
+    else:
+        outputs[which, :, flat_index] += steps[:, np.newaxis]
+    return outputs
+
+
+class _Replay:
+    """Stands in for a numpy ``Generator`` during a check: the first call with given arguments
+    draws from the real generator; every later identical call returns that same draw."""
+
+    def __init__(self, generator: np.random.Generator) -> None:
+        self._generator = generator
+        self._draws: dict[Any, Any] = {}
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        draw = getattr(self._generator, method)
+
+        def replayed(*args: Any, **kwargs: Any) -> Any:
+            key = (method, repr(args), repr(sorted(kwargs.items())))
+            if key not in self._draws:
+                self._draws[key] = draw(*args, **kwargs)
+            value = self._draws[key]
+            return value.copy() if isinstance(value, np.ndarray) else value
+
+        return replayed
+
+
+@contextmanager
+def holding_randomness(layers: list[Layer]) -> Iterator[None]:
+    """Within this block, every random draw of these layers repeats: each ``Generator``
+    attribute replays its first draw for the same call, and a layer's own
+    ``fixed_randomness()`` context (if it has one) is entered."""
+    replaced = []
+    with ExitStack() as stack:
+        for layer in layers:
+            for name, value in list(vars(layer).items()):
+                if isinstance(value, np.random.Generator):
+                    replaced.append((layer, name, value))
+                    setattr(layer, name, _Replay(value))
+            hold = getattr(layer, "fixed_randomness", None)
+            if hold is not None:
+                stack.enter_context(hold())
+        try:
+            yield
+        finally:
+            for layer, name, value in replaced:
+                setattr(layer, name, value)
+
+
+for _cls in (Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LayerNorm):
+    register_rowwise(_cls)
+register_rowwise(BatchNorm1d, lambda layer: not layer.training)
+register_rowwise(Dropout, lambda layer: not layer.training or layer.p == 0)
+register_perturbed(Linear, _linear_perturbed)
+
+__all__ = [
+    "forward_perturbed",
+    "holding_randomness",
+    "is_rowwise",
+    "parameter_getter",
+    "register_perturbed",
+    "register_rowwise",
+]

@@ -1,0 +1,59 @@
+"""Layers, one module per family. Each layer knows only its own math.
+
+- :mod:`.base`: the :class:`Layer` contract;
+- :mod:`.linear`: :class:`Linear`;
+- :mod:`.activations`: :class:`ReLU`, :class:`LeakyReLU`, :class:`Sigmoid`, :class:`Tanh`,
+  :class:`Softmax`;
+- :mod:`.dropout`: :class:`Dropout`;
+- :mod:`.normalization`: :class:`BatchNorm1d`, :class:`LayerNorm`.
+
+:func:`layer_classes` lists every layer class minnet ships (the every-layer tests and ``load``
+use it).
+"""
+
+from __future__ import annotations
+
+from . import activations, dropout, linear, normalization
+from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, sigmoid, softmax
+from .base import Layer
+from .dropout import Dropout
+from .linear import INIT_STD, Linear
+from .normalization import BatchNorm1d, LayerNorm
+
+
+def layer_classes() -> dict[str, type[Layer]]:
+    """Every public layer class of this package (the ``Layer`` base aside), by name: the
+    classes of the family modules and of the package itself, each where it is defined."""
+    import sys
+
+    found: dict[str, type[Layer]] = {}
+    package = sys.modules[__name__]
+    for module in (package, activations, dropout, linear, normalization):
+        for name, cls in vars(module).items():
+            if (
+                not name.startswith("_")
+                and isinstance(cls, type)
+                and issubclass(cls, Layer)
+                and cls is not Layer
+                and cls.__module__ == module.__name__
+            ):
+                found[name] = cls
+    return dict(sorted(found.items()))
+
+
+__all__ = [
+    "INIT_STD",
+    "BatchNorm1d",
+    "Dropout",
+    "Layer",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "layer_classes",
+    "sigmoid",
+    "softmax",
+]
