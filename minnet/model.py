@@ -154,14 +154,13 @@ class Sequential:
         for layer in self.layers:  # a layer that records its dtype now has this one
             if isinstance(getattr(layer, "dtype", None), np.dtype):
                 layer.dtype = self.dtype
+            for name, buffer in list(layer.named_buffers()):  # float buffers too (running stats)
+                if buffer.dtype.kind == "f" and buffer.dtype != self.dtype and name in vars(layer):
+                    setattr(layer, name, buffer.astype(self.dtype))
 
     def _convert(self, parameters: list[Parameter]) -> None:
         named = list(self.named_parameters())
-        shared = [
-            name
-            for name, p in named
-            if p.value.base is not None or sum(q is p for _, q in named) > 1
-        ]
+        shared = [name for name, p in named if p.value.base is not None]
         if shared and any(p.dtype != self.dtype for _, p in named):
             raise ValueError(
                 f"dtype={self.dtype} cannot be given to parameters {shared}: they are shared "
@@ -175,10 +174,14 @@ class Sequential:
 
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """Yield ``("<layer index>.<name>", parameter)`` for every parameter."""
+        """Yield ``("<layer index>.<name>", parameter)`` for every parameter; a parameter shared
+        by several layers (tied weights) once, under its first name."""
+        seen = set()
         for i, layer in enumerate(self.layers):
             for name, p in layer.named_parameters():
-                yield f"{i}.{name}", p
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield f"{i}.{name}", p
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]

@@ -35,6 +35,7 @@ class ReLU(Layer):
         return np.maximum(self.x, 0)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.x.shape)
         return grad_output * (self.x > 0)
 
 
@@ -51,6 +52,7 @@ class LeakyReLU(Layer):
         return np.where(self.x > 0, self.x, self.negative_slope * self.x).astype(self.x.dtype)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.x.shape)
         slope = np.where(self.x > 0, 1.0, self.negative_slope)
         return (grad_output * slope).astype(grad_output.dtype)
 
@@ -68,6 +70,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * self.out * (1 - self.out)
 
 
@@ -79,6 +82,7 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * (1 - self.out**2)
 
 
@@ -94,6 +98,7 @@ class Softmax(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.out.shape)
         s = self.out
         return s * (grad_output - np.sum(grad_output * s, axis=-1, keepdims=True))
 
