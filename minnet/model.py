@@ -63,7 +63,7 @@ def _as_layer_list(layers: Any) -> list[Layer]:
 
 def _check_loss(loss: Any) -> Loss:
     if isinstance(loss, Loss):
-        return loss
+        return _one_number(loss)
     if isinstance(loss, type) and issubclass(loss, Loss):
         raise TypeError(
             f"loss must be a Loss object, got the class {loss.__name__}: write "
@@ -73,6 +73,17 @@ def _check_loss(loss: Any) -> Loss:
         "loss must be a minnet Loss such as minnet.BCELoss() (or your own subclass of "
         f"minnet.Loss), got {type(loss).__name__}"
     )
+
+
+def _one_number(loss: Loss) -> Loss:
+    """``loss``, if it gives one number (its cost): not a loss with ``reduction="none"``."""
+    if getattr(loss, "reduction", "mean") == "none":
+        raise ValueError(
+            f"{loss!r}: a model's cost is one number, and reduction='none' gives one loss per "
+            "example (or per entry); use reduction='mean' or 'sum' in the model, and call "
+            "the loss itself for the unreduced losses"
+        )
+    return loss
 
 
 _DEFAULT_LOSS: Any = object()  # loss=None is refused, not taken for the default
@@ -335,6 +346,7 @@ class Sequential:
             raise ValueError(
                 f"the model gives outputs of shape {outputs.shape}, targets are {targets.shape}"
             )
+        _one_number(self.loss)
         if fused:
             return self.loss.forward_fused(outputs, targets)
         return self.loss.forward(outputs, targets)
