@@ -152,6 +152,16 @@ class Sequential:
             previous = f"layer {i} ({layer!r})"
         return in_features, features
 
+    def output_width(self, in_features: int | None = None) -> int:
+        """The number of outputs for inputs of ``in_features`` features: :attr:`out_features`
+        when the layers fix it, else what they make of ``in_features`` (1 if not given)."""
+        if self.out_features is not None or in_features is None:
+            return self.out_features or 1
+        features = in_features
+        for layer in self.layers:
+            features = layer.output_features(features)
+        return features if features is not None else in_features
+
     def _place_parameters(self) -> None:
         """Give every parameter the model's dtype, and hand them to the accelerator."""
         parameters = self.parameters()
@@ -183,6 +193,33 @@ class Sequential:
         for p in parameters:
             p.value = p.value.astype(self.dtype)
             p.grad = np.zeros_like(p.value)
+
+    # -- a container of layers, as torch.nn.Sequential ---------------------------------------
+    def __len__(self) -> int:
+        """The number of layers."""
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        """The layers, in order."""
+        return iter(self.layers)
+
+    def __getitem__(self, index: int | slice) -> Layer | list[Layer]:
+        """``model[i]``: layer ``i`` (``model[-1]`` the last). ``model[i:j]``: a *list* of those
+        layers, not a new model: a layer belongs to one model at a time (build a new model from
+        new layers, or share parameters: ``new_layer.W = old_layer.W``)."""
+        if isinstance(index, slice):
+            return self.layers[index]
+        if isinstance(index, bool) or not hasattr(index, "__index__"):
+            raise TypeError(
+                f"Sequential indices must be integers or slices, got {type(index).__name__}"
+            )
+        n = len(self.layers)
+        if not -n <= index < n:
+            raise IndexError(
+                f"layer index {index} is out of range: the model has {n} layers (0 to {n - 1}, "
+                f"or -1 to -{n} from the end)"
+            )
+        return self.layers[index]
 
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -232,7 +269,7 @@ class Sequential:
             raise ValueError(
                 f"X must have at least one row to take a mean loss, got shape {X.shape}"
             )
-        Y = self.check_targets(Y, len(X), dtype=X.dtype)
+        Y = self.check_targets(Y, len(X), dtype=X.dtype, in_features=X.shape[1])
         return self.cost_prepared(X, Y)
 
     def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -291,14 +328,17 @@ class Sequential:
             dtype = self.dtype if self.dtype is not None else X.dtype
         return _checks.cast_finite("X", X, dtype if dtype.kind == "f" else np.float64)
 
-    def check_targets(self, Y: Any, m: int, dtype: np.dtype | None = None) -> np.ndarray:
+    def check_targets(
+        self, Y: Any, m: int, dtype: np.dtype | None = None, *, in_features: int | None = None
+    ) -> np.ndarray:
         """``Y`` as an ``(m, out_features)`` array the loss accepts, else a ``ValueError``.
 
         The loss decides (``loss.check_targets``): ``BCELoss`` takes numbers in [0, 1], of shape
         ``(m,)`` or ``(m, out_features)``. Converted to ``dtype`` if given; no copy when ``Y``
-        already fits.
+        already fits. When no layer fixes the output width (``Sequential([Softmax()])``), it is
+        the one the layers make of ``in_features``, the width of the inputs (1 if not given).
         """
-        shape = (m, self.out_features or 1)
+        shape = (m, self.output_width(in_features))
         try:
             Y = self.loss.check_targets(Y, shape)
         except ValueError as err:

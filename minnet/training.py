@@ -188,7 +188,7 @@ def _check_data(model: Sequential, X: Any, Y: Any, what: str) -> tuple[np.ndarra
     """``X`` as floats ``(m, in_features)`` and ``Y`` as ``(m, out_features)`` of X's dtype."""
     try:
         X = model.check_inputs(X)
-        Y = model.check_targets(Y, len(X), dtype=X.dtype)
+        Y = model.check_targets(Y, len(X), dtype=X.dtype, in_features=X.shape[1])
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
     if len(X) == 0:
