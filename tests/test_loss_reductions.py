@@ -390,3 +390,30 @@ def test_deeplearning_ai_l1_and_l2_costs():
     y = np.array([[1, 0, 0, 1, 1]])
     assert L1Loss(reduction="sum")(yhat, y) == pytest.approx(1.1, rel=1e-12)
     assert MSELoss(reduction="sum")(yhat, y) == pytest.approx(0.43, rel=1e-12)
+
+
+# --- to PyTorch -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("layers", "loss"),
+    [
+        ([ReLU(), Linear(4, 3, rng=2), Softmax()], CrossEntropyLoss([1.0, 2.0, 0.5])),
+        ([ReLU(), Linear(4, 3, rng=2), LogSoftmax()], NLLLoss([1.0, 2.0, 0.5], reduction="sum")),
+        ([ReLU(), Linear(4, 3, rng=2), LogSoftmax(), Linear(3, 3, rng=3)], NLLLoss()),
+        ([ReLU(), Linear(4, 3, rng=2)], MultiMarginLoss(0.5, p=2, weight=[1.0, 2.0, 0.5])),
+        ([ReLU(), Linear(4, 1, rng=2)], HuberLoss(0.5, reduction="sum")),
+        ([ReLU(), Linear(4, 1, rng=2)], L1Loss()),
+        ([ReLU(), Linear(4, 1, rng=2), minnet.Sigmoid()], BCELoss(reduction="sum")),
+    ],
+)
+def test_to_torch_keeps_the_reduction_and_the_class_weights(layers, loss, dtype):
+    model = Sequential([Linear(2, 4, rng=1), *layers], loss=loss, dtype=dtype)
+    module, torch_loss = minnet.to_torch(model)
+    rng = np.random.default_rng(15)
+    X = rng.standard_normal((6, 2)).astype(dtype)
+    y = rng.integers(0, 3, 6) if loss.task == "multiclass" else rng.random(6).round()
+    target = torch.from_numpy(y if loss.task == "multiclass" else y.reshape(-1, 1).astype(dtype))
+    theirs = torch_loss(module(torch.from_numpy(X)), target).item()
+    assert theirs == pytest.approx(model.cost(X, y), rel=1e-12 if dtype == np.float64 else 1e-5)
