@@ -121,6 +121,10 @@ class Sequential:
     - A layer belongs to one model at a time: it keeps what its last forward saw for its
       backward. Building a model from a layer of another live model is refused (share
       parameters instead: ``new_layer.W = old_layer.W``).
+    - It is a container of its layers, as ``torch.nn.Sequential``: ``len(model)``,
+      ``model[i]`` (``model[-1]`` the last), ``for layer in model``, ``model.layers``; a slice
+      ``model[i:j]`` is a plain list of those layers, not a new model (see the point above).
+    - A loss with ``reduction="none"`` is refused: the cost is one number.
     """
 
     def __init__(self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None) -> None:
