@@ -19,12 +19,23 @@ from .layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     ReLU,
     Sigmoid,
     Softmax,
     Tanh,
 )
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    Loss,
+    MSELoss,
+    MultiMarginLoss,
+    NLLLoss,
+)
 from .model import Sequential
 from .optim import SGD, Adam, Optimizer
 from .parameter import Parameter
@@ -38,6 +49,11 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "MSELoss",
+    "HuberLoss",
+    "L1Loss",
+    "MultiMarginLoss",
+    "NLLLoss",
+    "LogSoftmax",
     "BatchNorm1d",
     "LayerNorm",
     "Softmax",

@@ -331,7 +331,7 @@ def test_more_bad_input_gets_clear_errors():
         Sequential(Linear(3, 4))
     with pytest.raises(ValueError, match="betas must be two numbers"):
         minnet.Adam(small_model().parameters(), betas=0.9)
-    with pytest.raises(ValueError, match=r"init must be one of \['he', 'glorot'\]"):
+    with pytest.raises(ValueError, match=r"init must be one of \['he', 'he_uniform', 'glorot'"):
         Linear(2, 2, init="xavier")
     layer = Linear(3, 2)
     layer.forward(np.ones((4, 3)))

@@ -3,7 +3,7 @@
 - :mod:`.base`: the :class:`Layer` contract;
 - :mod:`.linear`: :class:`Linear`;
 - :mod:`.activations`: :class:`ReLU`, :class:`LeakyReLU`, :class:`Sigmoid`, :class:`Tanh`,
-  :class:`Softmax`;
+  :class:`Softmax`, :class:`LogSoftmax`;
 - :mod:`.dropout`: :class:`Dropout`;
 - :mod:`.normalization`: :class:`BatchNorm1d`, :class:`LayerNorm`.
 
@@ -14,7 +14,17 @@ use it).
 from __future__ import annotations
 
 from . import activations, dropout, linear, normalization
-from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, sigmoid, softmax
+from .activations import (
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    log_softmax,
+    sigmoid,
+    softmax,
+)
 from .base import Layer
 from .dropout import Dropout
 from .linear import INIT_STD, Linear
@@ -49,11 +59,13 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "ReLU",
     "Sigmoid",
     "Softmax",
     "Tanh",
     "layer_classes",
+    "log_softmax",
     "sigmoid",
     "softmax",
 ]

@@ -25,6 +25,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` over the last axis, from ``z - max(z)``: finite for any finite ``z``."""
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
 class ReLU(Layer):
     """``max(x, 0)``; its derivative is 1 where ``x > 0``, else 0 (0 at exactly 0)."""
 
@@ -103,4 +109,31 @@ class Softmax(Layer):
         return s * (grad_output - np.sum(grad_output * s, axis=-1, keepdims=True))
 
 
-__all__ = ["LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "sigmoid", "softmax"]
+class LogSoftmax(Layer):
+    """Log-softmax over the last axis: each row of ``(batch, classes)`` becomes
+    log-probabilities, ``z - max(z) - log(sum(exp(z - max(z))))`` (finite for any finite ``z``).
+
+    Its backward is ``g - softmax(x) * sum(g)`` row by row. As the last layer of a model with
+    :class:`~minnet.NLLLoss`, the model hands the loss this layer's input (the logits), as
+    ``Softmax`` with ``CrossEntropyLoss``.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = log_softmax(_checks.float_input(self, x))
+        return self.out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output - np.exp(self.out) * np.sum(grad_output, axis=-1, keepdims=True)
+
+
+__all__ = [
+    "LeakyReLU",
+    "LogSoftmax",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "log_softmax",
+    "sigmoid",
+    "softmax",
+]
