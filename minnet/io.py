@@ -796,10 +796,9 @@ def _check_declared_size(what: str, args: dict[str, Any], stored: Any) -> None:
     declared = declared_size(args, limit)
     if declared > limit:
         ints = {k: v for k, v in args.items() if declared_size({k: v}, limit) != 1}
-        shown = f"{declared:,}" if declared <= 10**15 else f"more than {limit:,}"
         raise ValueError(
-            f"{what}: its integer arguments {reprlib.repr(ints)} declare {shown} entries, but its "
-            f"tensors in the file hold {entries:,}: it is not built"
+            f"{what}: its integer arguments {reprlib.repr(ints)} declare more than {limit:,} "
+            f"entries, but its tensors in the file hold {entries:,}: it is not built"
         )
 
 
