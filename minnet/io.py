@@ -256,7 +256,7 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         what = f"cannot save layer {i} ({type(layer).__name__})"
         if len(stored) > MAX_ARRAYS_PER_LAYER:
             raise ValueError(f"{what}: it has {len(stored)} arrays, load reads at most 64")
-        _check_declared_size(what, spec["layers"][i]["args"], stored.values())
+        _check_declared_size(what, spec["layers"][i]["args"], [a.shape for a in stored.values()])
         tensors.update({f"{i}.{name}": array for name, array in stored.items()})
     text = json.dumps(spec, allow_nan=False)
     if len(text) > MAX_ARCHITECTURE_CHARS:
@@ -574,7 +574,8 @@ class _Reader:
                 f"registered before loading: minnet.register_layer({name})"
             )
         try:
-            _check_declared_size(f"layer {index} ({name})", entry["args"], table.values())
+            shapes = [shape for shape, _ in table.values()]
+            _check_declared_size(f"layer {index} ({name})", entry["args"], shapes)
         except ValueError as err:
             raise self.fail(str(err)) from None
         return cls
@@ -787,11 +788,11 @@ def declared_size(args: dict[str, Any], limit: int) -> int:
     return size
 
 
-def _check_declared_size(what: str, args: dict[str, Any], stored: Any) -> None:
+def _check_declared_size(what: str, args: dict[str, Any], shapes: list[tuple[int, ...]]) -> None:
     """Refuse a layer whose integer arguments declare more entries than its stored tensors hold
     (and more than ``FREE_SIZE``): it would be built at a size the file does not back.
-    ``stored``: the stored arrays, or ``(shape, dtype)`` pairs."""
-    entries = sum(math.prod(getattr(item, "shape", None) or item[0]) for item in stored)
+    ``shapes``: those of its stored tensors."""
+    entries = sum(math.prod(shape) for shape in shapes)
     limit = max(entries, FREE_SIZE)
     declared = declared_size(args, limit)
     if declared > limit:
