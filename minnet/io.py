@@ -38,7 +38,8 @@ What :func:`load` promises
   tensor table, and builds a layer only when the sizes its integer arguments declare are backed
   by its stored tensors (see :func:`declared_size`). A built layer's parameters and buffers must
   then match the stored tensors exactly in name, shape and dtype. minnet's ``Linear`` is built
-  without drawing random weights (the file's replace them).
+  without drawing random weights (:func:`linear_without_weights`); a registered layer is built
+  by its own ``__init__``, whose initial values the stored ones then replace.
 - **Any bad file is a** ``ValueError`` (:class:`ModelFileError`) naming the file and the problem.
   Only the operating system's errors on the path (missing file, a directory, no permission) are
   ``OSError``.
@@ -64,7 +65,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from . import layers, losses
+from . import _checks, layers, losses
 from .layers import Layer, Linear
 from .model import Sequential
 
@@ -608,10 +609,7 @@ class _Reader:
         what = f"layer {index} ({cls.__name__})"
         args = entry["args"]
         try:
-            if cls is Linear:
-                layer = Linear(**{**args, "rng": _NoDraw()})  # zeros, not random numbers
-            else:
-                layer = cls(**args)
+            layer = linear_without_weights(args) if cls is Linear else cls(**args)
         except Exception as err:  # TypeError, ValueError, OverflowError, even MemoryError
             raise self.fail(
                 f"{what} rejects the arguments {reprlib.repr(args)}: {type(err).__name__}: {err}"
@@ -669,15 +667,20 @@ class _Reader:
             ) from None
 
 
-class _NoDraw(np.random.Generator):
-    """A generator whose normal draws are zeros (free memory from the system, untouched):
-    how :func:`load` builds a ``Linear`` whose weights the file replaces at once."""
-
-    def __init__(self) -> None:
-        super().__init__(np.random.PCG64(0))
-
-    def standard_normal(self, size=None, dtype=np.float64, out=None):  # noqa: D102
-        return np.zeros(size, dtype)
+def linear_without_weights(args: dict[str, Any]) -> Linear:
+    """``Linear(**args)`` without drawing its random initial weights (the file's replace them):
+    a ``Linear(1, 1)`` with the other arguments (so that Linear checks them), given the sizes,
+    checked as Linear checks them, and ``W: (out, in)``, ``b: (out,)`` of untouched zeros
+    (``np.zeros`` takes fresh pages from the system: no memory is written until used)."""
+    layer = Linear(**{**args, "in_features": 1, "out_features": 1})
+    for name in ("in_features", "out_features"):
+        setattr(layer, name, _checks.whole_number(name, args.get(name), low=1))
+    for p, shape in (
+        (layer.W, (layer.out_features, layer.in_features)),
+        (layer.b, (layer.out_features,)),
+    ):
+        p.value, p.grad = np.zeros(shape, layer.dtype), np.zeros(shape, layer.dtype)
+    return layer
 
 
 # -- the architecture -----------------------------------------------------------------------------
@@ -840,6 +843,7 @@ __all__ = [
     "SUFFIX",
     "declared_size",
     "layer_registry",
+    "linear_without_weights",
     "load",
     "load_state_dict",
     "loss_classes",

@@ -289,3 +289,38 @@ def test_load_state_dict_refuses_a_mismatch_and_changes_nothing(edit, match) -> 
         model.load_state_dict(state)
     for name, array in model.state_dict().items():
         assert array.tobytes() == before[name].tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    in_features=st.integers(1, 40),
+    out_features=st.integers(1, 40),
+    init=st.sampled_from(["he", "glorot"]),
+    dtype=st.sampled_from(["float16", "float32", "float64"]),
+)
+def test_load_builds_a_linear_as_its_init_does_without_drawing(
+    in_features, out_features, init, dtype
+) -> None:
+    args = {"in_features": in_features, "out_features": out_features, "init": init, "dtype": dtype}
+    built, reference = minnet.io.linear_without_weights(args), Linear(**args, rng=0)
+    assert vars(built).keys() == vars(reference).keys()
+    assert built.arguments() == reference.arguments() and repr(built) == repr(reference)
+    for (name, p), (name2, q) in zip(
+        built.named_parameters(), reference.named_parameters(), strict=True
+    ):
+        assert name == name2 and p.value.shape == q.value.shape and p.value.dtype == q.value.dtype
+        assert p.grad.shape == q.grad.shape and p.grad.dtype == q.grad.dtype
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ({"in_features": 0, "out_features": 2}, "in_features must be a whole number >= 1"),
+        ({"in_features": 2.5, "out_features": 2}, "in_features must be a whole number"),
+        ({"out_features": 2}, "in_features must be a whole number, got None"),
+        ({"in_features": 2, "out_features": 2, "init": "zeros"}, "init"),
+    ],
+)
+def test_load_checks_a_linears_arguments_as_its_init_does(args, match) -> None:
+    with pytest.raises((TypeError, ValueError), match=match):
+        minnet.io.linear_without_weights(args)
