@@ -237,9 +237,7 @@ def test_torch_reads_the_weights_into_the_module_to_torch_gives(tmp_path: Path) 
     for key, tensor in tensors.items():
         index, name = key.split(".", 1)
         state[f"{index}.{torch_names.get(name, name)}"] = tensor
-    result = module.load_state_dict(state, strict=False)
-    assert not result.unexpected_keys
-    assert all(key.endswith("num_batches_tracked") for key in result.missing_keys)
+    module.load_state_dict(state)  # strict (torch fills in its batch count)
     X = np.random.default_rng(3).standard_normal((5, 3))
     with torch.no_grad():
         logits = module(torch.from_numpy(X)).numpy()
@@ -324,3 +322,17 @@ def test_load_builds_a_linear_as_its_init_does_without_drawing(
 def test_load_checks_a_linears_arguments_as_its_init_does(args, match) -> None:
     with pytest.raises((TypeError, ValueError), match=match):
         minnet.io.linear_without_weights(args)
+
+
+def test_the_page_on_files_runs_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    """docs/io.md: its python blocks run in order, each printing what the page shows."""
+    pytest.importorskip("torch")
+    from test_docs import ROOT, examples, matches
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for line, code, expected in examples((ROOT / "docs" / "io.md").read_text()):
+        exec(compile(code, f"docs/io.md:{line}", "exec"), namespace)
+        printed = capsys.readouterr().out
+        if expected is not None:
+            assert matches(expected, printed), (line, printed)
