@@ -447,6 +447,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         spec = reader.architecture(file.metadata())
         table = reader.tensor_table(file, len(spec["layers"]))
         classes = [reader.layer_class(i, entry, table[i]) for i, entry in enumerate(spec["layers"])]
+        loss = reader.build_loss(spec["loss"])
         tensors = [
             {name: reader.tensor(file, i, name) for name in table[i]} for i in range(len(table))
         ]
@@ -454,7 +455,6 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         reader.build_layer(i, cls, entry, tensors[i], spec["dtype"])
         for i, (cls, entry) in enumerate(zip(classes, spec["layers"], strict=True))
     ]
-    loss = reader.build_loss(spec["loss"])
     try:
         model = Sequential(built, loss=loss, dtype=spec["dtype"])
     except Exception as err:  # TypeError, ValueError: layers that do not chain
@@ -774,12 +774,16 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
     )
 
 
+#: Integer arguments that are seeds, not sizes: left out of :func:`declared_size`.
+SEED_ARGUMENTS = ("seed", "rng", "random_state")
+
+
 def declared_size(args: dict[str, Any], limit: int) -> int:
-    """The size a layer's arguments declare: the product of its integer arguments (bools aside),
-    each counted as at least 1 so that a zero never cancels the others, computed only up to
-    ``limit``: the first partial product above it is returned."""
+    """The size a layer's arguments declare: the product of its integer arguments (bools and
+    ``SEED_ARGUMENTS`` aside), each counted as at least 1 so that a zero never cancels the
+    others, computed only up to ``limit``: the first partial product above it is returned."""
     size = 1
-    stack = list(args.values())
+    stack = [value for name, value in args.items() if name not in SEED_ARGUMENTS]
     while stack:
         item = stack.pop()
         if isinstance(item, list):

@@ -151,3 +151,19 @@ def test_a_registered_layer_whose_arguments_lie_about_its_size_is_not_built(tmp_
     safetensors.numpy.save_file(tensors, path, metadata=meta)
     with pytest.raises(ValueError, match=r"layer 1 \(Affine\).*declare more than 4,096 entries"):
         minnet.load(path)
+
+
+def test_an_integer_seed_is_not_taken_for_a_size(tmp_path: Path) -> None:
+    @minnet.register_layer
+    class Noisy(Layer):
+        def __init__(self, features: int, seed: int = 0) -> None:
+            self.features, self.seed = features, seed
+            self.w = Parameter(np.random.default_rng(seed).standard_normal(features))
+
+        def forward(self, x):
+            return x * self.w.value
+
+    model = Sequential([Noisy(3, seed=123_456_789)], loss=minnet.MSELoss())
+    loaded = minnet.load(model.save(tmp_path / "model"))
+    assert loaded.layers[0].seed == 123_456_789
+    assert loaded.layers[0].w.value.tobytes() == model.layers[0].w.value.tobytes()
