@@ -31,15 +31,16 @@ What :func:`load` promises
 --------------------------
 - **No code from the file runs**: classes are looked up by name among the registered ones and
   called with plain JSON arguments; nothing is imported or unpickled.
-- **Its cost is bounded by the file, decided before anything is built.** safetensors checks the
-  header (at most 100 MB, offsets that cover the data exactly, shapes that match them). minnet
-  then checks the architecture (at most ``MAX_ARCHITECTURE_CHARS`` characters, ``MAX_LAYERS``
-  layers, ``MAX_ARRAYS_PER_LAYER`` arrays per layer, no NaN, no repeated keys) against the
-  tensor table, and builds a layer only when the sizes its integer arguments declare are backed
-  by its stored tensors (see :func:`declared_size`). A built layer's parameters and buffers must
-  then match the stored tensors exactly in name, shape and dtype. minnet's ``Linear`` is built
-  without drawing random weights (:func:`linear_without_weights`); a registered layer is built
-  by its own ``__init__``, whose initial values the stored ones then replace.
+- **Its cost is bounded by the file, decided before anything is built.** The header is at most
+  ``MAX_HEADER_BYTES``; safetensors checks it (offsets that cover the data exactly, shapes that
+  match them). minnet then checks the architecture (at most ``MAX_ARCHITECTURE_CHARS``
+  characters, ``MAX_LAYERS`` layers, ``MAX_ARRAYS_PER_LAYER`` arrays per layer, no NaN, no
+  repeated keys) against the tensor table, and builds a layer only when the sizes its integer
+  arguments declare are backed by its stored tensors (see :func:`declared_size`). A built
+  layer's parameters and buffers must then match the stored tensors exactly in name, shape and
+  dtype. minnet's ``Linear`` is built without drawing random weights
+  (:func:`linear_without_weights`); a registered layer is built by its own ``__init__``, whose
+  initial values the stored ones then replace.
 - **Any bad file is a** ``ValueError`` (:class:`ModelFileError`) naming the file and the problem.
   Only the operating system's errors on the path (missing file, a directory, no permission) are
   ``OSError``.
@@ -77,6 +78,10 @@ SUPPORTED_DTYPES = ("float16", "float32", "float64")
 
 #: The longest architecture text load reads (the JSON of 1,000 layers is about 100 KB).
 MAX_ARCHITECTURE_CHARS = 1_000_000
+#: The largest JSON header (the architecture and the tensor table) load reads: checked from the
+#: file's first 8 bytes, before safetensors parses the header (its own limit is 100 MB, which
+#: takes it about a second).
+MAX_HEADER_BYTES = 3_000_000
 #: The most layers load builds (Sequential's same-object check is quadratic in their number).
 MAX_LAYERS = 1_000
 #: The most tensors (parameters and buffers) one layer may have in a file.
@@ -235,7 +240,13 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
         raise TypeError(f"save takes a minnet Sequential, got {type(model).__name__}")
     path = model_path(path)
     tensors, metadata = contents(model)
-    _write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+    data = safetensors.numpy.save(tensors, metadata=metadata)
+    if header_length(data[:8]) > MAX_HEADER_BYTES:
+        raise ValueError(
+            f"cannot save the model: its file header (architecture and tensor table) would have "
+            f"{header_length(data[:8]):,} bytes; load reads at most {MAX_HEADER_BYTES:,}"
+        )
+    _write_atomically(path, data)
     return path
 
 
@@ -440,9 +451,15 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     """
     path = _readable_path(path)
     with open(path, "rb") as handle:  # the operating system's errors stay OSError
-        if handle.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC:
-            raise _old_format(path)
+        start = handle.read(8)
     reader = _Reader(path)
+    if start.startswith(_ZIP_MAGIC):
+        raise _old_format(path)
+    if header_length(start) > MAX_HEADER_BYTES:
+        raise reader.fail(
+            f"its header declares {header_length(start):,} bytes; minnet reads at most "
+            f"{MAX_HEADER_BYTES:,}"
+        )
     with reader.opened() as file:
         spec = reader.architecture(file.metadata())
         table = reader.tensor_table(file, len(spec["layers"]))
@@ -821,6 +838,12 @@ def count_non_finite(array: np.ndarray, block: int = 1 << 16) -> int:
         part = flat[start : start + block]
         bad += part.size - int(np.count_nonzero(np.isfinite(part)))
     return bad
+
+
+def header_length(start: bytes) -> int:
+    """The length of the JSON header a safetensors file declares in its first 8 bytes
+    (little-endian); 0 if there are fewer (safetensors then refuses the file)."""
+    return int.from_bytes(start, "little") if len(start) == 8 else 0
 
 
 def model_path(path: str | os.PathLike[str]) -> Path:

@@ -74,8 +74,8 @@ HUGE_MESSAGES = {
     "linear_1e12_small_tensors": r"declare more than 1,000,001 entries.*hold 1,000,001",
     "linear_20000_with_rng_0": r"declare more than 4,096 entries.*hold 20: it is not built",
     "shape_1e12_declared": r"not a valid safetensors file \(.*invalid shape",
-    "header_length_2e62": r"not a valid safetensors file \(.*header too large",
-    "relu_64000_layers": r"architecture text has 3,136,069 characters; minnet reads at most",
+    "header_length_2e62": r"its header declares 4,611,686,018,427,387,904 bytes; minnet reads",
+    "relu_64000_layers": r"its header declares 3,648,168 bytes; minnet reads at most 3,000,000",
     "nesting_400000_deep": r"the architecture is not valid JSON \(nested too deeply\)",
     "linear_4096_1000_layers_1MB": r"layer 0 \(Linear\).*declare more than 4,096 entries",
 }
@@ -159,7 +159,7 @@ def test_an_npz_file_of_minnet_0_1_says_to_resave_it(tmp_path: Path) -> None:
 def test_files_that_are_not_safetensors_are_refused(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "x.safetensors"
     path.write_bytes(data)
-    refused(path, "not a valid safetensors file")
+    refused(path, "not a valid safetensors file|its header declares")
 
 
 @pytest.mark.parametrize(
@@ -298,6 +298,19 @@ def test_layers_that_do_not_chain_are_refused(tmp_path: Path) -> None:
     spec["layers"][1]["args"]["in_features"] = 5
     tensors["1.W"] = np.zeros((2, 5))
     refused(write(tmp_path, tensors, with_spec(meta, spec)), "the layers do not form a model")
+
+
+def test_a_header_over_the_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "long.safetensors"
+    path.write_bytes(crafted.raw_file({}, length=minnet.io.MAX_HEADER_BYTES + 1) + b" " * 100)
+    refused(path, "its header declares 3,000,001 bytes; minnet reads at most 3,000,000")
+
+
+def test_save_refuses_a_header_load_would_not_read(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(minnet.io, "MAX_HEADER_BYTES", 500)
+    with pytest.raises(ValueError, match="header .* would have .* bytes; load reads at most 500"):
+        small_net().save(tmp_path / "model")
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_architecture_text_has_a_limit(tmp_path: Path, parts) -> None:
