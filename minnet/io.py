@@ -485,9 +485,10 @@ def load(path: str | os.PathLike[str]) -> Sequential:
 def _old_format(path: Path) -> ModelFileError:
     return ModelFileError(
         f"cannot load {path}: it is an .npz model file of minnet 0.1, which this version no "
-        "longer reads. Load it with minnet 0.1 and save its weights as a state dict "
-        "(np.savez('weights.npz', **{n: p.value for n, p in model.named_parameters()})), then "
-        "build the model here and call model.load_state_dict with them, and save it again"
+        "longer reads. Its weights are plain arrays under the same names: build the same model "
+        "here (its architecture is the JSON text in np.load(path)['architecture']), then call "
+        "model.load_state_dict({k: v for k, v in np.load(path).items() if k[0].isdigit()}) "
+        "and save it again"
     )
 
 

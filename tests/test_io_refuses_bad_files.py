@@ -144,11 +144,21 @@ def test_huge_declarations_cost_little_time_and_memory(huge_files) -> None:
 # -- the header and the metadata ------------------------------------------------------------------
 
 
-def test_an_npz_file_of_minnet_0_1_says_to_resave_it(tmp_path: Path) -> None:
+def test_an_npz_file_of_minnet_0_1_says_how_to_convert_it(tmp_path: Path) -> None:
+    model = small_net()
     path = tmp_path / "old.npz"
-    np.savez(path, architecture=np.array("{}"))
+    np.savez(path, architecture=np.array("{}"), **model.state_dict())
     error = refused(path, r"an \.npz model file of minnet 0\.1.*load_state_dict")
     assert "save it again" in str(error)
+    recipe = "{k: v for k, v in np.load(path).items() if k[0].isdigit()}"
+    assert recipe in str(error)
+    fresh = small_net()
+    fresh.layers[0].W.value[...] = 0
+    fresh.load_state_dict(eval(recipe, {"np": np, "path": path}))  # the message's recipe
+    assert all(
+        a.tobytes() == b.tobytes()
+        for a, b in zip(fresh.state_dict().values(), model.state_dict().values(), strict=True)
+    )
 
 
 @pytest.mark.parametrize(
