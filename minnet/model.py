@@ -298,10 +298,10 @@ class Sequential:
             raise RuntimeError("backward() needs a cost() first (and one backward() per cost())")
         body, self._pending = self._pending, None
         grad = self.loss.backward()
-        for layer in reversed(body[1:]):
+        if _fast.backward(body, grad):  # the accelerator's twin of the loop below, when on
+            return
+        for layer in reversed(body):
             grad = layer.backward(grad)
-        if body:  # the first layer's input is the data: the accelerator may skip its gradient
-            _fast.backward_first(body[0], grad)
 
     # -- the pieces of cost(), for training loops and gradient checks ------------------------
     @property

@@ -5,8 +5,9 @@ What it does (each piece tested to give the textbook path's numbers):
 - :class:`~.storage.FlatStorage`: a model's parameters as views into two flat vectors (values,
   gradients), so that ``zero_grad`` is one ``fill`` and an optimizer step a few numpy calls for
   the whole model, however many parameters it has;
-- :func:`backward_first`: the first layer's backward without the input gradient, which nobody
-  uses (the input is the data): for a ``Linear``, a product as large as its forward, skipped.
+- :func:`backward`: a model's backward, with a plain ``Linear``'s weight gradient added a block
+  of rows at a time (no temporary as large as ``W``) and without the first layer's input
+  gradient, which nobody uses (the input is the data): a product as large as its forward.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
@@ -19,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from .. import _checks
 from ..layers.linear import Linear
 from ..parameter import Parameter
 from .storage import BLOCK, FlatStorage
@@ -99,20 +101,62 @@ def zero_grad(model) -> None:
         p.zero_grad()
 
 
-def backward_first(layer, grad_output: np.ndarray) -> None:
-    """``layer.backward(grad_output)`` for a model's first layer, whose input gradient nobody
-    uses: a plain ``Linear`` adds its parameters' gradients and skips ``grad_output @ W``."""
-    if _ENABLED and type(layer) is Linear and "backward" not in vars(layer):
-        layer.W.grad += grad_output.T @ layer.x
-        layer.b.grad += grad_output.sum(axis=0)
+def backward(body: list, grad_output: np.ndarray) -> bool:
+    """``for layer in reversed(body): grad = layer.backward(grad)``, the way the accelerator does
+    it; ``False`` (nothing done) when it is off.
+
+    Two differences, neither changing a number's meaning: a plain ``Linear`` adds ``W``'s
+    gradient a block of rows at a time (no temporary as large as ``W``), and the first layer's
+    input gradient, which nobody uses (its input is the data), is not computed.
+    """
+    if not _ENABLED:
+        return False
+    for i in range(len(body) - 1, -1, -1):
+        layer = body[i]
+        if type(layer) is Linear and "backward" not in vars(layer):
+            grad_output = _linear_backward(layer, grad_output, needs_input_grad=i > 0)
+        else:
+            grad_output = layer.backward(grad_output)
+    return True
+
+
+def _linear_backward(layer: Linear, grad_output: np.ndarray, needs_input_grad: bool):
+    """``Linear.backward``, with ``W.grad += grad_output.T @ x`` made a block of rows at a time."""
+    _checks.gradient_shape(layer, grad_output, (len(layer.x), layer.out_features))
+    add_product(layer.W.grad, grad_output.T, layer.x)
+    layer.b.grad += grad_output.sum(axis=0)
+    return grad_output @ layer.W.value if needs_input_grad else None
+
+
+def add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """``out += a @ b`` for ``out: (rows, cols)``, with temporaries of at most ``PRODUCT_BLOCK``
+    entries: a block of rows at a time when ``out`` is larger."""
+    if out.size <= PRODUCT_BLOCK:
+        out += a @ b
         return
-    layer.backward(grad_output)
+    rows = max(1, PRODUCT_BLOCK // out.shape[1])
+    for start in range(0, len(out), rows):
+        out[start : start + rows] += a[start : start + rows] @ b
+
+
+PRODUCT_BLOCK = 1 << 18  # entries of add_product's temporary: 2 MiB in float64
+
+
+def backward_first(layer, grad_output: np.ndarray) -> None:
+    """A model's first layer's backward as the accelerator runs it: ``layer.backward`` adding
+    the same parameter gradients, without the input gradient nobody uses (for a plain
+    ``Linear``). The gradient check compares the two."""
+    backward([layer], grad_output)
 
 
 __all__ = [
     "BLOCK",
+    "PRODUCT_BLOCK",
     "FlatStorage",
+    "add_product",
+    "backward",
     "backward_first",
+    "current_parameters",
     "fast_path_enabled",
     "place",
     "use_fast_path",
