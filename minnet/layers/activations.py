@@ -37,12 +37,12 @@ class ReLU(Layer):
     kink_points = (0.0,)  # where the derivative jumps (optional: the gradient check uses it)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = _checks.float_input(self, x)
-        return np.maximum(self.x, 0)
+        self.out = np.maximum(_checks.float_input(self, x), 0)
+        return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.x.shape)
-        return grad_output * (self.x > 0)
+        _checks.gradient_shape(self, grad_output, self.out.shape)
+        return grad_output * (self.out > 0)  # the output is positive exactly where x > 0
 
 
 class LeakyReLU(Layer):
