@@ -26,14 +26,34 @@ from .layers import (
 )
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
 from .model import Sequential
-from .optim import SGD, Adam, Optimizer
+from .optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    Optimizer,
+    ReduceLROnPlateau,
+    RMSprop,
+    StepLR,
+    clip_grad_norm_,
+)
 from .parameter import Parameter
 from .training import DivergenceError, Evaluation, History, RegressionEvaluation
 
 __all__ = [
+    "Adagrad",
     "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
     "Optimizer",
+    "RMSprop",
+    "ReduceLROnPlateau",
     "SGD",
+    "StepLR",
+    "clip_grad_norm_",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
