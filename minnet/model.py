@@ -110,12 +110,20 @@ class Sequential:
     - A layer belongs to one model at a time: it keeps what its last forward saw for its
       backward. Building a model from a layer of another live model is refused (share
       parameters instead: ``new_layer.W = old_layer.W``).
+    - ``l2=lam`` (``>= 0``, default 0) adds an L2 penalty to the cost, ``lam / 2 * sum(||W||^2)``
+      over the weight matrices (the parameters named ``W``, see :meth:`weights`; not biases,
+      not normalization parameters), and ``lam * W`` to their gradients in :meth:`backward`.
+      Every value of the cost includes it (:meth:`cost`, :meth:`loss_value`, so ``fit``'s and
+      ``evaluate``'s losses and the gradient check too).
     """
 
-    def __init__(self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None) -> None:
+    def __init__(
+        self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None, l2: float = 0.0
+    ) -> None:
         self.layers = _as_layer_list(layers)
         self.loss = BCELoss() if loss is _DEFAULT_LOSS else _check_loss(loss)
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)
+        self.l2 = l2
         self.in_features, self.out_features = self._chain()
         self._pending: list[Layer] | None = None  # the layers a backward() may run
         self._outputs: np.ndarray | None = None
@@ -214,7 +222,8 @@ class Sequential:
         """Mean loss of the predictions for ``X: (m, in_features)`` against targets ``Y``.
 
         ``Y`` has shape ``(m,)`` or ``(m, out_features)``, with the values the loss accepts
-        (``BCELoss``: in [0, 1]). Keeps what :meth:`backward` needs.
+        (``BCELoss``: in [0, 1]). With ``l2``, plus the L2 :meth:`penalty`. Keeps what
+        :meth:`backward` needs.
         """
         X = self.check_inputs(X)
         if len(X) == 0:
@@ -247,6 +256,34 @@ class Sequential:
             grad = layer.backward(grad)
         if body:  # the first layer's input is the data: the accelerator may skip its gradient
             _fast.backward_first(body[0], grad)
+        if self.l2:
+            for W in self.weights():  # the penalty's gradient
+                W.accumulate(self.l2 * W.value)
+
+    # -- the L2 penalty ---------------------------------------------------------------------
+    @property
+    def l2(self) -> float:
+        """The L2 penalty's factor ``lam >= 0`` (0: none); it may be changed."""
+        return self._l2
+
+    @l2.setter
+    def l2(self, value: float) -> None:
+        self._l2 = _checks.real_number("l2", value, 0.0)
+
+    def weights(self) -> list[Parameter]:
+        """The parameters the L2 penalty covers: those named ``W`` (the weight matrix of a
+        ``Linear``, a convolution's kernel, ``"W"`` in any layer of yours), each once."""
+        found: dict[int, Parameter] = {}
+        for name, p in self.named_parameters():
+            if name.rsplit(".", 1)[-1] == "W":
+                found.setdefault(id(p), p)
+        return list(found.values())
+
+    def penalty(self) -> float:
+        """``l2 / 2 * sum(||W||^2)`` over :meth:`weights`: what :meth:`cost` adds to the loss."""
+        if not self.l2:
+            return 0.0
+        return self.l2 / 2 * sum(float(np.vdot(W.value, W.value)) for W in self.weights())
 
     # -- the pieces of cost(), for training loops and gradient checks ------------------------
     @property
@@ -309,14 +346,15 @@ class Sequential:
 
     def loss_value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         """The loss of the body's ``outputs: (m, k)`` (the fused activation's input when
-        :attr:`fused`) against checked ``targets: (m, k)``. No model :meth:`backward` may
-        follow: use :meth:`cost_prepared`."""
+        :attr:`fused`) against checked ``targets: (m, k)``, plus the L2 :meth:`penalty` at the
+        current weights. No model :meth:`backward` may follow: use :meth:`cost_prepared`."""
         self._pending = None
         return self._loss_forward(outputs, targets, self.fused)
 
     def loss_per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
         """Each example's loss, shape ``(m,)``, for the body's ``outputs: (m, k)``; their mean is
-        :meth:`loss_value`. ``None`` when the loss does not provide them (``per_example``)."""
+        :meth:`loss_value` (without the L2 :meth:`penalty`). ``None`` when the loss does not
+        provide them (``per_example``)."""
         fused = self.fused
         if not per_example_matches_forward(self.loss, fused):
             return None
@@ -336,8 +374,10 @@ class Sequential:
                 f"the model gives outputs of shape {outputs.shape}, targets are {targets.shape}"
             )
         if fused:
-            return self.loss.forward_fused(outputs, targets)
-        return self.loss.forward(outputs, targets)
+            value = self.loss.forward_fused(outputs, targets)
+        else:
+            value = self.loss.forward(outputs, targets)
+        return value + self.penalty() if self.l2 else value
 
     # -- one-line delegations: the code is in training, gradcheck and io -----------------------
     def fit(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> History:
@@ -397,9 +437,14 @@ class Sequential:
         if self.fused:
             final = type(self.layers[-1]).__name__
             loss += f" (computed from the logits, the input of the final {final})"
-        return "\n".join(
-            [lines[0], rule, *lines[1:], rule, f"Total params: {total:,}", f"Loss: {loss}"]
-        )
+        footer = [f"Total params: {total:,}", f"Loss: {loss}"]
+        if self.l2:
+            count = sum(W.size for W in self.weights())
+            footer.append(
+                f"L2 penalty: {self.l2:g} / 2 * sum(||W||^2) over {len(self.weights())} weight "
+                f"matrices ({count:,} weights)"
+            )
+        return "\n".join([lines[0], rule, *lines[1:], rule, *footer])
 
     def __str__(self) -> str:
         """One line per layer, PyTorch-style: ``(0): Linear(in_features=2, ...)``."""
@@ -407,4 +452,5 @@ class Sequential:
         return "\n".join(["Sequential(", *lines, f"  loss: {self.loss!r}", ")"])
 
     def __repr__(self) -> str:
-        return f"Sequential({self.layers!r}, loss={self.loss!r})"
+        l2 = f", l2={self.l2!r}" if self.l2 else ""
+        return f"Sequential({self.layers!r}, loss={self.loss!r}{l2})"

@@ -31,11 +31,13 @@ BATCHED_ENTRIES = 2**20
 
 
 def can_batch(target: ModelTarget, tensor: int) -> bool:
-    """Batching needs a parameter of a single layer (not tied to another one)."""
+    """Batching needs a parameter of a single layer (not tied to another one), and a model
+    without an L2 penalty (the per-example losses do not hold the perturbed weight's)."""
     array = target.arrays[tensor]
     return (
         target.owner[tensor] < len(target.body)
         and sum(other is array for other in target.arrays) == 1
+        and not getattr(target.model, "l2", 0.0)
     )
 
 
