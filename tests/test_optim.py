@@ -535,3 +535,29 @@ def test_clip_grad_norm_refuses_bad_arguments():
     with pytest.raises(RuntimeError, match="norm"):
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     assert p.grad[1] == 1.0
+
+
+def test_cs231n_rmsprop_step():
+    """CS231n assignment 2 (FullyConnectedNets), "Test RMSProp implementation": one step from a
+    given cache, decay_rate 0.99 (alpha), epsilon 1e-8; the notebook's values to 8 digits."""
+    N, D = 4, 5
+    p = Parameter(np.linspace(-0.4, 0.6, num=N * D).reshape(N, D))
+    p.grad[...] = np.linspace(-0.6, 0.4, num=N * D).reshape(N, D)
+    optimizer = RMSprop([p], lr=1e-2)
+    (cache,) = optimizer.state[0]
+    cache[...] = np.linspace(0.6, 0.9, num=N * D).reshape(N, D)
+    optimizer.step()
+    expected_next_w = [
+        [-0.39223849, -0.34037513, -0.28849239, -0.23659121, -0.18467247],
+        [-0.132737, -0.08078555, -0.02881884, 0.02316247, 0.07515774],
+        [0.12716641, 0.17918792, 0.23122175, 0.28326742, 0.33532447],
+        [0.38739248, 0.43947102, 0.49155973, 0.54365823, 0.59576619],
+    ]
+    expected_cache = [
+        [0.5976, 0.6126277, 0.6277108, 0.64284931, 0.65804321],
+        [0.67329252, 0.68859723, 0.70395734, 0.71937285, 0.73484377],
+        [0.75037008, 0.7659518, 0.78158892, 0.79728144, 0.81302936],
+        [0.82883269, 0.84469141, 0.86060554, 0.87657507, 0.8926],
+    ]
+    np.testing.assert_allclose(p.value, expected_next_w, rtol=0, atol=5e-9)
+    np.testing.assert_allclose(cache, expected_cache, rtol=0, atol=5e-9)
