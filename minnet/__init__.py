@@ -2,6 +2,7 @@
 
 from . import datasets, io
 from ._fast import use_fast_path
+from .callbacks import Callback, EarlyStopping
 from .flat import FlatLayout, gradients_to_vector, parameters_to_vector, vector_to_parameters
 from .gradcheck import (
     GradcheckError,
@@ -55,6 +56,8 @@ __all__ = [
     "StepLR",
     "clip_grad_norm_",
     "BCELoss",
+    "Callback",
+    "EarlyStopping",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "MSELoss",

@@ -126,6 +126,7 @@ class Sequential:
         self.l2 = l2
         self.in_features, self.out_features = self._chain()
         self._pending: list[Layer] | None = None  # the layers a backward() may run
+        self._row_scale: np.ndarray | None = None  # sample weights, as factors of the gradient
         self._outputs: np.ndarray | None = None
         self._place_parameters()
         for layer in self.layers:
@@ -218,11 +219,13 @@ class Sequential:
 
     __call__ = forward
 
-    def cost(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def cost(self, X: np.ndarray, Y: np.ndarray, sample_weight: Any = None) -> float:
         """Mean loss of the predictions for ``X: (m, in_features)`` against targets ``Y``.
 
         ``Y`` has shape ``(m,)`` or ``(m, out_features)``, with the values the loss accepts
-        (``BCELoss``: in [0, 1]). With ``l2``, plus the L2 :meth:`penalty`. Keeps what
+        (``BCELoss``: in [0, 1]). With ``l2``, plus the L2 :meth:`penalty`. With
+        ``sample_weight: (m,)`` (see :meth:`check_sample_weight`), the weighted mean
+        ``sum(w * loss_i) / sum(w)`` instead (a weight of 2 counts a row twice). Keeps what
         :meth:`backward` needs.
         """
         X = self.check_inputs(X)
@@ -231,16 +234,29 @@ class Sequential:
                 f"X must have at least one row to take a mean loss, got shape {X.shape}"
             )
         Y = self.check_targets(Y, len(X), dtype=X.dtype)
-        return self.cost_prepared(X, Y)
+        if sample_weight is not None:
+            sample_weight = self.check_sample_weight(sample_weight, len(X), X.dtype)
+        return self.cost_prepared(X, Y, sample_weight)
 
-    def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """:meth:`cost` for ``X`` and ``Y`` already checked (:meth:`check_inputs`,
-        :meth:`check_targets`): run the body's layers, then the loss."""
+    def cost_prepared(
+        self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> float:
+        """:meth:`cost` for ``X``, ``Y`` (and ``sample_weight``) already checked
+        (:meth:`check_inputs`, :meth:`check_targets`, :meth:`check_sample_weight`): run the
+        body's layers, then the loss."""
         body = self.body
         x = X
         for layer in body:
             x = layer.forward(x)
         value = self._loss_forward(x, Y, self.fused)
+        self._row_scale = None
+        if sample_weight is not None:
+            # The mean loss is the mean of the rows' losses, so its gradient's row i is
+            # loss_i's over m: scaled by m * w_i / sum(w), it is the weighted mean's.
+            total = np.sum(sample_weight)
+            per_example = self.loss_per_example(x, Y)
+            value = float(np.sum(sample_weight * per_example) / total) + self.penalty()
+            self._row_scale = len(x) * sample_weight / total
         self._outputs = x
         self._pending = body
         return value
@@ -252,6 +268,8 @@ class Sequential:
             raise RuntimeError("backward() needs a cost() first (and one backward() per cost())")
         body, self._pending = self._pending, None
         grad = self.loss.backward()
+        if self._row_scale is not None:  # sample weights
+            grad = grad * self._row_scale.reshape(-1, *[1] * (grad.ndim - 1))
         for layer in reversed(body[1:]):
             grad = layer.backward(grad)
         if body:  # the first layer's input is the data: the accelerator may skip its gradient
@@ -334,6 +352,30 @@ class Sequential:
             return Y
         return _checks.cast_finite("Y", Y, dtype)
 
+    def check_sample_weight(self, sample_weight: Any, m: int, dtype=np.float64) -> np.ndarray:
+        """``sample_weight`` as a ``(m,)`` array of ``dtype``: finite, non-negative, not all
+        zero, for a loss that gives each example's loss (``per_example``), else a
+        ``ValueError`` (or ``TypeError``) naming it."""
+        if not per_example_matches_forward(self.loss, self.fused):
+            raise ValueError(
+                f"sample_weight needs each example's loss, which {type(self.loss).__name__} "
+                "does not give (per_example)"
+            )
+        w = _checks.as_array(sample_weight, "sample_weight")
+        if w.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+        if w.shape != (m,):
+            raise ValueError(f"sample_weight must have shape ({m},), one per row, got {w.shape}")
+        w = _checks.cast_finite("sample_weight", w, np.dtype(dtype))
+        if np.any(w < 0):
+            raise ValueError(
+                f"sample_weight must be >= 0, got {int(np.sum(w < 0))} negative entries "
+                f"(the smallest {w.min():g})"
+            )
+        if not np.any(w > 0):
+            raise ValueError("sample_weight must not be all zero: the mean loss would be 0/0")
+        return w
+
     def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
         """Run ``body[start:]`` forward on ``x``: ``(batch, features in)`` -> ``(batch, out)``.
 
@@ -398,11 +440,13 @@ class Sequential:
 
         return predict(self, X, threshold)
 
-    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> Evaluation | RegressionEvaluation:
+    def evaluate(
+        self, X: np.ndarray, Y: np.ndarray, **options: Any
+    ) -> Evaluation | RegressionEvaluation:
         """``(loss, accuracy)`` or ``(loss, r2)``: see :func:`minnet.training.evaluate`."""
         from .training import evaluate
 
-        return evaluate(self, X, Y)
+        return evaluate(self, X, Y, **options)
 
     def gradcheck(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> GradcheckReport:
         """Check the gradient of :meth:`cost`: see :func:`minnet.gradcheck.check_model`."""
