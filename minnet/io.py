@@ -127,6 +127,8 @@ def _entries_of(model: Sequential) -> dict[str, np.ndarray]:
         "loss": _loss_spec(model.loss),
         "dtype": None if dtype is None else dtype.name,
     }
+    if model.l2:  # the L2 penalty, written only when there is one
+        spec["l2"] = model.l2
     arrays = {}
     for i, layer in enumerate(model.layers):
         stored = _layer_arrays(i, layer, dtype)
@@ -344,7 +346,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         ]
         loss = _build_loss(file, spec["loss"])
         try:
-            model = Sequential(built, loss=loss, dtype=spec["dtype"])
+            model = Sequential(built, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
         except (MemoryError, RecursionError):
             raise
         except Exception as err:  # TypeError, ValueError
@@ -605,14 +607,15 @@ def _parse_json(text: str) -> Any:
 def _check_spec(spec: Any, version: int) -> dict[str, Any]:
     """The architecture, checked to be ``{"layers": [{"class", "args"}, ...], "loss": {"class",
     "args"}, "dtype": null or a float dtype name}`` with plain arguments; version 1 files have
-    ``"loss": "<class name>"``. A missing ``"dtype"`` is null. Returns the version 2 form."""
+    ``"loss": "<class name>"``. A missing ``"dtype"`` is null, a missing ``"l2"`` (the model's
+    L2 penalty, a number >= 0) 0. Returns the version 2 form."""
     if isinstance(spec, dict):
-        spec = {"dtype": None, **spec}
+        spec = {"dtype": None, "l2": 0.0, **spec}
         if version == 1 and isinstance(spec.get("loss"), str):
             spec["loss"] = {"class": spec["loss"], "args": {}}
     if (
         not isinstance(spec, dict)
-        or set(spec) != {"layers", "loss", "dtype"}
+        or set(spec) != {"layers", "loss", "dtype", "l2"}
         or not isinstance(spec["layers"], list)
         or not spec["layers"]
         or spec["dtype"] not in (None, *SUPPORTED_DTYPES)
@@ -622,6 +625,9 @@ def _check_spec(spec: Any, version: int) -> dict[str, Any]:
             f'"args": dict}}, "dtype": null or one of {list(SUPPORTED_DTYPES)}}}, got '
             f"{reprlib.repr(spec)}"
         )
+    l2 = spec["l2"]
+    if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 < float("inf"):
+        raise ValueError(f'"l2" must be a number >= 0, got {reprlib.repr(l2)}')
     if len(spec["layers"]) > MAX_LAYERS:
         raise ValueError(
             f"the architecture has {len(spec['layers']):,} layers; minnet reads at most "

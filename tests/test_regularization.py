@@ -183,3 +183,14 @@ def test_a_bad_l2_is_refused_naming_it(lam):
     assert model.l2 == 0.5
     with pytest.raises(TypeError, match="l2"):
         Sequential([Linear(2, 1)], l2="0.1")
+
+
+def test_save_and_load_keep_the_penalty(tmp_path):
+    rng = np.random.default_rng(2)
+    X, Y = random_data(rng, 8, 3)
+    model = with_l2(random_net(rng, [3, 4, 1]), 0.25)
+    loaded = minnet.load(model.save(tmp_path / "model"))
+    assert loaded.l2 == 0.25
+    assert loaded.cost(X, Y) == model.cost(X, Y)
+    plain = minnet.load(random_net(rng, [3, 4, 1]).save(tmp_path / "plain"))
+    assert plain.l2 == 0.0
