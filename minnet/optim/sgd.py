@@ -68,7 +68,7 @@ class SGD(Optimizer):
                 b[...] = g
             else:
                 b *= self.momentum
-                b += (1 - self.dampening) * g
+                b += (1 - self.dampening) * g if self.dampening else g  # (1 - 0) * g is g
             g = g + self.momentum * b if self.nesterov else b
         p -= self.lr * g
 
