@@ -4,13 +4,14 @@ A callback is any object with some of these methods (each optional, Keras' names
 
     set_model(model)                # before training: the model being trained
     on_train_begin(logs)            # logs: {}
+    on_train_batch_begin(batch, logs)   # before each step; logs: {"batch": i, "size": rows}
     on_epoch_end(epoch, logs)       # epoch: 0, 1, ...; logs: this epoch's metrics
     on_train_end(logs)              # logs: the last epoch's metrics
 
 ``logs`` holds the epoch's ``loss``, ``accuracy`` or ``r2``, ``val_loss`` and ``val_accuracy``
 or ``val_r2`` (with validation data) and ``lr`` (the learning rate used in the epoch), as
 floats. Setting ``model.stop_training = True`` in ``on_epoch_end`` ends training after that
-epoch. :class:`Callback` is a base class with all four doing nothing.
+epoch. :class:`Callback` is a base class with all of them doing nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Callback:
         self.model = model
 
     def on_train_begin(self, logs: dict[str, float]) -> None:
+        pass
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, int]) -> None:
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:

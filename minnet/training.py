@@ -246,7 +246,7 @@ def _split_at(m: int, validation_split: float) -> int:
     return split
 
 
-HOOKS = ("set_model", "on_train_begin", "on_epoch_end", "on_train_end")
+HOOKS = ("set_model", "on_train_begin", "on_train_batch_begin", "on_epoch_end", "on_train_end")
 
 
 def _check_callbacks(callbacks: Any) -> list[Any]:
@@ -463,7 +463,8 @@ def fit(
       shuffling, Keras' rule) as validation data, instead of giving ``validation_data``.
     - ``callbacks``: objects with ``on_epoch_end(epoch, logs)`` and the other hooks of
       :mod:`minnet.callbacks` (such as :class:`~minnet.EarlyStopping`); a callback that sets
-      ``model.stop_training = True`` ends training after that epoch.
+      ``model.stop_training = True`` ends training after that epoch. ``on_train_batch_begin``
+      runs before each mini-batch's step.
     - ``scheduler``: a learning-rate schedule of ``optimizer``, stepped once after each epoch
       (a :class:`~minnet.ReduceLROnPlateau` with the epoch's ``val_loss``, or ``loss`` without
       validation data).
@@ -541,6 +542,13 @@ def fit(
             history=history,
         )
 
+    batch_hooks = [
+        (i, callback)
+        for i, callback in enumerate(callbacks)
+        if callable(getattr(callback, "on_train_batch_begin", None))
+        and getattr(type(callback), "on_train_batch_begin", None)
+        is not Callback.on_train_batch_begin  # the base class's does nothing
+    ]
     model.train()
     model.stop_training = False
     logs: dict[str, float] = {}
@@ -566,6 +574,9 @@ def fit(
                 w_batch = None if w_epoch is None else w_epoch[start:stop]
                 if w_batch is not None and not np.any(w_batch > 0):
                     continue  # rows of weight 0 are as good as absent
+                for i, callback in batch_hooks:
+                    batch_logs = {"batch": batch - 1, "size": stop - start}
+                    _call(callback, "on_train_batch_begin", i, batch - 1, batch_logs)
                 zero_grad()
                 try:
                     phase = "the forward pass"

@@ -784,3 +784,32 @@ def test_evaluate_refuses_bad_sample_weights():
         model.evaluate(X_OK, Y_OK, sample_weight=np.ones((6, 1)))
     with pytest.raises(TypeError, match="sample_weight must hold real numbers"):
         model.evaluate(X_OK, Y_OK, sample_weight=["a"] * 6)
+
+
+def test_on_train_batch_begin_runs_before_each_step_with_its_size():
+    seen = []
+
+    class Batches:
+        def set_model(self, model):
+            self.model = model
+
+        def on_train_batch_begin(self, batch, logs):
+            seen.append((batch, logs["size"], self.model.l2))
+            self.model.l2 = 0.5 * logs["size"]  # the step that follows uses it
+
+    rng = np.random.default_rng(27)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 10, 3)
+    twin = random_net(np.random.default_rng(27), [3, 4, 1])
+    model.fit(X, Y, optimizer=SGD(model.parameters(), lr=0.1), epochs=1, batch_size=4,
+              shuffle=False, callbacks=[Batches()], progress=False)  # fmt: skip
+    assert seen == [(0, 4, 0.0), (1, 4, 2.0), (2, 2, 2.0)]
+    optimizer = SGD(twin.parameters(), lr=0.1)
+    for start, size in ((0, 4), (4, 4), (8, 2)):
+        twin.l2 = 0.5 * size
+        optimizer.zero_grad()
+        twin.cost(X[start : start + size], Y[start : start + size])
+        twin.backward()
+        optimizer.step()
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
