@@ -570,6 +570,7 @@ def fit(
             else:
                 X_epoch, Y_epoch, labels_epoch = X, Y, labels
             total, right, sse, counted = 0.0, 0, 0.0, 0.0
+            trained = []  # the (start, stop) of the batches trained on (not all of weight 0)
             for batch, (start, stop) in enumerate(bounds, 1):
                 w_batch = None if w_epoch is None else w_epoch[start:stop]
                 if w_batch is not None and not np.any(w_batch > 0):
@@ -593,6 +594,7 @@ def fit(
                 share = stop - start if w_batch is None else float(np.sum(w_batch))
                 total += loss * share
                 counted += share
+                trained.append((start, stop))
                 outputs = model.last_outputs
                 if regression:
                     sse += float(np.sum((outputs - Y_epoch[start:stop]) ** 2))
@@ -600,10 +602,16 @@ def fit(
                     predicted = _predicted(task, outputs, logits)
                     right += int(np.count_nonzero(predicted == labels_epoch[start:stop]))
             history.loss.append(total / counted)
+            # The metrics are of the rows trained on: all of them, but the batches skipped.
             if regression:
-                history.r2.append(r2_score(sse, sst))
+                sst_seen = sst
+                if len(trained) < n_batches:
+                    Y_seen = np.concatenate([Y_epoch[start:stop] for start, stop in trained])
+                    sst_seen = float(np.sum((Y_seen - Y_seen.mean(0)) ** 2))
+                history.r2.append(r2_score(sse, sst_seen))
             else:
-                history.accuracy.append(right / labels.size)
+                seen = sum(labels_epoch[start:stop].size for start, stop in trained)
+                history.accuracy.append(right / seen)
             if validation is not None:
                 try:
                     val = _evaluate(model, *validation, val_row_weights)

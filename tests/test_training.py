@@ -813,3 +813,20 @@ def test_on_train_batch_begin_runs_before_each_step_with_its_size():
         optimizer.step()
     for p, q in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_array_equal(p.value, q.value)
+
+
+@pytest.mark.parametrize("head", ["binary", "regression"])
+def test_the_epoch_metrics_are_those_of_the_rows_trained_on(head):
+    """Batches of weight 0 are skipped: the accuracy (or R^2) is of the other rows."""
+    rng = np.random.default_rng(28)
+    model, Y = HEADS[head](rng)
+    X = rng.standard_normal((9, 3))
+    weights = [0, 0, 0, 1, 1, 2, 1, 1, 1]
+    frozen = Frozen(model.parameters(), lr=1.0)
+    history = model.fit(X, Y, optimizer=frozen, epochs=2, batch_size=3, shuffle=False,
+                        sample_weight=weights,
+                        progress=False)  # fmt: skip
+    metric = history.r2 if head == "regression" else history.accuracy
+    assert metric == [model.evaluate(X[3:], Y[3:])[1]] * 2
+    X_rep, Y_rep = repeated(X, Y, weights)
+    np.testing.assert_allclose(history.loss, [model.evaluate(X_rep, Y_rep).loss] * 2, rtol=1e-12)
