@@ -511,7 +511,8 @@ def fit(
     optimizer = _check_optimizer(model, optimizer)
     _check_weights(model)
     if validation is not None:
-        _check_runs(model, validation, "validation_data")
+        _check_runs(model, validation, "validation_data" if validation_split == 0 else
+                    "the validation rows (validation_split)")  # fmt: skip
     covers_model = len(optimizer.params) == len(model.parameters())
     zero_grad = optimizer.zero_grad if covers_model else model.zero_grad
 
