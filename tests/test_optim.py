@@ -4,6 +4,7 @@ flat path against the per-parameter path; gradient clipping against torch's."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -198,7 +199,9 @@ SETTINGS = {
     RMSprop: st.fixed_dictionaries(
         {
             "lr": st.floats(0.0, 0.1),
-            "alpha": unit,
+            # (alpha = 1 never moves s from 0: every step divides by eps, and the parameters
+            # overflow in both libraries)
+            "alpha": st.floats(0.0, 0.999),
             "eps": st.floats(1e-10, 1e-2),
             "weight_decay": st.one_of(st.just(0.0), small),
             "momentum": st.one_of(st.just(0.0), st.floats(0.0, 0.99)),
@@ -224,7 +227,7 @@ SETTINGS[AdamW] = SETTINGS[Adam]
 
 
 @pytest.mark.parametrize("optimizer_class", CLASSES, ids=lambda c: c.__name__)
-@settings(max_examples=30)
+@settings(max_examples=int(os.environ.get("MINNET_OPTIM_EXAMPLES", 30)))
 @given(data=st.data())
 def test_random_settings_match_torch_step_for_step_in_float64(optimizer_class, data):
     kwargs = data.draw(SETTINGS[optimizer_class], label="settings")
@@ -233,9 +236,11 @@ def test_random_settings_match_torch_step_for_step_in_float64(optimizer_class, d
     params, tensors, _ = stream_both(
         optimizer_class, optimizer_class.__name__, kwargs, n_steps, seed
     )
+    # Agreement to rounding: torch fuses a * x + y into one rounding (FMA) where numpy rounds
+    # twice, an ulp a step, which some settings amplify (Adam with beta2 = 0 divides by |g|).
     for p, t in zip(params, tensors, strict=True):
         expected = t.detach().numpy()
-        np.testing.assert_allclose(p.value, expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(p.value, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", CASES)
