@@ -233,6 +233,25 @@ def torch_step(X, Y, weights, dtype):
 TRAIN_STEPS = {"minnet": minnet_step, "numpy": numpy_step, "torch": torch_step}
 
 
+def optimizer_step(framework: str, net: str, optimizer: str, kwargs: dict, dtype: str):
+    """``(step, info)``: one ``optimizer.step()`` of minnet's or torch's ``optimizer`` class over
+    the parameters of ``net``, from the gradients of one backward pass (which stay fixed)."""
+    X, Y, weights = cast(*make_case(net, 1), dtype)
+    if framework == "minnet":
+        import minnet
+
+        model, how = minnet_model(weights, dtype)
+        model.cost(X, Y)
+        model.backward()
+        return getattr(minnet, optimizer)(model.parameters(), **kwargs).step, {"dtype_via": how}
+    import torch
+
+    model = torch_model(weights, dtype)
+    loss = torch.nn.BCEWithLogitsLoss()(model(torch.from_numpy(X)), torch.from_numpy(Y))
+    loss.backward()
+    return getattr(torch.optim, optimizer)(model.parameters(), **kwargs).step, {}
+
+
 def train_step(framework: str, net: str, batch: int, dtype: str):
     """``(step, info)``: a callable running one training step, and notes on how it was built."""
     X, Y, weights = cast(*make_case(net, batch), dtype)

@@ -12,6 +12,20 @@ TRAIN_NETS = [  # net, batch, goals: (compared with, largest ratio of minnet's t
 DTYPES = ["float64", "float32"]
 # A softmax classifier with CrossEntropyLoss and an Adam step, float64: (net, batch, goals).
 SOFTMAX_NETS = [("64-128-10", 32, (("numpy", 1.3), ("torch", 0.5)))]
+# One optimizer step (the update alone, from fixed gradients) on the largest net, minnet's
+# optimizers against torch.optim's with the same settings, each dtype: name -> (class, kwargs).
+OPTIM_NET, OPTIM_GOAL = "784-1024-1024-1", 1.0
+OPTIMIZERS = {
+    "SGD nesterov, weight decay": (
+        "SGD",
+        {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+    ),  # fmt: skip
+    "Adam amsgrad": ("Adam", {"amsgrad": True}),
+    "AdamW": ("AdamW", {}),
+    "RMSprop": ("RMSprop", {}),
+    "RMSprop centered, momentum": ("RMSprop", {"centered": True, "momentum": 0.9}),
+    "Adagrad": ("Adagrad", {"lr_decay": 1e-3}),
+}
 # fit on scikit-learn's digits (cases.DIGITS): minnet's time against MLPClassifier's (the ref)
 # and torch's (a plain loop), and the held-out accuracy minnet must reach.
 FIT_FRAMEWORKS = ["minnet", "sklearn", "torch"]

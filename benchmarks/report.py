@@ -95,6 +95,15 @@ def build_rows(results: dict) -> list[Row | str]:
             rows.append("softmax + CrossEntropyLoss, Adam step, float64 (ref: hand-written numpy)")
             keys = [f"{key} {fw}" for fw in ("minnet", "numpy", "torch")]
             rows.append(timing_row(results, config.label(net, batch), keys, goals, key))
+    for dtype in config.DTYPES:
+        if has(results, f"optim {dtype}"):
+            rows.append(f"optimizer step alone, {dtype}, {config.OPTIM_NET} (ref: none)")
+        for name in config.OPTIMIZERS:
+            key = f"optim {dtype} {name}"
+            if has(results, key):
+                keys = [f"{key} minnet", None, f"{key} torch"]
+                goals = [("torch", config.OPTIM_GOAL)]
+                rows.append(timing_row(results, name, keys, goals, key))
     if has(results, "fit digits"):
         rows.append("fit on digits, 30 epochs (ref: scikit-learn MLPClassifier, same settings)")
         keys = [f"fit digits {fw}" for fw in ("minnet", "sklearn", "torch")]

@@ -30,6 +30,9 @@ Method
   ending in a Softmax fused with CrossEntropyLoss, against class indices, batches of 32,
   float64; the hand-written floor is ``cases.NumpySoftmaxAdamStep``, PyTorch's is
   ``nn.CrossEntropyLoss`` and ``optim.Adam``.
+- Optimizer step: ``optimizer.step()`` alone, on the parameters of the 784-1024-1024-1 net
+  with the gradients of one backward pass, for each optimizer of ``config.OPTIMIZERS`` (the
+  ones PyTorch users reach for, with their options), minnet's against torch.optim's.
 - fit on digits: one whole ``model.fit`` (1,347 training images, 64-128-10 ReLU, Adam lr 1e-3,
   batches of 32, 30 epochs), against scikit-learn's ``MLPClassifier`` with the same settings
   (``alpha=0``, ``tol=0``, no early stopping) and a plain PyTorch loop; each reports its
@@ -57,6 +60,8 @@ from config import (
     MAX_ATTEMPTS,
     MEMORY_BATCH,
     MEMORY_NET,
+    OPTIM_NET,
+    OPTIMIZERS,
     RETRY_BUDGET,
     ROUNDS,
     SETTINGS,
@@ -89,6 +94,13 @@ def plan(mode: str) -> list[tuple[str, dict, dict | None]]:
             for fw in ("minnet", "numpy", "torch"):
                 task = dict(kind="softmax", framework=fw, net=net, batch=batch, dtype="float64")
                 tasks.append((f"softmax float64 {label(net, batch)} {fw}", task, train_timing))
+    for dtype in DTYPES:
+        for name, (optimizer, kwargs) in OPTIMIZERS.items():
+            for _ in range(ROUNDS[mode]):
+                for fw in ("minnet", "torch"):
+                    task = dict(kind="optim", framework=fw, net=OPTIM_NET, dtype=dtype,
+                                optimizer=optimizer, kwargs=kwargs)  # fmt: skip
+                    tasks.append((f"optim {dtype} {name} {fw}", task, train_timing))
     for fw in FIT_FRAMEWORKS:
         task = dict(kind="fit", framework=fw)
         tasks.append((f"fit digits {fw}", task, SETTINGS[mode]["fit"]))

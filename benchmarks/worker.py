@@ -121,6 +121,14 @@ def softmax(task: dict, timing: Timing) -> dict:
     return {**stats, "losses": losses, **info}
 
 
+def optim(task: dict, timing: Timing) -> dict:
+    step, info = cases.optimizer_step(
+        task["framework"], task["net"], task["optimizer"], task["kwargs"], task["dtype"]
+    )
+    stats, _ = time_calls(step, timing)
+    return {**stats, **info}
+
+
 def fit(task: dict, timing: Timing) -> dict:
     """Whole training runs: their time, and the held-out accuracy of the first."""
     stats, accuracy = time_calls(cases.FITS[task["framework"]](), timing)
@@ -180,6 +188,8 @@ def main(task: dict, timing: Timing, threads: int) -> dict:
         result = train(task, timing)
     elif kind == "softmax":
         result = softmax(task, timing)
+    elif kind == "optim":
+        result = optim(task, timing)
     elif kind == "fit":
         result = fit(task, timing)
     elif kind == "gradcheck":

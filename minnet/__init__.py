@@ -2,6 +2,7 @@
 
 from . import datasets, io
 from ._fast import use_fast_path
+from .callbacks import Callback, EarlyStopping
 from .flat import FlatLayout, gradients_to_vector, parameters_to_vector, vector_to_parameters
 from .gradcheck import (
     GradcheckError,
@@ -37,15 +38,37 @@ from .losses import (
     NLLLoss,
 )
 from .model import Sequential
-from .optim import SGD, Adam, Optimizer
+from .optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    Optimizer,
+    ReduceLROnPlateau,
+    RMSprop,
+    StepLR,
+    clip_grad_norm_,
+)
 from .parameter import Parameter
 from .training import DivergenceError, Evaluation, History, RegressionEvaluation
 
 __all__ = [
+    "Adagrad",
     "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
     "Optimizer",
+    "RMSprop",
+    "ReduceLROnPlateau",
     "SGD",
+    "StepLR",
+    "clip_grad_norm_",
     "BCELoss",
+    "Callback",
+    "EarlyStopping",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "MSELoss",

@@ -262,6 +262,8 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         "loss": _loss_spec(model.loss),
         "dtype": None if dtype is None else dtype.name,
     }
+    if model.l2:  # the L2 penalty, written only when there is one
+        spec["l2"] = model.l2
     tensors: dict[str, np.ndarray] = {}
     for i, layer in enumerate(model.layers):
         stored = _layer_tensors(i, layer, dtype)
@@ -473,7 +475,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         for i, (cls, entry) in enumerate(zip(classes, spec["layers"], strict=True))
     ]
     try:
-        model = Sequential(built, loss=loss, dtype=spec["dtype"])
+        model = Sequential(built, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
     except Exception as err:  # TypeError, ValueError: layers that do not chain
         raise reader.fail(f"the layers do not form a model: {err}") from None
     for i, layer in enumerate(model.layers):  # buffers are read in place
@@ -735,10 +737,13 @@ def parse_json(text: str) -> Any:
 def _check_spec(spec: Any) -> dict[str, Any]:
     """The architecture, checked to be ``{"layers": [{"class": str, "args": {...}, "training":
     bool}, ...], "loss": {"class": str, "args": {...}}, "dtype": null or a float dtype name}``
-    with plain arguments."""
+    with plain arguments, and an optional ``"l2"``: the model's L2 penalty, a number >= 0 (0
+    when missing)."""
+    if isinstance(spec, dict):
+        spec = {"l2": 0.0, **spec}
     if (
         not isinstance(spec, dict)
-        or set(spec) != {"layers", "loss", "dtype"}
+        or set(spec) != {"layers", "loss", "dtype", "l2"}
         or not isinstance(spec["layers"], list)
         or not spec["layers"]
         or spec["dtype"] not in (None, *SUPPORTED_DTYPES)
@@ -748,6 +753,9 @@ def _check_spec(spec: Any) -> dict[str, Any]:
             f'"args": dict}}, "dtype": null or one of {list(SUPPORTED_DTYPES)}}}, got '
             f"{reprlib.repr(spec)}"
         )
+    l2 = spec["l2"]
+    if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 < float("inf"):
+        raise ValueError(f'"l2" must be a number >= 0, got {reprlib.repr(l2)}')
     if len(spec["layers"]) > MAX_LAYERS:
         raise ValueError(
             f"the architecture has {len(spec['layers']):,} layers; minnet reads at most "

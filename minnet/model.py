@@ -125,14 +125,23 @@ class Sequential:
       ``model[i]`` (``model[-1]`` the last), ``for layer in model``, ``model.layers``; a slice
       ``model[i:j]`` is a plain list of those layers, not a new model (see the point above).
     - A loss with ``reduction="none"`` is refused: the cost is one number.
+    - ``l2=lam`` (``>= 0``, default 0) adds an L2 penalty to the cost, ``lam / 2 * sum(||W||^2)``
+      over the weight matrices (the parameters named ``W``, see :meth:`weights`; not biases,
+      not normalization parameters), and ``lam * W`` to their gradients in :meth:`backward`.
+      Every value of the cost includes it (:meth:`cost`, :meth:`loss_value`, so ``fit``'s and
+      ``evaluate``'s losses and the gradient check too).
     """
 
-    def __init__(self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None) -> None:
+    def __init__(
+        self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None, l2: float = 0.0
+    ) -> None:
         self.layers = _as_layer_list(layers)
         self.loss = BCELoss() if loss is _DEFAULT_LOSS else _check_loss(loss)
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)
+        self.l2 = l2
         self.in_features, self.out_features = self._chain()
         self._pending: list[Layer] | None = None  # the layers a backward() may run
+        self._row_scale: np.ndarray | None = None  # sample weights, as factors of the gradient
         self._outputs: np.ndarray | None = None
         self._place_parameters()
         for layer in self.layers:
@@ -265,11 +274,14 @@ class Sequential:
 
     __call__ = forward
 
-    def cost(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def cost(self, X: np.ndarray, Y: np.ndarray, sample_weight: Any = None) -> float:
         """Mean loss of the predictions for ``X: (m, in_features)`` against targets ``Y``.
 
         ``Y`` has shape ``(m,)`` or ``(m, out_features)``, with the values the loss accepts
-        (``BCELoss``: in [0, 1]). Keeps what :meth:`backward` needs.
+        (``BCELoss``: in [0, 1]). With ``l2``, plus the L2 :meth:`penalty`. With
+        ``sample_weight: (m,)`` (see :meth:`check_sample_weight`), the weighted mean
+        ``sum(w * loss_i) / sum(w)`` instead (a weight of 2 counts a row twice). Keeps what
+        :meth:`backward` needs.
         """
         X = self.check_inputs(X)
         if len(X) == 0:
@@ -277,16 +289,29 @@ class Sequential:
                 f"X must have at least one row to take a mean loss, got shape {X.shape}"
             )
         Y = self.check_targets(Y, len(X), dtype=X.dtype, in_features=X.shape[1])
-        return self.cost_prepared(X, Y)
+        if sample_weight is not None:
+            sample_weight = self.check_sample_weight(sample_weight, len(X), X.dtype)
+        return self.cost_prepared(X, Y, sample_weight)
 
-    def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """:meth:`cost` for ``X`` and ``Y`` already checked (:meth:`check_inputs`,
-        :meth:`check_targets`): run the body's layers, then the loss."""
+    def cost_prepared(
+        self, X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> float:
+        """:meth:`cost` for ``X``, ``Y`` (and ``sample_weight``) already checked
+        (:meth:`check_inputs`, :meth:`check_targets`, :meth:`check_sample_weight`): run the
+        body's layers, then the loss."""
         body = self.body
         x = X
         for layer in body:
             x = layer.forward(x)
         value = self._loss_forward(x, Y, self.fused)
+        self._row_scale = None
+        if sample_weight is not None:
+            # The mean loss is the mean of the rows' losses, so its gradient's row i is
+            # loss_i's over m: scaled by m * w_i / sum(w), it is the weighted mean's.
+            total = np.sum(sample_weight)
+            per_example = self.loss_per_example(x, Y)
+            value = float(np.sum(sample_weight * per_example) / total) + self.penalty()
+            self._row_scale = len(x) * sample_weight / total
         self._outputs = x
         self._pending = body
         return value
@@ -298,10 +323,39 @@ class Sequential:
             raise RuntimeError("backward() needs a cost() first (and one backward() per cost())")
         body, self._pending = self._pending, None
         grad = self.loss.backward()
-        if _fast.backward(body, grad):  # the accelerator's twin of the loop below, when on
-            return
-        for layer in reversed(body):
-            grad = layer.backward(grad)
+        if self._row_scale is not None:  # sample weights
+            grad = grad * self._row_scale.reshape(-1, *[1] * (grad.ndim - 1))
+        if not _fast.backward(body, grad):  # the accelerator's twin of this loop, when on
+            for layer in reversed(body):
+                grad = layer.backward(grad)
+        if self.l2:
+            for W in self.weights():  # the penalty's gradient
+                W.accumulate(self.l2 * W.value)
+
+    # -- the L2 penalty ---------------------------------------------------------------------
+    @property
+    def l2(self) -> float:
+        """The L2 penalty's factor ``lam >= 0`` (0: none); it may be changed."""
+        return self._l2
+
+    @l2.setter
+    def l2(self, value: float) -> None:
+        self._l2 = _checks.real_number("l2", value, 0.0)
+
+    def weights(self) -> list[Parameter]:
+        """The parameters the L2 penalty covers: those named ``W`` (the weight matrix of a
+        ``Linear``, a convolution's kernel, ``"W"`` in any layer of yours), each once."""
+        found: dict[int, Parameter] = {}
+        for name, p in self.named_parameters():
+            if name.rsplit(".", 1)[-1] == "W":
+                found.setdefault(id(p), p)
+        return list(found.values())
+
+    def penalty(self) -> float:
+        """``l2 / 2 * sum(||W||^2)`` over :meth:`weights`: what :meth:`cost` adds to the loss."""
+        if not self.l2:
+            return 0.0
+        return self.l2 / 2 * sum(float(np.vdot(W.value, W.value)) for W in self.weights())
 
     # -- the pieces of cost(), for training loops and gradient checks ------------------------
     @property
@@ -361,6 +415,30 @@ class Sequential:
             return Y
         return _checks.cast_finite("Y", Y, dtype)
 
+    def check_sample_weight(self, sample_weight: Any, m: int, dtype=np.float64) -> np.ndarray:
+        """``sample_weight`` as a ``(m,)`` array of ``dtype``: finite, non-negative, not all
+        zero, for a loss that gives each example's loss (``per_example``), else a
+        ``ValueError`` (or ``TypeError``) naming it."""
+        if not per_example_matches_forward(self.loss, self.fused):
+            raise ValueError(
+                f"sample_weight needs each example's loss, which {type(self.loss).__name__} "
+                "does not give (per_example)"
+            )
+        w = _checks.as_array(sample_weight, "sample_weight")
+        if w.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+        if w.shape != (m,):
+            raise ValueError(f"sample_weight must have shape ({m},), one per row, got {w.shape}")
+        w = _checks.cast_finite("sample_weight", w, np.dtype(dtype))
+        if np.any(w < 0):
+            raise ValueError(
+                f"sample_weight must be >= 0, got {int(np.sum(w < 0))} negative entries "
+                f"(the smallest {w.min():g})"
+            )
+        if not np.any(w > 0):
+            raise ValueError("sample_weight must not be all zero: the mean loss would be 0/0")
+        return w
+
     def run(self, x: np.ndarray, start: int = 0) -> np.ndarray:
         """Run ``body[start:]`` forward on ``x``: ``(batch, features in)`` -> ``(batch, out)``.
 
@@ -373,14 +451,15 @@ class Sequential:
 
     def loss_value(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         """The loss of the body's ``outputs: (m, k)`` (the fused activation's input when
-        :attr:`fused`) against checked ``targets: (m, k)``. No model :meth:`backward` may
-        follow: use :meth:`cost_prepared`."""
+        :attr:`fused`) against checked ``targets: (m, k)``, plus the L2 :meth:`penalty` at the
+        current weights. No model :meth:`backward` may follow: use :meth:`cost_prepared`."""
         self._pending = None
         return self._loss_forward(outputs, targets, self.fused)
 
     def loss_per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
         """Each example's loss, shape ``(m,)``, for the body's ``outputs: (m, k)``; their mean is
-        :meth:`loss_value`. ``None`` when the loss does not provide them (``per_example``)."""
+        :meth:`loss_value` (without the L2 :meth:`penalty`). ``None`` when the loss does not
+        provide them (``per_example``)."""
         fused = self.fused
         if not per_example_matches_forward(self.loss, fused):
             return None
@@ -401,8 +480,10 @@ class Sequential:
             )
         _one_number(self.loss)
         if fused:
-            return self.loss.forward_fused(outputs, targets)
-        return self.loss.forward(outputs, targets)
+            value = self.loss.forward_fused(outputs, targets)
+        else:
+            value = self.loss.forward(outputs, targets)
+        return value + self.penalty() if self.l2 else value
 
     # -- one-line delegations: the code is in training, gradcheck and io -----------------------
     def fit(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> History:
@@ -423,11 +504,13 @@ class Sequential:
 
         return predict(self, X, threshold)
 
-    def evaluate(self, X: np.ndarray, Y: np.ndarray) -> Evaluation | RegressionEvaluation:
+    def evaluate(
+        self, X: np.ndarray, Y: np.ndarray, **options: Any
+    ) -> Evaluation | RegressionEvaluation:
         """``(loss, accuracy)`` or ``(loss, r2)``: see :func:`minnet.training.evaluate`."""
         from .training import evaluate
 
-        return evaluate(self, X, Y)
+        return evaluate(self, X, Y, **options)
 
     def gradcheck(self, X: np.ndarray, Y: np.ndarray, **options: Any) -> GradcheckReport:
         """Check the gradient of :meth:`cost`: see :func:`minnet.gradcheck.check_model`."""
@@ -475,9 +558,14 @@ class Sequential:
         if self.fused:
             final = type(self.layers[-1]).__name__
             loss += f" (computed from the logits, the input of the final {final})"
-        return "\n".join(
-            [lines[0], rule, *lines[1:], rule, f"Total params: {total:,}", f"Loss: {loss}"]
-        )
+        footer = [f"Total params: {total:,}", f"Loss: {loss}"]
+        if self.l2:
+            count = sum(W.size for W in self.weights())
+            footer.append(
+                f"L2 penalty: {self.l2:g} / 2 * sum(||W||^2) over {len(self.weights())} weight "
+                f"matrices ({count:,} weights)"
+            )
+        return "\n".join([lines[0], rule, *lines[1:], rule, *footer])
 
     def __str__(self) -> str:
         """One line per layer, PyTorch-style: ``(0): Linear(in_features=2, ...)``."""
@@ -485,4 +573,5 @@ class Sequential:
         return "\n".join(["Sequential(", *lines, f"  loss: {self.loss!r}", ")"])
 
     def __repr__(self) -> str:
-        return f"Sequential({self.layers!r}, loss={self.loss!r})"
+        l2 = f", l2={self.l2!r}" if self.l2 else ""
+        return f"Sequential({self.layers!r}, loss={self.loss!r}{l2})"

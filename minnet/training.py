@@ -50,9 +50,11 @@ from attrs import define, field
 from tqdm import tqdm
 
 from . import _checks
+from .callbacks import Callback
 from .layers import BatchNorm1d
 from .losses import Loss, check_task
 from .optim import Adam, Optimizer
+from .optim.schedules import LRScheduler, ReduceLROnPlateau
 
 if TYPE_CHECKING:
     from .model import Sequential
@@ -96,8 +98,12 @@ class History:
     - ``accuracy`` (classifiers): fraction of training predictions that were right, over the
       epoch's batches (each batch predicted just before its update step, as Keras reports it);
     - ``r2`` (regression): R^2 of the epoch's predictions, made the same way;
-    - ``val_loss``, ``val_accuracy`` / ``val_r2``: on ``validation_data`` after each epoch;
+    - ``val_loss``, ``val_accuracy`` / ``val_r2``: on the validation data after each epoch;
+    - ``lr``: the optimizer's learning rate during the epoch (a ``scheduler`` changes it);
     - ``seconds``: wall-clock time of the whole loop, validation included.
+
+    With ``sample_weight``, ``loss`` and ``val_loss`` are weighted means (the metrics are not
+    weighted). With an L2 penalty (``Sequential(..., l2=)``), the losses include it.
 
     ``metric`` names the one that applies (``"accuracy"`` or ``"r2"``); the other stays empty.
     """
@@ -108,6 +114,7 @@ class History:
     val_accuracy: list[float] = field(factory=list)
     r2: list[float] = field(factory=list)
     val_r2: list[float] = field(factory=list)
+    lr: list[float] = field(factory=list)
     seconds: float = 0.0
     metric: str = "accuracy"
 
@@ -250,6 +257,80 @@ def _training_batches(model: Sequential, m: int, batch_size: int | None) -> list
     return [*bounds[:-2], (start, stop)]
 
 
+def _check_weights_of(model: Sequential, weights: Any, m: int, dtype, what: str) -> np.ndarray:
+    """``model.check_sample_weight``, its error prefixed with ``what``."""
+    try:
+        return model.check_sample_weight(weights, m, dtype)
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+
+
+def _split_at(m: int, validation_split: float) -> int:
+    """The first validation row: the last ``validation_split`` of the rows are held out
+    (Keras' rule, ``floor(m * (1 - validation_split))`` rows kept for training)."""
+    split = math.floor(m * (1.0 - validation_split))
+    if split == 0 or split == m:
+        raise ValueError(
+            f"validation_split={validation_split} of {m} rows leaves "
+            f"{'no training' if split == 0 else 'no validation'} rows: give more data or "
+            "another validation_split"
+        )
+    return split
+
+
+HOOKS = ("set_model", "on_train_begin", "on_train_batch_begin", "on_epoch_end", "on_train_end")
+
+
+def _check_callbacks(callbacks: Any) -> list[Any]:
+    if isinstance(callbacks, Callback) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(
+            "callbacks must be a list of callbacks, e.g. [minnet.EarlyStopping()], "
+            f"got {type(callbacks).__name__}"
+        )
+    callbacks = list(callbacks)
+    for i, callback in enumerate(callbacks):
+        if not any(callable(getattr(callback, hook, None)) for hook in HOOKS):
+            raise TypeError(
+                f"callbacks[{i}] must be an object with an on_epoch_end(epoch, logs) method (or "
+                f"one of {', '.join(HOOKS)}), got {type(callback).__name__}"
+            )
+    return callbacks
+
+
+def _check_scheduler(scheduler: Any, optimizer: Any) -> LRScheduler | None:
+    if scheduler is None:
+        return None
+    if not isinstance(scheduler, LRScheduler):
+        raise TypeError(
+            "scheduler must be a minnet learning-rate schedule such as "
+            f"minnet.StepLR(optimizer, step_size=10), got {type(scheduler).__name__}"
+        )
+    if optimizer is None or scheduler.optimizer is not optimizer:
+        raise ValueError(
+            "scheduler must schedule the optimizer given to fit (optimizer=...): "
+            + (
+                "no optimizer was given"
+                if optimizer is None
+                else "it was made for another optimizer"
+            )
+        )
+    return scheduler
+
+
+def _call(callback: Any, hook: str, i: int, *args: Any) -> None:
+    method = getattr(callback, hook, None)
+    if not callable(method):
+        return
+    try:
+        with np.errstate(over="warn", invalid="warn", divide="warn"):  # not fit's own
+            method(*args)
+    except Exception as err:
+        raise RuntimeError(
+            f"callbacks[{i}] ({type(callback).__name__}) raised {type(err).__name__} in "
+            f"{hook}: {err}"
+        ) from err
+
+
 # -- evaluation mode --------------------------------------------------------------------------
 @contextmanager
 def eval_mode(model: Sequential) -> Iterator[Sequential]:
@@ -305,10 +386,15 @@ def _score(model: Sequential, outputs: np.ndarray, Y: np.ndarray) -> float:
     return int(np.count_nonzero(predicted == _labels(task, Y))) / predicted.size
 
 
-def _evaluate(model: Sequential, X: np.ndarray, Y: np.ndarray) -> Evaluation | RegressionEvaluation:
+def _evaluate(
+    model: Sequential, X: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None
+) -> Evaluation | RegressionEvaluation:
     with eval_mode(model):
         out = model.run(X)
         loss = model.loss_value(out, Y)
+        if weights is not None:
+            per_example = model.loss_per_example(out, Y)
+            loss = float(np.sum(weights * per_example) / np.sum(weights)) + model.penalty()
     score = _score(model, out, Y)
     return (
         RegressionEvaluation(loss, score)
@@ -318,14 +404,21 @@ def _evaluate(model: Sequential, X: np.ndarray, Y: np.ndarray) -> Evaluation | R
 
 
 # -- the public functions ---------------------------------------------------------------------
-def evaluate(model: Sequential, X: Any, Y: Any) -> Evaluation | RegressionEvaluation:
+def evaluate(
+    model: Sequential, X: Any, Y: Any, sample_weight: Any = None
+) -> Evaluation | RegressionEvaluation:
     """``(loss, accuracy)`` of a classifier, ``(loss, r2)`` of a regression model, on
     ``X: (m, in_features)`` and targets ``Y`` (see the module's docstring).
 
-    Runs in evaluation mode, leaving each layer's mode as it was.
+    The loss is the model's cost (with its L2 penalty, if any); with ``sample_weight: (m,)``
+    (non-negative), the weighted mean ``sum(w * loss_i) / sum(w)`` of the examples' losses (the
+    metric is not weighted). Runs in evaluation mode, leaving each layer's mode as it was.
     """
     X, Y = _check_data(model, X, Y, "evaluate")
-    return _evaluate(model, X, Y)
+    weights = None
+    if sample_weight is not None:
+        weights = _check_weights_of(model, sample_weight, len(X), X.dtype, "evaluate")
+    return _evaluate(model, X, Y, weights)
 
 
 def predict_proba(model: Sequential, X: Any) -> np.ndarray:
@@ -395,17 +488,55 @@ def fit(
     shuffle: bool = True,
     seed: int | np.random.Generator | None = None,
     validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    callbacks: Any = (),
+    scheduler: LRScheduler | None = None,
+    sample_weight: Any = None,
     progress: bool = True,
 ) -> History:
     """Train ``model`` on ``X: (m, in_features)``, ``Y: (m,)`` or ``(m, 1)``; see Sequential.fit.
 
+    - ``validation_split`` in ``[0, 1)``: hold out the last fraction of the rows (before any
+      shuffling, Keras' rule) as validation data, instead of giving ``validation_data``.
+    - ``callbacks``: objects with ``on_epoch_end(epoch, logs)`` and the other hooks of
+      :mod:`minnet.callbacks` (such as :class:`~minnet.EarlyStopping`); a callback that sets
+      ``model.stop_training = True`` ends training after that epoch. ``on_train_batch_begin``
+      runs before each mini-batch's step.
+    - ``scheduler``: a learning-rate schedule of ``optimizer``, stepped once after each epoch
+      (a :class:`~minnet.ReduceLROnPlateau` with the epoch's ``val_loss``, or ``loss`` without
+      validation data).
+    - ``sample_weight: (m,)``, non-negative: each row's weight in the mean loss, in training
+      and for the held-out rows of ``validation_split`` (a weight of 2 counts a row twice; a
+      batch whose weights are all zero is skipped).
+
     Each epoch runs over batches of ``batch_size`` rows (the last one may be smaller). With a
     ``BatchNorm1d``, which needs 2 rows for a batch variance, a last batch of 1 row is merged into
-    the one before it (decided before any update)."""
+    the one before it (decided before any update).
+
+    Everything is checked before training: a refusal leaves the model unchanged.
+    """
     X, Y = _check_data(model, X, Y, "fit")
     epochs = _checks.positive_int("epochs", epochs)
-    bounds = _training_batches(model, len(X), batch_size)
+    row_weights = val_row_weights = None
+    if sample_weight is not None:
+        row_weights = _check_weights_of(model, sample_weight, len(X), X.dtype, "fit")
+    validation_split = _checks.real_number("validation_split", validation_split, 0.0, 1.0)
     validation = None
+    if validation_split:
+        if validation_data is not None:
+            raise ValueError(
+                "give validation_data or validation_split, not both (got validation_split="
+                f"{validation_split})"
+            )
+        split = _split_at(len(X), validation_split)
+        validation = (X[split:], Y[split:])
+        X, Y = X[:split], Y[:split]
+        if row_weights is not None:
+            row_weights, val_row_weights = row_weights[:split], row_weights[split:]
+            for part, name in ((row_weights, "training"), (val_row_weights, "validation")):
+                if not np.any(part > 0):
+                    raise ValueError(f"fit: sample_weight is zero on every {name} row")
+    bounds = _training_batches(model, len(X), batch_size)
     if validation_data is not None:
         if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
             got = type(validation_data).__name__
@@ -416,10 +547,13 @@ def fit(
     shuffle = _checks.flag("shuffle", shuffle)
     progress = _checks.flag("progress", progress)
     rng = _checks.generator("seed", seed)
+    callbacks = _check_callbacks(callbacks)
+    scheduler = _check_scheduler(scheduler, optimizer)
     optimizer = _check_optimizer(model, optimizer)
     _check_weights(model)
     if validation is not None:
-        _check_runs(model, validation, "validation_data")
+        _check_runs(model, validation, "validation_data" if validation_split == 0 else
+                    "the validation rows (validation_split)")  # fmt: skip
     covers_model = len(optimizer.params) == len(model.parameters())
     zero_grad = optimizer.zero_grad if covers_model else model.zero_grad
 
@@ -450,24 +584,46 @@ def fit(
             history=history,
         )
 
+    batch_hooks = [
+        (i, callback)
+        for i, callback in enumerate(callbacks)
+        if callable(getattr(callback, "on_train_batch_begin", None))
+        and getattr(type(callback), "on_train_batch_begin", None)
+        is not Callback.on_train_batch_begin  # the base class's does nothing
+    ]
     model.train()
+    model.stop_training = False
+    logs: dict[str, float] = {}
+    for i, callback in enumerate(callbacks):
+        _call(callback, "set_model", i, model)
+        _call(callback, "on_train_begin", i, logs)
     start_time = time.perf_counter()
     bar = tqdm(total=epochs, unit="epoch", disable=None if progress else True, leave=True)
     # Overflow or NaN anywhere in a step raises at once, so the error can say where.
     with bar, np.errstate(over="raise", invalid="raise", divide="raise"):
         for epoch in range(1, epochs + 1):
+            history.lr.append(optimizer.lr)
+            w_epoch = row_weights
             if shuffle:
                 order = rng.permutation(m)
                 X_epoch, Y_epoch = X[order], Y[order]
                 labels_epoch = None if regression else labels[order]
+                w_epoch = None if row_weights is None else row_weights[order]
             else:
                 X_epoch, Y_epoch, labels_epoch = X, Y, labels
-            total, right, sse = 0.0, 0, 0.0
+            total, right, sse, counted = 0.0, 0, 0.0, 0.0
+            trained = []  # the (start, stop) of the batches trained on (not all of weight 0)
             for batch, (start, stop) in enumerate(bounds, 1):
+                w_batch = None if w_epoch is None else w_epoch[start:stop]
+                if w_batch is not None and not np.any(w_batch > 0):
+                    continue  # rows of weight 0 are as good as absent
+                for i, callback in batch_hooks:
+                    batch_logs = {"batch": batch - 1, "size": stop - start}
+                    _call(callback, "on_train_batch_begin", i, batch - 1, batch_logs)
                 zero_grad()
                 try:
                     phase = "the forward pass"
-                    loss = model.cost_prepared(X_epoch[start:stop], Y_epoch[start:stop])
+                    loss = model.cost_prepared(X_epoch[start:stop], Y_epoch[start:stop], w_batch)
                     if not math.isfinite(loss):
                         raise diverged(epoch, batch, f"the loss is {loss}")
                     phase = "the backward pass"
@@ -477,21 +633,30 @@ def fit(
                     optimizer.step()
                 except FloatingPointError as err:
                     raise diverged(epoch, batch, f"numpy reports {err} in {phase}") from err
-                total += loss * (stop - start)
+                share = stop - start if w_batch is None else float(np.sum(w_batch))
+                total += loss * share
+                counted += share
+                trained.append((start, stop))
                 outputs = model.last_outputs
                 if regression:
                     sse += float(np.sum((outputs - Y_epoch[start:stop]) ** 2))
                 else:
                     predicted = _predicted(task, outputs, logits)
                     right += int(np.count_nonzero(predicted == labels_epoch[start:stop]))
-            history.loss.append(total / m)
+            history.loss.append(total / counted)
+            # The metrics are of the rows trained on: all of them, but the batches skipped.
             if regression:
-                history.r2.append(r2_score(sse, sst))
+                sst_seen = sst
+                if len(trained) < n_batches:
+                    Y_seen = np.concatenate([Y_epoch[start:stop] for start, stop in trained])
+                    sst_seen = float(np.sum((Y_seen - Y_seen.mean(0)) ** 2))
+                history.r2.append(r2_score(sse, sst_seen))
             else:
-                history.accuracy.append(right / labels.size)
+                seen = sum(labels_epoch[start:stop].size for start, stop in trained)
+                history.accuracy.append(right / seen)
             if validation is not None:
                 try:
-                    val = _evaluate(model, *validation)
+                    val = _evaluate(model, *validation, val_row_weights)
                 except FloatingPointError as err:
                     raise diverged(epoch, None, f"numpy reports {err} in the forward pass") from err
                 if not math.isfinite(val.loss):
@@ -501,8 +666,30 @@ def fit(
             if not bar.disable:
                 bar.set_postfix(_postfix(history), refresh=False)
             bar.update()
+            logs = _logs(history)
+            for i, callback in enumerate(callbacks):
+                _call(callback, "on_epoch_end", i, epoch - 1, dict(logs))
+            if scheduler is not None:
+                _step(scheduler, logs)
+            if model.stop_training:
+                break
     history.seconds = time.perf_counter() - start_time
+    for i, callback in enumerate(callbacks):
+        _call(callback, "on_train_end", i, dict(logs))
     return history
+
+
+def _logs(history: History) -> dict[str, float]:
+    """The last epoch's metrics, by name: what callbacks get."""
+    names = ("loss", history.metric, "val_loss", f"val_{history.metric}", "lr")
+    return {name: getattr(history, name)[-1] for name in names if getattr(history, name)}
+
+
+def _step(scheduler: LRScheduler, logs: dict[str, float]) -> None:
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(logs.get("val_loss", logs["loss"]))
+    else:
+        scheduler.step()
 
 
 def _postfix(history: History) -> dict[str, str]:
@@ -519,6 +706,7 @@ __all__ = [
     "DEFAULT_LR",
     "DivergenceError",
     "Evaluation",
+    "HOOKS",
     "History",
     "RegressionEvaluation",
     "eval_mode",

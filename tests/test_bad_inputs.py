@@ -107,7 +107,7 @@ def test_a_non_finite_setting_is_refused_naming_it(make, name, bad):
 
 def test_setting_an_infinite_learning_rate_later_is_refused_too():
     optimizer = SGD(params(), lr=0.1)
-    with pytest.raises(ValueError, match=r"^lr must be a finite number > 0, got inf$"):
+    with pytest.raises(ValueError, match=r"^lr must be a finite number >= 0, got inf$"):
         optimizer.lr = float("inf")
     assert optimizer.lr == 0.1
 

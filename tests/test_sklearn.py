@@ -111,7 +111,8 @@ def test_string_labels_probabilities_and_the_model(digits):
     np.testing.assert_allclose(proba.sum(axis=1), 1)
     assert (est.predict(X[:10]) == est.classes_[proba.argmax(axis=1)]).all()
     assert est.n_features_in_ == 64 and est.n_iter_ == 5
-    assert est.model_.summary().endswith("input of the final Softmax)")
+    assert "input of the final Softmax)\nL2 penalty: 3.125e-06 / 2" in est.model_.summary()
+    assert est.model_.l2 == 1e-4 / 32  # alpha / batch_size: the penalty of a full batch
     report = est.model_.gradcheck(X[:30], np.searchsorted(est.classes_, names[y[:30]]))
     assert report.passed
     again = pickle.loads(pickle.dumps(est))

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from attrs import define
 from conftest import random_data, random_net
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import minnet
 from minnet import SGD, Adam, Layer, Linear, ReLU, Sequential, Sigmoid
@@ -514,3 +516,317 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))
     assert restored.evaluate(X, y) == model.evaluate(X, y)
     assert restored.summary() == model.summary()
+
+
+# --- validation_split, callbacks, early stopping, schedules, sample weights ------------------
+
+
+def test_validation_split_holds_out_the_last_rows_as_keras():
+    """floor(m * (1 - split)) rows train; the rest validate: the same as validation_data."""
+    X, Y = random_data(np.random.default_rng(20), 10, 3)
+    split = 7  # floor(10 * 0.75)
+    ours = random_net(np.random.default_rng(21), [3, 4, 1])
+    theirs = random_net(np.random.default_rng(21), [3, 4, 1])
+    history = ours.fit(X, Y, optimizer=SGD(ours.parameters(), lr=0.1), epochs=3, batch_size=3,
+                       seed=1, validation_split=0.25, progress=False)  # fmt: skip
+    expected = theirs.fit(X[:split], Y[:split], optimizer=SGD(theirs.parameters(), lr=0.1),
+                          epochs=3, batch_size=3, seed=1, validation_data=(X[split:], Y[split:]),
+                          progress=False)  # fmt: skip
+    assert history.loss == expected.loss and history.val_loss == expected.val_loss
+    assert len(history.val_loss) == 3
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        ({"validation_split": 1.0}, r"validation_split must be .*\[0, 1\), got 1.0"),
+        ({"validation_split": -0.1}, r"validation_split must be"),
+        ({"validation_split": float("nan")}, r"validation_split must be"),
+        ({"validation_split": 1e-17}, r"validation_split=1e-17 of 6 rows leaves no validation"),
+        ({"validation_split": 0.99}, r"leaves no training rows"),
+        ({"validation_split": 0.5, "validation_data": (X_OK, Y_OK)}, r"not both"),
+        ({"sample_weight": np.ones(5)}, r"fit: sample_weight must have shape \(6,\).*got \(5,\)"),
+        ({"sample_weight": -np.ones(6)}, r"sample_weight must be >= 0, got 6 negative"),
+        ({"sample_weight": np.full(6, np.nan)}, r"sample_weight must be finite"),
+        ({"sample_weight": np.zeros(6)}, r"sample_weight must not be all zero"),
+        (
+            {"sample_weight": [1, 1, 1, 1, 0, 0], "validation_split": 0.3},
+            r"sample_weight is zero on every validation row",
+        ),
+        ({"scheduler": "StepLR"}, r"scheduler must be a minnet learning-rate schedule"),
+        ({"callbacks": [object()]}, r"callbacks\[0\] must be an object with an on_epoch_end"),
+        ({"callbacks": minnet.EarlyStopping()}, r"callbacks must be a list"),
+    ],
+)
+def test_bad_training_options_are_refused_before_training(options, pattern):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    before = values(model)
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        model.fit(X_OK, Y_OK, progress=False, **options)
+    assert all(np.array_equal(a, b) for a, b in zip(before, values(model), strict=True))
+
+
+def test_a_scheduler_must_schedule_the_optimizer_given():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    optimizer = SGD(model.parameters(), lr=0.1)
+    other = SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="no optimizer was given"):
+        model.fit(X_OK, Y_OK, scheduler=minnet.StepLR(optimizer, 2), progress=False)
+    with pytest.raises(ValueError, match="made for another optimizer"):
+        model.fit(X_OK, Y_OK, optimizer=other, scheduler=minnet.StepLR(optimizer, 2),
+                  progress=False)  # fmt: skip
+
+
+class Recorder(minnet.Callback):
+    """Keeps every call: the epochs, their logs and the weights at each epoch's end."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.calls: list[str] = []
+        self.epochs: list[int] = []
+        self.logs: list[dict] = []
+        self.weights: list[list[np.ndarray]] = []
+        self.stop_after = stop_after
+
+    def on_train_begin(self, logs):
+        self.calls.append("begin")
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append("epoch")
+        self.epochs.append(epoch)
+        self.logs.append(logs)
+        self.weights.append(minnet.callbacks.snapshot(self.model))
+        if self.stop_after is not None and epoch + 1 == self.stop_after:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs):
+        self.calls.append("end")
+
+
+def test_callbacks_see_each_epoch_and_can_stop_training():
+    rng = np.random.default_rng(22)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 12, 3)
+    recorder, plain = Recorder(stop_after=3), []
+
+    class OnlyEpochs:  # a plain object with one hook is a callback too
+        def on_epoch_end(self, epoch, logs):
+            plain.append((epoch, sorted(logs)))
+
+    history = model.fit(X, Y, epochs=10, validation_split=0.25, callbacks=[recorder, OnlyEpochs()],
+                        progress=False)  # fmt: skip
+    assert recorder.calls == ["begin", "epoch", "epoch", "epoch", "end"]
+    assert recorder.epochs == [0, 1, 2] and history.epochs == 3
+    keys = ["accuracy", "loss", "lr", "val_accuracy", "val_loss"]
+    assert plain == [(epoch, keys) for epoch in range(3)]
+    for epoch, logs in enumerate(recorder.logs):
+        assert logs["loss"] == history.loss[epoch] and logs["val_loss"] == history.val_loss[epoch]
+        assert logs["lr"] == history.lr[epoch] == minnet.training.DEFAULT_LR
+
+
+def test_a_callback_that_raises_is_named():
+    class Broken:
+        def on_epoch_end(self, epoch, logs):
+            raise KeyError("val_f1")
+
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    with pytest.raises(RuntimeError, match=r"callbacks\[1\] \(Broken\) raised KeyError in "
+                       r"on_epoch_end: 'val_f1'") as caught:  # fmt: skip
+        model.fit(X_OK, Y_OK, callbacks=[minnet.Callback(), Broken()], progress=False)
+    assert isinstance(caught.value.__cause__, KeyError)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    stopper = minnet.EarlyStopping(monitor="loss", patience=2)
+    frozen = SGD(model.parameters(), lr=0.0)  # the loss never improves after the first epoch
+    history = model.fit(X_OK, Y_OK, optimizer=frozen, epochs=20, callbacks=[stopper],
+                        progress=False)  # fmt: skip
+    assert history.epochs == 3 and stopper.stopped_epoch == 2 and stopper.best_epoch == 0
+
+
+def test_early_stopping_on_a_sequence_of_values_as_keras():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    stopper = minnet.EarlyStopping(patience=2, min_delta=0.1)
+    stopper.set_model(model)
+    model.stop_training = False
+    for epoch, value in enumerate([1.0, 0.95, 0.85, 0.8]):  # 0.95: not better by > 0.1
+        stopper.on_epoch_end(epoch, {"val_loss": value})
+        assert not model.stop_training
+    assert stopper.best == 0.85 and stopper.best_epoch == 2
+    stopper.on_epoch_end(4, {"val_loss": 0.9})
+    assert model.stop_training and stopper.stopped_epoch == 4
+    rising = minnet.EarlyStopping(monitor="val_accuracy", patience=0)
+    assert rising.mode == "max"
+    rising.set_model(model)
+    rising.on_epoch_end(0, {"val_accuracy": 0.5})
+    assert rising.best == 0.5
+    with pytest.raises(ValueError, match=r"no such metric.*need validation data"):
+        minnet.EarlyStopping().on_epoch_end(0, {"loss": 1.0})
+    with pytest.raises(ValueError, match="patience"):
+        minnet.EarlyStopping(patience=-1)
+    with pytest.raises(ValueError, match="min_delta"):
+        minnet.EarlyStopping(min_delta=-0.1)
+
+
+def test_early_stopping_restores_the_weights_and_buffers_of_the_best_epoch():
+    rng = np.random.default_rng(23)
+    model = random_net(rng, [3, 8, 1], norm_after_first=minnet.BatchNorm1d)
+    X, Y = random_data(rng, 40, 3)
+    X_val, Y_val = random_data(rng, 10, 3)  # noise: the validation loss wanders
+    recorder = Recorder()
+    stopper = minnet.EarlyStopping(patience=3, restore_best_weights=True)
+    history = model.fit(X, Y, optimizer=SGD(model.parameters(), lr=0.5, momentum=0.9),
+                        epochs=30, batch_size=8, validation_data=(X_val, Y_val),
+                        callbacks=[recorder, stopper], progress=False)  # fmt: skip
+    best = int(np.argmin(history.val_loss))
+    assert stopper.best_epoch == best and best < history.epochs - 1
+    assert model.evaluate(X_val, Y_val).loss == pytest.approx(history.val_loss[best], rel=1e-12)
+    for now, then in zip(minnet.callbacks.snapshot(model), recorder.weights[best], strict=True):
+        np.testing.assert_array_equal(now, then)  # parameters, running mean and variance
+
+
+def test_the_scheduler_is_stepped_once_per_epoch_and_history_records_lr():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    optimizer = SGD(model.parameters(), lr=0.4)
+    schedule = minnet.StepLR(optimizer, step_size=2, gamma=0.5)
+    history = model.fit(X_OK, Y_OK, optimizer=optimizer, scheduler=schedule, epochs=5,
+                        progress=False)  # fmt: skip
+    assert history.lr == [0.4, 0.4, 0.2, 0.2, 0.1]
+    assert optimizer.lr == 0.1 and schedule.last_epoch == 5  # 0.4 * 0.5 ** (5 // 2)
+
+
+def test_reduce_lr_on_plateau_in_fit_follows_the_validation_loss():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    optimizer = Frozen(model.parameters(), lr=0.1)  # a constant loss: a plateau from epoch 1
+    schedule = minnet.ReduceLROnPlateau(optimizer, patience=1, factor=0.5)
+    history = model.fit(X_OK, Y_OK, optimizer=optimizer, scheduler=schedule, epochs=5,
+                        validation_split=0.5, progress=False)  # fmt: skip
+    assert history.lr == [0.1, 0.1, 0.1, 0.05, 0.05] and optimizer.lr == 0.025
+    assert schedule.best == history.val_loss[0] != history.loss[0]
+
+
+def repeated(X, Y, counts):
+    """Each row ``i`` of X and Y ``counts[i]`` times."""
+    return np.repeat(X, counts, axis=0), np.repeat(Y, counts, axis=0)
+
+
+HEADS = {
+    "binary": lambda rng: (random_net(rng, [3, 5, 1]), (rng.random(9) < 0.5).astype(float)),
+    "multiclass": lambda rng: (
+        Sequential(
+            [Linear(3, 5, rng=rng), ReLU(), Linear(5, 4, rng=rng), minnet.Softmax()],
+            loss=minnet.CrossEntropyLoss(),
+        ),  # fmt: skip
+        rng.integers(0, 4, 9),
+    ),
+    "regression": lambda rng: (
+        Sequential([Linear(3, 5, rng=rng), ReLU(), Linear(5, 2, rng=rng)], loss=minnet.MSELoss()),
+        rng.standard_normal((9, 2)),
+    ),
+}
+
+
+@pytest.mark.parametrize("head", HEADS)
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**32 - 1), counts=st.lists(st.integers(0, 3), min_size=9, max_size=9))
+def test_a_weight_of_k_is_the_row_repeated_k_times_in_the_cost_and_its_gradient(head, seed, counts):
+    assume(sum(counts) > 0)
+    rng = np.random.default_rng(seed)
+    model, Y = HEADS[head](rng)
+    X = rng.standard_normal((9, 3))
+    weighted = model.cost(X, Y, sample_weight=counts)
+    model.backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    X_rep, Y_rep = repeated(X, Y, counts)
+    assert weighted == pytest.approx(model.cost(X_rep, Y_rep), rel=1e-12)
+    model.backward()
+    for p, grad in zip(model.parameters(), grads, strict=True):
+        np.testing.assert_allclose(grad, p.grad, rtol=1e-10, atol=1e-14)
+    assert model.evaluate(X, Y, sample_weight=counts).loss == pytest.approx(
+        model.evaluate(X_rep, Y_rep).loss, rel=1e-12
+    )
+
+
+def test_fit_with_sample_weights_is_fit_on_repeated_rows():
+    rng = np.random.default_rng(24)
+    X, Y = random_data(rng, 12, 3)
+    counts = rng.integers(0, 4, 12)
+    ours = random_net(np.random.default_rng(25), [3, 5, 1])
+    theirs = random_net(np.random.default_rng(25), [3, 5, 1])
+    history = ours.fit(X, Y, optimizer=SGD(ours.parameters(), lr=0.3), epochs=5,
+                       batch_size=None, sample_weight=counts, progress=False)  # fmt: skip
+    expected = theirs.fit(*repeated(X, Y, counts), optimizer=SGD(theirs.parameters(), lr=0.3),
+                          epochs=5, batch_size=None, progress=False)  # fmt: skip
+    np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-12)
+    for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-12, atol=1e-14)
+
+
+def test_batches_of_zero_weight_are_skipped_and_validation_weights_apply():
+    model, spy = spied_net()
+    X, Y = random_data(np.random.default_rng(26), 8, 3)
+    weights = [0, 0, 0, 0, 1, 2, 1, 3]
+    history = model.fit(X, Y, epochs=1, batch_size=2, shuffle=False, sample_weight=weights,
+                        validation_split=0.25, progress=False)  # fmt: skip
+    # rows 0-5 train in batches of 2: the first two batches weigh nothing; the check of the
+    # validation rows, one batch, then the validation of the epoch.
+    assert [len(x) for x in spy.seen] == [2, 2, 2]
+    X_val, Y_val = repeated(X[6:], Y[6:], [1, 3])
+    assert history.val_loss[0] == pytest.approx(model.evaluate(X_val, Y_val).loss, rel=1e-12)
+
+
+def test_evaluate_refuses_bad_sample_weights():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    with pytest.raises(ValueError, match=r"evaluate: sample_weight must have shape \(6,\)"):
+        model.evaluate(X_OK, Y_OK, sample_weight=np.ones((6, 1)))
+    with pytest.raises(TypeError, match="sample_weight must hold real numbers"):
+        model.evaluate(X_OK, Y_OK, sample_weight=["a"] * 6)
+
+
+def test_on_train_batch_begin_runs_before_each_step_with_its_size():
+    seen = []
+
+    class Batches:
+        def set_model(self, model):
+            self.model = model
+
+        def on_train_batch_begin(self, batch, logs):
+            seen.append((batch, logs["size"], self.model.l2))
+            self.model.l2 = 0.5 * logs["size"]  # the step that follows uses it
+
+    rng = np.random.default_rng(27)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 10, 3)
+    twin = random_net(np.random.default_rng(27), [3, 4, 1])
+    model.fit(X, Y, optimizer=SGD(model.parameters(), lr=0.1), epochs=1, batch_size=4,
+              shuffle=False, callbacks=[Batches()], progress=False)  # fmt: skip
+    assert seen == [(0, 4, 0.0), (1, 4, 2.0), (2, 2, 2.0)]
+    optimizer = SGD(twin.parameters(), lr=0.1)
+    for start, size in ((0, 4), (4, 4), (8, 2)):
+        twin.l2 = 0.5 * size
+        optimizer.zero_grad()
+        twin.cost(X[start : start + size], Y[start : start + size])
+        twin.backward()
+        optimizer.step()
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+@pytest.mark.parametrize("head", ["binary", "regression"])
+def test_the_epoch_metrics_are_those_of_the_rows_trained_on(head):
+    """Batches of weight 0 are skipped: the accuracy (or R^2) is of the other rows."""
+    rng = np.random.default_rng(28)
+    model, Y = HEADS[head](rng)
+    X = rng.standard_normal((9, 3))
+    weights = [0, 0, 0, 1, 1, 2, 1, 1, 1]
+    frozen = Frozen(model.parameters(), lr=1.0)
+    history = model.fit(X, Y, optimizer=frozen, epochs=2, batch_size=3, shuffle=False,
+                        sample_weight=weights,
+                        progress=False)  # fmt: skip
+    metric = history.r2 if head == "regression" else history.accuracy
+    assert metric == [model.evaluate(X[3:], Y[3:])[1]] * 2
+    X_rep, Y_rep = repeated(X, Y, weights)
+    np.testing.assert_allclose(history.loss, [model.evaluate(X_rep, Y_rep).loss] * 2, rtol=1e-12)

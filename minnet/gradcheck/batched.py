@@ -32,10 +32,15 @@ BATCHED_ENTRIES = 2**20
 
 def can_batch(target: ModelTarget, tensor: int) -> bool:
     """Batching needs a parameter of a single layer (not tied to another one, which the
-    batched forward of its first layer would not see)."""
+    batched forward of its first layer would not see), and a model without an L2 penalty (the
+    per-example losses do not hold the perturbed weight's)."""
     array = target.arrays[tensor]
     users = sum(any(p.value is array for p in layer.parameters()) for layer in target.body)
-    return target.owner[tensor] < len(target.body) and users == 1
+    return (
+        target.owner[tensor] < len(target.body)
+        and users == 1
+        and not getattr(target.model, "l2", 0.0)
+    )
 
 
 def batched_values(

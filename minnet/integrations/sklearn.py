@@ -23,9 +23,12 @@ mini-batch, so the penalty's gradient ``alpha / n * W`` is added to each weight'
 before the Adam update (an L2 penalty, not AdamW's decoupled weight decay). For NetRegressor,
 minnet's ``MSELoss`` is the plain mean of squares while MLPRegressor's squared error is half
 of it: the penalty is doubled to match (``MSE + alpha / n * sum(W**2)`` is twice
-MLPRegressor's objective: the same minimum, and the same Adam steps up to its ``eps``). The
-penalty lives in the optimizer, so ``model_`` is a plain minnet model: its ``cost``,
-``gradcheck`` and the loss ``fit`` reports (``history_``) are those of the loss alone.
+MLPRegressor's objective: the same minimum, and the same Adam steps up to its ``eps``). It is
+the model's own L2 penalty (``Sequential(..., l2=)``), set before each mini-batch to
+``alpha / n`` (a callback of ``fit``), so the loss ``fit`` reports (``history_``) includes it,
+as MLPClassifier's ``loss_curve_`` does. The fitted ``model_`` keeps the penalty of a full
+mini-batch, ``model_.l2 = alpha / batch_size``: its ``cost`` and ``gradcheck`` are of that
+objective (``model_.l2 = 0`` for the loss alone).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ except ImportError as err:  # missing, or older than 1.6 (validate_data)
         f'`pip install "minnet[sklearn]"` ({err})'
     ) from err
 
+from minnet.callbacks import Callback
 from minnet.layers import Layer, Linear, ReLU, Sigmoid, Softmax, Tanh
 from minnet.losses import CrossEntropyLoss, Loss, MSELoss
 from minnet.model import Sequential
@@ -55,20 +59,19 @@ from minnet.optim import Adam
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "logistic": Sigmoid, "identity": None}
 
 
-class PenalizedAdam(Adam):
-    """Adam on ``loss + factor * alpha / (2 * n) * sum(W**2)`` over ``weights``: before each
-    update, adds ``factor * alpha / n * W`` to each weight's gradient, ``n`` the rows of the
-    model's last cost (its mini-batch)."""
+class BatchPenalty(Callback):
+    """MLPClassifier's L2 penalty ``penalty / (2 * n) * sum(W**2)``, ``n`` the rows of each
+    mini-batch: sets the model's ``l2`` to ``penalty / n`` before each batch, and to
+    ``penalty / full`` (a full batch's) at the end."""
 
-    def configure(self, model: Sequential, weights: list, alpha: float, factor: float) -> None:
-        self.model, self.weights, self.alpha, self.factor = model, weights, alpha, factor
+    def __init__(self, penalty: float, full: int) -> None:
+        self.penalty, self.full = penalty, full
 
-    def step(self) -> None:
-        rows = len(self.model.last_outputs)
-        scale = self.factor * self.alpha / rows
-        for W in self.weights:
-            W.accumulate(scale * W.value)
-        super().step()
+    def on_train_batch_begin(self, batch: int, logs: dict[str, int]) -> None:
+        self.model.l2 = self.penalty / logs["size"]
+
+    def on_train_end(self, logs: dict[str, float]) -> None:
+        self.model.l2 = self.penalty / self.full
 
 
 class _NetBase(BaseEstimator):
@@ -148,10 +151,9 @@ class _NetBase(BaseEstimator):
             if i < len(hidden) and activation is not None:
                 layers.append(activation())
         model = Sequential([*layers, *head], loss=loss)
-        optimizer = PenalizedAdam(model.parameters(), lr=self.learning_rate_init)
-        weights = [layer.W for layer in layers if isinstance(layer, Linear)]
-        optimizer.configure(model, weights, float(self.alpha), self.penalty_factor)
+        optimizer = Adam(model.parameters(), lr=self.learning_rate_init)
         batch_size = min(200, len(X)) if self.batch_size == "auto" else int(self.batch_size)
+        penalty = BatchPenalty(self.penalty_factor * float(self.alpha), min(batch_size, len(X)))
         self.history_ = model.fit(
             X,
             Y,
@@ -159,6 +161,7 @@ class _NetBase(BaseEstimator):
             epochs=int(self.max_iter),
             batch_size=batch_size,
             seed=int(seeds[1]),
+            callbacks=[penalty],
             progress=bool(self.verbose),
         )
         self.model_ = model
@@ -269,4 +272,4 @@ class NetRegressor(RegressorMixin, _NetBase):
         return tags
 
 
-__all__ = ["ACTIVATIONS", "NetClassifier", "NetRegressor", "PenalizedAdam"]
+__all__ = ["ACTIVATIONS", "BatchPenalty", "NetClassifier", "NetRegressor"]

@@ -1,0 +1,147 @@
+"""The base class of the optimizers: the parameters, their state, and the two ways to step.
+
+Each optimizer writes its rule once, as :meth:`~Optimizer.update` of one parameter's arrays,
+the formula of its docstring line by line. Every update is in place, so the arrays keep their
+identity and dtype (float32 parameters stay float32), and the state (momentum, moments) is kept
+in the parameter's dtype.
+
+:meth:`~Optimizer.step` counts the step (:attr:`~Optimizer.steps`, from 1 on the first) and
+applies ``update`` to each parameter in turn. When the parameters live in one flat vector (a
+:class:`~minnet.Sequential` keeps them so, see :mod:`minnet._fast`), it applies the same
+``update`` to blocks of that vector instead: a few numpy calls for the whole model. Both paths
+give the same numbers: every update is elementwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from attrs import define, field, setters
+
+from .. import _fast
+from .._checks import converter, in_range, real_number
+from .._fast import FlatStorage
+from ..parameter import Parameter
+
+
+def _as_parameter_list(params: Iterable[Parameter]) -> list[Parameter]:
+    if isinstance(params, Parameter) or not isinstance(params, Iterable):
+        raise TypeError(
+            "params must be an iterable of minnet Parameters (e.g. model.parameters()), "
+            f"got {type(params).__name__}"
+        )
+    return list(params)
+
+
+def _check_params(optimizer: Optimizer, attribute: object, params: list[Parameter]) -> None:
+    if not params:
+        raise ValueError(f"{type(optimizer).__name__} got an empty parameter list")
+    for i, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise TypeError(f"params[{i}] must be a minnet Parameter, got {type(p).__name__}")
+        if not np.issubdtype(p.value.dtype, np.floating):
+            raise TypeError(
+                f"params[{i}] must be a Parameter of floating-point values, got {p.value.dtype}"
+            )
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError("params contains the same Parameter more than once")
+
+
+def hyperparameter(name: str, default: float, low: float = 0.0, high: float = np.inf, **bounds):
+    """An attrs field for a number in ``[low, high)`` (``bounds``: ``low_open``, ``high_open``,
+    and ``frozen=True`` for a setting that decides which state arrays exist)."""
+    frozen = bounds.pop("frozen", False)
+    return field(
+        default=default,
+        converter=converter(real_number, name),
+        validator=in_range(low, high, **bounds),
+        on_setattr=setters.frozen if frozen else setters.pipe(setters.convert, setters.validate),
+    )
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """``start += weight * (end - start)`` in place, as ``torch.lerp`` computes it (from the
+    nearer end, so that ``weight`` near 1 loses no precision)."""
+    if weight < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
+@define(eq=False)
+class Optimizer:
+    """Base class: holds the parameters and their state; subclasses implement :meth:`update`.
+
+    Parameters
+    ----------
+    params
+        The parameters to update, any iterable of :class:`~minnet.Parameter` (for example
+        ``model.parameters()``); it is copied into a list, which cannot be reassigned later.
+    lr
+        The learning rate, ``>= 0`` (as PyTorch's: a schedule may bring it to 0, which leaves
+        the parameters where they are). It may be changed between steps (``opt.lr = 0.01``);
+        :mod:`minnet.optim.schedules` does so.
+    flat
+        Update the parameters through their flat storage when they have one (``True``, the
+        default; see :mod:`minnet._fast`), or always one parameter at a time (``False``). The
+        numbers are the same; only the speed differs.
+    """
+
+    params: list[Parameter] = field(
+        converter=_as_parameter_list, validator=_check_params, on_setattr=setters.frozen
+    )
+    lr: float = field(converter=converter(real_number, "lr"), validator=in_range(0.0))
+    flat: bool = field(default=True, kw_only=True, on_setattr=setters.frozen)
+    #: The number of steps taken: 1 during the first :meth:`step` (as PyTorch's ``"step"``).
+    steps: int = field(init=False, default=0)
+    #: One tuple of state arrays per parameter (:meth:`new_state` of its shape).
+    state: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
+    _storage: FlatStorage | None = field(init=False, default=None, repr=False)
+    _flat_blocks: list[tuple[np.ndarray, ...]] = field(init=False, factory=list, repr=False)
+
+    def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The state arrays of a parameter (or of the flat vector) ``value``, before any step:
+        none here; an optimizer with state (velocity, moments) returns arrays of its shape."""
+        return ()
+
+    def __attrs_post_init__(self) -> None:
+        storage = FlatStorage.find(self.params) if self.flat and _fast.fast_path_enabled() else None
+        if storage is None:
+            self.state = [self.new_state(p.value) for p in self.params]
+            return
+        # The state in flat vectors too, each parameter's state a view into them: the flat
+        # path and the per-parameter path (if the storage is broken later) share it.
+        flat_states = self.new_state(storage.values)
+        per_state = [storage.split(state) for state in flat_states]
+        self.state = list(zip(*per_state, strict=True)) or [()] * len(self.params)
+        self._storage = storage
+        self._flat_blocks = storage.blocks(flat_states)
+
+    def step(self) -> None:
+        """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
+        self.steps += 1
+        if self._storage is not None and self._storage.intact():
+            groups = self._flat_blocks
+        else:
+            groups = [
+                (p.value, p.grad, *state) for p, state in zip(self.params, self.state, strict=True)
+            ]
+        for value, grad, *state in groups:
+            self.update(value, grad, *state)
+
+    def update(self, value: np.ndarray, grad: np.ndarray, *state: np.ndarray) -> None:
+        """Update one parameter's ``value`` in place from its ``grad`` and its ``state`` arrays.
+
+        All arrays have one shape: a parameter's, or a block of the flat vectors. ``grad`` is
+        read, never written.
+        """
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to zero, in place."""
+        for p in self.params:
+            p.zero_grad()
+
+
+__all__ = ["Optimizer", "hyperparameter", "lerp_"]
