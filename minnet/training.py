@@ -477,6 +477,38 @@ def predict(model: Sequential, X: Any, threshold: float | None = None) -> np.nda
     return out[:, 0] if out.shape[1] == 1 else out
 
 
+class StepFailed(Exception):
+    """A training step that overflowed, or whose loss is not finite: ``phase`` says where
+    (``"the forward pass"``, ``"the backward pass"``, ``"the optimizer step"``), ``what`` what."""
+
+    def __init__(self, phase: str, what: str) -> None:
+        super().__init__(what)
+        self.phase, self.what = phase, what
+
+
+def train_on_batch(model, optimizer, X, Y, sample_weight=None, *, zero_grad=None) -> float:
+    """One step of gradient descent on a mini-batch, the heart of :func:`fit`: zero the
+    gradients, compute the cost (forward), its gradient (backward), and update the parameters.
+
+    ``X`` and ``Y`` are checked already (``model.check_inputs``, ``model.check_targets``).
+    Returns the loss before the update. Numpy's overflow (under ``np.errstate(over="raise")``)
+    or a loss that is not finite raise :class:`StepFailed` naming the phase.
+    """
+    (zero_grad or optimizer.zero_grad)()
+    phase = "the forward pass"
+    try:
+        loss = model.cost_prepared(X, Y, sample_weight)
+        if not math.isfinite(loss):
+            raise StepFailed(phase, f"the loss is {loss}")
+        phase = "the backward pass"
+        model.backward()
+        phase = "the optimizer step"
+        optimizer.step()
+    except FloatingPointError as err:
+        raise StepFailed(phase, f"numpy reports {err} in {phase}") from err
+    return loss
+
+
 def fit(
     model: Sequential,
     X: Any,
@@ -620,19 +652,15 @@ def fit(
                 for i, callback in batch_hooks:
                     batch_logs = {"batch": batch - 1, "size": stop - start}
                     _call(callback, "on_train_batch_begin", i, batch - 1, batch_logs)
-                zero_grad()
                 try:
-                    phase = "the forward pass"
-                    loss = model.cost_prepared(X_epoch[start:stop], Y_epoch[start:stop], w_batch)
-                    if not math.isfinite(loss):
-                        raise diverged(epoch, batch, f"the loss is {loss}")
-                    phase = "the backward pass"
-                    model.backward()
-                    phase = "the optimizer step"
-                    updated = True  # from here on, the learning rate plays a part
-                    optimizer.step()
-                except FloatingPointError as err:
-                    raise diverged(epoch, batch, f"numpy reports {err} in {phase}") from err
+                    loss = train_on_batch(
+                        model, optimizer, X_epoch[start:stop], Y_epoch[start:stop], w_batch,
+                        zero_grad=zero_grad,
+                    )  # fmt: skip
+                except StepFailed as failure:
+                    updated = updated or failure.phase == "the optimizer step"
+                    raise diverged(epoch, batch, failure.what) from failure.__cause__
+                updated = True  # from here on, the learning rate plays a part
                 share = stop - start if w_batch is None else float(np.sum(w_batch))
                 total += loss * share
                 counted += share
