@@ -254,7 +254,7 @@ def test_the_fast_path_skips_only_the_first_layers_input_gradient_and_changes_no
         np.testing.assert_array_equal(fast_grad, textbook_grad)
 
 
-def test_review_cases_zero_grad_storage_and_shapes():
+def test_zero_grad_and_steps_reach_parameters_changed_after_building():
     rng = np.random.default_rng(0)
     X, Y = random_data(rng, 6, 3)
     # A parameter replaced after the model was made is still zeroed by zero_grad.
