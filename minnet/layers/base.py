@@ -102,6 +102,29 @@ class Layer:
         """
         return in_features
 
+    def output_shape(
+        self, input_shape: tuple[int | None, ...] | None
+    ) -> tuple[int | None, ...] | None:
+        """One example's output shape for one example's input shape (the batch axis left out;
+        ``None`` for a size not known, and ``input_shape=None`` when nothing is known).
+
+        Raises ``ValueError`` if the layer cannot take that shape. This version serves layers
+        of rows: for ``(features,)`` it asks :meth:`output_features`; a layer that does not
+        override :meth:`output_features` is elementwise and keeps any shape; one that does
+        takes rows only. Image layers (``Conv2d``...) override it.
+        """
+        if input_shape is None:
+            features = self.output_features(None)
+            return None if features is None else (features,)
+        if len(input_shape) == 1:
+            return (self.output_features(input_shape[0]),)
+        if type(self).output_features is not Layer.output_features:
+            raise ValueError(
+                f"{self!r} takes rows of shape (batch, features), got "
+                f"(batch, {', '.join(map(str, input_shape))}) (a Flatten() before it makes rows)"
+            )
+        return tuple(input_shape)
+
     def arguments(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer: each ``__init__`` argument that
         the layer keeps as an attribute of the same name (``self.n_in = n_in``)."""
