@@ -25,12 +25,17 @@ from typing import Any
 import numpy as np
 
 from ..layers import (
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
+    Flatten,
     Layer,
     LayerNorm,
     LeakyReLU,
     Linear,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -113,6 +118,23 @@ def _linear_perturbed(
     return outputs
 
 
+def _conv2d_perturbed(
+    layer: Conv2d, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
+) -> np.ndarray:
+    # out[n, o] is sum(W[o] * window) + b[o]: moving W[o, c, p, q] by s adds s times column
+    # (c, p, q) of the layer's im2col matrix to output channel o; moving b[o] adds s.
+    out = layer.forward(x)
+    outputs = np.repeat(out[np.newaxis], len(steps), axis=0)  # (steps, N, F, H_out, W_out)
+    n, _, h_out, w_out = out.shape
+    if name == "W":
+        channels, columns = np.divmod(flat_index, layer.W.value[0].size)
+        moved = layer.cols[:, columns].T.reshape(len(steps), n, h_out, w_out)
+        outputs[np.arange(len(steps)), :, channels] += steps[:, None, None, None] * moved
+    else:
+        outputs[np.arange(len(steps)), :, flat_index] += steps[:, None, None, None]
+    return outputs
+
+
 class _Replay:
     """Stands in for a numpy ``Generator`` during a check: the first call with given arguments
     draws from the real generator; every later identical call returns that same draw."""
@@ -158,9 +180,14 @@ def holding_randomness(layers: list[Layer]) -> Iterator[None]:
 
 for _cls in (Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LayerNorm):
     register_rowwise(_cls)
+# Image layers: each output example depends on its own input example only (rows = examples).
+for _cls in (Conv2d, MaxPool2d, AvgPool2d, Flatten):
+    register_rowwise(_cls)
 register_rowwise(BatchNorm1d, lambda layer: not layer.training)
+register_rowwise(BatchNorm2d, lambda layer: not layer.training)
 register_rowwise(Dropout, lambda layer: not layer.training or layer.p == 0)
 register_perturbed(Linear, _linear_perturbed)
+register_perturbed(Conv2d, _conv2d_perturbed)
 
 __all__ = [
     "forward_perturbed",
