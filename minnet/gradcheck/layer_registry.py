@@ -7,6 +7,9 @@ Three things, each with a safe default for a layer nobody registered:
   forward. Default: no (each copy runs on its own, always right, only slower).
 - **Perturbed forwards** (:func:`forward_perturbed`): a layer's outputs for many one-entry moves
   of one parameter at once. Default: one ``forward`` per move.
+- **Kinks of its own** (:func:`register_kinks`): where the layer's derivative jumps, when that
+  is not at fixed input values (``kink_points``): a max pooling has a kink wherever two entries
+  of a window tie for the maximum. Default: the ``kink_points`` class attribute, or none.
 - **Held randomness** (:func:`holding_randomness`): every evaluation must see the same function,
   so each numpy ``Generator`` a layer keeps as an attribute replays its draws during a check.
   A layer that draws from elsewhere may opt in with a ``fixed_randomness()`` context manager.
@@ -20,10 +23,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._fast.im2col import im2col
 from ..layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -41,6 +45,7 @@ from ..layers import (
     Softmax,
     Tanh,
 )
+from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK
 
 # class -> predicate(layer) -> bool
 _ROWWISE: dict[type, Callable[[Any], bool]] = {}
@@ -135,6 +140,55 @@ def _conv2d_perturbed(
     return outputs
 
 
+class Kinks(NamedTuple):
+    """A layer's own kinks: ``sides(layer, x)``, an array of -1, 0, 1 (0: on a kink) that changes
+    exactly when an input crosses one, and ``crossing(sides, sides0)``: what moving from the
+    input of ``sides0`` (the check's unmoved one) to that of ``sides`` crossed (``NO_KINK``,
+    ``ONE_KINK``, ``KINKS_MEET`` or ``NEAR_KINK``, see :mod:`.judge`)."""
+
+    sides: Callable[[Any, np.ndarray], np.ndarray | None]
+    crossing: Callable[[np.ndarray, np.ndarray], int]
+
+
+_KINKS: dict[type, Kinks] = {}
+
+
+def register_kinks(cls: type, sides: Callable, crossing: Callable) -> None:
+    """Give ``cls`` kinks of its own (see :class:`Kinks`) instead of its ``kink_points``."""
+    _KINKS[cls] = Kinks(sides, crossing)
+
+
+def kinks_of(layer: Layer) -> Kinks | None:
+    """The kinks registered for ``layer``'s class, or ``None`` (then its ``kink_points``)."""
+    return _KINKS.get(type(layer))
+
+
+def _max_pool_sides(layer: MaxPool2d, x: np.ndarray) -> np.ndarray | None:
+    # Each window's entries (a row of im2col): the sign of (entry - the largest of the others):
+    # 1 for the maximum, -1 below it, 0 where two entries tie for the maximum (the kink).
+    n, c, h, w = x.shape
+    geometry = (layer.kernel_size, layer.stride, layer.padding)
+    cols = im2col(x.reshape(n * c, 1, h, w), *geometry, value=-np.inf)
+    if cols.shape[1] < 2:
+        return None
+    second, first = np.sort(cols, axis=1)[:, -2:].T
+    others = np.where(cols == first[:, None], second[:, None], first[:, None])
+    with np.errstate(invalid="ignore"):  # -inf padding minus -inf padding
+        return np.nan_to_num(np.sign(cols - others), nan=-1.0)
+
+
+def _max_pool_crossing(sides: np.ndarray, sides0: np.ndarray) -> int:
+    # One window whose tie broke: the gradient's choice (the first maximum) is one side's
+    # slope. Ties broken in several windows at once: backprop's choices need not be the
+    # slopes of one side (KINKS_MEET: a value outside them is undecided, not wrong).
+    changed = sides != sides0
+    if not changed.any():
+        return NO_KINK
+    if not np.all(sides0[changed] == 0):
+        return NEAR_KINK  # a maximum changed that was not tied at theta: the step is too large
+    return ONE_KINK if np.count_nonzero(changed.any(axis=1)) == 1 else KINKS_MEET
+
+
 class _Replay:
     """Stands in for a numpy ``Generator`` during a check: the first call with given arguments
     draws from the real generator; every later identical call returns that same draw."""
@@ -188,12 +242,16 @@ register_rowwise(BatchNorm2d, lambda layer: not layer.training)
 register_rowwise(Dropout, lambda layer: not layer.training or layer.p == 0)
 register_perturbed(Linear, _linear_perturbed)
 register_perturbed(Conv2d, _conv2d_perturbed)
+register_kinks(MaxPool2d, _max_pool_sides, _max_pool_crossing)
 
 __all__ = [
+    "Kinks",
     "forward_perturbed",
     "holding_randomness",
     "is_rowwise",
+    "kinks_of",
     "parameter_getter",
+    "register_kinks",
     "register_perturbed",
     "register_rowwise",
 ]
