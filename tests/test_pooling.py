@@ -16,6 +16,21 @@ from minnet.teaching import loops
 POOLS = {"max": minnet.MaxPool2d, "avg": minnet.AvgPool2d}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny convolutions run far slower on two threads of a busy machine; the thread count is
+    put back afterwards (it changes torch's rounding, which other files' tests compare)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @st.composite
 def pool_cases(draw):
     """A random pooling configuration and an input it fits: (kind, args, x shape, seed)."""
@@ -38,7 +53,6 @@ def data(shape, seed, ties):
 
 
 def torch_pool(torch, kind, layer):
-    torch.set_num_threads(1)  # tiny poolings: two threads on a busy machine are far slower
     cls = torch.nn.MaxPool2d if kind == "max" else torch.nn.AvgPool2d
     return cls(layer.kernel_size, layer.stride, layer.padding)
 

@@ -1,17 +1,19 @@
-"""im2col and col2im: a convolution (or a pooling) as one matrix product, without Python loops
-over examples or pixels.
+"""im2col and col2im: a convolution as one matrix product, without Python loops over examples
+or pixels.
 
-``im2col`` lays every window a kernel covers out as one row of a matrix::
+``im2col`` lays every window a kernel covers out as one *column* of a matrix (the layout of
+CS231n's ``im2col``)::
 
-    x: (N, C, H, W)  ->  cols: (N * H_out * W_out, C * kh * kw)
+    x: (N, C, H, W)  ->  cols: (C * kh * kw, N * H_out * W_out)
 
-row ``(n, i, j)`` (in C order) holding the ``C * kh * kw`` inputs under the kernel when its
-top-left corner sits at ``(i * sh - ph, j * sw - pw)``, column ``(c, p, q)`` (in C order: the
-layout of a weight ``W[o, c, p, q]``). A convolution is then ``cols @ W.reshape(out, -1).T``.
-``col2im`` is its adjoint: it adds each row back onto the input positions it came from (where
-windows overlap, the contributions sum), which is the input gradient of ``im2col``.
+column ``(n, i, j)`` (in C order) holding the ``C * kh * kw`` inputs under the kernel when its
+top-left corner sits at ``(i * sh - ph, j * sw - pw)``, row ``(c, p, q)`` (in C order: the
+layout of a weight ``W[o, c, p, q]``). A convolution is then ``W.reshape(F, -1) @ cols``.
+``col2im`` is its adjoint: it adds each column back onto the input positions it came from
+(where windows overlap, the contributions sum), which is the input gradient of ``im2col``.
 
-Two versions of ``im2col``, giving the same array to the bit (they only copy numbers):
+Row ``(c, p, q)`` of ``cols`` is one strided slice of the padded input (:func:`offsets`), copied
+whole. Two versions of ``im2col``, giving the same array to the bit (they only copy numbers):
 
 - the fast one reads all windows through one strided view of the padded input
   (``numpy.lib.stride_tricks.sliding_window_view``, no copy) and copies it once into place;
@@ -48,6 +50,15 @@ def pad(x: np.ndarray, padding: Pair, value: float = 0.0) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
 
 
+def offsets(kernel: Pair, stride: Pair, out: Pair):
+    """``(p, q, rows, cols)`` for each kernel offset, in reading order: ``padded[:, :, rows,
+    cols]`` is the entry at offset ``(p, q)`` of every window, ``(N, C, H_out, W_out)``."""
+    (kh, kw), (sh, sw), (h_out, w_out) = kernel, stride, out
+    for p in range(kh):
+        for q in range(kw):
+            yield p, q, slice(p, p + sh * h_out, sh), slice(q, q + sw * w_out, sw)
+
+
 def windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, value: float = 0.0):
     """Every window as a strided view (no copy) of the padded input, ``(N, C, H_out, W_out,
     kh, kw)``."""
@@ -59,49 +70,43 @@ def windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, value: flo
 def im2col(
     x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, value: float = 0.0
 ) -> np.ndarray:
-    """``x: (N, C, H, W)`` -> ``cols: (N * H_out * W_out, C * kh * kw)``, padded with ``value``
+    """``x: (N, C, H, W)`` -> ``cols: (C * kh * kw, N * H_out * W_out)``, padded with ``value``
     (zeros for a convolution, ``-inf`` for a max pooling)."""
     n, c = x.shape[:2]
     (kh, kw), (sh, sw) = kernel, stride
-    h_out = output_size(x.shape[2], kh, sh, padding[0])
-    w_out = output_size(x.shape[3], kw, sw, padding[1])
-    cols = np.empty((n, h_out, w_out, c, kh, kw), dtype=x.dtype)
+    out = output_size(x.shape[2], kh, sh, padding[0]), output_size(x.shape[3], kw, sw, padding[1])
+    cols = np.empty((c, kh, kw, n, *out), dtype=x.dtype)
     if fast_path_enabled():
-        # One copy of one strided view: (N, C, H_out, W_out, kh, kw) -> (N, H_out, W_out, C, ...)
-        cols[...] = windows(x, kernel, stride, padding, value).transpose(0, 2, 3, 1, 4, 5)
+        # One copy of one strided view: (N, C, H_out, W_out, kh, kw) -> (C, kh, kw, N, ...)
+        cols[...] = windows(x, kernel, stride, padding, value).transpose(1, 4, 5, 0, 2, 3)
     else:
-        xp = pad(x, padding, value)
-        for p in range(kh):
-            for q in range(kw):
-                # the input under offset (p, q) of every window: (N, C, H_out, W_out)
-                patch = xp[:, :, p : p + sh * h_out : sh, q : q + sw * w_out : sw]
-                cols[:, :, :, :, p, q] = patch.transpose(0, 2, 3, 1)
-    return cols.reshape(n * h_out * w_out, c * kh * kw)
+        padded = pad(x, padding, value)
+        for p, q, rows, columns in offsets(kernel, stride, out):
+            cols[:, p, q] = padded[:, :, rows, columns].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * out[0] * out[1])
 
 
 def col2im(
     cols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair
 ) -> np.ndarray:
-    """The adjoint of :func:`im2col`: ``cols: (N * H_out * W_out, C * kh * kw)`` -> ``(N, C, H,
-    W)``, each entry the sum of the entries of ``cols`` that :func:`im2col` copied from it
+    """The adjoint of :func:`im2col`: ``cols: (C * kh * kw, N * H_out * W_out)`` -> ``(N, C,
+    H, W)``, each entry the sum of the entries of ``cols`` that :func:`im2col` copied from it
     (padding dropped)."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    h_out, w_out = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
-    # (N, H_out, W_out, C, kh, kw) -> (N, C, kh, kw, H_out, W_out): offset (p, q) is one slice
-    blocks = cols.reshape(n, h_out, w_out, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)
+    out = h_out, w_out = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    blocks = cols.reshape(c, kh, kw, n, h_out, w_out)
     # room for every window's whole stride (the last one may reach past the padded input)
     rows, columns = max(h + 2 * ph, sh * h_out), max(w + 2 * pw, sw * w_out)
     padded = np.zeros((n, c, rows, columns), dtype=cols.dtype)
     if sh >= kh and sw >= kw:
         # No two windows overlap: each input gets at most one entry, written in one go.
         tiles = padded[:, :, : sh * h_out, : sw * w_out].reshape(n, c, h_out, sh, w_out, sw)
-        tiles[:, :, :, :kh, :, :kw] = blocks.transpose(0, 1, 4, 2, 5, 3)
+        tiles[:, :, :, :kh, :, :kw] = blocks.transpose(3, 0, 4, 1, 5, 2)
     else:
-        for p in range(kh):
-            for q in range(kw):
-                padded[:, :, p : p + sh * h_out : sh, q : q + sw * w_out : sw] += blocks[:, :, p, q]
+        for p, q, at_rows, at_columns in offsets(kernel, stride, out):
+            padded[:, :, at_rows, at_columns] += blocks[:, p, q].transpose(1, 0, 2, 3)
     return padded[:, :, ph : ph + h, pw : pw + w]
 
 
-__all__ = ["col2im", "im2col", "output_size", "pad", "windows"]
+__all__ = ["col2im", "im2col", "offsets", "output_size", "pad", "windows"]

@@ -126,14 +126,14 @@ def _linear_perturbed(
 def _conv2d_perturbed(
     layer: Conv2d, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
 ) -> np.ndarray:
-    # out[n, o] is sum(W[o] * window) + b[o]: moving W[o, c, p, q] by s adds s times column
+    # out[n, o] is sum(W[o] * window) + b[o]: moving W[o, c, p, q] by s adds s times row
     # (c, p, q) of the layer's im2col matrix to output channel o; moving b[o] adds s.
     out = layer.forward(x)
     outputs = np.repeat(out[np.newaxis], len(steps), axis=0)  # (steps, N, F, H_out, W_out)
     n, _, h_out, w_out = out.shape
     if name == "W":
         channels, columns = np.divmod(flat_index, layer.W.value[0].size)
-        moved = layer.cols[:, columns].T.reshape(len(steps), n, h_out, w_out)
+        moved = layer.cols[columns].reshape(len(steps), n, h_out, w_out)
         outputs[np.arange(len(steps)), :, channels] += steps[:, None, None, None] * moved
     else:
         outputs[np.arange(len(steps)), :, flat_index] += steps[:, None, None, None]
@@ -164,15 +164,15 @@ def kinks_of(layer: Layer) -> Kinks | None:
 
 
 def _max_pool_sides(layer: MaxPool2d, x: np.ndarray) -> np.ndarray | None:
-    # Each window's entries (a row of im2col): the sign of (entry - the largest of the others):
-    # 1 for the maximum, -1 below it, 0 where two entries tie for the maximum (the kink).
+    # Each window's entries (a column of im2col): the sign of (entry - the largest of the
+    # others): 1 for the maximum, -1 below it, 0 where two entries tie for the maximum (a kink).
     n, c, h, w = x.shape
     geometry = (layer.kernel_size, layer.stride, layer.padding)
     cols = im2col(x.reshape(n * c, 1, h, w), *geometry, value=-np.inf)
-    if cols.shape[1] < 2:
+    if len(cols) < 2:
         return None
-    second, first = np.sort(cols, axis=1)[:, -2:].T
-    others = np.where(cols == first[:, None], second[:, None], first[:, None])
+    second, first = np.sort(cols, axis=0)[-2:]
+    others = np.where(cols == first, second, first)
     with np.errstate(invalid="ignore"):  # -inf padding minus -inf padding
         return np.nan_to_num(np.sign(cols - others), nan=-1.0)
 
@@ -186,7 +186,7 @@ def _max_pool_crossing(sides: np.ndarray, sides0: np.ndarray) -> int:
         return NO_KINK
     if not np.all(sides0[changed] == 0):
         return NEAR_KINK  # a maximum changed that was not tied at theta: the step is too large
-    return ONE_KINK if np.count_nonzero(changed.any(axis=1)) == 1 else KINKS_MEET
+    return ONE_KINK if np.count_nonzero(changed.any(axis=0)) == 1 else KINKS_MEET
 
 
 class _Replay:

@@ -3,14 +3,14 @@
 Images are batch-first, channels first, as in PyTorch: ``x: (N, C, H, W)``.
 
 ``Conv2d`` is written as a learner's second version of it (after the loops of
-:mod:`minnet.teaching.loops`): every window the kernel covers becomes one row of a matrix
+:mod:`minnet.teaching.loops`): every window the kernel covers becomes one column of a matrix
 (``im2col``), and the convolution is one matrix product with the weights laid out as rows::
 
-    cols = im2col(x)                          # (N * H_out * W_out, C * kh * kw)
-    out = cols @ W.reshape(F, -1).T + b       # (N * H_out * W_out, F) -> (N, F, H_out, W_out)
+    cols = im2col(x)                          # (C * kh * kw, N * H_out * W_out)
+    out = W.reshape(F, -1) @ cols + b         # (F, N * H_out * W_out) -> (N, F, H_out, W_out)
 
-The backward is the backward of a ``Linear`` on those rows, and ``col2im`` (the adjoint of
-``im2col``: windows that overlap add up) brings the rows' gradient back to the image.
+The backward is the backward of a ``Linear`` on those columns, and ``col2im`` (the adjoint of
+``im2col``: windows that overlap add up) brings the columns' gradient back to the image.
 ``docs/conv.md`` says why this is the form in the layer and the loops are in the teaching
 material.
 """
@@ -139,23 +139,23 @@ class Conv2d(Layer):
         x = image_input(self, x, self.in_channels)
         h_out, w_out = window_positions(self, x.shape[2:], *self._geometry())
         self.x_shape, self.out_shape = x.shape, (len(x), self.out_channels, h_out, w_out)
-        self.cols = im2col(x, self.kernel_size, self.stride, self.padding)  # (N*Ho*Wo, C*kh*kw)
-        out = self.cols @ self.W.value.reshape(self.out_channels, -1).T  # (N*Ho*Wo, F)
+        self.cols = im2col(x, *self._geometry())  # (C*kh*kw, N*H_out*W_out)
+        out = self.W.value.reshape(self.out_channels, -1) @ self.cols  # (F, N*H_out*W_out)
         if self.bias:
-            out += self.b.value
-        return out.reshape(len(x), h_out, w_out, self.out_channels).transpose(0, 3, 1, 2)
+            out += self.b.value[:, np.newaxis]
+        return out.reshape(self.out_channels, len(x), h_out, w_out).transpose(1, 0, 2, 3)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, out_channels, H_out, W_out)`` -> input gradient ``(N,
-        in_channels, H, W)``. Adds to ``W.grad`` and ``b.grad``, as a ``Linear`` on the rows of
-        ``cols`` would."""
+        in_channels, H, W)``. Adds to ``W.grad`` and ``b.grad``, as a ``Linear`` on the columns
+        of ``cols`` would."""
         _checks.gradient_shape(self, grad_output, self.out_shape)
-        g = grad_output.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (N*Ho*Wo, F)
-        self.W.grad += (g.T @ self.cols).reshape(self.W.value.shape)
+        g = grad_output.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # (F, N*Ho*Wo)
+        self.W.grad += (g @ self.cols.T).reshape(self.W.value.shape)
         if self.bias:
-            self.b.grad += g.sum(axis=0)
-        grad_cols = g @ self.W.value.reshape(self.out_channels, -1)  # (N*Ho*Wo, C*kh*kw)
-        return col2im(grad_cols, self.x_shape, self.kernel_size, self.stride, self.padding)
+            self.b.grad += g.sum(axis=1)
+        grad_cols = self.W.value.reshape(self.out_channels, -1).T @ g  # (C*kh*kw, N*Ho*Wo)
+        return col2im(grad_cols, self.x_shape, *self._geometry())
 
     def _geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         return self.kernel_size, self.stride, self.padding

@@ -1,27 +1,29 @@
 """Pooling on images: ``MaxPool2d`` and ``AvgPool2d``, as PyTorch's.
 
 Both slide a ``kh x kw`` window over each channel of each image, ``stride`` apart (by default
-the window's own size: windows side by side), and summarize it by one number. Written with
-``im2col`` on each channel as an image of one channel: every window is one row of
-``(N * C * H_out * W_out, kh * kw)``, the pooling is a reduction along the rows, and ``col2im``
-brings the rows' gradient back to the image. The loop versions are in
-:mod:`minnet.teaching.loops`.
+the window's own size: windows side by side), and summarize it by one number. Written as a loop
+over the ``kh * kw`` offsets of the window, not over pixels: the entry at offset ``(p, q)`` of
+every window at once is one strided slice of the (padded) input, ``(N, C, H_out, W_out)``, so
+the maximum (or the sum) of the windows is built one offset at a time, and the backward sends
+each output's gradient back through the same slices. The loops over pixels, as a learner writes
+them first, are in :mod:`minnet.teaching.loops`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .. import _checks
-from .._fast.im2col import col2im, im2col
+from .._fast.im2col import offsets, pad
 from .base import Layer
 from .conv import Shape, image_input, images_only, int_pair, window_positions
 
 
 class _Pool2d(Layer):
-    """What both poolings share: the arguments, the shapes, and im2col per channel."""
+    """What both poolings share: the arguments, the shapes, the padding, the offsets."""
 
     #: what the padding holds (-inf for max pooling, so that it never wins)
     pad_value = 0.0
@@ -45,19 +47,23 @@ class _Pool2d(Layer):
     def _geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         return self.kernel_size, self.stride, self.padding
 
-    def _windows(self, x: Any) -> np.ndarray:
-        """Checks ``x: (N, C, H, W)``, keeps what backward needs, and returns every window of
-        every channel as a row: ``(N * C * H_out * W_out, kh * kw)``."""
+    def _padded(self, x: Any) -> np.ndarray:
+        """Checks ``x: (N, C, H, W)``, keeps its shape and the output's, and pads it with
+        :attr:`pad_value`."""
         x = image_input(self, x)
         n, c, h, w = x.shape
         h_out, w_out = window_positions(self, (h, w), *self._geometry())
         self.x_shape, self.out_shape = x.shape, (n, c, h_out, w_out)
-        return im2col(x.reshape(n * c, 1, h, w), *self._geometry(), value=self.pad_value)
+        return pad(x, self.padding, self.pad_value)
 
-    def _to_image(self, grad_cols: np.ndarray) -> np.ndarray:
-        """``col2im`` of the rows' gradient, back to the input's shape."""
-        n, c, h, w = self.x_shape
-        return col2im(grad_cols, (n * c, 1, h, w), *self._geometry()).reshape(self.x_shape)
+    def _offsets(self) -> Iterator[tuple[int, int, slice, slice]]:
+        """``(p, q, rows, cols)``: ``padded[:, :, rows, cols]`` is the entry at offset ``(p, q)``
+        of every window, ``(N, C, H_out, W_out)``."""
+        return offsets(self.kernel_size, self.stride, self.out_shape[2:])
+
+    def _unpadded(self, padded: np.ndarray) -> np.ndarray:
+        (ph, pw), (h, w) = self.padding, self.x_shape[2:]
+        return padded[:, :, ph : ph + h, pw : pw + w]
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """``(C, H, W)`` -> ``(C, H_out, W_out)`` (sizes may be ``None``)."""
@@ -88,16 +94,29 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (N, C, H, W)`` -> ``(N, C, H_out, W_out)``."""
-        cols = self._windows(x)
-        self.argmax = np.argmax(cols, axis=1)  # the first maximum of each window
-        return np.take_along_axis(cols, self.argmax[:, None], axis=1).reshape(self.out_shape)
+        padded = self._padded(x)
+        best = self.argmax = None  # the largest entry so far of each window, and its offset
+        for k, (_, _, rows, cols) in enumerate(self._offsets()):
+            entry = padded[:, :, rows, cols]
+            if best is None:
+                best, self.argmax = entry.copy(), np.zeros(entry.shape, dtype=np.intp)
+                continue
+            # strictly larger: at a tie the first maximum stays (a NaN wins, as in PyTorch)
+            better = (entry > best) | np.isnan(entry)
+            best = np.where(better, entry, best)
+            self.argmax = np.where(better, k, self.argmax)
+        return best
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, C, H_out, W_out)`` -> input gradient ``(N, C, H, W)``."""
         _checks.gradient_shape(self, grad_output, self.out_shape)
-        grad_cols = np.zeros((len(self.argmax), np.prod(self.kernel_size)), grad_output.dtype)
-        np.put_along_axis(grad_cols, self.argmax[:, None], grad_output.reshape(-1, 1), axis=1)
-        return self._to_image(grad_cols)
+        n, c, h, w = self.x_shape
+        (ph, pw) = self.padding
+        grad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
+        zero = np.zeros((), dtype=grad_output.dtype)
+        for k, (_, _, rows, cols) in enumerate(self._offsets()):
+            grad[:, :, rows, cols] += np.where(self.argmax == k, grad_output, zero)
+        return self._unpadded(grad)
 
 
 class AvgPool2d(_Pool2d):
@@ -110,15 +129,20 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (N, C, H, W)`` -> ``(N, C, H_out, W_out)``."""
-        cols = self._windows(x)
-        return (cols.sum(axis=1) / cols.shape[1]).reshape(self.out_shape)
+        padded = self._padded(x)
+        total = sum(padded[:, :, rows, cols] for _, _, rows, cols in self._offsets())
+        return total / (self.kernel_size[0] * self.kernel_size[1])
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, C, H_out, W_out)`` -> input gradient ``(N, C, H, W)``."""
         _checks.gradient_shape(self, grad_output, self.out_shape)
-        size = int(np.prod(self.kernel_size))
-        share = grad_output.reshape(-1, 1) / size
-        return self._to_image(np.broadcast_to(share, (len(share), size)))
+        n, c, h, w = self.x_shape
+        (ph, pw) = self.padding
+        grad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
+        share = grad_output / (self.kernel_size[0] * self.kernel_size[1])
+        for _, _, rows, cols in self._offsets():
+            grad[:, :, rows, cols] += share
+        return self._unpadded(grad)
 
 
 __all__ = ["AvgPool2d", "MaxPool2d"]
