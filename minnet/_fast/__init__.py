@@ -6,7 +6,9 @@ What it does (each piece tested to give the textbook path's numbers):
   gradients), so that ``zero_grad`` is one ``fill`` and an optimizer step a few numpy calls for
   the whole model, however many parameters it has;
 - :func:`backward_first`: the first layer's backward without the input gradient, which nobody
-  uses (the input is the data): for a ``Linear``, a product as large as its forward, skipped.
+  uses (the input is the data): for a ``Linear``, a product as large as its forward, skipped;
+  for a ``Conv2d``, a product and a ``col2im``;
+- :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
@@ -98,10 +100,20 @@ def zero_grad(model) -> None:
 
 def backward_first(layer, grad_output: np.ndarray) -> None:
     """``layer.backward(grad_output)`` for a model's first layer, whose input gradient nobody
-    uses: a plain ``Linear`` adds its parameters' gradients and skips ``grad_output @ W``."""
+    uses: a plain ``Linear`` adds its parameters' gradients and skips ``grad_output @ W``, a
+    plain ``Conv2d`` skips ``W.T @ g`` and ``col2im``."""
+    from ..layers.conv import Conv2d  # here, not above: Conv2d imports this package's im2col
+
     if _ENABLED and type(layer) is Linear:
         layer.W.grad += grad_output.T @ layer.x
         layer.b.grad += grad_output.sum(axis=0)
+        return
+    if _ENABLED and type(layer) is Conv2d and grad_output.shape == layer.out_shape:
+        # Conv2d.backward without its input gradient (a product and a col2im, skipped)
+        g = grad_output.transpose(1, 0, 2, 3).reshape(layer.out_channels, -1)
+        layer.W.grad += (g @ layer.cols.T).reshape(layer.W.value.shape)
+        if layer.bias:
+            layer.b.grad += g.sum(axis=1)
         return
     layer.backward(grad_output)
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import fast_path_enabled
-
 Pair = tuple[int, int]
 
 
@@ -75,6 +73,8 @@ def im2col(
     n, c = x.shape[:2]
     (kh, kw), (sh, sw) = kernel, stride
     out = output_size(x.shape[2], kh, sh, padding[0]), output_size(x.shape[3], kw, sw, padding[1])
+    from . import fast_path_enabled  # here, not above: the package imports the layers
+
     cols = np.empty((c, kh, kw, n, *out), dtype=x.dtype)
     if fast_path_enabled():
         # One copy of one strided view: (N, C, H_out, W_out, kh, kw) -> (C, kh, kw, N, ...)
