@@ -13,7 +13,8 @@ Everything else has a default that works: parameters are found by walking the at
 in :meth:`Layer.named_buffers`, and its constructor arguments (for ``repr`` and saving) are the
 attributes named like the ``__init__`` arguments, scikit-learn's convention.
 
-Data is batch-first: ``x`` has shape ``(batch, features)``.
+Data is batch-first: ``x`` has shape ``(batch, features)``, or ``(batch, channels, height,
+width)`` for images (:meth:`Layer.output_shape` says what a layer makes of a shape).
 """
 
 from __future__ import annotations
