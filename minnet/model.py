@@ -19,15 +19,13 @@ import numpy as np
 
 from . import _checks, _fast
 from .layers import Layer
+from .layers.base import Shape
 from .losses import BCELoss, Loss, per_example_matches_forward
 from .parameter import Parameter
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
     from .training import Evaluation, History, RegressionEvaluation
-
-
-Shape = tuple[int | None, ...] | None  # one example's shape (the batch axis left out)
 
 
 def _described(shape: tuple[int | None, ...]) -> str:
@@ -119,13 +117,14 @@ class Sequential:
       parameters instead: ``new_layer.W = old_layer.W``).
     """
 
+    #: One example's shape in the last data the model checked (``None`` before any).
+    input_shape: tuple[int, ...] | None = None
+
     def __init__(self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None) -> None:
         self.layers = _as_layer_list(layers)
         self.loss = BCELoss() if loss is _DEFAULT_LOSS else _check_loss(loss)
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)
         self.in_features, self.out_features = self._widths(self._chain())
-        #: One example's shape in the last data the model checked (``None`` before any).
-        self.input_shape: tuple[int, ...] | None = None
         self._pending: list[Layer] | None = None  # the layers a backward() may run
         self._outputs: np.ndarray | None = None
         self._place_parameters()

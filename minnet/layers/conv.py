@@ -24,10 +24,8 @@ import numpy as np
 from .. import _checks
 from .._fast.im2col import col2im, im2col, output_size
 from ..parameter import Parameter
-from .base import Layer
+from .base import Layer, Shape
 from .linear import INIT_STD
-
-Shape = tuple[int | None, ...] | None  # one example's shape (the batch axis left out)
 
 
 def int_pair(name: str, value: Any, low: int) -> tuple[int, int]:

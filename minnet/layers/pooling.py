@@ -18,8 +18,8 @@ import numpy as np
 
 from .. import _checks
 from .._fast.im2col import offsets, pad
-from .base import Layer
-from .conv import Shape, image_input, images_only, int_pair, window_positions
+from .base import Layer, Shape
+from .conv import image_input, images_only, int_pair, window_positions
 
 
 class _Pool2d(Layer):
