@@ -146,6 +146,8 @@ def as_array(value: Any, name: str) -> np.ndarray:
 def float_input(layer: Any, x: Any, name: str = "x") -> np.ndarray:
     """``x`` as a float array for ``layer``'s forward: floats as they are (no copy), integers
     and bools as float64; anything else (strings, complex, objects) a ``TypeError``."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # every training step: nothing to do
+        return x
     x = as_array(x, name)
     if x.dtype.kind in "biu":
         return x.astype(np.float64)

@@ -223,8 +223,11 @@ class BCELoss(Loss):
         """The loss from the logits ``z: (m, k)``, the input of the fused Sigmoid:
         ``mean(softplus(z) - y*z)``, with gradient ``(sigmoid(z) - y) / n``."""
         _same_shape(self, logits, targets)
-        self._grad = (sigmoid(logits) - targets) / targets.size
-        return float(np.mean(softplus(logits) - targets * logits))
+        n = targets.size
+        log_one_plus_exp = softplus(logits)
+        # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows
+        self._grad = (np.exp(logits - log_one_plus_exp) - targets) / n
+        return float((log_one_plus_exp - targets * logits).sum() / n)
 
     def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Each row's loss from the logits, ``(m,)``: the row mean of ``softplus(z) - y*z``."""
