@@ -150,8 +150,10 @@ def test_a_max_pool_that_sends_the_gradient_to_every_tied_input_fails_at_ties():
 def test_a_max_pool_that_picks_the_wrong_input_fails():
     class LastInWindow(minnet.MaxPool2d):
         def backward(self, grad_output):
-            self.argmax = np.full_like(self.argmax, np.prod(self.kernel_size) - 1)  # BUG
-            return super().backward(grad_output)
+            grad = np.zeros(self.x_shape)
+            (kh, kw), (sh, sw) = self.kernel_size, self.stride
+            grad[:, :, kh - 1 :: sh, kw - 1 :: sw] = grad_output  # BUG: not the maximum
+            return grad
 
     x, _ = data((2, 2, 4, 4), 4, ties=False)
     assert LastInWindow(2).gradcheck(x).status == "failed"

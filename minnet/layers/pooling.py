@@ -87,35 +87,31 @@ class MaxPool2d(_Pool2d):
 
     Backward: each output's gradient goes to the input that was its window's maximum; at a tie,
     to the first one in reading order (row by row), as PyTorch's does. (Where two inputs tie,
-    the function has a kink: a gradient check says so rather than fail.)
+    the function has a kink: a gradient check says so rather than fail.) A NaN in a window makes
+    its output NaN, as in PyTorch; its gradient then goes nowhere.
     """
 
     pad_value = -np.inf
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (N, C, H, W)`` -> ``(N, C, H_out, W_out)``."""
-        padded = self._padded(x)
-        best = self.argmax = None  # the largest entry so far of each window, and its offset
-        for k, (_, _, rows, cols) in enumerate(self._offsets()):
-            entry = padded[:, :, rows, cols]
-            if best is None:
-                best, self.argmax = entry.copy(), np.zeros(entry.shape, dtype=np.intp)
-                continue
-            # strictly larger: at a tie the first maximum stays (a NaN wins, as in PyTorch)
-            better = (entry > best) | np.isnan(entry)
-            best = np.where(better, entry, best)
-            self.argmax = np.where(better, k, self.argmax)
-        return best
+        self.padded = self._padded(x)
+        entries = (self.padded[:, :, rows, cols] for _, _, rows, cols in self._offsets())
+        self.out = next(entries).copy()
+        for entry in entries:  # the largest so far of every window, one offset at a time
+            np.maximum(self.out, entry, out=self.out)
+        return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, C, H_out, W_out)`` -> input gradient ``(N, C, H, W)``."""
         _checks.gradient_shape(self, grad_output, self.out_shape)
-        n, c, h, w = self.x_shape
-        (ph, pw) = self.padding
-        grad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
+        grad = np.zeros(self.padded.shape, dtype=grad_output.dtype)
         zero = np.zeros((), dtype=grad_output.dtype)
-        for k, (_, _, rows, cols) in enumerate(self._offsets()):
-            grad[:, :, rows, cols] += np.where(self.argmax == k, grad_output, zero)
+        taken = np.zeros(self.out_shape, dtype=bool)  # windows whose maximum was found
+        for _, _, rows, cols in self._offsets():  # in reading order: the first maximum wins
+            first = (self.padded[:, :, rows, cols] == self.out) & ~taken
+            taken |= first
+            grad[:, :, rows, cols] += np.where(first, grad_output, zero)
         return self._unpadded(grad)
 
 
