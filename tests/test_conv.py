@@ -118,21 +118,23 @@ def test_conv2d_matches_the_teaching_loops(case):
 
 
 @given(conv_cases())
-def test_im2col_is_the_same_with_the_fast_path_off_and_col2im_is_its_adjoint(case):
+def test_im2col_and_col2im_are_the_same_with_the_fast_path_off_and_adjoint(case):
     args, shape, seed = case
     layer, rng = random_conv(args, seed)
     x = rng.standard_normal(shape)
     geometry = (layer.kernel_size, layer.stride, layer.padding)
     fast = im2col(x, *geometry)
+    C = rng.standard_normal(fast.shape)
+    fast_back = col2im(C, x.shape, *geometry)
     minnet.use_fast_path(False)
     try:
-        plain = im2col(x, *geometry)
+        plain, plain_back = im2col(x, *geometry), col2im(C, x.shape, *geometry)
     finally:
         minnet.use_fast_path(True)
     np.testing.assert_array_equal(fast, plain)
+    np.testing.assert_array_equal(fast_back, plain_back)
     # <im2col(x), C> == <x, col2im(C)> for every C: col2im is the input gradient of im2col
-    C = rng.standard_normal(fast.shape)
-    np.testing.assert_allclose(np.sum(fast * C), np.sum(x * col2im(C, x.shape, *geometry)))
+    np.testing.assert_allclose(np.sum(fast * C), np.sum(x * fast_back))
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,10 @@ whole. Two versions of ``im2col``, giving the same array to the bit (they only c
 - with ``minnet.use_fast_path(False)``, one strided slice per kernel offset ``(p, q)``, the
   way CS231n and Saito's book write it: ``kh * kw`` copies.
 
-``col2im`` has one version: a loop over the ``kh * kw`` kernel offsets, each adding one strided
-slice (its order of summation is then fixed, whatever the switch says), except that windows that
-do not overlap (stride >= kernel, as in most pooling) are written in one assignment.
+``col2im`` loops over the ``kh * kw`` kernel offsets, each adding one strided slice of
+``(N, C, H_out, W_out)``; the fast version adds the same numbers in the same order as one
+contiguous range per offset (``_overlapping_col2im``), so both give the same array to the bit.
+Windows that do not overlap (stride >= kernel) are written in one assignment.
 """
 
 from __future__ import annotations
@@ -92,12 +93,17 @@ def col2im(
     """The adjoint of :func:`im2col`: ``cols: (C * kh * kw, N * H_out * W_out)`` -> ``(N, C,
     H, W)``, each entry the sum of the entries of ``cols`` that :func:`im2col` copied from it
     (padding dropped)."""
+    from . import fast_path_enabled  # here, not above: the package imports the layers
+
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     out = h_out, w_out = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
     blocks = cols.reshape(c, kh, kw, n, h_out, w_out)
     # room for every window's whole stride (the last one may reach past the padded input)
     rows, columns = max(h + 2 * ph, sh * h_out), max(w + 2 * pw, sw * w_out)
+    if fast_path_enabled() and (sh < kh or sw < kw):
+        padded = _overlapping_col2im(blocks, kernel, stride, (rows, columns))
+        return padded[:, :, ph : ph + h, pw : pw + w]
     padded = np.zeros((n, c, rows, columns), dtype=cols.dtype)
     if sh >= kh and sw >= kw:
         # No two windows overlap: each input gets at most one entry, written in one go.
@@ -107,6 +113,32 @@ def col2im(
         for p, q, at_rows, at_columns in offsets(kernel, stride, out):
             padded[:, :, at_rows, at_columns] += blocks[:, p, q].transpose(1, 0, 2, 3)
     return padded[:, :, ph : ph + h, pw : pw + w]
+
+
+def _overlapping_col2im(blocks: np.ndarray, kernel: Pair, stride: Pair, size: Pair) -> np.ndarray:
+    """col2im's loop over the kernel offsets with long contiguous adds: the same sums, in the
+    same order (plus zeros), so the same numbers. ``blocks: (C, kh, kw, N, H_out, W_out)`` ->
+    the padded input's gradient ``(N, C, rows, columns)`` (a transposed view).
+
+    Each padded image is one flat row of ``rows * columns``; offset ``(p, q)`` of window ``(i,
+    j)`` lands at ``p * columns + q + i * sh * columns + j * sw``. Spread each block over rows of
+    ``sh * columns`` entries (zeros between), and each offset adds one contiguous range starting
+    at ``p * columns + q``, instead of ``H_out`` pieces of ``W_out`` entries.
+    """
+    c, kh, kw, n, h_out, w_out = blocks.shape
+    (sh, sw), (rows, columns) = stride, size
+    span = sh * columns
+    spread = np.zeros((c, kh, kw, n, h_out, span), dtype=blocks.dtype)
+    spread[..., : sw * w_out : sw] = blocks
+    length = h_out * span
+    flat = np.zeros(
+        (c, n, max(rows * columns, (kh - 1) * columns + kw - 1 + length)), dtype=blocks.dtype
+    )
+    for p in range(kh):
+        for q in range(kw):
+            start = p * columns + q
+            flat[:, :, start : start + length] += spread[:, p, q].reshape(c, n, length)
+    return flat[:, :, : rows * columns].reshape(c, n, rows, columns).transpose(1, 0, 2, 3)
 
 
 __all__ = ["col2im", "im2col", "offsets", "output_size", "pad", "windows"]
