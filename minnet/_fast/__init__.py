@@ -110,7 +110,7 @@ def backward_first(layer, grad_output: np.ndarray) -> None:
         return
     if _ENABLED and type(layer) is Conv2d and grad_output.shape == layer.out_shape:
         # Conv2d.backward without its input gradient (a product and a col2im, skipped)
-        g = grad_output.transpose(1, 0, 2, 3).reshape(layer.out_channels, -1)
+        g = grad_output.transpose(1, 2, 3, 0).reshape(layer.out_channels, -1)
         layer.W.grad += (g @ layer.cols.T).reshape(layer.W.value.shape)
         if layer.bias:
             layer.b.grad += g.sum(axis=1)

@@ -133,7 +133,7 @@ def _conv2d_perturbed(
     n, _, h_out, w_out = out.shape
     if name == "W":
         channels, columns = np.divmod(flat_index, layer.W.value[0].size)
-        moved = layer.cols[columns].reshape(len(steps), n, h_out, w_out)
+        moved = layer.cols[columns].reshape(len(steps), h_out, w_out, n).transpose(0, 3, 1, 2)
         outputs[np.arange(len(steps)), :, channels] += steps[:, None, None, None] * moved
     else:
         outputs[np.arange(len(steps)), :, flat_index] += steps[:, None, None, None]

@@ -6,8 +6,8 @@ Images are batch-first, channels first, as in PyTorch: ``x: (N, C, H, W)``.
 :mod:`minnet.teaching.loops`): every window the kernel covers becomes one column of a matrix
 (``im2col``), and the convolution is one matrix product with the weights laid out as rows::
 
-    cols = im2col(x)                          # (C * kh * kw, N * H_out * W_out)
-    out = W.reshape(F, -1) @ cols + b         # (F, N * H_out * W_out) -> (N, F, H_out, W_out)
+    cols = im2col(x)                          # (C * kh * kw, H_out * W_out * N)
+    out = W.reshape(F, -1) @ cols + b         # (F, H_out * W_out * N) -> (N, F, H_out, W_out)
 
 The backward is the backward of a ``Linear`` on those columns, and ``col2im`` (the adjoint of
 ``im2col``: windows that overlap add up) brings the columns' gradient back to the image.
@@ -137,22 +137,22 @@ class Conv2d(Layer):
         x = image_input(self, x, self.in_channels)
         h_out, w_out = window_positions(self, x.shape[2:], *self._geometry())
         self.x_shape, self.out_shape = x.shape, (len(x), self.out_channels, h_out, w_out)
-        self.cols = im2col(x, *self._geometry())  # (C*kh*kw, N*H_out*W_out)
-        out = self.W.value.reshape(self.out_channels, -1) @ self.cols  # (F, N*H_out*W_out)
+        self.cols = im2col(x, *self._geometry())  # (C*kh*kw, H_out*W_out*N)
+        out = self.W.value.reshape(self.out_channels, -1) @ self.cols  # (F, H_out*W_out*N)
         if self.bias:
             out += self.b.value[:, np.newaxis]
-        return out.reshape(self.out_channels, len(x), h_out, w_out).transpose(1, 0, 2, 3)
+        return out.reshape(self.out_channels, h_out, w_out, len(x)).transpose(3, 0, 1, 2)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, out_channels, H_out, W_out)`` -> input gradient ``(N,
         in_channels, H, W)``. Adds to ``W.grad`` and ``b.grad``, as a ``Linear`` on the columns
         of ``cols`` would."""
         _checks.gradient_shape(self, grad_output, self.out_shape)
-        g = grad_output.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # (F, N*Ho*Wo)
+        g = grad_output.transpose(1, 2, 3, 0).reshape(self.out_channels, -1)  # (F, Ho*Wo*N)
         self.W.grad += (g @ self.cols.T).reshape(self.W.value.shape)
         if self.bias:
             self.b.grad += g.sum(axis=1)
-        grad_cols = self.W.value.reshape(self.out_channels, -1).T @ g  # (C*kh*kw, N*Ho*Wo)
+        grad_cols = self.W.value.reshape(self.out_channels, -1).T @ g  # (C*kh*kw, Ho*Wo*N)
         return col2im(grad_cols, self.x_shape, *self._geometry())
 
     def _geometry(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:

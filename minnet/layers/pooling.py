@@ -97,7 +97,7 @@ class MaxPool2d(_Pool2d):
         """``x: (N, C, H, W)`` -> ``(N, C, H_out, W_out)``."""
         self.padded = self._padded(x)
         entries = (self.padded[:, :, rows, cols] for _, _, rows, cols in self._offsets())
-        self.out = next(entries).copy()
+        self.out = next(entries).copy(order="K")  # in the input's memory order: faster
         for entry in entries:  # the largest so far of every window, one offset at a time
             np.maximum(self.out, entry, out=self.out)
         return self.out
@@ -105,13 +105,16 @@ class MaxPool2d(_Pool2d):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, C, H_out, W_out)`` -> input gradient ``(N, C, H, W)``."""
         _checks.gradient_shape(self, grad_output, self.out_shape)
-        grad = np.zeros(self.padded.shape, dtype=grad_output.dtype)
-        zero = np.zeros((), dtype=grad_output.dtype)
-        taken = np.zeros(self.out_shape, dtype=bool)  # windows whose maximum was found
+        # every array below in the memory order of the input (faster than mixed orders)
+        g = np.empty_like(self.out, dtype=grad_output.dtype)
+        g[...] = grad_output
+        grad = np.zeros_like(self.padded, dtype=g.dtype)
+        zero = np.zeros((), dtype=g.dtype)
+        taken = np.zeros_like(self.out, dtype=bool)  # windows whose maximum was found
         for _, _, rows, cols in self._offsets():  # in reading order: the first maximum wins
             first = (self.padded[:, :, rows, cols] == self.out) & ~taken
             taken |= first
-            grad[:, :, rows, cols] += np.where(first, grad_output, zero)
+            grad[:, :, rows, cols] += np.where(first, g, zero)
         return self._unpadded(grad)
 
 
