@@ -23,13 +23,24 @@ from .layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
     Tanh,
 )
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    Loss,
+    MSELoss,
+    MultiMarginLoss,
+    NLLLoss,
+)
 from .model import Sequential
 from .optim import SGD, Adam, Optimizer
 from .parameter import Parameter
@@ -43,6 +54,11 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "MSELoss",
+    "HuberLoss",
+    "L1Loss",
+    "MultiMarginLoss",
+    "NLLLoss",
+    "LogSoftmax",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",

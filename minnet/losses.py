@@ -1,12 +1,15 @@
-"""Losses: a scalar cost from a model's outputs and the targets, and its gradient.
+"""Losses: a cost from a model's outputs and the targets, and its gradient.
 
 A loss is an object with a contract, like a layer (see ``docs/losses.md``):
 
-- ``forward(outputs, targets) -> float``: the mean loss, ``outputs`` and ``targets`` of one shape
-  ``(m, k)``; keeps what ``backward`` needs;
+- ``forward(outputs, targets) -> float``: the loss, ``outputs`` of shape ``(m, k)`` and targets
+  the loss accepts; keeps what ``backward`` needs;
 - ``backward() -> ndarray``: the gradient of that value with respect to ``outputs``, ``(m, k)``;
 - ``check_targets(targets, outputs_shape) -> ndarray``: the targets, checked and shaped
-  ``(m, k)``, or a ``ValueError`` saying what was expected and what came.
+  (``(m, k)`` numbers, or ``(m,)`` class indices), or a ``ValueError`` saying what was expected
+  and what came;
+- ``task``, a class attribute: ``"binary"``, ``"multiclass"`` or ``"regression"`` (the
+  default), which decides what ``predict``, ``evaluate`` and ``fit`` report.
 
 Optionally, for speed, ``per_example(outputs, targets) -> (m,)``: one value per row, whose mean
 is ``forward``'s value (the gradient check evaluates many perturbations at once with it).
@@ -14,23 +17,37 @@ is ``forward``'s value (the gradient check evaluates many perturbations at once 
 A loss may also **fuse** with the model's final activation: when ``fuses`` names a layer class
 and the model ends in exactly that class, the model hands the loss that layer's *input* through
 ``forward_fused`` (and ``per_example_fused``) and never runs the layer. :class:`BCELoss` fuses
-with :class:`~minnet.Sigmoid`: binary cross-entropy from the logits is exact where the
-sigmoid's output would round to 0 or 1.
+with :class:`~minnet.Sigmoid`, :class:`CrossEntropyLoss` with :class:`~minnet.Softmax`,
+:class:`NLLLoss` with :class:`~minnet.LogSoftmax`.
+
+minnet's own losses are :class:`ReducedLoss` es, as PyTorch's are: a *term* per entry
+(:class:`MSELoss`, :class:`L1Loss`, :class:`HuberLoss`, :class:`BCELoss`,
+:class:`BCEWithLogitsLoss`) or per example (:class:`CrossEntropyLoss`, :class:`NLLLoss`,
+:class:`MultiMarginLoss`), then a ``reduction``: ``"mean"`` (the default; with class weights,
+PyTorch's weighted mean), ``"sum"`` or ``"none"`` (the terms themselves, an array).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import inspect
+from abc import ABCMeta, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from . import _checks
 from ._checks import as_array
-from .layers import Layer, Sigmoid, Softmax, sigmoid
-from .layers.base import constructor_arguments, described
+from .layers import Layer, LogSoftmax, Sigmoid, Softmax, sigmoid
+from .layers.activations import log_softmax
+from .layers.base import constructor_arguments
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
+
+#: What a loss's outputs can be for (``Loss.task``).
+TASKS = ("binary", "multiclass", "regression")
+#: How a :class:`ReducedLoss` turns its terms into the loss (``reduction=``), as in PyTorch.
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -47,46 +64,76 @@ def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
             f"{type(loss).__name__} needs predictions and targets of one shape, got "
             f"{np.shape(outputs)} and {np.shape(targets)}"
         )
-    if np.ndim(outputs) and np.shape(outputs)[0] == 0:
-        raise ValueError(
-            f"{type(loss).__name__} needs at least one row to take a mean, got shape "
-            f"{np.shape(outputs)}"
-        )
 
 
 class Loss:
     """Base class of all losses: subclasses implement :meth:`forward` and :meth:`backward`.
 
-    ``outputs`` and ``targets`` are ``(m, k)`` arrays: ``m`` examples, ``k`` outputs each.
-    A loss is the *mean* over the examples, so that its value does not grow with the batch.
+    ``outputs`` are ``(m, k)`` arrays: ``m`` examples, ``k`` outputs each. A loss written from
+    this class returns the *mean* over the examples, so that its value does not grow with the
+    batch (minnet's own losses take a ``reduction``: see :class:`ReducedLoss`).
+
+    **The task.** The class attribute ``task`` says what the model's outputs are for, and so
+    what ``predict`` gives and what ``evaluate`` and ``fit`` report:
+
+    - ``"binary"``: 0/1 labels, one per output; ``predict`` thresholds, the metric is accuracy;
+    - ``"multiclass"``: one class per row; ``predict`` gives the largest output's index, the
+      metric is top-1 accuracy;
+    - ``"regression"``: numbers; ``predict`` gives the outputs, the metric is R^2.
+
+    A loss that does not set ``task`` is a regression loss: that is the default, and a
+    classification loss of your own must say ``task = "binary"`` or ``task = "multiclass"``.
+    Any other value is refused when the class is defined (a ``ValueError``).
     """
 
     #: The final activation this loss computes together with itself, or ``None``. A model ending
     #: in exactly this class (not a subclass: it may compute something else) passes the
     #: activation's input to :meth:`forward_fused` and never runs the activation.
     fuses: ClassVar[type[Layer] | None] = None
-    #: What the model's outputs are for, which decides ``predict``, ``evaluate``'s metric and
-    #: what ``fit`` reports: ``"binary"`` (0/1 labels per output, accuracy), ``"multiclass"``
-    #: (one class per row, top-1 accuracy) or ``"regression"`` (numbers, R^2).
+    #: What the model's outputs are for: one of ``TASKS`` (see the class docstring).
     task: ClassVar[str] = "regression"
 
     _grad: np.ndarray | None = None  # the gradient the last forward computed, for backward
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_task(cls.task, cls.__name__)
+
     def arguments(self) -> dict[str, Any]:
-        """The constructor arguments that rebuild this loss (see ``Layer.arguments``)."""
-        return constructor_arguments(self)
+        """The constructor arguments that rebuild this loss (see ``Layer.arguments``), those
+        that differ from their defaults; arrays (class weights) as lists of numbers, so that
+        ``type(loss)(**loss.arguments())`` is the same loss and a saved file holds plain JSON."""
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+        }
+        given = {}
+        for name, value in constructor_arguments(self).items():
+            if isinstance(value, np.ndarray):
+                given[name] = value.tolist()
+            elif name not in defaults or value is not defaults[name] and value != defaults[name]:
+                given[name] = value
+        return given
 
     def __repr__(self) -> str:
-        return described(self)
+        """``CrossEntropyLoss(label_smoothing=0.1)``: the class and :meth:`arguments`."""
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments().items())
+        return f"{type(self).__name__}({shown})"
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         """The model's ``outputs: (m, k)`` as probabilities, for a model that does *not* end in
-        the fused activation (which computes them itself). This version: the outputs as they
-        are; a loss that takes logits applies its link (sigmoid, softmax)."""
+        the fused activation. This version: the outputs as they are; a loss that takes logits
+        applies its link (sigmoid, softmax)."""
+        return outputs
+
+    def fused_probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """The fused activation's ``outputs: (m, k)`` as probabilities. This version: as they
+        are (a Sigmoid or a Softmax gives probabilities); :class:`NLLLoss`: ``exp`` of the
+        LogSoftmax's log-probabilities."""
         return outputs
 
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
-        """The mean loss of ``outputs: (m, k)`` against ``targets: (m, k)``; keeps what
+        """The mean loss of ``outputs: (m, k)`` against ``targets``; keeps what
         :meth:`backward` needs."""
         raise NotImplementedError
 
@@ -95,7 +142,7 @@ class Loss:
         of that argument's shape ``(m, k)``."""
         raise NotImplementedError
 
-    def __call__(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+    def __call__(self, outputs: np.ndarray, targets: np.ndarray) -> Any:
         return self.forward(outputs, targets)
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
@@ -103,7 +150,8 @@ class Loss:
 
         This version accepts any finite real numbers, of shape ``(m, k)`` or, when ``k == 1``,
         ``(m,)`` (made a column). The array is returned as it is when it already fits (no copy,
-        its own dtype). A loss with more rules (:class:`BCELoss`: numbers in [0, 1]) extends it.
+        its own dtype). A loss with more rules (:class:`BCELoss`: numbers in [0, 1]) extends it;
+        a loss of class indices uses :func:`class_indices`.
         """
         targets = self.shape_targets(targets, outputs_shape)
         _checks.finite("targets", targets)
@@ -148,11 +196,35 @@ class Loss:
         """Check :meth:`backward` against central differences of :meth:`forward` (or of
         :meth:`forward_fused`, with ``fused=True``) at ``outputs: (m, k)``, in float64.
 
-        See :func:`minnet.gradcheck.check_loss` for the options.
+        With ``reduction="none"`` the checked scalar is ``sum(G * forward(outputs, targets))``
+        for a fixed random ``G`` (from the ``seed`` option), and the claimed gradient
+        ``backward(G)``. See :func:`minnet.gradcheck.check_loss` for the options.
         """
-        from .gradcheck import check_loss
+        from .gradcheck import check_function, check_loss
 
-        return check_loss(self, outputs, targets, fused=fused, **options)
+        if getattr(self, "reduction", "mean") != "none":
+            return check_loss(self, outputs, targets, fused=fused, **options)
+        outputs = np.array(outputs, dtype=np.float64)
+        targets = np.array(self.check_targets(targets, outputs.shape), copy=True)
+        if targets.shape == outputs.shape:
+            targets = targets.astype(np.float64)
+        forward = self.forward_fused if fused else self.forward
+        values = forward(outputs, targets)
+        G = np.random.default_rng(options.get("seed", 0)).standard_normal(np.shape(values))
+        claimed = self.backward(G)
+        return check_function(
+            lambda o: float(np.sum(G * forward(o, targets))), outputs, claimed, **options
+        )
+
+
+def check_task(task: Any, owner: str) -> str:
+    """``task`` if it is one of :data:`TASKS`, else a ``ValueError`` naming ``owner``."""
+    if not isinstance(task, str) or task not in TASKS:
+        raise ValueError(
+            f"{owner}.task must be one of {list(TASKS)} (what predict, evaluate and fit report), "
+            f"got {task!r}"
+        )
+    return task
 
 
 def per_example_matches_forward(loss: Loss, fused: bool) -> bool:
@@ -163,12 +235,7 @@ def per_example_matches_forward(loss: Loss, fused: bool) -> bool:
     its parent's values.
     """
     forward, per_example = (
-        ("forward_fused", "per_example_fused")
-        if fused
-        else (
-            "forward",
-            "per_example",
-        )
+        ("forward_fused", "per_example_fused") if fused else ("forward", "per_example")
     )
     mro = type(loss).__mro__
     forward_owner = next(cls for cls in mro if forward in vars(cls))
@@ -176,17 +243,189 @@ def per_example_matches_forward(loss: Loss, fused: bool) -> bool:
     return issubclass(per_example_owner, forward_owner)
 
 
-class BCELoss(Loss):
-    """Mean binary cross-entropy over all entries: ``-mean(y*log(p) + (1-y)*log(1-p))``.
+# -- losses made of terms and a reduction ------------------------------------------------------
+class Terms(NamedTuple):
+    """What a :class:`ReducedLoss` computes before its reduction.
+
+    - ``values``: the terms, ``(m, k)`` (one per entry) or ``(m,)`` (one per example);
+    - ``gradient``: the gradient of ``sum(values)`` with respect to the outputs, ``(m, k)``
+      (``None`` when not asked for); row ``i`` is that of row ``i``'s terms alone;
+    - ``weights``: ``(m,)``, the weights whose sum divides the ``"mean"`` (PyTorch's weighted
+      mean with class weights), or ``None``: the mean divides by the number of terms.
+    """
+
+    values: np.ndarray
+    gradient: np.ndarray | None
+    weights: np.ndarray | None = None
+
+
+class ReducedLoss(Loss, metaclass=ABCMeta):
+    """A loss made of terms (:meth:`terms`), reduced by ``reduction``, as PyTorch's losses.
+
+    - ``"mean"`` (the default): ``sum(values) / n``, ``n`` the number of terms, or, with class
+      weights, the sum of the weights of the examples' classes (PyTorch's weighted mean);
+    - ``"sum"``: ``sum(values)``;
+    - ``"none"``: the terms themselves, an array of PyTorch's shape: ``(m, k)`` for a loss of
+      one term per entry, ``(m,)`` for one per example. A model's ``cost`` is one number, so a
+      :class:`~minnet.Sequential` refuses this reduction; use the loss directly.
+
+    A subclass writes :meth:`terms` (and :meth:`fused_terms` if it fuses); this class gives
+    :meth:`forward`, :meth:`backward`, :meth:`per_example` and their fused forms.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        self.reduction = _checks.one_of("reduction", reduction, REDUCTIONS)
+
+    @abstractmethod
+    def terms(self, outputs: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """The terms of ``outputs: (m, k)`` against checked ``targets``, and (``gradient``)
+        the gradient of their sum."""
+        raise NotImplementedError
+
+    def fused_terms(self, inputs: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """:meth:`terms` of ``activation(inputs)``, computed from the fused activation's
+        ``inputs: (m, k)``; the gradient is with respect to ``inputs``."""
+        raise NotImplementedError(f"{type(self).__name__} fuses with no activation")
+
+    def forward(self, outputs: np.ndarray, targets: np.ndarray) -> Any:
+        """The reduced loss of ``outputs: (m, k)``: a float (``"mean"``, ``"sum"``) or the terms
+        (``"none"``); keeps the gradient for :meth:`backward`."""
+        return self._reduce(self.terms(outputs, targets), np.shape(outputs))
+
+    def forward_fused(self, inputs: np.ndarray, targets: np.ndarray) -> Any:
+        """:meth:`forward` from the fused activation's ``inputs: (m, k)``."""
+        return self._reduce(self.fused_terms(inputs, targets), np.shape(inputs))
+
+    def per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """Each row's share of the loss times ``m``, ``(m,)``: their mean is :meth:`forward`'s
+        value. ``None`` with ``reduction="none"``."""
+        return self._shares(self.terms(outputs, targets, gradient=False), np.shape(outputs))
+
+    def per_example_fused(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """:meth:`per_example` from the fused activation's ``inputs``."""
+        return self._shares(self.fused_terms(inputs, targets, gradient=False), np.shape(inputs))
+
+    def backward(self, grad_output: Any = None) -> np.ndarray:
+        """The gradient of the last forward's value with respect to its first argument, ``(m,
+        k)``. With ``reduction="none"``: of ``sum(grad_output * values)``, ``grad_output`` of the
+        values' shape (all ones when not given), as ``values.backward(grad_output)`` in torch."""
+        name = type(self).__name__
+        if self._grad is None:
+            raise RuntimeError(f"{name}.backward() called before forward()")
+        if grad_output is None:
+            return self._grad
+        grad_output = np.asarray(grad_output, dtype=self._grad.dtype)
+        if self.reduction != "none":
+            if grad_output.ndim:
+                raise ValueError(
+                    f"{name}.backward: the loss is one number, so grad_output must be one too, "
+                    f"got shape {grad_output.shape}"
+                )
+            return self._grad * grad_output
+        if grad_output.shape != self._values_shape:
+            raise ValueError(
+                f"{name}.backward: grad_output must have the shape of the losses, "
+                f"{self._values_shape}, got {grad_output.shape}"
+            )
+        return self._grad * grad_output.reshape(len(grad_output), -1)
+
+    def _denominator(self, terms: Terms, shape: tuple[int, ...]) -> float:
+        """What the ``"mean"`` divides by, or a ``ValueError`` when it is 0."""
+        name = type(self).__name__
+        if terms.weights is None:
+            if terms.values.size == 0:
+                raise ValueError(f"{name} needs at least one row to take a mean, got shape {shape}")
+            return float(terms.values.size)
+        total = float(np.sum(terms.weights))
+        if total == 0:
+            raise ValueError(
+                f"{name}: the weights of the targets' classes sum to 0, so their weighted mean "
+                "is undefined (PyTorch gives NaN): give those classes weights > 0 or use "
+                "reduction='sum'"
+            )
+        return total
+
+    def _reduce(self, terms: Terms, shape: tuple[int, ...]) -> Any:
+        values, gradient = terms.values, terms.gradient
+        if self.reduction == "none":
+            self._grad, self._values_shape = gradient, values.shape
+            return values
+        if self.reduction == "sum":
+            self._grad = gradient
+            return float(np.sum(values))
+        count = self._denominator(terms, shape)
+        self._grad = gradient * (1.0 / count)
+        return float(np.sum(values) / count)
+
+    def _shares(self, terms: Terms, shape: tuple[int, ...]) -> np.ndarray | None:
+        if self.reduction == "none":
+            return None
+        values = terms.values
+        rows = values if values.ndim == 1 else np.sum(values, axis=1)
+        scale = (
+            len(rows) if self.reduction == "sum" else len(rows) / self._denominator(terms, shape)
+        )
+        return rows * scale
+
+
+# -- one term per entry -------------------------------------------------------------------------
+class MSELoss(ReducedLoss):
+    """Squared error, as ``torch.nn.MSELoss``: terms ``(y_hat - y)**2`` with gradient
+    ``2 (y_hat - y)``; ``"mean"`` over all ``m * k`` entries.
+
+    For regression: ``targets`` are any finite numbers, ``(m,)`` or ``(m, 1)`` for a one-output
+    model, ``(m, k)`` for ``k`` outputs.
+    """
+
+    def terms(self, outputs: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        _same_shape(self, outputs, targets)
+        error = outputs - targets
+        return Terms(error * error, 2.0 * error if gradient else None)
+
+
+class L1Loss(ReducedLoss):
+    """Absolute error (MAE), as ``torch.nn.L1Loss``: terms ``|y_hat - y|`` with gradient
+    ``sign(y_hat - y)`` (0 where they are equal, as PyTorch); ``"mean"`` over all entries.
+
+    Targets as :class:`MSELoss`'s: any finite numbers, ``(m,)`` or ``(m, k)``.
+    """
+
+    def terms(self, outputs: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        _same_shape(self, outputs, targets)
+        error = outputs - targets
+        return Terms(np.abs(error), np.sign(error) if gradient else None)
+
+
+class HuberLoss(ReducedLoss):
+    """Huber loss, as ``torch.nn.HuberLoss(delta=delta)``: each term is ``0.5 d**2`` where
+    ``|d| < delta`` and ``delta * (|d| - 0.5 delta)`` elsewhere, ``d = y_hat - y``: squared
+    near the target, absolute far from it. Gradient ``clip(d, -delta, delta)``; ``"mean"`` over
+    all entries. ``delta > 0``; targets as :class:`MSELoss`'s.
+    """
+
+    def __init__(self, delta: float = 1.0, *, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.delta = _checks.real_number("delta", delta, 0.0, low_open=True)
+
+    def terms(self, outputs: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        _same_shape(self, outputs, targets)
+        delta, d = self.delta, outputs - targets
+        size = np.abs(d)
+        values = np.where(size < delta, 0.5 * d * d, delta * (size - 0.5 * delta))
+        return Terms(values, np.clip(d, -delta, delta) if gradient else None)
+
+
+class BCELoss(ReducedLoss):
+    """Binary cross-entropy: terms ``-(y*log(p) + (1-y)*log(1-p))``, ``"mean"`` over all entries.
 
     ``targets`` are numbers in [0, 1] (0/1 labels, or soft labels), of shape ``(m,)`` or
     ``(m, k)`` for ``k`` outputs.
 
     **It fuses with a final** :class:`~minnet.Sigmoid` (``fuses = Sigmoid``): a model that ends
     in a ``Sigmoid`` gives :meth:`forward_fused` the sigmoid's input, the logits ``z``, and the
-    loss is ``mean(softplus(z) - y*z)``: exact and finite for any finite ``z``, with gradient
-    ``(sigmoid(z) - y) / n`` with respect to ``z`` (``n`` entries). The model never runs that
-    ``Sigmoid`` in :meth:`~minnet.Sequential.cost`, only in ``forward`` and ``predict_proba``.
+    terms are ``softplus(z) - y*z``: exact and finite for any finite ``z``, with gradient
+    ``sigmoid(z) - y`` with respect to ``z``. The model never runs that ``Sigmoid`` in
+    :meth:`~minnet.Sequential.cost`, only in ``forward`` and ``predict_proba``.
 
     Without a final Sigmoid, :meth:`forward` takes probabilities ``p`` in ``[0, 1]``, with each
     log clamped at -100, as PyTorch's ``BCELoss`` does.
@@ -214,34 +453,24 @@ class BCELoss(Loss):
         if not 0 <= low <= high <= 1:  # also false for a NaN
             _checks.finite("targets", targets)
             raise ValueError(
-                f"BCELoss needs targets in [0, 1] (labels or probabilities), got values from "
-                f"{low} to {high}"
+                f"{type(self).__name__} needs targets in [0, 1] (labels or probabilities), got "
+                f"values from {low} to {high}"
             )
         return targets
 
-    def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        """The loss from the logits ``z: (m, k)``, the input of the fused Sigmoid:
-        ``mean(softplus(z) - y*z)``, with gradient ``(sigmoid(z) - y) / n``."""
+    def fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """The terms from the logits ``z: (m, k)``, the input of the fused Sigmoid:
+        ``softplus(z) - y*z``, with gradient ``sigmoid(z) - y``."""
         _same_shape(self, logits, targets)
-        n = targets.size
         log_one_plus_exp = softplus(logits)
+        values = log_one_plus_exp - targets * logits
+        if not gradient:
+            return Terms(values, None)
         # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows
-        self._grad = (np.exp(logits - log_one_plus_exp) - targets) / n
-        return float((log_one_plus_exp - targets * logits).sum() / n)
+        return Terms(values, np.exp(logits - log_one_plus_exp) - targets)
 
-    def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Each row's loss from the logits, ``(m,)``: the row mean of ``softplus(z) - y*z``."""
-        return np.mean(softplus(logits) - targets * logits, axis=1)
-
-    def forward(self, probabilities: np.ndarray, targets: np.ndarray) -> float:
-        """The loss from probabilities ``p: (m, k)`` in [0, 1]."""
-        return float(self._clamped_terms(probabilities, targets, keep_grad=True).mean())
-
-    def per_example(self, probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Each row's loss from probabilities, ``(m,)``."""
-        return np.mean(self._clamped_terms(probabilities, targets, keep_grad=False), axis=1)
-
-    def _clamped_terms(self, p: np.ndarray, targets: np.ndarray, keep_grad: bool) -> np.ndarray:
+    def terms(self, p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """The terms from probabilities ``p: (m, k)`` in [0, 1], each log clamped at -100."""
         _same_shape(self, p, targets)
         if np.any((p < 0) | (p > 1)):
             raise ValueError(
@@ -251,31 +480,173 @@ class BCELoss(Loss):
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(p), -100.0)
             log_not_p = np.maximum(np.log1p(-p), -100.0)
-        if keep_grad:
-            self._grad = (p - targets) / np.maximum(p * (1 - p), 1e-12) / targets.size
-        return -(targets * log_p + (1 - targets) * log_not_p)
-
-    def backward(self) -> np.ndarray:
-        """Gradient of the last computed loss with respect to its input, of its shape."""
-        if self._grad is None:
-            raise RuntimeError("BCELoss.backward() called before forward()")
-        return self._grad
+        values = -(targets * log_p + (1 - targets) * log_not_p)
+        if not gradient:
+            return Terms(values, None)
+        return Terms(values, (p - targets) / np.maximum(p * (1 - p), 1e-12))
 
 
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """``log(softmax(z))`` over the last axis, from ``z - max(z)``: finite for any finite ``z``."""
-    shifted = z - np.max(z, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+class BCEWithLogitsLoss(BCELoss):
+    """Binary cross-entropy that takes **logits**, as ``torch.nn.BCEWithLogitsLoss``: for a model
+    without a final Sigmoid. Terms ``softplus(z) - y*z``, exact for any finite logits;
+    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``."""
+
+    fuses: ClassVar[type[Layer] | None] = None
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """``sigmoid(logits)``."""
+        return sigmoid(logits)
+
+    def terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        return self.fused_terms(logits, targets, gradient)
 
 
-class CrossEntropyLoss(Loss):
-    """Cross-entropy over ``C`` classes, with PyTorch's semantics and numbers (mean over rows).
+# -- one term per example: class indices --------------------------------------------------------
+def class_indices(
+    targets: Any, outputs_shape: tuple[int, int], loss_name: str = "the loss"
+) -> np.ndarray:
+    """``targets`` as class indices ``(m,)``, int64, each in ``[0, C)`` for ``outputs_shape ==
+    (m, C)``; else a ``ValueError`` naming ``loss_name``. Whole floats (``2.0``) are accepted.
+
+    The ``check_targets`` of a loss that takes one class per row (write your own with it).
+    """
+    given = as_array(targets, "targets")
+    m, classes = outputs_shape
+    if given.dtype.kind not in "biuf":
+        raise ValueError(f"{loss_name} needs class indices, got dtype {given.dtype}")
+    if given.shape != (m,):
+        raise ValueError(
+            f"{loss_name} needs class indices of shape ({m},), one per row, got {given.shape}"
+        )
+    _checks.finite("targets", given)
+    indices = given.astype(np.int64)
+    if given.dtype.kind == "f" and not np.array_equal(indices, given):
+        raise ValueError(
+            f"{loss_name} needs class indices that are whole numbers, got "
+            f"{given[indices != given][:3].tolist()}"
+        )
+    if given.size and not 0 <= indices.min() <= indices.max() < classes:
+        raise ValueError(
+            f"{loss_name} needs class indices in [0, {classes}) for {classes} outputs, got "
+            f"values from {indices.min()} to {indices.max()}"
+        )
+    return indices
+
+
+def class_weights(weight: Any) -> np.ndarray | None:
+    """``weight`` (``None``, or one number >= 0 per class) as a float64 array, else a
+    ``ValueError`` naming ``weight``."""
+    if weight is None:
+        return None
+    if isinstance(weight, str | bytes):
+        raise TypeError(f"weight must be None or one number per class, got {weight!r}")
+    array = as_array(weight, "weight")
+    if array.dtype.kind not in "biuf" or array.ndim != 1 or array.size == 0:
+        raise ValueError(
+            "weight must be None or a 1-D array of numbers, one per class, got "
+            f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'biuf' else array.shape}"
+        )
+    array = np.array(array, dtype=np.float64)
+    _checks.finite("weight", array)
+    if np.any(array < 0):
+        raise ValueError(f"weight must be >= 0 for every class, got a minimum of {array.min()}")
+    return array
+
+
+class ClassLoss(ReducedLoss):
+    """A loss of one term per example, for outputs ``(m, C)`` over ``C`` classes, with optional
+    class weights ``weight: (C,)``. ``task = "multiclass"``; targets are class indices ``(m,)``
+    (:func:`class_indices`)."""
+
+    task: ClassVar[str] = "multiclass"
+
+    def __init__(self, weight: Any = None, *, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.weight = class_weights(weight)
+
+    def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
+        """Class indices ``(m,)`` as int64, else ValueError."""
+        self._class_weight(outputs_shape)
+        return class_indices(targets, outputs_shape, type(self).__name__)
+
+    def _class_weight(self, outputs_shape: tuple[int, ...]) -> np.ndarray | None:
+        """The weights, checked to be one per class of ``outputs_shape: (m, C)``."""
+        if len(outputs_shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__} needs outputs (m, C), got shape {outputs_shape}"
+            )
+        if self.weight is not None and len(self.weight) != outputs_shape[1]:
+            raise ValueError(
+                f"{type(self).__name__}: weight has {len(self.weight)} entries, but the outputs "
+                f"have {outputs_shape[1]} classes (one weight per class)"
+            )
+        return self.weight
+
+    def _indexed(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+        """Check ``outputs: (m, C)`` against class indices ``targets: (m,)``; return each
+        row's class weight ``(m,)`` (``None`` without weights)."""
+        weight = self._class_weight(np.shape(outputs))
+        if targets.shape != (len(outputs),) or targets.dtype.kind not in "iu":
+            raise ValueError(
+                f"{type(self).__name__} needs class indices of shape ({len(outputs)},), got "
+                f"{targets.dtype} of shape {targets.shape}"
+            )
+        return None if weight is None else weight[targets]
+
+
+class NLLLoss(ClassLoss):
+    """Negative log-likelihood, as ``torch.nn.NLLLoss(weight)``: the outputs are
+    log-probabilities ``(m, C)`` (after a :class:`~minnet.LogSoftmax`), the targets class
+    indices ``(m,)``; the term of row ``i`` is ``-w[y_i] * outputs[i, y_i]``, and ``"mean"``
+    divides their sum by ``sum_i w[y_i]`` (the weighted mean; ``m`` without weights).
+
+    **It fuses with a final** :class:`~minnet.LogSoftmax`: the model hands the loss the logits
+    ``z``, and the gradient ``w[y] * (softmax(z) - onehot(y))`` is taken with respect to them;
+    the same numbers as :class:`CrossEntropyLoss` on those logits.
+    """
+
+    fuses: ClassVar[type[Layer] | None] = LogSoftmax
+
+    def terms(self, log_p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        row_weight = self._indexed(log_p, targets)
+        rows = np.arange(len(log_p))
+        scale = 1.0 if row_weight is None else row_weight
+        values = -scale * log_p[rows, targets]
+        grad = None
+        if gradient:
+            grad = np.zeros_like(log_p)
+            grad[rows, targets] = -scale
+        return Terms(values, grad, row_weight)
+
+    def fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """The terms of ``log_softmax(logits)``; the gradient with respect to the logits."""
+        self._indexed(logits, targets)
+        log_p = log_softmax(logits)
+        values, grad, row_weight = self.terms(log_p, targets, gradient)
+        if gradient:  # d(-w_y log_softmax(z)_y)/dz = w_y (softmax(z) - onehot(y))
+            scale = 1.0 if row_weight is None else row_weight[:, None]
+            grad = np.exp(log_p) * scale + grad
+        return Terms(values, grad, row_weight)
+
+    def probabilities(self, log_p: np.ndarray) -> np.ndarray:
+        """``exp(log_p)``: the outputs are log-probabilities."""
+        return np.exp(log_p)
+
+    def fused_probabilities(self, log_p: np.ndarray) -> np.ndarray:
+        """``exp`` of the LogSoftmax's output."""
+        return np.exp(log_p)
+
+
+class CrossEntropyLoss(ClassLoss):
+    """Cross-entropy over ``C`` classes, with PyTorch's semantics and numbers.
 
     It takes **logits** ``z: (m, C)``, as ``torch.nn.CrossEntropyLoss`` does, and ``targets``
     either as class indices ``(m,)`` (integers in ``[0, C)``) or as probabilities ``(m, C)``
     (rows of non-negative numbers summing to 1). With ``label_smoothing = e``, the target
-    distribution is ``(1 - e) * q + e / C``. The loss is ``-mean_rows(sum_c q_c log_softmax(z)_c)``
-    and its gradient ``(softmax(z) - q) / m``.
+    distribution is ``q = (1 - e) * onehot + e / C``. With class weights ``w: (C,)``, the term of
+    row ``i`` is ``-sum_c w_c q_ic log_softmax(z_i)_c`` (for class indices: ``(1 - e) w[y_i]
+    nll_i + e / C * sum_c w_c nll_ic``), and ``"mean"`` divides by ``sum_i w[y_i]`` for class
+    indices (PyTorch's weighted mean), by ``m`` for probabilities. Without weights, ``w = 1``.
 
     **It fuses with a final** :class:`~minnet.Softmax` (``fuses = Softmax``): a model that ends in
     a ``Softmax`` (so that ``predict_proba`` gives probabilities) computes the loss from the
@@ -285,9 +656,11 @@ class CrossEntropyLoss(Loss):
     """
 
     fuses: ClassVar[type[Layer] | None] = Softmax
-    task: ClassVar[str] = "multiclass"
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, weight: Any = None, *, label_smoothing: float = 0.0, reduction: str = "mean"
+    ) -> None:
+        super().__init__(weight, reduction=reduction)
         self.label_smoothing = _checks.real_number(
             "label_smoothing", label_smoothing, 0.0, 1.0, high_open=False
         )
@@ -298,22 +671,12 @@ class CrossEntropyLoss(Loss):
         m, classes = outputs_shape
         if given.dtype.kind not in "biuf":
             raise ValueError(
-                f"CrossEntropyLoss needs class indices or probabilities, got dtype {given.dtype}"
+                f"{type(self).__name__} needs class indices or probabilities, got dtype "
+                f"{given.dtype}"
             )
         if given.shape == (m,):
-            _checks.finite("targets", given)
-            indices = given.astype(np.int64)
-            if given.dtype.kind == "f" and not np.array_equal(indices, given):
-                raise ValueError(
-                    "CrossEntropyLoss needs class indices that are whole numbers, got "
-                    f"{given[indices != given][:3].tolist()}"
-                )
-            if given.size and not 0 <= indices.min() <= indices.max() < classes:
-                raise ValueError(
-                    f"CrossEntropyLoss needs class indices in [0, {classes}) for {classes} "
-                    f"outputs, got values from {indices.min()} to {indices.max()}"
-                )
-            return indices
+            return super().check_targets(given, outputs_shape)
+        self._class_weight(outputs_shape)
         if given.shape == (m, classes) and (classes > 1 or m != 1):
             _checks.finite("targets", given)
             probabilities = given.astype(np.float64, copy=False)
@@ -332,13 +695,13 @@ class CrossEntropyLoss(Loss):
             f"({m}, {classes}), got {given.shape}"
         )
 
-    def _rows(self, logits: np.ndarray, targets: np.ndarray, keep_grad: bool) -> np.ndarray:
-        """Each row's loss ``-sum_c q_c log_softmax(z)_c``, ``(m,)``; with ``keep_grad``, also
-        keeps the gradient of their mean, ``(softmax(z) * sum_c q_c - q) / m``.
+    def terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """Each row's term, ``(m,)``, and the gradient of their sum, ``softmax(z) * sum_c(w_c
+        q_c) - w * q`` row by row.
 
         ``log_softmax(z) = shifted - log(sum(exp(shifted)))`` with ``shifted = z - max(z)``:
         every exponent is <= 0, so nothing overflows, and the log never sees a rounded 0.
-        Class indices are never made one-hot: the row's loss picks its class's entry.
+        Class indices are never made one-hot: the row's term picks its class's entry.
         """
         if logits.ndim != 2 or len(targets) != len(logits):
             raise ValueError(
@@ -346,119 +709,127 @@ class CrossEntropyLoss(Loss):
                 f"{np.shape(logits)} and {np.shape(targets)}"
             )
         m, classes = logits.shape
+        weight = self._class_weight(logits.shape)
         smoothing = self.label_smoothing
         shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
         exp = np.exp(shifted)
         sums = np.add.reduce(exp, axis=1, keepdims=True)
-        log_sums = np.log(sums)
-        if targets.ndim == 1:  # class indices: q = (1 - e) * one_hot + e / C
-            picked = shifted[np.arange(m), targets]
-            rows = log_sums[:, 0] - picked
+        log_p = shifted - np.log(sums)  # log_softmax(z)
+        if targets.ndim == 1:  # class indices
+            row_weight = self._indexed(logits, targets)
+            rows = np.arange(m)
+            w_y = 1.0 if row_weight is None else row_weight
+            values = -w_y * log_p[rows, targets]
             if smoothing:
-                uniform = log_sums[:, 0] - np.add.reduce(shifted, axis=1) / classes
-                rows = (1 - smoothing) * rows + smoothing * uniform
-            if keep_grad:
+                spread = np.add.reduce(log_p if weight is None else log_p * weight, axis=1)
+                values = (1 - smoothing) * values - smoothing / classes * spread
+            grad = None
+            if gradient:
                 grad = np.divide(exp, sums, out=exp)  # softmax(z)
-                grad[np.arange(m), targets] -= 1 - smoothing
+                total = (1 - smoothing) * w_y
                 if smoothing:
-                    grad -= smoothing / classes
-                grad *= 1 / m
-                self._grad = grad
-            return rows
+                    total = total + smoothing / classes * (
+                        classes if weight is None else weight.sum()
+                    )
+                grad *= total if np.ndim(total) == 0 else total[:, None]
+                grad[rows, targets] -= (1 - smoothing) * w_y
+                if smoothing:
+                    grad -= smoothing / classes * (1.0 if weight is None else weight)
+            return Terms(values, grad, row_weight)
         q = targets.astype(logits.dtype, copy=True)  # probabilities: q = (1 - e) * q + e / C
         if smoothing:
             q *= 1 - smoothing
             q += smoothing / classes
-        shifted -= log_sums  # log_softmax(z)
-        rows = -np.add.reduce(q * shifted, axis=1)
-        if keep_grad:
+        if weight is not None:
+            q *= weight
+        values = -np.add.reduce(q * log_p, axis=1)
+        grad = None
+        if gradient:
             grad = np.divide(exp, sums, out=exp)
-            grad *= np.add.reduce(q, axis=1, keepdims=True)  # 1 up to rounding: exact anyway
+            grad *= np.add.reduce(q, axis=1, keepdims=True)  # 1 without weights, up to rounding
             grad -= q
-            grad *= 1 / m
-            self._grad = grad
-        return rows
+        return Terms(values, grad)
 
-    def per_example(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Each row's loss, ``(m,)``."""
-        return self._rows(logits, targets, keep_grad=False)
+    def fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        """The terms from the fused Softmax's input: the same as :meth:`terms`."""
+        return self.terms(logits, targets, gradient)
 
-    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        """The mean loss of ``logits: (m, C)``; keeps the gradient ``(softmax(z) - q) / m``."""
-        if len(logits) == 0:
-            raise ValueError(
-                "CrossEntropyLoss needs at least one row to take a mean, got shape "
-                f"{np.shape(logits)}"
-            )
-        rows = self._rows(logits, targets, keep_grad=True)
-        return float(np.add.reduce(rows) / len(rows))
-
-    def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        """The loss from the fused Softmax's input: the same as :meth:`forward`."""
+    def forward_fused(self, logits: np.ndarray, targets: np.ndarray) -> Any:
+        """The loss from the fused Softmax's input: :meth:`forward` itself."""
         return self.forward(logits, targets)
 
-    def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    def per_example_fused(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
         return self.per_example(logits, targets)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """``softmax(logits)`` row by row."""
         return np.exp(log_softmax(logits))
 
-    def backward(self) -> np.ndarray:
-        """Gradient of the last loss with respect to the logits, ``(m, C)``."""
-        if self._grad is None:
-            raise RuntimeError("CrossEntropyLoss.backward() called before forward()")
-        return self._grad
 
+class MultiMarginLoss(ClassLoss):
+    """The multi-class hinge loss, as ``torch.nn.MultiMarginLoss(p, margin, weight)``: for class
+    scores ``x: (m, C)`` and class indices ``y: (m,)``, the term of row ``i`` is
 
-class MSELoss(Loss):
-    """Mean squared error over all entries, as ``torch.nn.MSELoss``: ``mean((y_hat - y)**2)``.
+    ``w[y_i] / C * sum_{j != y_i} max(0, margin - x[i, y_i] + x[i, j]) ** p``
 
-    For regression: ``targets`` are any finite numbers, ``(m,)`` or ``(m, 1)`` for a one-output
-    model, ``(m, k)`` for ``k`` outputs. The gradient is ``2 (y_hat - y) / n`` (``n`` entries).
+    (``p`` 1 or 2; ``w = 1`` without weights), and ``"mean"`` divides by ``m`` (also with
+    weights, as PyTorch). CS231n's multi-class SVM loss (its ``delta`` is ``margin``) is this
+    loss times ``C``. The scores are not probabilities: ``predict_proba`` is refused.
     """
 
-    def forward(self, outputs: np.ndarray, targets: np.ndarray) -> float:
-        _same_shape(self, outputs, targets)
-        error = outputs - targets
-        self._grad = error * (2.0 / error.size)
-        return float(np.mean(error * error))
+    def __init__(
+        self,
+        margin: float = 1.0,
+        *,
+        p: int = 1,
+        weight: Any = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(weight, reduction=reduction)
+        self.margin = _checks.real_number("margin", margin)
+        if isinstance(p, bool) or p not in (1, 2):
+            raise ValueError(f"p must be 1 or 2 (PyTorch's choices), got {p!r}")
+        self.p = int(p)
 
-    def per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        _same_shape(self, outputs, targets)
-        error = outputs - targets
-        return np.mean(error * error, axis=1)
+    def terms(self, scores: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
+        row_weight = self._indexed(scores, targets)
+        m, classes = scores.shape
+        rows = np.arange(m)
+        hinge = self.margin - scores[rows, targets][:, None] + scores  # (m, C)
+        hinge[rows, targets] = 0.0  # the class itself is not a margin
+        active = np.maximum(hinge, 0.0)
+        scale = (1.0 if row_weight is None else row_weight[:, None]) / classes
+        values = np.sum(active**self.p * scale, axis=1)
+        grad = None
+        if gradient:
+            grad = (active if self.p == 2 else (hinge > 0)) * (self.p * scale)
+            grad[rows, targets] -= grad.sum(axis=1)
+        return Terms(values, grad)
 
-    def backward(self) -> np.ndarray:
-        if self._grad is None:
-            raise RuntimeError("MSELoss.backward() called before forward()")
-        return self._grad
-
-
-class BCEWithLogitsLoss(BCELoss):
-    """Binary cross-entropy that takes **logits**, as ``torch.nn.BCEWithLogitsLoss``: for a model
-    without a final Sigmoid. ``mean(softplus(z) - y*z)``, exact for any finite logits;
-    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``."""
-
-    fuses: ClassVar[type[Layer] | None] = None
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """``sigmoid(logits)``."""
-        return sigmoid(logits)
-
-    def forward(self, logits: np.ndarray, targets: np.ndarray) -> float:
-        return self.forward_fused(logits, targets)
-
-    def per_example(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return self.per_example_fused(logits, targets)
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        raise ValueError(
+            "MultiMarginLoss gives class scores, not probabilities: use predict for the classes"
+        )
 
 
 __all__ = [
+    "REDUCTIONS",
+    "TASKS",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "ClassLoss",
     "CrossEntropyLoss",
+    "HuberLoss",
+    "L1Loss",
     "Loss",
     "MSELoss",
+    "MultiMarginLoss",
+    "NLLLoss",
+    "ReducedLoss",
+    "Terms",
+    "check_task",
+    "class_indices",
+    "class_weights",
     "log_softmax",
     "per_example_matches_forward",
     "softplus",

@@ -68,7 +68,7 @@ def _as_layer_list(layers: Any) -> list[Layer]:
 
 def _check_loss(loss: Any) -> Loss:
     if isinstance(loss, Loss):
-        return loss
+        return _one_number(loss)
     if isinstance(loss, type) and issubclass(loss, Loss):
         raise TypeError(
             f"loss must be a Loss object, got the class {loss.__name__}: write "
@@ -78,6 +78,17 @@ def _check_loss(loss: Any) -> Loss:
         "loss must be a minnet Loss such as minnet.BCELoss() (or your own subclass of "
         f"minnet.Loss), got {type(loss).__name__}"
     )
+
+
+def _one_number(loss: Loss) -> Loss:
+    """``loss``, if it gives one number (its cost): not a loss with ``reduction="none"``."""
+    if getattr(loss, "reduction", "mean") == "none":
+        raise ValueError(
+            f"{loss!r}: a model's cost is one number, and reduction='none' gives one loss per "
+            "example (or per entry); use reduction='mean' or 'sum' in the model, and call "
+            "the loss itself for the unreduced losses"
+        )
+    return loss
 
 
 _DEFAULT_LOSS: Any = object()  # loss=None is refused, not taken for the default
@@ -115,6 +126,10 @@ class Sequential:
     - A layer belongs to one model at a time: it keeps what its last forward saw for its
       backward. Building a model from a layer of another live model is refused (share
       parameters instead: ``new_layer.W = old_layer.W``).
+    - It is a container of its layers, as ``torch.nn.Sequential``: ``len(model)``,
+      ``model[i]`` (``model[-1]`` the last), ``for layer in model``, ``model.layers``; a slice
+      ``model[i:j]`` is a plain list of those layers, not a new model (see the point above).
+    - A loss with ``reduction="none"`` is refused: the cost is one number.
     """
 
     #: One example's shape in the last data the model checked (``None`` before any).
@@ -158,6 +173,16 @@ class Sequential:
         last = shapes[-1]
         return in_features, (last[0] if last is not None and len(last) == 1 else None)
 
+    def output_width(self, in_features: int | None = None) -> int:
+        """The number of outputs for inputs of ``in_features`` features: :attr:`out_features`
+        when the layers fix it, else what they make of ``in_features`` (1 if not given)."""
+        if self.out_features is not None or in_features is None:
+            return self.out_features or 1
+        features = in_features
+        for layer in self.layers:
+            features = layer.output_features(features)
+        return features if features is not None else in_features
+
     def _place_parameters(self) -> None:
         """Give every parameter the model's dtype, and hand them to the accelerator."""
         parameters = self.parameters()
@@ -171,14 +196,13 @@ class Sequential:
         for layer in self.layers:  # a layer that records its dtype now has this one
             if isinstance(getattr(layer, "dtype", None), np.dtype):
                 layer.dtype = self.dtype
+            for name, buffer in list(layer.named_buffers()):  # float buffers too (running stats)
+                if buffer.dtype.kind == "f" and buffer.dtype != self.dtype and name in vars(layer):
+                    setattr(layer, name, buffer.astype(self.dtype))
 
     def _convert(self, parameters: list[Parameter]) -> None:
         named = list(self.named_parameters())
-        shared = [
-            name
-            for name, p in named
-            if p.value.base is not None or sum(q is p for _, q in named) > 1
-        ]
+        shared = [name for name, p in named if p.value.base is not None]
         if shared and any(p.dtype != self.dtype for _, p in named):
             raise ValueError(
                 f"dtype={self.dtype} cannot be given to parameters {shared}: they are shared "
@@ -190,12 +214,43 @@ class Sequential:
             p.value = p.value.astype(self.dtype)
             p.grad = np.zeros_like(p.value)
 
+    # -- a container of layers, as torch.nn.Sequential ---------------------------------------
+    def __len__(self) -> int:
+        """The number of layers."""
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        """The layers, in order."""
+        return iter(self.layers)
+
+    def __getitem__(self, index: int | slice) -> Layer | list[Layer]:
+        """``model[i]``: layer ``i`` (``model[-1]`` the last). ``model[i:j]``: a *list* of those
+        layers, not a new model: a layer belongs to one model at a time (build a new model from
+        new layers, or share parameters: ``new_layer.W = old_layer.W``)."""
+        if isinstance(index, slice):
+            return self.layers[index]
+        if isinstance(index, bool) or not hasattr(index, "__index__"):
+            raise TypeError(
+                f"Sequential indices must be integers or slices, got {type(index).__name__}"
+            )
+        n = len(self.layers)
+        if not -n <= index < n:
+            raise IndexError(
+                f"layer index {index} is out of range: the model has {n} layers (0 to {n - 1}, "
+                f"or -1 to -{n} from the end)"
+            )
+        return self.layers[index]
+
     # -- parameters -----------------------------------------------------------------------
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """Yield ``("<layer index>.<name>", parameter)`` for every parameter."""
+        """Yield ``("<layer index>.<name>", parameter)`` for every parameter; a parameter shared
+        by several layers (tied weights) once, under its first name."""
+        seen = set()
         for i, layer in enumerate(self.layers):
             for name, p in layer.named_parameters():
-                yield f"{i}.{name}", p
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield f"{i}.{name}", p
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -238,7 +293,7 @@ class Sequential:
             raise ValueError(
                 f"X must have at least one row to take a mean loss, got shape {X.shape}"
             )
-        Y = self.check_targets(Y, len(X), dtype=X.dtype)
+        Y = self.check_targets(Y, len(X), dtype=X.dtype, in_features=X.shape[1])
         return self.cost_prepared(X, Y)
 
     def cost_prepared(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -304,14 +359,23 @@ class Sequential:
             dtype = self.dtype if self.dtype is not None else X.dtype
         return _checks.cast_finite("X", X, dtype if dtype.kind == "f" else np.float64)
 
-    def check_targets(self, Y: Any, m: int, dtype: np.dtype | None = None) -> np.ndarray:
+    def check_targets(
+        self, Y: Any, m: int, dtype: np.dtype | None = None, *, in_features: int | None = None
+    ) -> np.ndarray:
         """``Y`` as an ``(m, out_features)`` array the loss accepts, else a ``ValueError``.
 
         The loss decides (``loss.check_targets``): ``BCELoss`` takes numbers in [0, 1], of shape
         ``(m,)`` or ``(m, out_features)``. Converted to ``dtype`` if given; no copy when ``Y``
-        already fits.
+        already fits. When no layer fixes the output width (``Sequential([Softmax()])``), it is
+        the targets' own for ``(m, k)`` targets, else the one the layers make of ``in_features``,
+        the width of the inputs (1 if not given).
         """
-        shape = (m, self.out_features or 1)
+        shape = (m, self.output_width(in_features))
+        if self.out_features is None and (np.ndim(Y) == 2 or self.loss.task != "multiclass"):
+            # No layer fixes the width, and a layer that changes it without saying so
+            # (output_features) is possible: (m, k) targets give the width, and (m,) targets
+            # one output, unless they are class indices (then the layers' guess from X).
+            shape = (m, np.shape(Y)[1] if np.ndim(Y) == 2 else 1)
         try:
             Y = self.loss.check_targets(Y, shape)
         except ValueError as err:
@@ -359,6 +423,7 @@ class Sequential:
             raise ValueError(
                 f"the model gives outputs of shape {outputs.shape}, targets are {targets.shape}"
             )
+        _one_number(self.loss)
         if fused:
             return self.loss.forward_fused(outputs, targets)
         return self.loss.forward(outputs, targets)

@@ -22,7 +22,10 @@ What a model predicts and how it is scored is decided by its loss (``loss.task``
 - ``"multiclass"`` (:class:`~minnet.CrossEntropyLoss`): ``predict`` gives the class of the
   largest output, ``predict_proba`` rows summing to 1; accuracy is top-1, against class indices
   (or the most probable class of probability targets).
-- ``"regression"`` (:class:`~minnet.MSELoss`, and any loss that does not say otherwise):
+  :class:`~minnet.NLLLoss` and :class:`~minnet.MultiMarginLoss` too (which gives scores, not
+  probabilities: no ``predict_proba``).
+- ``"regression"`` (:class:`~minnet.MSELoss`, :class:`~minnet.L1Loss`,
+  :class:`~minnet.HuberLoss`, and any loss that does not say otherwise: the documented default):
   ``predict`` gives the outputs, and the metric is R^2, the coefficient of determination
   ``1 - sum((y - y_hat)^2) / sum((y - mean(y))^2)`` (1 is perfect, 0 is no better than
   predicting the mean), over all outputs.
@@ -47,7 +50,7 @@ from attrs import define, field
 from tqdm import tqdm
 
 from . import _checks
-from .losses import Loss
+from .losses import Loss, check_task
 from .optim import Adam, Optimizer
 
 if TYPE_CHECKING:
@@ -185,7 +188,7 @@ def _check_data(model: Sequential, X: Any, Y: Any, what: str) -> tuple[np.ndarra
     """``X`` as floats ``(m, in_features)`` and ``Y`` as ``(m, out_features)`` of X's dtype."""
     try:
         X = model.check_inputs(X)
-        Y = model.check_targets(Y, len(X), dtype=X.dtype)
+        Y = model.check_targets(Y, len(X), dtype=X.dtype, in_features=X.shape[1])
     except ValueError as err:
         raise ValueError(f"{what}: {err}") from None
     if len(X) == 0:
@@ -232,8 +235,9 @@ def eval_mode(model: Sequential) -> Iterator[Sequential]:
 
 
 def task_of(model: Sequential) -> str:
-    """``"binary"``, ``"multiclass"`` or ``"regression"``: what the model's loss says."""
-    return getattr(model.loss, "task", "regression")
+    """``"binary"``, ``"multiclass"`` or ``"regression"``: what the model's loss says (its
+    ``task``; ``"regression"`` when it says nothing), else a ``ValueError``."""
+    return check_task(getattr(model.loss, "task", "regression"), type(model.loss).__name__)
 
 
 def r2_score(sse: float, sst: float) -> float:
@@ -309,7 +313,11 @@ def predict_proba(model: Sequential, X: Any) -> np.ndarray:
         )
     with eval_mode(model):
         out = model.forward(X)
-    if not model.fused:  # the model does not end in the activation: the loss knows its link
+    # The loss knows its link: the fused activation's outputs (probabilities, or a LogSoftmax's
+    # log-probabilities), or, without it, logits or probabilities.
+    if model.fused:
+        out = model.loss.fused_probabilities(out)
+    else:
         out = model.loss.probabilities(out)
     if task_of(model) == "binary" and out.shape[1] == 1:
         return out[:, 0]

@@ -57,3 +57,9 @@ def test_no_piece_of_the_path_reaches_into_the_accelerator():
         code = code.replace("_fast.backward_first", "")  # the one seam the path names
         for trick in ("FlatStorage", "_flat", "_storage", "_fast."):
             assert trick not in code, (file, symbol, trick)
+
+
+def test_the_total_printed_is_the_sum():
+    text = (ROOT / "docs" / "reading.md").read_text()
+    total = int(re.search(r"^Total: (\d+) lines\.", text, re.M).group(1))
+    assert total == sum(count for *_, count in rows())

@@ -17,7 +17,6 @@ model or an optimizer is built, and by each backward.
 
 from __future__ import annotations
 
-import operator
 import weakref
 
 import numpy as np
@@ -59,31 +58,35 @@ def place(model, dtype: np.dtype | None) -> bool:
     return True
 
 
-# id(model) -> (ids of its layers, the layers, getters of each parameter's attribute)
-_PLACES: dict[int, tuple[tuple[int, ...], tuple, list]] = {}
+# id(model) -> (a key of its layers' state, the layers, (layer, attribute name) per parameter)
+_PLACES: dict[int, tuple[tuple, tuple, list]] = {}
 
 
 def current_parameters(model) -> list[Parameter]:
-    """``model.parameters()``, cheaply: where each parameter sits (layer, attribute) is found
-    once per list of layers, and read again at each call, so a parameter assigned later
-    (``layer.W = Parameter(...)``) is the one returned."""
-    layer_ids = tuple(map(id, model.layers))
+    """``model.parameters()``, cheaply, for every training step.
+
+    Where each parameter sits (a layer and one of its attribute names) is found by a full walk
+    once, and again whenever the list of layers or the number of any layer's attributes changes
+    (a lazy layer that creates a parameter in its first forward). Each call reads the attributes
+    anew, so a parameter assigned later (``layer.W = Parameter(...)``) is the one returned. Models
+    whose parameters sit deeper (in lists, dicts, sub-layers) always get the full walk.
+    """
+    key = tuple((id(layer), len(vars(layer))) for layer in model.layers)
     cached = _PLACES.get(id(model))
-    if cached is None or cached[0] != layer_ids:
+    if cached is None or cached[0] != key:
         places = []
-        for layer in model.layers:
-            for name, _ in layer.named_parameters():
-                places.append((layer, operator.attrgetter(name)) if _plain(name) else None)
-        if any(place is None for place in places):
-            return model.parameters()
-        cached = (layer_ids, tuple(model.layers), places)  # holding the layers keeps their ids
+        for name, _ in model.named_parameters():
+            index, attribute = name.split(".", 1)
+            if "." in attribute:
+                return model.parameters()
+            places.append((model.layers[int(index)], attribute))
+        cached = (key, tuple(model.layers), places)  # holding the layers keeps their ids
         _PLACES[id(model)] = cached
         weakref.finalize(model, _PLACES.pop, id(model), None)
-    return [get(layer) for layer, get in cached[2]]
-
-
-def _plain(name: str) -> bool:
-    return all(part.isidentifier() for part in name.split("."))
+    found = [vars(layer).get(attribute) for layer, attribute in cached[2]]
+    if not all(isinstance(p, Parameter) for p in found):
+        return model.parameters()
+    return found
 
 
 def zero_grad(model) -> None:
@@ -104,11 +107,16 @@ def backward_first(layer, grad_output: np.ndarray) -> None:
     plain ``Conv2d`` skips ``W.T @ g`` and ``col2im``."""
     from ..layers.conv import Conv2d  # here, not above: Conv2d imports this package's im2col
 
-    if _ENABLED and type(layer) is Linear:
+    if _ENABLED and type(layer) is Linear and "backward" not in vars(layer):
         layer.W.grad += grad_output.T @ layer.x
         layer.b.grad += grad_output.sum(axis=0)
         return
-    if _ENABLED and type(layer) is Conv2d and grad_output.shape == layer.out_shape:
+    if (
+        _ENABLED
+        and type(layer) is Conv2d
+        and "backward" not in vars(layer)
+        and grad_output.shape == layer.out_shape
+    ):
         # Conv2d.backward without its input gradient (a product and a col2im, skipped)
         g = grad_output.transpose(1, 2, 3, 0).reshape(layer.out_channels, -1)
         layer.W.grad += (g @ layer.cols.T).reshape(layer.W.value.shape)

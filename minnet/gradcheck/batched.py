@@ -31,12 +31,11 @@ BATCHED_ENTRIES = 2**20
 
 
 def can_batch(target: ModelTarget, tensor: int) -> bool:
-    """Batching needs a parameter of a single layer (not tied to another one)."""
+    """Batching needs a parameter of a single layer (not tied to another one, which the
+    batched forward of its first layer would not see)."""
     array = target.arrays[tensor]
-    return (
-        target.owner[tensor] < len(target.body)
-        and sum(other is array for other in target.arrays) == 1
-    )
+    users = sum(any(p.value is array for p in layer.parameters()) for layer in target.body)
+    return target.owner[tensor] < len(target.body) and users == 1
 
 
 def batched_values(

@@ -20,7 +20,6 @@ so it gets the defaults until it is registered itself (:func:`register_rowwise`)
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, NamedTuple
@@ -73,8 +72,6 @@ def register_perturbed(cls: type, function: Callable[..., np.ndarray]) -> None:
 def parameter_getter(name: str) -> Callable[[Any], Any]:
     """A function ``layer -> parameter`` for a name of ``named_parameters`` (``"W"``,
     ``"fc.W"``, ``"ws.0"``)."""
-    if all(part.isidentifier() for part in name.split(".")):
-        return operator.attrgetter(name)
 
     def walk(layer: Any) -> Any:
         value = layer
@@ -215,21 +212,54 @@ def holding_randomness(layers: list[Layer]) -> Iterator[None]:
     """Within this block, every random draw of these layers repeats: each ``Generator``
     attribute replays its first draw for the same call, and a layer's own
     ``fixed_randomness()`` context (if it has one) is entered."""
-    replaced = []
+    replaced: list[tuple[Any, Any, np.random.Generator]] = []  # (holder, key, generator)
     with ExitStack() as stack:
-        for layer in layers:
-            for name, value in list(vars(layer).items()):
+        for layer in _with_sublayers(layers):
+            for holder, key, value in _slots(layer):
                 if isinstance(value, np.random.Generator):
-                    replaced.append((layer, name, value))
-                    setattr(layer, name, _Replay(value))
-            hold = getattr(layer, "fixed_randomness", None)
+                    replaced.append((holder, key, value))
+                    _put(holder, key, _Replay(value))
+            hold = getattr(type(layer), "fixed_randomness", None)
             if hold is not None:
-                stack.enter_context(hold())
+                stack.enter_context(layer.fixed_randomness())
         try:
             yield
         finally:
-            for layer, name, value in replaced:
-                setattr(layer, name, value)
+            for holder, key, value in replaced:
+                _put(holder, key, value)
+
+
+def _with_sublayers(layers: list[Layer]) -> list[Layer]:
+    """The layers and every layer held inside them (attributes, lists, tuples, dicts)."""
+    found: list[Layer] = []
+    stack = list(layers)
+    while stack:
+        layer = stack.pop()
+        if any(layer is other for other in found):
+            continue
+        found.append(layer)
+        stack.extend(v for _, _, v in _slots(layer) if isinstance(v, Layer))
+    return found
+
+
+def _slots(layer: Layer) -> list[tuple[Any, Any, Any]]:
+    """``(holder, key, value)`` for the layer's attributes and the items of its lists and dicts
+    (one level deep)."""
+    slots = []
+    for name, value in vars(layer).items():
+        slots.append((layer, name, value))
+        if isinstance(value, list):
+            slots.extend((value, i, item) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            slots.extend((value, key, item) for key, item in value.items())
+    return slots
+
+
+def _put(holder: Any, key: Any, value: Any) -> None:
+    if isinstance(holder, list | dict):
+        holder[key] = value
+    else:
+        setattr(holder, key, value)
 
 
 for _cls in (Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LayerNorm):

@@ -41,7 +41,9 @@ their namesakes (no ``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> 
 ``BatchNorm2d`` as ``BatchNorm1d``. **Losses**: ``MSELoss``,
 ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(label_smoothing)``, all with
 ``reduction="mean"`` and no class weights. Anything else is refused with a ``ValueError`` that
-names it. A dropout layer's random masks are not carried over: the two draw their own.
+names it. (Export only: ``LogSoftmax``, and the losses ``L1Loss``, ``HuberLoss``, ``NLLLoss``,
+``MultiMarginLoss``, each loss with its ``reduction`` and class weights.) A dropout layer's
+random masks are not carried over: the two draw their own.
 
 **Your own layers and losses.** Export: give the minnet class a method ``to_torch(self)``
 returning the torch module (a loss: the torch loss, taking what the minnet loss takes, the
@@ -74,13 +76,24 @@ from ..layers import (
     LayerNorm,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
     Tanh,
 )
-from ..losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from ..losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    Loss,
+    MSELoss,
+    MultiMarginLoss,
+    NLLLoss,
+)
 from ..model import Sequential
 from ..parameter import Parameter
 
@@ -188,6 +201,7 @@ def _register_builtins() -> None:
     register_to_torch(Tanh)(lambda layer: nn.Tanh())
     register_to_torch(Dropout)(lambda layer: nn.Dropout(layer.p))
     register_to_torch(Softmax)(lambda layer: nn.Softmax(dim=-1))
+    register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=-1))
 
     @register_to_torch(Conv2d)
     def _(layer: Conv2d) -> Any:
@@ -236,12 +250,29 @@ def _register_builtins() -> None:
         set_weights(out.bias, layer.beta.value)
         return out
 
-    register_to_torch(MSELoss)(lambda loss: nn.MSELoss())
-    register_to_torch(BCEWithLogitsLoss)(lambda loss: nn.BCEWithLogitsLoss())
+    register_to_torch(MSELoss)(lambda loss: nn.MSELoss(reduction=loss.reduction))
+    register_to_torch(L1Loss)(lambda loss: nn.L1Loss(reduction=loss.reduction))
+    register_to_torch(HuberLoss)(
+        lambda loss: nn.HuberLoss(reduction=loss.reduction, delta=loss.delta)
+    )
+    register_to_torch(BCEWithLogitsLoss)(
+        lambda loss: nn.BCEWithLogitsLoss(reduction=loss.reduction)
+    )
     # BCELoss: nn.BCEWithLogitsLoss when it fuses with the final Sigmoid, decided in to_torch.
-    register_to_torch(BCELoss)(lambda loss: nn.BCELoss())
+    register_to_torch(BCELoss)(lambda loss: nn.BCELoss(reduction=loss.reduction))
     register_to_torch(CrossEntropyLoss)(
-        lambda loss: nn.CrossEntropyLoss(label_smoothing=loss.label_smoothing)
+        lambda loss: nn.CrossEntropyLoss(
+            _class_weight(loss), label_smoothing=loss.label_smoothing, reduction=loss.reduction
+        )
+    )
+    # NLLLoss: nn.CrossEntropyLoss when it fuses with the final LogSoftmax, decided in to_torch.
+    register_to_torch(NLLLoss)(
+        lambda loss: nn.NLLLoss(_class_weight(loss), reduction=loss.reduction)
+    )
+    register_to_torch(MultiMarginLoss)(
+        lambda loss: nn.MultiMarginLoss(
+            p=loss.p, margin=loss.margin, weight=_class_weight(loss), reduction=loss.reduction
+        )
     )
 
     # -- import -------------------------------------------------------------------------------
@@ -398,6 +429,11 @@ def _register_builtins() -> None:
     _BUILTINS_REGISTERED = True
 
 
+def _class_weight(loss: Any) -> Any:
+    """A loss's class weights as a float64 tensor, or ``None``."""
+    return None if loss.weight is None else _tensor(loss.weight, _torch())
+
+
 def _torch_dtype(dtype: np.dtype) -> Any:
     torch = _torch()
     return _tensor(np.zeros(0, dtype=dtype), torch).dtype
@@ -455,7 +491,9 @@ def to_torch(model: Sequential) -> TorchModel:
     layers = model.body
     fused = model.fused
     if fused and type(model.loss) is BCELoss:
-        loss = torch.nn.BCEWithLogitsLoss()
+        loss = torch.nn.BCEWithLogitsLoss(reduction=model.loss.reduction)
+    elif fused and type(model.loss) is NLLLoss:  # NLL of log_softmax(logits)
+        loss = torch.nn.CrossEntropyLoss(_class_weight(model.loss), reduction=model.loss.reduction)
     else:
         if (
             type(model.loss) in (BCEWithLogitsLoss, CrossEntropyLoss)
@@ -478,6 +516,8 @@ def to_torch(model: Sequential) -> TorchModel:
         dtype = _torch_dtype(model.dtype)
         for converted in modules:
             converted.to(dtype)
+        if isinstance(loss, torch.nn.Module):  # class weights in the model's dtype
+            loss.to(dtype)
     return TorchModel(torch.nn.Sequential(*modules), loss)
 
 

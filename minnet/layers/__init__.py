@@ -3,7 +3,7 @@
 - :mod:`.base`: the :class:`Layer` contract;
 - :mod:`.linear`: :class:`Linear`;
 - :mod:`.activations`: :class:`ReLU`, :class:`LeakyReLU`, :class:`Sigmoid`, :class:`Tanh`,
-  :class:`Softmax`;
+  :class:`Softmax`, :class:`LogSoftmax`;
 - :mod:`.dropout`: :class:`Dropout`;
 - :mod:`.normalization`: :class:`BatchNorm1d`, :class:`BatchNorm2d`, :class:`LayerNorm`;
 - :mod:`.conv`: :class:`Conv2d`, :class:`Flatten` (images ``(N, C, H, W)``);
@@ -16,7 +16,17 @@ use it).
 from __future__ import annotations
 
 from . import activations, conv, dropout, linear, normalization, pooling
-from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, sigmoid, softmax
+from .activations import (
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    log_softmax,
+    sigmoid,
+    softmax,
+)
 from .base import Layer
 from .conv import Conv2d, Flatten
 from .dropout import Dropout
@@ -57,12 +67,14 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
     "MaxPool2d",
     "ReLU",
     "Sigmoid",
     "Softmax",
     "Tanh",
     "layer_classes",
+    "log_softmax",
     "sigmoid",
     "softmax",
 ]

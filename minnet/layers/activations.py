@@ -25,6 +25,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``log(softmax(z))`` over the last axis, from ``z - max(z)``: finite for any finite ``z``."""
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
 class ReLU(Layer):
     """``max(x, 0)``; its derivative is 1 where ``x > 0``, else 0 (0 at exactly 0)."""
 
@@ -35,6 +41,7 @@ class ReLU(Layer):
         return np.maximum(self.x, 0)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.x.shape)
         return grad_output * (self.x > 0)
 
 
@@ -51,6 +58,7 @@ class LeakyReLU(Layer):
         return np.where(self.x > 0, self.x, self.negative_slope * self.x).astype(self.x.dtype)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.x.shape)
         slope = np.where(self.x > 0, 1.0, self.negative_slope)
         return (grad_output * slope).astype(grad_output.dtype)
 
@@ -68,6 +76,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * self.out * (1 - self.out)
 
 
@@ -79,6 +88,7 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * (1 - self.out**2)
 
 
@@ -94,8 +104,36 @@ class Softmax(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.out.shape)
         s = self.out
         return s * (grad_output - np.sum(grad_output * s, axis=-1, keepdims=True))
 
 
-__all__ = ["LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "sigmoid", "softmax"]
+class LogSoftmax(Layer):
+    """Log-softmax over the last axis: each row of ``(batch, classes)`` becomes
+    log-probabilities, ``z - max(z) - log(sum(exp(z - max(z))))`` (finite for any finite ``z``).
+
+    Its backward is ``g - softmax(x) * sum(g)`` row by row. As the last layer of a model with
+    :class:`~minnet.NLLLoss`, the model hands the loss this layer's input (the logits), as
+    ``Softmax`` with ``CrossEntropyLoss``.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = log_softmax(_checks.float_input(self, x))
+        return self.out
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        return grad_output - np.exp(self.out) * np.sum(grad_output, axis=-1, keepdims=True)
+
+
+__all__ = [
+    "LeakyReLU",
+    "LogSoftmax",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "log_softmax",
+    "sigmoid",
+    "softmax",
+]

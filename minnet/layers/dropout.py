@@ -23,6 +23,7 @@ class Dropout(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _checks.float_input(self, x)
+        self.shape = x.shape
         if not self.training or self.p == 0:
             self.mask = None
             return x
@@ -31,6 +32,7 @@ class Dropout(Layer):
         return x * self.mask
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        _checks.gradient_shape(self, grad_output, self.shape)
         return grad_output if self.mask is None else grad_output * self.mask
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import _checks
+from ..init import check_init, initial_bias, initialize
 from ..parameter import Parameter
 from .base import Layer
 
-#: Standard deviation of each initial-weight scheme, from (in_features, out_features).
+#: Standard deviation of the two normal initial-weight schemes, from (in_features, out_features)
+#: (all the schemes: :mod:`minnet.init`).
 INIT_STD = {
     "he": lambda n_in, n_out: np.sqrt(2.0 / n_in),
     "glorot": lambda n_in, n_out: np.sqrt(2.0 / (n_in + n_out)),
@@ -23,10 +26,14 @@ class Linear(Layer):
     Shapes: ``x: (batch, in_features)``, ``W: (out_features, in_features)``,
     ``b: (out_features,)``, ``y: (batch, out_features)``.
 
-    ``W`` is drawn from ``rng`` (a numpy ``Generator`` or a seed), normal with the standard
-    deviation ``init`` names: ``"he"`` (the default, ``sqrt(2 / in_features)``, for ReLU-family
-    activations) or ``"glorot"`` (``sqrt(2 / (in_features + out_features))``, for sigmoid and
-    tanh). ``b`` starts at zero. Putting the layer in a model never changes its weights.
+    ``W`` is drawn from ``rng`` (a numpy ``Generator`` or a seed) as ``init`` says (see
+    :mod:`minnet.init`; ``fan_in = in_features``, ``fan_out = out_features``): ``"he"`` (the
+    default: normal, std ``sqrt(2 / in_features)``, for ReLU-family activations),
+    ``"he_uniform"``, ``"glorot"`` (normal, std ``sqrt(2 / (in_features + out_features))``, for
+    sigmoid and tanh), ``"glorot_uniform"``, ``"zeros"``, ``"torch"`` (``nn.Linear``'s own:
+    ``W`` and ``b`` uniform in ``+-1 / sqrt(in_features)``), or a function
+    ``init(shape, rng) -> array`` for ``W``. ``b`` starts at zero (except with ``"torch"``).
+    Putting the layer in a model never changes its weights.
     """
 
     def __init__(
@@ -34,19 +41,18 @@ class Linear(Layer):
         in_features: int,
         out_features: int,
         *,
-        init: str = "he",
+        init: str | Callable[..., Any] = "he",
         rng: np.random.Generator | int | None = None,
         dtype: Any = np.float64,
     ) -> None:
         self.in_features = _checks.whole_number("in_features", in_features, low=1)
         self.out_features = _checks.whole_number("out_features", out_features, low=1)
-        self.init = _checks.one_of("init", init, INIT_STD)
+        self.init = check_init(init)
         self.dtype = _checks.float_dtype("dtype", dtype)
         rng = _checks.generator("rng", rng)
-        std = INIT_STD[init](self.in_features, self.out_features)
-        W = rng.standard_normal((self.out_features, self.in_features)) * std
-        self.W = Parameter(W.astype(self.dtype))
-        self.b = Parameter(np.zeros(self.out_features, dtype=self.dtype))
+        n_in, n_out = self.in_features, self.out_features
+        self.W = Parameter(initialize(self.init, (n_out, n_in), n_in, n_out, rng, self.dtype))
+        self.b = Parameter(initial_bias(self.init, (n_out,), n_in, rng, self.dtype))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (batch, in_features)`` -> ``x @ W.T + b``, ``(batch, out_features)``."""

@@ -100,6 +100,7 @@ class BatchNorm1d(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (batch, num_features)`` -> input gradient, same shape."""
+        _checks.gradient_shape(self, grad_output, self.x_hat.shape)
         self.gamma.grad += np.sum(grad_output * self.x_hat, axis=0)
         self.beta.grad += np.sum(grad_output, axis=0)
         g = grad_output * self.gamma.value
@@ -138,6 +139,7 @@ class LayerNorm(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (batch, num_features)`` -> input gradient, same shape."""
+        _checks.gradient_shape(self, grad_output, self.x_hat.shape)
         self.gamma.grad += np.sum(grad_output * self.x_hat, axis=0)
         self.beta.grad += np.sum(grad_output, axis=0)
         return _normalize_backward(grad_output * self.gamma.value, self.x_hat, self.std, axis=1)

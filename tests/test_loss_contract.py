@@ -156,3 +156,67 @@ def test_per_example_values_are_not_used_when_a_subclass_changes_the_forward():
         if available:
             assert values.shape == (4,)
             assert np.mean(values) == pytest.approx(model.loss_value(out, Y.reshape(-1, 1)))
+
+
+# --- the task: declared by the loss, checked, with a documented default ------------------------
+
+
+class SquaredHingeLoss(Loss):
+    """A user's classification loss: the multi-class squared hinge, one class index per row."""
+
+    task = "multiclass"
+
+    def check_targets(self, targets, outputs_shape):
+        return minnet.losses.class_indices(targets, outputs_shape, "SquaredHingeLoss")
+
+    def forward(self, scores, labels):
+        rows = np.arange(len(scores))
+        margins = np.maximum(0.0, 1.0 - scores[rows, labels][:, None] + scores)
+        margins[rows, labels] = 0.0
+        self._grad = 2 * margins / len(scores)
+        self._grad[rows, labels] = -self._grad.sum(axis=1)
+        return float(np.sum(margins**2) / len(scores))
+
+    def backward(self):
+        return self._grad
+
+
+def test_a_users_classification_loss_that_declares_its_task_is_scored_as_one():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((90, 2))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)  # three classes
+    model = Sequential(
+        [Linear(2, 16, rng=0), ReLU(), Linear(16, 3, rng=1)], loss=SquaredHingeLoss()
+    )
+    assert SquaredHingeLoss().gradcheck(rng.standard_normal((5, 3)), [0, 2, 1, 1, 0]).passed
+    assert model.gradcheck(X[:8], y[:8]).passed
+    history = model.fit(X, y, epochs=40, seed=0, progress=False)
+    assert history.metric == "accuracy" and not history.r2
+    assert history.accuracy[-1] > 0.8
+    result = model.evaluate(X, y)
+    assert type(result) is minnet.Evaluation and result.accuracy > 0.8
+    predicted = model.predict(X)
+    assert predicted.dtype == np.int64 and set(predicted) <= {0, 1, 2}
+    with pytest.raises(ValueError, match=r"Y: SquaredHingeLoss needs class indices in \[0, 3\)"):
+        model.cost(X[:2], [0, 3])
+
+
+def test_a_loss_that_says_nothing_is_a_regression_loss_by_the_documented_default():
+    assert MSELoss.task == "regression" and Loss.task == "regression"
+    model = Sequential([Linear(2, 1, rng=0)], loss=MSELoss())
+    X, Y = regression_data(np.random.default_rng(7), 8)
+    assert type(model.evaluate(X, Y)) is minnet.RegressionEvaluation
+
+
+@pytest.mark.parametrize("task", ["classification", "Binary", None, 1])
+def test_a_loss_class_with_an_unknown_task_is_refused_when_defined(task):
+    with pytest.raises(ValueError, match=r"Bad.task must be one of \['binary', 'multiclass'"):
+        type("Bad", (Loss,), {"task": task})
+
+
+def test_an_unknown_task_set_on_a_loss_object_is_refused_where_it_is_used():
+    model = Sequential([Linear(2, 1, rng=0)], loss=MSELoss())
+    model.loss.task = "ranking"
+    X, Y = regression_data(np.random.default_rng(8), 4)
+    with pytest.raises(ValueError, match="MSELoss.task must be one of .* got 'ranking'"):
+        model.evaluate(X, Y)
