@@ -178,6 +178,11 @@ def test_conv2d_arguments_and_initial_scale():
         minnet.Conv2d(2, 3, 2, rng=5).W.value, minnet.Conv2d(2, 3, 2, rng=5).W.value
     )
     assert minnet.Conv2d(2, 3, 2, dtype=np.float32).W.value.dtype == np.float32
+    like_torch = minnet.Conv2d(16, 32, 3, rng=0, init="torch")  # nn.Conv2d's own draws
+    bound = 1 / np.sqrt(16 * 9)
+    assert np.abs(like_torch.W.value).max() <= bound and np.abs(like_torch.b.value).max() <= bound
+    assert like_torch.W.value.std() == pytest.approx(bound / np.sqrt(3), rel=0.05)
+    assert np.all(like_torch.b.value != 0)
 
 
 @pytest.mark.parametrize(

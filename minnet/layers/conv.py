@@ -17,15 +17,16 @@ material.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import _checks
 from .._fast.im2col import col2im, im2col, output_size
+from ..init import check_init, initial_bias, initialize
 from ..parameter import Parameter
 from .base import Layer, Shape
-from .linear import INIT_STD
 
 
 def int_pair(name: str, value: Any, low: int) -> tuple[int, int]:
@@ -97,10 +98,12 @@ class Conv2d(Layer):
     ``kernel_size``, ``stride`` and ``padding`` are each a whole number or a pair ``(along H,
     along W)``; the padding is zeros.
 
-    ``W`` is drawn from ``rng`` (a numpy ``Generator`` or a seed), normal with the standard
-    deviation ``init`` names, with ``fan_in = in_channels * kh * kw`` and ``fan_out =
-    out_channels * kh * kw``: ``"he"`` (``sqrt(2 / fan_in)``) or ``"glorot"``; ``b`` starts at
-    zero.
+    ``W`` is drawn from ``rng`` (a numpy ``Generator`` or a seed) as ``init`` says, as for a
+    ``Linear`` (see :mod:`minnet.init`) with ``fan_in = in_channels * kh * kw`` and ``fan_out =
+    out_channels * kh * kw``: ``"he"`` (the default, normal with std ``sqrt(2 / fan_in)``),
+    ``"glorot"``, their uniform versions, ``"zeros"``, ``"torch"`` (``nn.Conv2d``'s own draws,
+    the bias too) or a function ``init(shape, rng)``. ``b`` starts at zero (except with
+    ``"torch"``).
     """
 
     def __init__(
@@ -112,7 +115,7 @@ class Conv2d(Layer):
         padding: int | tuple[int, int] = 0,
         *,
         bias: bool = True,
-        init: str = "he",
+        init: str | Callable[..., Any] = "he",
         rng: np.random.Generator | int | None = None,
         dtype: Any = np.float64,
     ) -> None:
@@ -122,15 +125,16 @@ class Conv2d(Layer):
         self.stride = int_pair("stride", stride, low=1)
         self.padding = int_pair("padding", padding, low=0)
         self.bias = _checks.flag("bias", bias)
-        self.init = _checks.one_of("init", init, INIT_STD)
+        self.init = check_init(init)
         self.dtype = _checks.float_dtype("dtype", dtype)
         rng = _checks.generator("rng", rng)
         kh, kw = self.kernel_size
-        std = INIT_STD[init](self.in_channels * kh * kw, self.out_channels * kh * kw)
-        W = rng.standard_normal((self.out_channels, self.in_channels, kh, kw)) * std
-        self.W = Parameter(W.astype(self.dtype))
+        fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        self.W = Parameter(initialize(self.init, shape, fan_in, fan_out, rng, self.dtype))
         if self.bias:
-            self.b = Parameter(np.zeros(self.out_channels, dtype=self.dtype))
+            bias_values = initial_bias(self.init, (self.out_channels,), fan_in, rng, self.dtype)
+            self.b = Parameter(bias_values)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (N, in_channels, H, W)`` -> ``(N, out_channels, H_out, W_out)``."""
