@@ -93,10 +93,12 @@ __all__ = [
     "datasets",
     "io",
     "load",
+    "register_layer",
     "gradients_to_vector",
     "parameters_to_vector",
     "vector_to_parameters",
     "use_fast_path",
 ]
 load = io.load
+register_layer = io.register_layer
 __version__ = "0.1.0"

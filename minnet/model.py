@@ -460,10 +460,23 @@ class Sequential:
         return check_model(self, X, Y, **options)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to a file: see :func:`minnet.io.save`."""
+        """Write the model to a ``.safetensors`` file (weights, buffers, architecture, modes):
+        see :func:`minnet.io.save`; :func:`minnet.load` reads it back."""
         from .io import save
 
         return save(self, path)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer by name: see :func:`minnet.io.state_dict`."""
+        from .io import state_dict
+
+        return state_dict(self)
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters and buffers: see :func:`minnet.io.load_state_dict`."""
+        from .io import load_state_dict
+
+        load_state_dict(self, state)
 
     # -- seeing it --------------------------------------------------------------------------
     def summary(self, input_shape: tuple[int, ...] | None = None) -> str:

@@ -50,6 +50,7 @@ from attrs import define, field
 from tqdm import tqdm
 
 from . import _checks
+from .layers import BatchNorm1d
 from .losses import Loss, check_task
 from .optim import Adam, Optimizer
 
@@ -221,6 +222,34 @@ def _batch_bounds(m: int, batch_size: int | None) -> list[tuple[int, int]]:
     return [(start, min(start + size, m)) for start in range(0, m, size)]
 
 
+def _batch_statistics_layer(model: Sequential) -> tuple[int, Any] | None:
+    """``(index, layer)`` of the first layer that normalizes with the statistics of its batch
+    in training (a ``BatchNorm1d``: one row has no variance), or ``None``."""
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, BatchNorm1d):
+            return i, layer
+    return None
+
+
+def _training_batches(model: Sequential, m: int, batch_size: int | None) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` of each training batch, decided before any update: with a layer
+    that needs the statistics of a batch (``BatchNorm1d``), a last batch of one row is merged
+    into the one before (33 rows with ``batch_size=32``: one batch of 33), and one row in all
+    is refused."""
+    bounds = _batch_bounds(m, batch_size)
+    found = _batch_statistics_layer(model)
+    if found is None or bounds[-1][1] - bounds[-1][0] > 1:
+        return bounds
+    if len(bounds) == 1:
+        i, layer = found
+        raise ValueError(
+            f"fit: layer {i} ({layer!r}) normalizes each batch with its variance, which needs "
+            f"at least 2 rows, and X has {m}"
+        )
+    (start, _), (_, stop) = bounds[-2], bounds[-1]
+    return [*bounds[:-2], (start, stop)]
+
+
 # -- evaluation mode --------------------------------------------------------------------------
 @contextmanager
 def eval_mode(model: Sequential) -> Iterator[Sequential]:
@@ -368,10 +397,14 @@ def fit(
     validation_data: tuple[Any, Any] | None = None,
     progress: bool = True,
 ) -> History:
-    """Train ``model`` on ``X: (m, in_features)``, ``Y: (m,)`` or ``(m, 1)``; see Sequential.fit."""
+    """Train ``model`` on ``X: (m, in_features)``, ``Y: (m,)`` or ``(m, 1)``; see Sequential.fit.
+
+    Each epoch runs over batches of ``batch_size`` rows (the last one may be smaller). With a
+    ``BatchNorm1d``, which needs 2 rows for a batch variance, a last batch of 1 row is merged into
+    the one before it (decided before any update)."""
     X, Y = _check_data(model, X, Y, "fit")
     epochs = _checks.positive_int("epochs", epochs)
-    bounds = _batch_bounds(len(X), batch_size)
+    bounds = _training_batches(model, len(X), batch_size)
     validation = None
     if validation_data is not None:
         if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:

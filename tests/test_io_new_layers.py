@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy
 
 import minnet
 from minnet import (
@@ -114,13 +116,14 @@ def test_round_trip_is_bit_for_bit_buffers_included(tmp_path: Path, case) -> Non
 
 def test_the_file_holds_the_buffers_and_the_loss_arguments(tmp_path: Path) -> None:
     model = CASES["softmax-bn-ln-float64"]()
-    with np.load(model.save(tmp_path / "model"), allow_pickle=False) as contents:
-        spec = json.loads(str(contents["architecture"]))
-        names = set(contents.files)
+    with safetensors.safe_open(model.save(tmp_path / "model"), framework="numpy") as file:
+        spec = json.loads(file.metadata()["architecture"])
+        names = set(file.keys())
     assert {"1.running_mean", "1.running_var", "1.gamma", "1.beta", "4.gamma"} <= names
     assert spec["layers"][1] == {
         "class": "BatchNorm1d",
         "args": {"num_features": 6, "eps": 0.001, "momentum": 0.25, "dtype": "float64"},
+        "training": True,
     }
     assert spec["loss"] == {"class": "CrossEntropyLoss", "args": {"label_smoothing": 0.15}}
 
@@ -128,9 +131,10 @@ def test_the_file_holds_the_buffers_and_the_loss_arguments(tmp_path: Path) -> No
 def test_a_file_missing_a_running_statistic_is_refused(tmp_path: Path) -> None:
     model = CASES["softmax-bn-ln-float64"]()
     path = model.save(tmp_path / "model")
-    with np.load(path, allow_pickle=False) as contents:
-        arrays = {key: contents[key] for key in contents.files if key != "1.running_var"}
-    broken = tmp_path / "broken.npz"
-    np.savez(broken, **arrays)
-    with pytest.raises(ValueError, match=r"missing buffer array\(s\) \['1.running_var'\]"):
+    with safetensors.safe_open(path, framework="numpy") as file:
+        metadata = file.metadata()
+        tensors = {key: file.get_tensor(key) for key in file.keys() if key != "1.running_var"}
+    broken = tmp_path / "broken.safetensors"
+    safetensors.numpy.save_file(tensors, broken, metadata=metadata)
+    with pytest.raises(ValueError, match=r"missing tensor\(s\) \['1.running_var'\]"):
         minnet.load(broken)

@@ -508,7 +508,7 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     model = moons_net(3)
     model.fit(X, y, epochs=5, seed=0, progress=False)
     written = model.save(tmp_path / "moons")
-    assert written == tmp_path / "moons.npz" and written.exists()
+    assert written == tmp_path / "moons.safetensors" and written.exists()
     restored = minnet.load(tmp_path / "moons")
     np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))
