@@ -19,12 +19,17 @@ import numpy as np
 
 from . import _checks, _fast
 from .layers import Layer
+from .layers.base import Shape
 from .losses import BCELoss, Loss, per_example_matches_forward
 from .parameter import Parameter
 
 if TYPE_CHECKING:
     from .gradcheck import GradcheckReport
     from .training import Evaluation, History, RegressionEvaluation
+
+
+def _described(shape: tuple[int | None, ...]) -> str:
+    return f"{shape[0]} features" if len(shape) == 1 else f"examples of shape {shape}"
 
 
 def _as_layer_list(layers: Any) -> list[Layer]:
@@ -132,6 +137,9 @@ class Sequential:
       ``evaluate``'s losses and the gradient check too).
     """
 
+    #: One example's shape in the last data the model checked (``None`` before any).
+    input_shape: tuple[int, ...] | None = None
+
     def __init__(
         self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None, l2: float = 0.0
     ) -> None:
@@ -139,7 +147,7 @@ class Sequential:
         self.loss = BCELoss() if loss is _DEFAULT_LOSS else _check_loss(loss)
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)
         self.l2 = l2
-        self.in_features, self.out_features = self._chain()
+        self.in_features, self.out_features = self._widths(self._chain())
         self._pending: list[Layer] | None = None  # the layers a backward() may run
         self._row_scale: np.ndarray | None = None  # sample weights, as factors of the gradient
         self._outputs: np.ndarray | None = None
@@ -147,23 +155,32 @@ class Sequential:
         for layer in self.layers:
             _claim(layer, self)
 
-    def _chain(self) -> tuple[int | None, int | None]:
-        """The input and output widths, asking each layer what it makes of its input."""
-        features: int | None = None
-        in_features: int | None = None
-        previous = "the input"
+    def _chain(self, input_shape: Shape = None) -> list[Shape]:
+        """One example's shape after each layer (``None`` for what is not known yet), for one
+        example's ``input_shape`` (``None``: not known), asking each layer what it makes of
+        its input (``Layer.output_shape``); a ``ValueError`` where a layer cannot take it."""
+        shapes: list[Shape] = []
+        shape, previous = input_shape, "the input"
         for i, layer in enumerate(self.layers):
             try:
-                features = layer.output_features(features)
+                shape = layer.output_shape(shape)
             except ValueError as err:
+                gives = "" if shape is None else f", which gives {_described(shape)}"
                 raise ValueError(
-                    f"layers do not chain: layer {i} ({layer!r}) cannot follow {previous}, "
-                    f"which gives {features} features ({err})"
+                    f"layers do not chain: layer {i} ({layer!r}) cannot follow {previous}"
+                    f"{gives} ({err})"
                 ) from None
-            if in_features is None and features is not None:
-                in_features = getattr(layer, "in_features", None)
+            shapes.append(shape)
             previous = f"layer {i} ({layer!r})"
-        return in_features, features
+        return shapes
+
+    def _widths(self, shapes: list[Shape]) -> tuple[int | None, int | None]:
+        """The input width the first shape-fixing layer takes, and the output width (``None``
+        when not known, or when the outputs are not rows of features)."""
+        first = next((i for i, shape in enumerate(shapes) if shape is not None), None)
+        in_features = None if first is None else getattr(self.layers[first], "in_features", None)
+        last = shapes[-1]
+        return in_features, (last[0] if last is not None and len(last) == 1 else None)
 
     def output_width(self, in_features: int | None = None) -> int:
         """The number of outputs for inputs of ``in_features`` features: :attr:`out_features`
@@ -370,7 +387,8 @@ class Sequential:
         return self.layers[:-1] if self.fused else list(self.layers)
 
     def check_inputs(self, X: Any, dtype: np.dtype | None = None) -> np.ndarray:
-        """``X`` as a finite ``(m, in_features)`` float array, else a ``ValueError``.
+        """``X`` as a finite ``(m, in_features)`` (or ``(m, C, H, W)``...) float array, else a
+        ``ValueError``.
 
         Of the model's dtype (or ``dtype`` if given; ``X``'s own if the model has none). No copy
         when ``X`` already is one.
@@ -378,13 +396,19 @@ class Sequential:
         X = _checks.as_array(X, "X")
         if X.dtype.kind not in "biuf":
             raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
-        if X.ndim != 2:
+        if X.ndim < 2:
             raise ValueError(f"X must have shape (batch, features), got shape {X.shape}")
-        if self.in_features is not None and X.shape[1] != self.in_features:
+        if X.ndim == 2 and self.in_features is not None and X.shape[1] != self.in_features:
             raise ValueError(
                 f"X has {X.shape[1]} features but layer 0 ({self.layers[0]!r}) expects "
                 f"{self.in_features}"
             )
+        if X.shape[1:] != self.input_shape:  # images: each layer checks the shape it gets
+            try:
+                self._chain(X.shape[1:])
+            except ValueError as err:
+                raise ValueError(f"X of shape {X.shape} does not fit the model: {err}") from None
+            self.input_shape = X.shape[1:]
         if dtype is None:
             dtype = self.dtype if self.dtype is not None else X.dtype
         return _checks.cast_finite("X", X, dtype if dtype.kind == "f" else np.float64)
@@ -538,18 +562,25 @@ class Sequential:
         load_state_dict(self, state)
 
     # -- seeing it --------------------------------------------------------------------------
-    def summary(self) -> str:
+    def summary(self, input_shape: tuple[int, ...] | None = None) -> str:
         """A table of the layers, their output shapes and parameter counts, with the totals.
 
-        Output shapes are ``(None, features)``: ``None`` stands for any number of rows (and,
-        for features, any number, when no layer fixes it).
+        Output shapes are ``(None, ...)``: ``None`` first stands for any number of examples, and
+        elsewhere for a size not known. ``input_shape`` is one example's shape, such as ``(1,
+        28, 28)`` for images; by default, that of the last data the model saw (if any).
         """
+        if input_shape is None:
+            input_shape = self.input_shape
+        else:
+            input_shape = tuple(
+                _checks.whole_number(f"input_shape[{i}]", size, low=1)
+                for i, size in enumerate(input_shape)
+            )
         rows = [("Layer", "Output shape", "Params")]
-        features = self.in_features
-        for i, layer in enumerate(self.layers):
-            features = layer.output_features(features)
+        for i, (layer, shape) in enumerate(zip(self.layers, self._chain(input_shape), strict=True)):
             count = sum(p.size for p in layer.parameters())
-            rows.append((f"{i} {type(layer).__name__}", f"(None, {features})", f"{count:,}"))
+            shown = "(None, None)" if shape is None else str((None, *shape))
+            rows.append((f"{i} {type(layer).__name__}", shown, f"{count:,}"))
         widths = [max(len(row[k]) for row in rows) + 3 for k in range(2)]
         lines = [f"{a:<{widths[0]}}{b:<{widths[1]}}{c}" for a, b, c in rows]
         rule = "=" * max(len(line) for line in lines)

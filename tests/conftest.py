@@ -48,10 +48,37 @@ LAYER_EXAMPLES = {
 }
 
 
+def _conv_example(channels: int, rng: np.random.Generator) -> minnet.Conv2d:
+    layer = minnet.Conv2d(channels, 3, (3, 2), stride=(2, 1), padding=(1, 0), rng=rng)
+    layer.b.value[...] = rng.standard_normal(3)  # a zero bias would hide a bias bug
+    return layer
+
+
+#: The layers that take images ``(batch, C, H, W)``: ``factory(channels, rng)``. The tests that
+#: cover every layer give them ``IMAGE_SHAPE`` examples (``C = IMAGE_SHAPE[0]``), and give the
+#: others ``(batch, in_features)`` rows.
+IMAGE_EXAMPLES = {
+    minnet.Conv2d: _conv_example,
+    minnet.MaxPool2d: lambda channels, rng: minnet.MaxPool2d(2, stride=1, padding=1),
+    minnet.AvgPool2d: lambda channels, rng: minnet.AvgPool2d((3, 2), stride=(1, 2), padding=1),
+    minnet.BatchNorm2d: lambda c, rng: _normalization_example(minnet.BatchNorm2d, c, rng),
+}
+IMAGE_SHAPE = (2, 5, 4)
+
+
 def layer_example(cls: type, in_features: int, rng: np.random.Generator) -> minnet.Layer:
-    """An instance of the layer class ``cls`` taking ``in_features`` inputs, for the tests."""
+    """An instance of the layer class ``cls`` taking ``in_features`` inputs (an image layer:
+    taking images of ``IMAGE_SHAPE``), for the tests."""
+    if cls in IMAGE_EXAMPLES:
+        return IMAGE_EXAMPLES[cls](IMAGE_SHAPE[0], rng)
     factory = LAYER_EXAMPLES.get(cls)
     return factory(in_features, rng) if factory is not None else cls()
+
+
+def example_shape(cls: type, in_features: int) -> tuple[int, ...]:
+    """One example's shape for :func:`layer_example`'s layer: ``(in_features,)`` or
+    ``IMAGE_SHAPE``."""
+    return IMAGE_SHAPE if cls in IMAGE_EXAMPLES else (in_features,)
 
 
 def random_net(

@@ -22,6 +22,7 @@ DOCS = [
     "docs/losses.md",
     "docs/gradcheck.md",
     "docs/training.md",
+    "docs/conv.md",
 ]
 
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

@@ -1,4 +1,5 @@
-"""examples/digits.py and examples/regression.py, run as a user would (quietly, and fast)."""
+"""examples/digits.py, examples/digits_cnn.py and examples/regression.py, run as a user would
+(quietly, and fast)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,17 @@ def test_regression_reaches_r2_of_0_9_held_out(capsys):
     found = re.search(r"R\^2 ([\d.]+) on 100 points", out)
     assert found and float(found.group(1)) == pytest.approx(r2, abs=1e-3)
     assert r2 >= 0.9
+
+
+def test_digits_cnn_reaches_98_percent_top1_held_out(capsys):
+    pytest.importorskip("sklearn")
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency
+
+    with threadpool_limits(1):  # small products: 2 BLAS threads on a busy machine are 5x slower
+        accuracy = run_example("digits_cnn.py")
+    out = capsys.readouterr().out
+    assert "(None, 32, 2, 2)" in out and "Total params: 6,090" in out
+    assert "gradient check: passed" in out
+    found = re.search(r"top-1 accuracy ([\d.]+)% on 449 images", out)
+    assert found and float(found.group(1)) / 100 == pytest.approx(accuracy, abs=1e-3)
+    assert accuracy >= 0.98

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import layer_example
+from conftest import example_shape, layer_example
 
 import minnet
 from minnet.layers import layer_classes
@@ -26,7 +26,7 @@ def test_every_layer_passes_its_gradient_check(cls, batch):
     layer = layer_example(cls, 4, rng)
     if batch == 1 and cls is minnet.BatchNorm1d:
         layer.eval()  # one row has no batch variance: refused in training mode, as torch does
-    x = rng.standard_normal((batch, 4))
+    x = rng.standard_normal((batch, *example_shape(cls, 4)))
     report = layer.gradcheck(x)
     assert report.passed, str(report)
     assert set(report.by_parameter) == {name for name, _ in layer.named_parameters()} | {"input"}
@@ -37,10 +37,10 @@ def test_every_layer_passes_its_gradient_check(cls, batch):
 def test_every_layer_keeps_batch_and_dtype(cls):
     rng = np.random.default_rng(1)
     layer = layer_example(cls, 4, rng)
-    x = rng.standard_normal((6, 4))
+    x = rng.standard_normal((6, *example_shape(cls, 4)))
     out = layer.forward(x)
     assert out.shape[0] == 6
-    assert out.shape[1] == layer.output_features(4)
+    assert out.shape[1:] == layer.output_shape(x.shape[1:])
     grad_input = layer.backward(np.ones_like(out))
     assert grad_input.shape == x.shape
 
@@ -49,7 +49,7 @@ def test_every_layer_keeps_batch_and_dtype(cls):
 def test_backward_before_forward_is_a_runtime_error(cls):
     layer = layer_example(cls, 4, np.random.default_rng(0))
     with pytest.raises(RuntimeError, match="before forward"):
-        layer.backward(np.ones((2, layer.output_features(4))))
+        layer.backward(np.ones((2, *layer.output_shape(example_shape(cls, 4)))))
 
 
 def test_linear_shapes_and_seeded_init():

@@ -7,7 +7,9 @@ What it does (each piece tested to give the textbook path's numbers):
   the whole model, however many parameters it has;
 - :func:`backward`: a model's backward, with a plain ``Linear``'s weight gradient added a block
   of rows at a time (no temporary as large as ``W``) and without the first layer's input
-  gradient, which nobody uses (the input is the data): a product as large as its forward.
+  gradient, which nobody uses (the input is the data): for a ``Linear``, a product as large as
+  its forward, skipped; for a ``Conv2d``, a product and a ``col2im``;
+- :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
@@ -115,9 +117,29 @@ def backward(body: list, grad_output: np.ndarray) -> bool:
         layer = body[i]
         if type(layer) is Linear and "backward" not in vars(layer):
             grad_output = _linear_backward(layer, grad_output, needs_input_grad=i > 0)
+        elif i == 0 and _is_plain_conv(layer, grad_output):
+            _conv_backward_without_input(layer, grad_output)
         else:
             grad_output = layer.backward(grad_output)
     return True
+
+
+def _is_plain_conv(layer, grad_output: np.ndarray) -> bool:
+    from ..layers.conv import Conv2d  # here, not above: Conv2d imports this package's im2col
+
+    return (
+        type(layer) is Conv2d
+        and "backward" not in vars(layer)
+        and grad_output.shape == layer.out_shape
+    )
+
+
+def _conv_backward_without_input(layer, grad_output: np.ndarray) -> None:
+    """``Conv2d.backward`` without its input gradient (a product and a col2im, skipped)."""
+    g = grad_output.transpose(1, 2, 3, 0).reshape(layer.out_channels, -1)
+    layer.W.grad += (g @ layer.cols.T).reshape(layer.W.value.shape)
+    if layer.bias:
+        layer.b.grad += g.sum(axis=1)
 
 
 def _linear_backward(layer: Linear, grad_output: np.ndarray, needs_input_grad: bool):
@@ -145,7 +167,7 @@ PRODUCT_BLOCK = 1 << 18  # entries of add_product's temporary: 2 MiB in float64
 def backward_first(layer, grad_output: np.ndarray) -> None:
     """A model's first layer's backward as the accelerator runs it: ``layer.backward`` adding
     the same parameter gradients, without the input gradient nobody uses (for a plain
-    ``Linear``). The gradient check compares the two."""
+    ``Linear`` or ``Conv2d``). The gradient check compares the two."""
     backward([layer], grad_output)
 
 

@@ -7,6 +7,9 @@ Three things, each with a safe default for a layer nobody registered:
   forward. Default: no (each copy runs on its own, always right, only slower).
 - **Perturbed forwards** (:func:`forward_perturbed`): a layer's outputs for many one-entry moves
   of one parameter at once. Default: one ``forward`` per move.
+- **Kinks of its own** (:func:`register_kinks`): where the layer's derivative jumps, when that
+  is not at fixed input values (``kink_points``): a max pooling has a kink wherever two entries
+  of a window tie for the maximum. Default: the ``kink_points`` class attribute, or none.
 - **Held randomness** (:func:`holding_randomness`): every evaluation must see the same function,
   so each numpy ``Generator`` a layer keeps as an attribute replays its draws during a check.
   A layer that draws from elsewhere may opt in with a ``fixed_randomness()`` context manager.
@@ -19,22 +22,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._fast.im2col import im2col
 from ..layers import (
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
+    Flatten,
     Layer,
     LayerNorm,
     LeakyReLU,
     Linear,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
     Tanh,
 )
+from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK
 
 # class -> predicate(layer) -> bool
 _ROWWISE: dict[type, Callable[[Any], bool]] = {}
@@ -108,6 +118,72 @@ def _linear_perturbed(
     else:
         outputs[which, :, flat_index] += steps[:, np.newaxis]
     return outputs
+
+
+def _conv2d_perturbed(
+    layer: Conv2d, x: np.ndarray, name: str, flat_index: np.ndarray, steps: np.ndarray
+) -> np.ndarray:
+    # out[n, o] is sum(W[o] * window) + b[o]: moving W[o, c, p, q] by s adds s times row
+    # (c, p, q) of the layer's im2col matrix to output channel o; moving b[o] adds s.
+    out = layer.forward(x)
+    outputs = np.repeat(out[np.newaxis], len(steps), axis=0)  # (steps, N, F, H_out, W_out)
+    n, _, h_out, w_out = out.shape
+    if name == "W":
+        channels, columns = np.divmod(flat_index, layer.W.value[0].size)
+        moved = layer.cols[columns].reshape(len(steps), h_out, w_out, n).transpose(0, 3, 1, 2)
+        outputs[np.arange(len(steps)), :, channels] += steps[:, None, None, None] * moved
+    else:
+        outputs[np.arange(len(steps)), :, flat_index] += steps[:, None, None, None]
+    return outputs
+
+
+class Kinks(NamedTuple):
+    """A layer's own kinks: ``sides(layer, x)``, an array of -1, 0, 1 (0: on a kink) that changes
+    exactly when an input crosses one, and ``crossing(sides, sides0)``: what moving from the
+    input of ``sides0`` (the check's unmoved one) to that of ``sides`` crossed (``NO_KINK``,
+    ``ONE_KINK``, ``KINKS_MEET`` or ``NEAR_KINK``, see :mod:`.judge`)."""
+
+    sides: Callable[[Any, np.ndarray], np.ndarray | None]
+    crossing: Callable[[np.ndarray, np.ndarray], int]
+
+
+_KINKS: dict[type, Kinks] = {}
+
+
+def register_kinks(cls: type, sides: Callable, crossing: Callable) -> None:
+    """Give ``cls`` kinks of its own (see :class:`Kinks`) instead of its ``kink_points``."""
+    _KINKS[cls] = Kinks(sides, crossing)
+
+
+def kinks_of(layer: Layer) -> Kinks | None:
+    """The kinks registered for ``layer``'s class, or ``None`` (then its ``kink_points``)."""
+    return _KINKS.get(type(layer))
+
+
+def _max_pool_sides(layer: MaxPool2d, x: np.ndarray) -> np.ndarray | None:
+    # Each window's entries (a column of im2col): the sign of (entry - the largest of the
+    # others): 1 for the maximum, -1 below it, 0 where two entries tie for the maximum (a kink).
+    n, c, h, w = x.shape
+    geometry = (layer.kernel_size, layer.stride, layer.padding)
+    cols = im2col(x.reshape(n * c, 1, h, w), *geometry, value=-np.inf)
+    if len(cols) < 2:
+        return None
+    second, first = np.sort(cols, axis=0)[-2:]
+    others = np.where(cols == first, second, first)
+    with np.errstate(invalid="ignore"):  # -inf padding minus -inf padding
+        return np.nan_to_num(np.sign(cols - others), nan=-1.0)
+
+
+def _max_pool_crossing(sides: np.ndarray, sides0: np.ndarray) -> int:
+    # One window whose tie broke: the gradient's choice (the first maximum) is one side's
+    # slope. Ties broken in several windows at once: backprop's choices need not be the
+    # slopes of one side (KINKS_MEET: a value outside them is undecided, not wrong).
+    changed = sides != sides0
+    if not changed.any():
+        return NO_KINK
+    if not np.all(sides0[changed] == 0):
+        return NEAR_KINK  # a maximum changed that was not tied at theta: the step is too large
+    return ONE_KINK if np.count_nonzero(changed.any(axis=0)) == 1 else KINKS_MEET
 
 
 class _Replay:
@@ -188,15 +264,24 @@ def _put(holder: Any, key: Any, value: Any) -> None:
 
 for _cls in (Linear, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, LayerNorm):
     register_rowwise(_cls)
+# Image layers: each output example depends on its own input example only (rows = examples).
+for _cls in (Conv2d, MaxPool2d, AvgPool2d, Flatten):
+    register_rowwise(_cls)
 register_rowwise(BatchNorm1d, lambda layer: not layer.training)
+register_rowwise(BatchNorm2d, lambda layer: not layer.training)
 register_rowwise(Dropout, lambda layer: not layer.training or layer.p == 0)
 register_perturbed(Linear, _linear_perturbed)
+register_perturbed(Conv2d, _conv2d_perturbed)
+register_kinks(MaxPool2d, _max_pool_sides, _max_pool_crossing)
 
 __all__ = [
+    "Kinks",
     "forward_perturbed",
     "holding_randomness",
     "is_rowwise",
+    "kinks_of",
     "parameter_getter",
+    "register_kinks",
     "register_perturbed",
     "register_rowwise",
 ]

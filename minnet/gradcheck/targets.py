@@ -21,7 +21,7 @@ import numpy as np
 
 from .batched import batched_values, can_batch
 from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK, Measurement
-from .layer_registry import holding_randomness
+from .layer_registry import holding_randomness, kinks_of
 from .reference import evaluate_moved
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ def float64_copy(array: Any) -> np.ndarray:
 
 def kink_sides(layer: Any, x: np.ndarray) -> np.ndarray | None:
     """Which side of each of the layer's declared kinks every input entry is on (-1, 0, 1)."""
+    own = kinks_of(layer)  # kinks not at fixed input values (max pooling's ties)
+    if own is not None:
+        return own.sides(layer, x)
     points = getattr(layer, "kink_points", ())
     return np.stack([np.sign(x - p) for p in points]) if points else None
 
@@ -50,6 +53,9 @@ def crossing(layer: Any, x: np.ndarray, x0: np.ndarray, sides0: np.ndarray | Non
     (:data:`~.judge.NO_KINK`, ``ONE_KINK``, ``KINKS_MEET`` or ``NEAR_KINK``)?"""
     if sides0 is None or x.shape != x0.shape:
         return NO_KINK
+    own = kinks_of(layer)
+    if own is not None:
+        return own.crossing(own.sides(layer, x), sides0)
     changed = kink_sides(layer, x) != sides0  # (points, *x.shape)
     if not changed.any():
         return NO_KINK

@@ -35,7 +35,10 @@ only matters for ``momentum=None``, which minnet does not have and refuses).
 ``LeakyReLU(negative_slope)``, ``Sigmoid``, ``Tanh``, ``Dropout(p)``, ``Softmax`` <->
 ``nn.Softmax(dim=-1 or 1)``, ``BatchNorm1d(num_features, eps, momentum)`` <-> ``nn.BatchNorm1d``
 (affine, with running statistics), ``LayerNorm(num_features, eps)`` <-> ``nn.LayerNorm`` over
-the last dimension with ``elementwise_affine`` and a bias. **Losses**: ``MSELoss``,
+the last dimension with ``elementwise_affine`` and a bias; images: ``Conv2d`` <-> ``nn.Conv2d``
+(zero padding given as numbers, no dilation, no groups), ``MaxPool2d`` and ``AvgPool2d`` <->
+their namesakes (no ``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> ``nn.Flatten()``,
+``BatchNorm2d`` as ``BatchNorm1d``. **Losses**: ``MSELoss``,
 ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(label_smoothing)``, all with
 ``reduction="mean"`` and no class weights. Anything else is refused with a ``ValueError`` that
 names it. (Export only: ``LogSoftmax``, and the losses ``L1Loss``, ``HuberLoss``, ``NLLLoss``,
@@ -63,13 +66,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..layers import (
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
+    Flatten,
     Layer,
     LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -195,9 +203,35 @@ def _register_builtins() -> None:
     register_to_torch(Softmax)(lambda layer: nn.Softmax(dim=-1))
     register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=-1))
 
+    @register_to_torch(Conv2d)
+    def _(layer: Conv2d) -> Any:
+        out = torch.nn.utils.skip_init(
+            nn.Conv2d,
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            bias=layer.bias,
+            dtype=_torch_dtype(layer.W.dtype),
+        )
+        set_weights(out.weight, layer.W.value)
+        if layer.bias:
+            set_weights(out.bias, layer.b.value)
+        return out
+
+    register_to_torch(MaxPool2d)(
+        lambda layer: nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+    )
+    register_to_torch(AvgPool2d)(
+        lambda layer: nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
+    )
+    register_to_torch(Flatten)(lambda layer: nn.Flatten())
+
     @register_to_torch(BatchNorm1d)
+    @register_to_torch(BatchNorm2d)
     def _(layer: BatchNorm1d) -> Any:
-        out = nn.BatchNorm1d(
+        out = getattr(nn, type(layer).__name__)(
             layer.num_features,
             eps=layer.eps,
             momentum=layer.momentum,
@@ -265,20 +299,78 @@ def _register_builtins() -> None:
             )
         return Softmax()
 
+    @register_from_torch(nn.Conv2d)
+    def _(module: Any) -> Conv2d:
+        if isinstance(module.padding, str) or module.padding_mode != "zeros":
+            raise ValueError(
+                f"{module!r}: minnet's Conv2d pads with a number of zeros, got padding="
+                f"{module.padding!r}, padding_mode={module.padding_mode!r}"
+            )
+        if tuple(module.dilation) != (1, 1) or module.groups != 1:
+            raise ValueError(
+                f"{module!r}: minnet's Conv2d has dilation=1 and groups=1, got dilation="
+                f"{module.dilation}, groups={module.groups}"
+            )
+        dtype = _float_dtype_of(module.weight)
+        layer = Conv2d(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            bias=module.bias is not None,
+            rng=0,
+            dtype=dtype,
+        )
+        layer.W = Parameter(_array(module.weight))
+        if module.bias is not None:
+            layer.b = Parameter(_array(module.bias))
+        return layer
+
+    @register_from_torch(nn.MaxPool2d)
+    def _(module: Any) -> MaxPool2d:
+        if module.dilation not in (1, (1, 1)) or module.ceil_mode or module.return_indices:
+            raise ValueError(
+                f"{module!r}: minnet's MaxPool2d has dilation=1, ceil_mode=False and "
+                "return_indices=False"
+            )
+        return MaxPool2d(module.kernel_size, module.stride, module.padding)
+
+    @register_from_torch(nn.AvgPool2d)
+    def _(module: Any) -> AvgPool2d:
+        if module.ceil_mode or not module.count_include_pad or module.divisor_override:
+            raise ValueError(
+                f"{module!r}: minnet's AvgPool2d has ceil_mode=False, count_include_pad=True "
+                "and no divisor_override"
+            )
+        return AvgPool2d(module.kernel_size, module.stride, module.padding)
+
+    @register_from_torch(nn.Flatten)
+    def _(module: Any) -> Flatten:
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise ValueError(
+                f"{module!r}: minnet's Flatten keeps the batch axis and flattens the rest "
+                f"(start_dim=1, end_dim=-1), got start_dim={module.start_dim}, "
+                f"end_dim={module.end_dim}"
+            )
+        return Flatten()
+
     @register_from_torch(nn.BatchNorm1d)
+    @register_from_torch(nn.BatchNorm2d)
     def _(module: Any) -> BatchNorm1d:
         if module.momentum is None:
             raise ValueError(
                 f"{module!r} has momentum=None (a cumulative average of the batch statistics); "
-                "minnet's BatchNorm1d takes an exponential average: give it a momentum in (0, 1]"
+                "minnet's batch norms take an exponential average: give it a momentum in (0, 1]"
             )
         if not module.affine or not module.track_running_stats:
             raise ValueError(
-                f"{module!r}: minnet's BatchNorm1d has affine=True and track_running_stats=True; "
+                f"{module!r}: minnet's batch norms have affine=True and track_running_stats=True; "
                 f"got affine={module.affine}, track_running_stats={module.track_running_stats}"
             )
         dtype = _float_dtype_of(module.weight)
-        layer = BatchNorm1d(module.num_features, module.eps, module.momentum, dtype=dtype)
+        cls = BatchNorm2d if isinstance(module, nn.BatchNorm2d) else BatchNorm1d
+        layer = cls(module.num_features, module.eps, module.momentum, dtype=dtype)
         layer.gamma = Parameter(_array(module.weight))
         layer.beta = Parameter(_array(module.bias))
         layer.running_mean = _array(module.running_mean).astype(dtype)

@@ -5,7 +5,9 @@
 - :mod:`.activations`: :class:`ReLU`, :class:`LeakyReLU`, :class:`Sigmoid`, :class:`Tanh`,
   :class:`Softmax`, :class:`LogSoftmax`;
 - :mod:`.dropout`: :class:`Dropout`;
-- :mod:`.normalization`: :class:`BatchNorm1d`, :class:`LayerNorm`.
+- :mod:`.normalization`: :class:`BatchNorm1d`, :class:`BatchNorm2d`, :class:`LayerNorm`;
+- :mod:`.conv`: :class:`Conv2d`, :class:`Flatten` (images ``(N, C, H, W)``);
+- :mod:`.pooling`: :class:`MaxPool2d`, :class:`AvgPool2d`.
 
 :func:`layer_classes` lists every layer class minnet ships (the every-layer tests and ``load``
 use it).
@@ -13,7 +15,7 @@ use it).
 
 from __future__ import annotations
 
-from . import activations, dropout, linear, normalization
+from . import activations, conv, dropout, linear, normalization, pooling
 from .activations import (
     LeakyReLU,
     LogSoftmax,
@@ -26,9 +28,11 @@ from .activations import (
     softmax,
 )
 from .base import Layer
+from .conv import Conv2d, Flatten
 from .dropout import Dropout
 from .linear import INIT_STD, Linear
-from .normalization import BatchNorm1d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AvgPool2d, MaxPool2d
 
 
 def layer_classes() -> dict[str, type[Layer]]:
@@ -38,7 +42,7 @@ def layer_classes() -> dict[str, type[Layer]]:
 
     found: dict[str, type[Layer]] = {}
     package = sys.modules[__name__]
-    for module in (package, activations, dropout, linear, normalization):
+    for module in (package, activations, conv, dropout, linear, normalization, pooling):
         for name, cls in vars(module).items():
             if (
                 not name.startswith("_")
@@ -53,13 +57,18 @@ def layer_classes() -> dict[str, type[Layer]]:
 
 __all__ = [
     "INIT_STD",
+    "AvgPool2d",
     "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
     "Dropout",
+    "Flatten",
     "Layer",
     "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "MaxPool2d",
     "ReLU",
     "Sigmoid",
     "Softmax",

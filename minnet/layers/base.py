@@ -13,7 +13,8 @@ Everything else has a default that works: parameters are found by walking the at
 in :meth:`Layer.named_buffers`, and its constructor arguments (for ``repr`` and saving) are the
 attributes named like the ``__init__`` arguments, scikit-learn's convention.
 
-Data is batch-first: ``x`` has shape ``(batch, features)``.
+Data is batch-first: ``x`` has shape ``(batch, features)``, or ``(batch, channels, height,
+width)`` for images (:meth:`Layer.output_shape` says what a layer makes of a shape).
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ class Layer:
         """
         return in_features
 
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """One example's output shape for one example's input shape (the batch axis left out;
+        ``None`` for what is not known). ``ValueError`` if the layer cannot take it. This
+        version: :func:`rows_output_shape` (image layers such as ``Conv2d`` override it)."""
+        return rows_output_shape(self, input_shape)
+
     def arguments(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer: each ``__init__`` argument that
         the layer keeps as an attribute of the same name (``self.n_in = n_in``)."""
@@ -118,6 +125,26 @@ class Layer:
         from ..gradcheck import check_layer
 
         return check_layer(self, x, **options)
+
+
+Shape = tuple[int | None, ...] | None  # one example's shape (the batch axis left out)
+
+
+def rows_output_shape(layer: Layer, input_shape: Shape) -> Shape:
+    """:meth:`Layer.output_shape` for a layer of rows: for ``(features,)`` it asks
+    ``layer.output_features``; a layer that does not override ``output_features`` is
+    elementwise and keeps any shape; one that does takes rows only."""
+    if input_shape is None:
+        features = layer.output_features(None)
+        return None if features is None else (features,)
+    if len(input_shape) == 1:
+        return (layer.output_features(input_shape[0]),)
+    if type(layer).output_features is not Layer.output_features:
+        raise ValueError(
+            f"{layer!r} takes rows of shape (batch, features), got "
+            f"(batch, {', '.join(map(str, input_shape))}) (a Flatten() before it makes rows)"
+        )
+    return tuple(input_shape)
 
 
 def constructor_arguments(obj: Any) -> dict[str, Any]:
@@ -164,4 +191,11 @@ def _named_parameters(holder: Any, prefix: str, seen: set[int]) -> Iterator[tupl
             yield from _named_parameters(value, f"{prefix}.{key}", seen)
 
 
-__all__ = ["Layer", "MissingForwardError", "constructor_arguments", "described"]
+__all__ = [
+    "Layer",
+    "MissingForwardError",
+    "Shape",
+    "constructor_arguments",
+    "described",
+    "rows_output_shape",
+]

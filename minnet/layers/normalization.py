@@ -1,5 +1,6 @@
-"""Normalization layers: ``BatchNorm1d`` (statistics over the batch) and ``LayerNorm`` (over the
-features of each row), with PyTorch's numbers.
+"""Normalization layers: ``BatchNorm1d`` (statistics over the batch), ``BatchNorm2d`` (over the
+batch and the pixels, per channel) and ``LayerNorm`` (over the features of each row), with
+PyTorch's numbers.
 
 Both normalize ``x`` to ``x_hat = (x - mean) / sqrt(var + eps)`` (``var`` the biased variance)
 and return ``gamma * x_hat + beta``. They differ in *which* numbers the mean and variance are
@@ -144,4 +145,60 @@ class LayerNorm(Layer):
         return _normalize_backward(grad_output * self.gamma.value, self.x_hat, self.std, axis=1)
 
 
-__all__ = ["BatchNorm1d", "LayerNorm"]
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalization of images per channel, as ``torch.nn.BatchNorm2d``.
+
+    ``x: (N, C, H, W)`` -> same shape, ``C = num_features``. Each channel is normalized with
+    the mean and variance of its ``N * H * W`` values: exactly a :class:`BatchNorm1d` whose rows
+    are the pixels (``x.transpose(0, 2, 3, 1).reshape(-1, C)``), and that is how it is computed.
+    Parameters ``gamma``, ``beta`` and buffers ``running_mean``, ``running_var`` are
+    ``(num_features,)``; the running variance is updated with the unbiased variance over the
+    ``N * H * W`` values, as PyTorch; evaluation mode uses the running statistics.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x: (N, num_features, H, W)`` -> same shape."""
+        x = _checks.float_input(self, x)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{self!r} expects images of shape (batch, {self.num_features}, height, width), "
+                f"got an array of shape {x.shape}"
+            )
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] < 2:
+            raise ValueError(
+                f"{self!r} in training mode needs at least 2 values per channel to compute a "
+                f"batch variance, got input of shape {x.shape} (call model.eval() to use the "
+                "running statistics)"
+            )
+        self.x_shape = x.shape
+        n, c, h, w = x.shape
+        rows = super().forward(x.transpose(0, 2, 3, 1).reshape(n * h * w, c))
+        return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        """``grad_output: (N, num_features, H, W)`` -> input gradient, same shape."""
+        _checks.gradient_shape(self, grad_output, self.x_shape)
+        n, c, h, w = self.x_shape
+        rows = super().backward(grad_output.transpose(0, 2, 3, 1).reshape(n * h * w, c))
+        return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+    def output_shape(self, input_shape):
+        """``(num_features, H, W)`` -> the same."""
+        if input_shape is None:
+            return self.num_features, None, None
+        if len(input_shape) != 3 or input_shape[0] not in (None, self.num_features):
+            raise ValueError(
+                f"{self!r} takes images of shape (batch, {self.num_features}, height, width), "
+                f"got (batch, {', '.join(map(str, input_shape))})"
+            )
+        return tuple(input_shape)
+
+    def output_features(self, in_features: int | None) -> None:
+        if in_features is not None:
+            raise ValueError(
+                f"{self!r} takes images (batch, channels, height, width), got rows of "
+                f"{in_features} features (for rows, use BatchNorm1d)"
+            )
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
