@@ -352,10 +352,10 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
             return values
         if self.reduction == "sum":
             self._grad = gradient
-            return float(np.sum(values))
+            return float(values.sum())
         count = self._denominator(terms, shape)
         self._grad = gradient * (1.0 / count)
-        return float(np.sum(values) / count)
+        return float(values.sum() / count)
 
     def _shares(self, terms: Terms, shape: tuple[int, ...]) -> np.ndarray | None:
         if self.reduction == "none":

@@ -18,6 +18,7 @@ model or an optimizer is built, and by each backward.
 
 from __future__ import annotations
 
+import operator
 import weakref
 
 import numpy as np
@@ -60,8 +61,9 @@ def place(model, dtype: np.dtype | None) -> bool:
     return True
 
 
-# id(model) -> (a key of its layers' state, the layers, (layer, attribute name) per parameter)
-_PLACES: dict[int, tuple[tuple, tuple, list]] = {}
+# id(model) -> (each layer's number of attributes, the layers, (a layer's attribute dict,
+# attribute name) per parameter)
+_PLACES: dict[int, tuple[list, tuple, list]] = {}
 
 
 def current_parameters(model) -> list[Parameter]:
@@ -73,22 +75,28 @@ def current_parameters(model) -> list[Parameter]:
     anew, so a parameter assigned later (``layer.W = Parameter(...)``) is the one returned. Models
     whose parameters sit deeper (in lists, dicts, sub-layers) always get the full walk.
     """
-    key = tuple((id(layer), len(vars(layer))) for layer in model.layers)
+    layers = model.layers
+    key = [len(layer.__dict__) for layer in layers]  # with the layers themselves, below
     cached = _PLACES.get(id(model))
-    if cached is None or cached[0] != key:
+    if cached is None or cached[0] != key or not _same(cached[1], layers):
         places = []
         for name, _ in model.named_parameters():
             index, attribute = name.split(".", 1)
             if "." in attribute:
                 return model.parameters()
-            places.append((model.layers[int(index)], attribute))
-        cached = (key, tuple(model.layers), places)  # holding the layers keeps their ids
+            places.append((layers[int(index)].__dict__, attribute))
+        cached = (key, tuple(layers), places)  # holding the layers keeps their ids
         _PLACES[id(model)] = cached
         weakref.finalize(model, _PLACES.pop, id(model), None)
-    found = [vars(layer).get(attribute) for layer, attribute in cached[2]]
-    if not all(isinstance(p, Parameter) for p in found):
-        return model.parameters()
+    found = [attributes.get(name) for attributes, name in cached[2]]
+    for p in found:
+        if type(p) is not Parameter and not isinstance(p, Parameter):
+            return model.parameters()
     return found
+
+
+def _same(cached: tuple, layers: list) -> bool:
+    return len(cached) == len(layers) and all(map(operator.is_, cached, layers))
 
 
 def zero_grad(model) -> None:
