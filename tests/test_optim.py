@@ -566,3 +566,15 @@ def test_cs231n_rmsprop_step():
     ]
     np.testing.assert_allclose(p.value, expected_next_w, rtol=0, atol=5e-9)
     np.testing.assert_allclose(cache, expected_cache, rtol=0, atol=5e-9)
+
+
+@pytest.mark.parametrize(
+    "optimizer_class", [minnet.Adam, minnet.AdamW, minnet.RMSprop, minnet.Adagrad]
+)
+def test_an_eps_that_rounds_to_zero_in_float16_is_refused_up_front(optimizer_class):
+    model = Sequential(
+        [Linear(2, 3, rng=0, dtype=np.float16), Linear(3, 1, rng=1, dtype=np.float16)]
+    )
+    with pytest.raises(ValueError, match=r"eps=1e-\d+ rounds to 0 in float16.*at least 6\.1e-05"):
+        optimizer_class(model.parameters())
+    optimizer_class(model.parameters(), eps=1e-4)  # representable: accepted

@@ -106,6 +106,7 @@ class Optimizer:
         return ()
 
     def __attrs_post_init__(self) -> None:
+        self._check_eps()
         storage = FlatStorage.find(self.params) if self.flat and _fast.fast_path_enabled() else None
         if storage is None:
             self.state = [self.new_state(p.value) for p in self.params]
@@ -117,6 +118,21 @@ class Optimizer:
         self.state = list(zip(*per_state, strict=True)) or [()] * len(self.params)
         self._storage = storage
         self._flat_blocks = storage.blocks(flat_states)
+
+    def _check_eps(self) -> None:
+        """An ``eps`` that rounds to 0 in a parameter's dtype (``1e-8`` in float16) would divide
+        by zero at the first step: refused here, with what to give instead."""
+        eps = getattr(self, "eps", None)
+        if eps is None:
+            return
+        for dtype in sorted({p.dtype for p in self.params}, key=str):
+            if np.asarray(eps, dtype=dtype) == 0:
+                smallest = float(np.finfo(dtype).smallest_normal)
+                raise ValueError(
+                    f"{type(self).__name__}: eps={eps:g} rounds to 0 in {dtype}, the dtype of "
+                    f"some parameters, and the first step would divide by zero: give eps of at "
+                    f"least {smallest:.3g} (the smallest normal {dtype}), or train in float32"
+                )
 
     def step(self) -> None:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
