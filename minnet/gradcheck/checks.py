@@ -10,6 +10,7 @@ from attrs import evolve
 
 from ..flat import FlatLayout
 from ..layers import Layer
+from .contract import UNMEASURABLE, contract_violations
 from .judge import (
     AGREE,
     EPS,
@@ -25,7 +26,17 @@ from .judge import (
 from .judge import max_step as max_step_for
 from .judge import natural_step as natural_step_for
 from .report import FAILED, INCONCLUSIVE, PASSED, Entry, GradcheckReport, relative_difference
-from .targets import FunctionTarget, LayerTarget, LossTarget, ModelTarget, Target, checking
+from .targets import (
+    FunctionTarget,
+    LayerTarget,
+    LossTarget,
+    ModelTarget,
+    Target,
+    checking,
+    float64_copy,
+    stream,
+    upstream_gradient,
+)
 
 if TYPE_CHECKING:
     from ..losses import Loss
@@ -337,12 +348,13 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
     noise = NOISE_ULPS * EPS * target.scale() if np.isfinite(center) else 0.0
     judge = Judge(threshold, max(noise, _probe_noise(target, seed)))
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
-    rng = np.random.default_rng(seed)
+    directions = stream(seed, "directions")
+    sampling = stream(seed, "samples")
     chosen = {}  # the entries each tensor checks
     for t, size in enumerate(layout.sizes):
         chosen[t] = np.arange(size)
         if samples is not None and samples < size and not fast:
-            chosen[t] = np.sort(rng.choice(size, samples, replace=False))
+            chosen[t] = np.sort(sampling.choice(size, samples, replace=False))
     # The check's scale: its largest claimed derivative among the entries it compares.
     largest = [
         np.abs(g.reshape(-1)[chosen[t]]) for t, g in enumerate(target.analytic) if chosen[t].size
@@ -356,7 +368,7 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
         if size == 0:
             continue
         if fast:
-            analytic, verdict = _judge_direction(target, judge, t, rng, epsilon)
+            analytic, verdict = _judge_direction(target, judge, t, directions, epsilon)
             if verdict.status == AGREE:
                 tally.add_direction(name, size, analytic, verdict)
                 continue
@@ -384,7 +396,7 @@ def _probe_noise(target: Target, seed: int | None) -> float:
     if not sizes or max(sizes) == 0 or not np.isfinite(target.center):
         return 0.0
     t = int(np.argmax(sizes))
-    rng = np.random.default_rng(seed)
+    rng = stream(seed, "noise")
     step = PROBE_STEP * max(1.0, float(np.max(np.abs(target.arrays[t]))))
     seen = []
     for index in rng.choice(sizes[t], min(3, sizes[t]), replace=False):
@@ -462,11 +474,73 @@ def check_layer(
             f"check_layer takes a minnet Layer, got {type(layer).__name__}: subclass "
             "minnet.Layer (and call super().__init__() in your __init__)"
         )
+    options = dict(epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
+    _check_options(epsilon, threshold, samples)
     with checking([layer]):
-        target = LayerTarget(layer, x, seed)
-        return _run(
-            target, epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
+        violations, notes = [], []
+        given = float64_copy(x)
+        if given.ndim >= 1 and len(given) > 0:
+            # The contract first, on the caller's input: a forward that changes its input in
+            # place would otherwise have changed the check's copy before anyone looked.
+            out = np.asarray(layer.forward(given.copy()))
+            upstream = upstream_gradient(out.shape, seed, 0)
+            violations, notes = contract_violations(layer, given, upstream)
+        if violations and _unmeasurable(violations):
+            # The numbers cannot even be compared (wrong shapes or types): the contract says why.
+            return GradcheckReport(
+                status=FAILED,
+                difference=float("nan"),
+                by_parameter={},
+                threshold=threshold,
+                epsilon=epsilon,
+                mode="fast" if fast else "sampled" if samples is not None else "full",
+                reasons=tuple(violations) + tuple(notes),
+            )
+        for attempt in range(PROBE_ATTEMPTS):
+            target = LayerTarget(layer, given, seed, attempt)
+            blind = _blind_tensors(target, seed, attempt)
+            if not blind:
+                break
+        report = _run(target, **options)
+    reasons = tuple(violations) + report.reasons + tuple(notes)
+    if violations:
+        return evolve(report, status=FAILED, reasons=reasons)
+    if blind and report.status == PASSED:
+        reason = (
+            f"the upstream gradient G had no power on {', '.join(blind)} in {PROBE_ATTEMPTS} "
+            "independent draws: the output moves with it, J = sum(G * out) does not; a wrong "
+            "gradient there could not be seen"
         )
+        return evolve(report, status=INCONCLUSIVE, reasons=reasons + (reason,))
+    return evolve(report, reasons=reasons)
+
+
+def _unmeasurable(violations: list[str]) -> bool:
+    """Do the violations leave nothing to compare (a gradient of the wrong shape or type)?"""
+    return any(UNMEASURABLE in reason for reason in violations)
+
+
+#: How many upstream gradients ``G`` a layer check draws before it says it has no power.
+PROBE_ATTEMPTS = 3
+
+
+def _blind_tensors(target: LayerTarget, seed: int | None, attempt: int) -> list[str]:
+    """The tensors ``G`` is blind to (:meth:`LayerTarget.powerless`), along one random
+    direction each, at the natural step."""
+    if target.empty_reason is not None:
+        return []
+    rng = stream(seed, "directions", attempt)
+    blind = []
+    with np.errstate(all="ignore"):
+        for t, array in enumerate(target.arrays):
+            if array.size == 0:
+                continue
+            direction = rng.standard_normal(array.shape)
+            direction /= np.linalg.norm(direction)
+            step = float(natural_step_for(float(np.max(np.abs(array)))))
+            if target.powerless(t, direction, step):
+                blind.append(target.names[t])
+    return blind
 
 
 def check_model(
