@@ -47,10 +47,13 @@ This module knows nothing about layers or models: it sees numbers and a way to g
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 from attrs import frozen
+
+from .reference import difference_quotient, step_rounding
 
 EPS = float(np.finfo(np.float64).eps)
 CBRT_EPS = EPS ** (1 / 3)
@@ -66,6 +69,8 @@ KINK_SCALE = 16
 #: Error bars from a pair of steps assume the truncation error is ``c h^2``: the descent trusts
 #: pairs only once the larger step is at most ASYMPTOTIC times the natural step.
 ASYMPTOTIC = 16
+#: The truncation bound from a pair of steps is taken this many times over.
+TRUNCATION_SAFETY = 2.0
 #: The longest descent towards small steps.
 MAX_DESCENT = 16
 #: A slope jump is a kink only if larger than JUMP_NOISE times its noise, and if it changes by at
@@ -99,25 +104,48 @@ class Measurement:
     minus: float
     center: float
     crossed: int = NO_KINK
+    #: The steps actually taken up and down (``(theta + h) - theta`` and ``theta - (theta -
+    #: h)``); ``None``: exactly ``step``.
+    up: float | None = None
+    down: float | None = None
+
+    @property
+    def taken_up(self) -> float:
+        return self.step if self.up is None else self.up
+
+    @property
+    def taken_down(self) -> float:
+        return self.step if self.down is None else self.down
+
+    @property
+    def swallowed(self) -> bool:
+        """Was the step lost in rounding (``theta + h == theta`` either way)?"""
+        return not (self.taken_up > 0 and self.taken_down > 0)
 
     @property
     def numeric(self) -> float:
-        """The central difference ``(J+ - J-) / 2h``."""
-        return (self.plus - self.minus) / (2 * self.step)
+        """The central difference ``(J+ - J-) / 2h`` (:mod:`.reference`)."""
+        return float(difference_quotient(self.plus, self.minus, self.step))
+
+    @property
+    def step_error(self) -> float:
+        """What rounding ``theta +- h`` does to :attr:`numeric` (infinite: step swallowed)."""
+        up, down = self.taken_up, self.taken_down
+        return float(step_rounding(self.plus, self.minus, self.step, up, down))
 
     @property
     def left(self) -> float:
-        """The one-sided slope ``(J(theta) - J(theta - h)) / h``."""
-        return (self.center - self.minus) / self.step
+        """The one-sided slope ``(J(theta) - J(theta - h)) / down`` (NaN: step swallowed)."""
+        return (self.center - self.minus) / self.taken_down if self.taken_down > 0 else np.nan
 
     @property
     def right(self) -> float:
-        """The one-sided slope ``(J(theta + h) - J(theta)) / h``."""
-        return (self.plus - self.center) / self.step
+        """The one-sided slope ``(J(theta + h) - J(theta)) / up`` (NaN: step swallowed)."""
+        return (self.plus - self.center) / self.taken_up if self.taken_up > 0 else np.nan
 
     @property
     def finite(self) -> bool:
-        return bool(np.isfinite(self.plus) and np.isfinite(self.minus))
+        return bool(np.isfinite(self.plus) and np.isfinite(self.minus) and not self.swallowed)
 
 
 @frozen
@@ -152,6 +180,11 @@ class Judge:
         """The rounding error of a central difference with this step."""
         return self.noise / step
 
+    def noise_of(self, m: Measurement) -> float:
+        """The rounding error of ``m``'s central difference: J's noise over the step, and the
+        rounding of the step itself (:func:`.reference.step_rounding`)."""
+        return self.noise / m.step + m.step_error
+
     def judge(
         self,
         analytic: float,
@@ -174,12 +207,15 @@ class Judge:
             return Verdict(FAIL, first.numeric, first.step, np.inf, "the analytic value is NaN")
         if not np.isfinite(first.center):
             return Verdict(FAIL, np.nan, first.step, np.inf, "J itself is NaN or infinite")
-        if a == 0 and first.plus == first.minus and np.isfinite(first.plus + first.center):
-            # J did not move at all, or moved the same both ways: the derivative is zero as far
-            # as float64 can tell (a dead ReLU unit, an even function), and zero was claimed.
-            return Verdict(AGREE, 0.0, first.step, 0.0)
+        if first.swallowed:
+            # theta + h == theta: the step measured nothing (epsilon=1e-20, or a theta so large
+            # that h is below its last place). Only larger steps can tell.
+            return self._climb(a, first, measure, natural_step, max_step, floor)
         if first.finite:
-            n, noise = first.numeric, self.noise_at(first.step)
+            # A claimed 0 where J did not move is no exception: it agrees only when the noise
+            # at this step is below threshold x the tensor's scale, so that a derivative that
+            # matters would have moved J.
+            n, noise = first.numeric, self.noise_of(first)
             if abs(a - n) <= self.tolerance(a, n) + noise:
                 if noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
@@ -208,7 +244,7 @@ class Judge:
         n = m.numeric
         tol = self.tolerance(a, n)
         if abs(a - n) > tol + error_bar:
-            slack = tol + 2 * self.noise_at(m.step)
+            slack = tol + 2 * self.noise_of(m)
             if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
                 return Verdict(FAIL, n, m.step, error_bar)
             if self._curvature(m, witness):
@@ -223,7 +259,7 @@ class Judge:
         (and a kink's does not)?"""
         small, large = (m, other) if m.step < other.step else (other, m)
         jump_small, jump_large = small.right - small.left, large.right - large.left
-        noise_small, noise_large = 4 * self.noise_at(small.step), 4 * self.noise_at(large.step)
+        noise_small, noise_large = 4 * self.noise_of(small), 4 * self.noise_of(large)
         ratio = large.step / small.step
         return (
             abs(jump_large) > JUMP_NOISE * noise_large
@@ -234,18 +270,20 @@ class Judge:
         """Bound on the error of ``m.numeric``: its noise plus its truncation, which the change
         between ``m`` and a ``witness`` at another step bounds (truncation is ``c h^2``: with
         steps ``h`` and ``r h``, ``n(rh) - n(h) = (r^2 - 1) c h^2`` up to noise)."""
-        u_m, u_w = self.noise_at(m.step), self.noise_at(witness.step)
+        u_m, u_w = self.noise_of(m), self.noise_of(witness)
         gap = abs(witness.numeric - m.numeric) + u_m + u_w
         ratio = witness.step / m.step
+        # TRUNCATION_SAFETY covers the higher-order terms (h^4) that make the ratio of the
+        # truncations at two steps differ from ratio^2.
         if ratio > 1:
-            return u_m + gap / (ratio * ratio - 1)
+            return u_m + TRUNCATION_SAFETY * gap / (ratio * ratio - 1)
         ratio = 1 / ratio
-        return u_m + gap * ratio * ratio / (ratio * ratio - 1)
+        return u_m + TRUNCATION_SAFETY * gap * ratio * ratio / (ratio * ratio - 1)
 
     def _consistent(self, m: Measurement, other: Measurement) -> bool:
         """Do two steps give the same central difference, up to their noise?"""
         return abs(m.numeric - other.numeric) <= (
-            self.noise_at(m.step) + self.noise_at(other.step) + self.tolerance(m.numeric, 0.0)
+            self.noise_of(m) + self.noise_of(other) + self.tolerance(m.numeric, 0.0)
         )
 
     def _climb(
@@ -260,8 +298,8 @@ class Judge:
         """Larger steps, while ``J`` stays smooth: each measurement is judged with the next
         larger one as witness, or, when that one crossed a kink or shows truncation, with the
         one below it."""
-        ladder = [first]
-        best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_at(first.step), NOISY)
+        ladder = [first] if first.finite else []
+        best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_of(first), NOISY)
         step = first.step
         if step * LADDER**2 < natural_step:  # from far below the natural step: start near it
             step = natural_step / LADDER**2
@@ -270,6 +308,11 @@ class Judge:
             if step > max_step:
                 break
             m = measure(step)
+            if not ladder:  # no usable step below this one yet
+                if m.finite and not m.crossed:
+                    ladder.append(m)
+                    continue
+                break
             previous = ladder[-1]
             if m.crossed or not m.finite or not self._consistent(previous, m):
                 # A kink, overflow or truncation: larger steps cannot help. The last good step
@@ -303,19 +346,24 @@ class Judge:
         """Smaller steps: truncation shrinks, a nearby kink stops being crossed, a kink at theta
         keeps its jump."""
         kink_step = natural_step / KINK_SCALE
-        previous = first if first.finite else None
-        seen: list[Measurement] = [first] if first.finite else []
+        # A first step far above the natural one (epsilon=10) was taken unwatched and may
+        # have crossed kinks: it is no witness for the truncation of the steps below.
+        usable = first.finite and first.step <= ASYMPTOTIC * natural_step
+        previous = first if usable else None
+        seen: list[Measurement] = [first] if usable else []
         jumping: tuple[Measurement, Measurement] | None = None  # a slope jump holding so far
         step = first.step
         for _ in range(MAX_DESCENT):
             step /= LADDER
             m = measure(step)
+            if m.swallowed:
+                break  # theta + step == theta: smaller steps measure nothing either
             if not m.finite:
                 previous, seen, jumping = None, [], None
                 continue
             seen.append(m)
-            if previous is not None and previous.step <= ASYMPTOTIC * natural_step:
-                if not (m.crossed or previous.crossed):
+            if previous is not None:
+                if self._asymptotic(seen):
                     verdict = self._decide(a, m, previous, self._error_bar(m, previous), floor)
                     if verdict is not None:
                         return verdict
@@ -329,10 +377,8 @@ class Judge:
                     m.right - m.left
                 ):
                     return self._at_kink(a, *jumping)
-            near = m.crossed == NEAR_KINK  # a smaller step may still get clear of it
-            if step < kink_step / LADDER**2 and not (near or jumping):
-                break
-            if self.noise_at(step) > abs(a - first.numeric) + abs(a) and not jumping:
+            reach = max(self.tolerance(a, m.numeric) + floor, abs(a - m.numeric))
+            if self.noise_at(step) > reach and not jumping:
                 break  # the noise now swamps anything a smaller step could show
             previous = m
         if jumping:
@@ -343,9 +389,30 @@ class Judge:
             UNDECIDED,
             first.numeric,
             first.step,
-            self.noise_at(first.step),
+            self.noise_of(first),
             "disagrees, but neither smaller steps nor a kink settle it",
         )
+
+    def _asymptotic(self, seen: list[Measurement]) -> bool:
+        """Are the last three steps (each 4 times the next) in the regime where truncation is
+        ``c h^2``, so that a pair of them bounds it? Then the change between the two smaller
+        ones is between a 32nd and an eighth of the change between the two larger ones
+        (``c h^2`` gives a sixteenth), up to their noise. Without this evidence (steps large
+        against J's own scale of variation: sin at theta = 1e6 with a step of 9), no error bar
+        is trusted."""
+        if len(seen) < 3 or any(m.crossed for m in seen[-3:]):
+            return False
+        large, middle, small = seen[-3:]
+        if not (large.step > middle.step > small.step):
+            return False
+        first_change = abs(large.numeric - middle.numeric)
+        second_change = abs(middle.numeric - small.numeric)
+        noise = self.noise_of(middle) + self.noise_of(small)
+        if second_change <= noise and first_change <= noise + self.noise_of(large):
+            return True  # no truncation shows at all: the noise bounds the error
+        # c h^2 shrinks 16 times per step; 8 to 32 times allows for the h^4 term. A ratio far
+        # off (the h^4 term cancelling the h^2 term at large steps) is no evidence.
+        return first_change / 32 - noise <= second_change <= first_change / 8 + noise
 
     def _declared_kink_at_theta(self, seen: list[Measurement]) -> bool:
         """A declared kink whose inputs sat exactly on it at theta, crossed at the last two
@@ -360,7 +427,7 @@ class Judge:
         if len(seen) < 3 or any(m.crossed for m in seen[-3:]):
             return False
         jumps = [m.right - m.left for m in seen[-3:]]
-        noise = 4 * self.noise_at(seen[-1].step)
+        noise = 4 * self.noise_of(seen[-1])
         last = jumps[-1]
         return abs(last) > JUMP_NOISE * noise and all(
             abs(jump - last) <= JUMP_STABLE * abs(last) for jump in jumps[:-1]
@@ -370,7 +437,7 @@ class Judge:
         low, high = sorted((m.left, m.right))
         slack = (
             self.tolerance(low, high)
-            + 4 * self.noise_at(m.step)
+            + 4 * self.noise_of(m)
             + abs(m.left - larger.left)
             + abs(m.right - larger.right)
         )
@@ -381,6 +448,38 @@ class Judge:
                 UNDECIDED, m.numeric, m.step, slack, "outside the one-sided slopes where kinks meet"
             )
         return Verdict(FAIL, m.numeric, m.step, slack, "outside the one-sided slopes of a kink")
+
+
+def estimate_noise(values: np.ndarray) -> float | None:
+    """The standard deviation of the rounding noise in ``values``, J at equally spaced points
+    along a line (Moré and Wild's ECnoise, 2011), or ``None`` when the points do not show it.
+
+    The ``k``-th differences of a smooth function shrink like ``spacing**k``; those of noise
+    of standard deviation ``sigma`` have mean square ``sigma**2 / gamma_k`` with
+    ``gamma_k = (k!)**2 / (2k)!``. So ``sqrt(gamma_k * mean(diff_k**2))`` estimates ``sigma``
+    once the smooth part has died out: the estimate is accepted at the first level ``k`` where
+    it agrees within a factor 4 with the next two, and the ``k``-th differences change sign
+    (noise, not a smooth trend). All values equal, or some level of differences all 0: the
+    noise is 0 as far as they show.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        return None
+    if np.all(values == values[0]):
+        return 0.0
+    table, sigmas, signs = values, [], []
+    for k in range(1, len(values)):
+        table = np.diff(table)
+        if k >= 2 and np.all(table == 0):
+            return 0.0  # exactly a polynomial of degree < k along the line: no rounding seen
+        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
+        sigmas.append(math.sqrt(gamma * float(np.mean(table**2))))
+        signs.append(bool(np.any(table > 0) and np.any(table < 0)))
+    for k in range(len(sigmas) - 2):
+        window = sigmas[k : k + 3]
+        if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
+            return window[0]
+    return None
 
 
 def natural_step(theta: np.ndarray | float) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 from .batched import batched_values, can_batch
 from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK, Measurement
 from .layer_registry import holding_randomness
-from .reference import evaluate_moved
+from .reference import evaluate_moved, taken_step
 
 if TYPE_CHECKING:
     from ..layers import Layer
@@ -137,12 +137,14 @@ class Target:
     def measure(self, tensor: int, index: int, center: float) -> Callable[[float], Measurement]:
         """``measure(step)`` for one entry, watching for declared kinks (for the judge)."""
         array = self.arrays[tensor]
+        theta = float(array.reshape(-1)[index])
 
         def measure(step: float) -> Measurement:
             self.crossed = NO_KINK
             plus = evaluate_moved(lambda: self.count(tensor, True), array, index, step)
             minus = evaluate_moved(lambda: self.count(tensor, True), array, index, -step)
-            return Measurement(step, plus, minus, center, self.crossed)
+            up, down = taken_step(theta, step), -taken_step(theta, -step)
+            return Measurement(step, plus, minus, center, self.crossed, up, down)
 
         return measure
 
@@ -153,17 +155,21 @@ class Target:
         array = self.arrays[tensor]
         saved = array.copy()
 
-        def moved(step: float) -> float:
+        norm2 = float(np.sum(direction * direction))
+
+        def moved(step: float) -> tuple[float, float]:
+            """J moved by ``step`` along the direction, and the step taken along it."""
             np.add(saved, step * direction, out=array)
             try:
-                return self.count(tensor, True)
+                taken = float(np.sum(taken_step(saved, step * direction) * direction)) / norm2
+                return self.count(tensor, True), abs(taken)
             finally:
                 array[...] = saved
 
         def measure(step: float) -> Measurement:
             self.crossed = NO_KINK
-            plus, minus = moved(step), moved(-step)
-            return Measurement(step, plus, minus, center, self.crossed)
+            (plus, up), (minus, down) = moved(step), moved(-step)
+            return Measurement(step, plus, minus, center, self.crossed, up, down)
 
         return measure
 
