@@ -15,7 +15,11 @@ from .judge import (
     AGREE,
     EPS,
     FAIL,
+    JUMP_NOISE,
+    JUMP_STABLE,
     KINK,
+    LADDER,
+    NEAR_KINK,
     NOISE_ULPS,
     NOISY,
     UNDECIDED,
@@ -49,6 +53,11 @@ MAX_EPSILON = 1e6
 #: The reason of an entry decided on the check's scale (see ``_judge_entries``).
 ON_SCALE = "agrees within threshold x the check's largest derivative"
 WORST_COUNT = 5
+#: An entry that agrees at the first step is screened for a kink when the jump between its
+#: one-sided slopes exceeds this fraction of their size (curvature at the natural step gives
+#: about 6e-6 * J''/J'); a second, smaller step then tells a kink (the jump stays) from
+#: curvature (it shrinks).
+KINK_SCREEN = 1e-4
 #: The first words of the reason of a check whose claimed gradient is 0 everywhere.
 NO_SCALE = "no scale to compare against"
 
@@ -180,7 +189,8 @@ class _Tally:
             reasons.append(
                 f"{len(self.failures)} entries disagree with the numeric gradient by more than "
                 f"the tolerance and the error bar (worst: {worst.where}, analytic "
-                f"{worst.analytic:.6g}, numeric {worst.numeric:.6g}): fix the gradient of "
+                f"{worst.analytic:.6g}, numeric {worst.numeric:.6g}"
+                f"{': ' + worst.reason if worst.reason else ''}): fix the gradient of "
                 f"{', '.join(wrong)}"
             )
         elif target.empty_reason is not None or self.checked == 0:
@@ -304,38 +314,67 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             and abs(a[k] - v.numeric) <= judge.tolerance(a[k], v.numeric) + v.error_bar
         ):
             verdicts[k] = Verdict(AGREE, v.numeric, v.step, v.error_bar, ON_SCALE)
-    _check_kinks_together(target, judge, t, flat_index, a, verdicts)
+    # Entries that agree with the central difference may still sit on a kink: the central
+    # difference of a three-way tie of a max is 1/2 for each entry, and so is a backward that
+    # gives each tied entry half. Such entries join the kinks that are checked together.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        left, right = (target.center - minus) / down, (plus - target.center) / up
+        jump = right - left
+        screened = (
+            plainly
+            & np.isfinite(jump)
+            & (np.abs(jump) > KINK_SCREEN * (np.abs(left) + np.abs(right)))
+            & (np.abs(jump) > JUMP_NOISE * 4 * noise)
+        )
+    hidden_kinks = []
+    for k in np.flatnonzero(screened):
+        m = target.measure(t, int(flat_index[k]), target.center)(float(h[k]) / LADDER)
+        if not m.finite or m.crossed == NEAR_KINK:
+            continue
+        if m.crossed or abs((m.right - m.left) - jump[k]) <= JUMP_STABLE * abs(jump[k]):
+            hidden_kinks.append(int(k))  # the jump kept its size: a kink, not curvature
+    _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
     name, shape = target.names[t], target.arrays[t].shape
     tally.add(name, shape, flat_index, a, numeric, verdicts)
 
 
-def _check_kinks_together(target, judge, t, flat_index, a, verdicts) -> None:
-    """Entries excused one by one as kinks are checked together, along the sum of their
-    directions: a backward that gives the whole gradient to each of two tied maxima puts each
-    entry between its slopes, but not the pair. A failure there fails them all."""
-    kinks = [k for k, v in verdicts.items() if v.status == KINK]
+def _check_kinks_together(
+    target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h
+) -> None:
+    """The kinks of a tensor checked together: the entries excused one by one as kinks, and
+    ``hidden_kinks`` (entries that agree with the central difference but whose one-sided
+    slopes differ as a kink's do). Along the sum of their directions, and along a random
+    signed combination, the claims must agree with J where J is smooth along that line and lie
+    between its one-sided slopes where it is not: a backward that gives the whole gradient to
+    each of two tied maxima puts each entry between its slopes, but not the pair. A failure
+    fails them all."""
+    kinks = [k for k, v in verdicts.items() if v.status == KINK] + list(hidden_kinks)
     if len(kinks) < 2:
         return
-    direction = np.zeros(target.arrays[t].size)
-    direction[flat_index[kinks]] = 1 / np.sqrt(len(kinks))
-    direction = direction.reshape(target.arrays[t].shape)
-    analytic = float(np.sum(a[kinks]) / np.sqrt(len(kinks)))
     theta = float(np.max(np.abs(target.arrays[t].reshape(-1)[flat_index[kinks]])))
     step = float(natural_step_for(theta))
-    measure = target.measure_along(t, direction, target.center)
-    together = judge.judge(
-        analytic,
-        measure(step),
-        measure,
-        natural_step=step,
-        max_step=float(max_step_for(theta)),
-        floor=0.0,
-    )
-    if together.status == FAIL:
-        reason = f"the {len(kinks)} kinks of {target.names[t]} together disagree"
-        for k in kinks:
-            v = verdicts[k]
-            verdicts[k] = Verdict(FAIL, v.numeric, v.step, v.error_bar, reason)
+    signs = stream(0, "directions", len(kinks)).choice([-1.0, 1.0], size=len(kinks))
+    for weights in (np.ones(len(kinks)), signs):
+        direction = np.zeros(target.arrays[t].size)
+        direction[flat_index[kinks]] = weights / np.sqrt(len(kinks))
+        direction = direction.reshape(target.arrays[t].shape)
+        analytic = float(np.sum(a[kinks] * weights) / np.sqrt(len(kinks)))
+        measure = target.measure_along(t, direction, target.center)
+        together = judge.judge(
+            analytic,
+            measure(step),
+            measure,
+            natural_step=step,
+            max_step=float(max_step_for(theta)),
+            floor=0.0,
+        )
+        if together.status == FAIL:
+            reason = f"the {len(kinks)} kinks of {target.names[t]} together disagree"
+            for k in kinks:
+                v = verdicts.get(k)
+                n, at, bar = (v.numeric, v.step, v.error_bar) if v else (numeric[k], h[k], 0.0)
+                verdicts[k] = Verdict(FAIL, float(n), float(at), float(bar), reason)
+            return
 
 
 def _judge_direction(target, judge, t, rng, epsilon) -> tuple[float, Verdict]:
@@ -429,6 +468,7 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
 #: entry does move. A probe that shows no noise level is tried again this much finer.
 PROBE_STEP = 1e-6
 PROBE_REFINE = 1e-3
+PROBE_SPACINGS = 3
 #: Points of the noise probe (ECnoise's table), and the bound taken: that many standard
 #: deviations of the measured noise (one value of J is within it but for odds below 1e-15).
 PROBE_POINTS = 8
@@ -444,9 +484,10 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     overflowed, or no difference level shows noise); the caller then assumes the worst-case
     model.
 
-    The table is taken at two spacings, ``PROBE_STEP`` and ``PROBE_REFINE`` times that, and the
-    smaller estimate is kept: rounding noise does not depend on the spacing, while an
-    undeclared kink or curvature inside the table inflates the estimate at the larger one."""
+    The table is taken at ``PROBE_SPACINGS`` spacings, from ``PROBE_STEP`` down by
+    ``PROBE_REFINE`` each, and the smallest estimate is kept: rounding noise does not depend
+    on the spacing, while an undeclared kink inside the table (a tie at theta) or curvature
+    inflates the estimate in proportion to the spacing."""
     array = target.arrays[t]
     if array.size == 0 or not np.isfinite(target.center):
         return None
@@ -455,7 +496,7 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     measure = target.measure_along(t, direction, target.center)
     spacing = PROBE_STEP * max(1.0, float(np.max(np.abs(array))))
     estimates = []
-    for _ in range(2):
+    for _ in range(PROBE_SPACINGS):
         values = [target.center]
         for k in range(1, PROBE_POINTS // 2 + 1):
             m = measure(k * spacing)
