@@ -484,10 +484,11 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     overflowed, or no difference level shows noise); the caller then assumes the worst-case
     model.
 
-    The table is taken at ``PROBE_SPACINGS`` spacings, from ``PROBE_STEP`` down by
-    ``PROBE_REFINE`` each, and the smallest estimate is kept: rounding noise does not depend
-    on the spacing, while an undeclared kink inside the table (a tie at theta) or curvature
-    inflates the estimate in proportion to the spacing."""
+    The table is taken at spacings from ``PROBE_STEP`` down by ``PROBE_REFINE`` each (at most
+    ``PROBE_SPACINGS``) until one shows noise: a kink inside the table (an undeclared kink
+    near theta) is no noise, and a finer table may get clear of it. The coarsest estimate is
+    the one nearest the steps of the central differences (a staircase, float32 inside, shows
+    less of its noise at finer spacings)."""
     array = target.arrays[t]
     if array.size == 0 or not np.isfinite(target.center):
         return None
@@ -505,12 +506,12 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
             values = [m.minus, *values, m.plus]  # J at -k..k spacings, in order
         else:
             estimates.append(estimate_noise(np.array(values)))
+            if estimates[-1] is not None:
+                break
         spacing *= PROBE_REFINE
-    positive = [e for e in estimates if e is not None and e > 0]
-    if positive:
-        return max(NOISE_SIGMAS * min(positive), ULP_FLOOR * EPS * abs(target.center))
-    if 0.0 in estimates:
-        return ULP_FLOOR * EPS * abs(target.center)
+    for estimate in estimates:  # the coarsest spacing that shows the noise
+        if estimate is not None:
+            return max(NOISE_SIGMAS * estimate, ULP_FLOOR * EPS * abs(target.center))
     return None
 
 

@@ -211,6 +211,12 @@ class Judge:
             # theta + h == theta: the step measured nothing (epsilon=1e-20, or a theta so large
             # that h is below its last place). Only larger steps can tell.
             return self._climb(a, first, measure, natural_step, max_step, floor)
+        if first.finite and a != 0 and first.plus == first.center == first.minus:
+            # J did not move at all, against a claim that says it should have: J may be flat
+            # here (a dead unit: larger steps stay flat and show it), or its resolution at
+            # this entry may be coarser than the step (digits lost to cancellation: larger
+            # steps move it, inconsistently). Only larger steps tell which.
+            return self._climb(a, first, measure, natural_step, max_step, floor)
         if first.finite:
             # A claimed 0 where J did not move is no exception: it agrees only when the noise
             # at this step is below threshold x the tensor's scale, so that a derivative that
@@ -450,6 +456,14 @@ class Judge:
         return Verdict(FAIL, m.numeric, m.step, slack, "outside the one-sided slopes of a kink")
 
 
+#: A noise table whose values repeat exactly this often (a fraction of its first differences)
+#: is a staircase: see :func:`estimate_noise`.
+STAIRCASE = 0.25
+#: A noise table whose largest second difference exceeds this many times their median has a
+#: kink or jump in it: see :func:`estimate_noise`.
+LOCALIZED = 20.0
+
+
 def estimate_noise(values: np.ndarray) -> float | None:
     """The standard deviation of the rounding noise in ``values``, J at equally spaced points
     along a line (Moré and Wild's ECnoise, 2011), or ``None`` when the points do not show it.
@@ -467,6 +481,17 @@ def estimate_noise(values: np.ndarray) -> float | None:
         return None
     if np.all(values == values[0]):
         return 0.0
+    steps = np.diff(values)
+    if np.mean(steps == 0) >= STAIRCASE:
+        # A staircase: J's resolution (float32 inside, digits lost to cancellation) is coarser
+        # than the spacing, and the few steps seen say nothing about the noise at the
+        # (larger) steps of a central difference.
+        return None
+    curvature = np.abs(np.diff(values, 2))
+    if np.max(curvature) > LOCALIZED * np.median(curvature):
+        # The second differences sit in one place: a kink or a jump inside the table (a tie
+        # at theta), not noise, which spreads over all of them.
+        return None
     table, sigmas, signs = values, [], []
     for k in range(1, len(values)):
         table = np.diff(table)
