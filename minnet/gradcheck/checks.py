@@ -215,10 +215,15 @@ class _Tally:
                 "other inputs), with more rows, or with larger gradients"
             )
         elif not settled_difference <= threshold:
-            status = FAILED
+            # Every decided entry agrees within its error bar, each against the tensor's
+            # scale; formula (2) over them is large only when those bars are wide against the
+            # entries' own sizes (all of them tiny, J losing digits).
+            status = INCONCLUSIVE
             reasons.append(
-                f"the overall difference {settled_difference:.3g} is above the threshold "
-                f"{threshold:g}"
+                f"every decided entry agrees within its error bar, but together they differ by "
+                f"{settled_difference:.3g}, above the threshold {threshold:g}: the rounding "
+                "noise of J is wide against these derivatives. Check where the gradient is "
+                "larger, or compute J more accurately (a stable loss, float64 throughout)"
             )
         else:
             status = PASSED

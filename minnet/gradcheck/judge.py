@@ -367,6 +367,8 @@ class Judge:
             if not m.finite:
                 previous, seen, jumping = None, [], None
                 continue
+            if previous is not None and _stalled(previous, m):
+                break  # J's resolution is reached: smaller steps show its staircase, not J'
             seen.append(m)
             if previous is not None:
                 if self._asymptotic(seen):
@@ -505,6 +507,16 @@ def estimate_noise(values: np.ndarray) -> float | None:
         if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
             return window[0]
     return None
+
+
+def _stalled(larger: Measurement, smaller: Measurement) -> bool:
+    """Did a side of J that moved at the larger step stand exactly still at the smaller one?
+    A smooth J, or one with a kink at theta, keeps moving on a side that moved; a J whose
+    digits are lost (log(1 - p) with p near 1, float32 inside) is a staircase whose treads are
+    wider than the smaller step."""
+    up = larger.plus != larger.center and smaller.plus == smaller.center
+    down = larger.minus != larger.center and smaller.minus == smaller.center
+    return up or down
 
 
 def natural_step(theta: np.ndarray | float) -> np.ndarray:

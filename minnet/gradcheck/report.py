@@ -102,6 +102,8 @@ class GradcheckReport:
         step = "adaptive step" if self.epsilon is None else f"epsilon={self.epsilon:g}"
         if self.passed:
             reading = verdict(self.difference)
+            if self.difference >= 1e-7:
+                reading = f"within the threshold {self.threshold:g}"
         elif self.status == FAILED and not self.difference <= self.threshold:
             reading = verdict(self.difference)
         elif self.status == FAILED:
