@@ -18,6 +18,7 @@ from .judge import (
     JUMP_NOISE,
     JUMP_STABLE,
     KINK,
+    KINKS_MEET_REASON,
     LADDER,
     NEAR_KINK,
     NOISE_ULPS,
@@ -181,6 +182,9 @@ class _Tally:
             self.decided -= len(self.on_scale)
             self.undecided += [evolve(entry, reason=NOISY) for entry, _ in self.on_scale]
         excused = len(self.kinks) + len(self.undecided)
+        # An undecided entry that agrees within its noise hides at most that noise; one that
+        # disagrees may hide a wrong gradient, and no check with one passes.
+        unsettled = [e for e in self.undecided if e.reason not in (NOISY, KINKS_MEET_REASON)]
         self.failures.sort(key=lambda pair: -pair[0])
         if self.failures:
             status = FAILED
@@ -205,6 +209,15 @@ class _Tally:
                 f"{NO_SCALE}: every claimed derivative is 0 and J does not move beyond its "
                 "rounding noise, so a small derivative cannot be told from 0. Check at a point "
                 "where some derivative is not 0 (other inputs or targets, non-zero biases)"
+            )
+        elif unsettled:
+            status = INCONCLUSIVE
+            shown = ", ".join(entry.where for entry in unsettled[:6])
+            reasons.append(
+                f"{len(unsettled)} entries disagree with the numeric gradient but the error "
+                f"model could not decide whether beyond their error bars ({shown}; "
+                f"{unsettled[0].reason}): a wrong gradient may hide there. Check at another "
+                "point (off kinks, other inputs), or in float64 throughout"
             )
         elif excused > self.decided:
             status = INCONCLUSIVE
@@ -312,6 +325,9 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             floor=floor,
         )
     for k, v in verdicts.items():
+        if v.status == FAIL and np.isfinite(v.numeric) and np.isfinite(a[k]):
+            verdicts[k] = _confirm_failure(target, judge, t, int(flat_index[k]), a[k], v, floor)
+    for k, v in verdicts.items():
         if (
             v.status == UNDECIDED
             and v.reason == NOISY
@@ -341,6 +357,36 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
     name, shape = target.names[t], target.arrays[t].shape
     tally.add(name, shape, flat_index, a, numeric, verdicts)
+
+
+#: The reason of an entry whose failure its own noise table withdrew.
+OWN_NOISE = "J's own rounding at this entry is too coarse to tell (float32 inside, lost digits)"
+
+
+def _confirm_failure(target, judge, t, index, a, verdict, floor) -> Verdict:
+    """A failure stands only if the noise of J measured along this entry alone, at the step
+    the failure was found (an ECnoise table over +-that step), does not explain it. The noise
+    of a check is measured once per tensor; one entry may be far noisier than the rest (a piece
+    computed in float32, a log(1 - p) losing its digits): its table is then a staircase, or
+    shows that noise."""
+    measure = target.measure(t, index, target.center)
+    spacing = verdict.step / (PROBE_POINTS // 2)
+    values = [target.center]
+    for k in range(1, PROBE_POINTS // 2 + 1):
+        m = measure(k * spacing)
+        if m.crossed or not m.finite:
+            return verdict  # a declared kink or overflow in the table: the failure stands
+        values = [m.minus, *values, m.plus]
+    steps = np.diff(values)
+    if np.any(steps == 0) and not np.all(steps == 0):
+        return Verdict(UNDECIDED, verdict.numeric, verdict.step, np.inf, OWN_NOISE)
+    sigma = estimate_noise(np.array(values))
+    if sigma is None:
+        return verdict
+    bar = verdict.error_bar + NOISE_SIGMAS * sigma / verdict.step
+    if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
+        return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
+    return verdict
 
 
 def _check_kinks_together(
@@ -482,6 +528,16 @@ NOISE_SIGMAS = 8.0
 ULP_FLOOR = 4
 
 
+def exact_moves(array: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """``moves`` rounded, entry by entry, to a power of two of at least two units in the last
+    place of the entry (same sign): then ``array + k * moves`` is exact for small whole ``k``,
+    and a table of J along it is equally spaced, as ECnoise needs. (Moves of 1e-12 * theta
+    would otherwise be rounded by 1e-4 of their size, which J shows as noise.)"""
+    least = 2 * np.spacing(np.abs(array))
+    size = np.maximum(np.abs(moves), least)
+    return np.sign(moves) * np.exp2(np.ceil(np.log2(size)))
+
+
 def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     """The rounding noise of J when tensor ``t`` moves, measured (:func:`.judge.estimate_noise`)
     along one random direction: ``NOISE_SIGMAS`` standard deviations, at least ``ULP_FLOOR``
@@ -489,32 +545,25 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     overflowed, or no difference level shows noise); the caller then assumes the worst-case
     model.
 
-    The table is taken at spacings from ``PROBE_STEP`` down by ``PROBE_REFINE`` each (at most
-    ``PROBE_SPACINGS``) until one shows noise: a kink inside the table (an undeclared kink
-    near theta) is no noise, and a finer table may get clear of it. The coarsest estimate is
-    the one nearest the steps of the central differences (a staircase, float32 inside, shows
-    less of its noise at finer spacings)."""
+    The table is taken at ``PROBE_SPACINGS`` spacings from ``PROBE_STEP`` down by
+    ``PROBE_REFINE`` each, and the finest that shows noise is used: at a coarse spacing, a
+    kink inside the table or a J that varies on a scale below the spacing (parameters of size
+    1e-7) look like noise; a finer table gets clear of them. A staircase (float32 inside, J
+    losing digits) shows as equal neighbours and is no estimate at that spacing."""
     array = target.arrays[t]
     if array.size == 0 or not np.isfinite(target.center):
         return None
-    direction = stream(seed, "noise", t).standard_normal(array.shape)
+    rng = stream(seed, "noise", t)
+    direction = rng.standard_normal(array.shape)
     direction /= np.linalg.norm(direction)
-    measure = target.measure_along(t, direction, target.center)
     spacing = PROBE_STEP * max(1.0, float(np.max(np.abs(array))))
     estimates = []
     for _ in range(PROBE_SPACINGS):
-        values = [target.center]
-        for k in range(1, PROBE_POINTS // 2 + 1):
-            m = measure(k * spacing)
-            if m.crossed or not m.finite:
-                break
-            values = [m.minus, *values, m.plus]  # J at -k..k spacings, in order
-        else:
-            estimates.append(estimate_noise(np.array(values)))
-            if estimates[-1] is not None:
-                break
+        table = target.table_along(t, exact_moves(array, spacing * direction), PROBE_POINTS // 2)
+        if table is not None:
+            estimates.append(estimate_noise(table))
         spacing *= PROBE_REFINE
-    for estimate in estimates:  # the coarsest spacing that shows the noise
+    for estimate in reversed(estimates):  # the finest spacing that shows the noise
         if estimate is not None:
             return max(NOISE_SIGMAS * estimate, ULP_FLOOR * EPS * abs(target.center))
     return None

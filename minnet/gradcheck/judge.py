@@ -81,6 +81,9 @@ JUMP_STABLE = 0.25
 AGREE, FAIL, KINK, UNDECIDED = "agree", "fail", "kink", "undecided"
 #: The reason of an entry that agrees, but only within an error bar too wide to decide it.
 NOISY = "agrees only within the rounding noise, also at larger steps"
+#: The reason of an entry where declared kinks of several units meet: backprop takes each
+#: unit's own convention there, and its value need not lie between J's one-sided slopes.
+KINKS_MEET_REASON = "outside the one-sided slopes where kinks meet"
 
 #: What an evaluation crossed (the largest wins when several are seen):
 #: NO_KINK: no declared kink. ONE_KINK: inputs of one layer that sat *exactly* on a kink at theta,
@@ -249,14 +252,17 @@ class Judge:
         """
         n = m.numeric
         tol = self.tolerance(a, n)
-        if abs(a - n) > tol + error_bar:
+        if abs(a - n) > tol + floor + error_bar:
+            # Wrong by the definition (docs/gradcheck.md) whatever the error within the bar...
+            if abs(witness.numeric - n) > abs(a - n) / 4:
+                return None  # ... unless n itself still wobbles by that much between steps
             slack = tol + 2 * self.noise_of(m)
             if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
                 return Verdict(FAIL, n, m.step, error_bar)
             if self._curvature(m, witness):
                 return Verdict(FAIL, n, m.step, error_bar)
             return None  # within the slopes: a smaller step may still tell
-        if error_bar <= tol + floor:
+        if abs(a - n) <= tol + error_bar and error_bar <= tol + floor:
             return Verdict(AGREE, n, m.step, error_bar)
         return None
 
@@ -372,9 +378,19 @@ class Judge:
             seen.append(m)
             if previous is not None:
                 if self._asymptotic(seen):
-                    verdict = self._decide(a, m, previous, self._error_bar(m, previous), floor)
-                    if verdict is not None:
-                        return verdict
+                    # Each of the three steps may be judged, with a neighbour as witness: the
+                    # one with the smallest error bar first (less noise at the larger steps,
+                    # less truncation at the smaller ones).
+                    large, middle, small = seen[-3:]
+                    pairs = sorted(
+                        [(large, middle), (middle, large), (small, middle)],
+                        key=lambda pair: self._error_bar(*pair),
+                    )
+                    for judged, witness in pairs:
+                        bar = self._error_bar(judged, witness)
+                        verdict = self._decide(a, judged, witness, bar, floor)
+                        if verdict is not None:
+                            return verdict
                 if step <= kink_step and self._declared_kink_at_theta(seen):
                     return self._at_kink(a, previous, m)
                 # An undeclared kink at theta keeps its jump however small the step: follow it
@@ -452,15 +468,10 @@ class Judge:
         if low - slack <= a <= high + slack:
             return Verdict(KINK, m.numeric, m.step, slack)
         if KINKS_MEET in (m.crossed, larger.crossed):
-            return Verdict(
-                UNDECIDED, m.numeric, m.step, slack, "outside the one-sided slopes where kinks meet"
-            )
+            return Verdict(UNDECIDED, m.numeric, m.step, slack, KINKS_MEET_REASON)
         return Verdict(FAIL, m.numeric, m.step, slack, "outside the one-sided slopes of a kink")
 
 
-#: A noise table whose values repeat exactly this often (a fraction of its first differences)
-#: is a staircase: see :func:`estimate_noise`.
-STAIRCASE = 0.25
 #: A noise table whose largest second difference exceeds this many times their median has a
 #: kink or jump in it: see :func:`estimate_noise`.
 LOCALIZED = 20.0
@@ -475,16 +486,15 @@ def estimate_noise(values: np.ndarray) -> float | None:
     ``gamma_k = (k!)**2 / (2k)!``. So ``sqrt(gamma_k * mean(diff_k**2))`` estimates ``sigma``
     once the smooth part has died out: the estimate is accepted at the first level ``k`` where
     it agrees within a factor 4 with the next two, and the ``k``-th differences change sign
-    (noise, not a smooth trend). All values equal, or some level of differences all 0: the
-    noise is 0 as far as they show.
+    (noise, not a smooth trend). Some level of differences all 0: the noise is 0 as far as
+    they show. ``None`` for a staircase (two neighbours exactly equal: J's resolution is
+    coarser than the spacing, as with float32 inside) and for a kink inside the table.
     """
     values = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(values)):
         return None
-    if np.all(values == values[0]):
-        return 0.0
     steps = np.diff(values)
-    if np.mean(steps == 0) >= STAIRCASE:
+    if np.any(steps == 0):
         # A staircase: J's resolution (float32 inside, digits lost to cancellation) is coarser
         # than the spacing, and the few steps seen say nothing about the noise at the
         # (larger) steps of a central difference.
@@ -514,6 +524,8 @@ def _stalled(larger: Measurement, smaller: Measurement) -> bool:
     A smooth J, or one with a kink at theta, keeps moving on a side that moved; a J whose
     digits are lost (log(1 - p) with p near 1, float32 inside) is a staircase whose treads are
     wider than the smaller step."""
+    if larger.crossed:
+        return False  # the larger step crossed a declared kink: a flat side is expected
     up = larger.plus != larger.center and smaller.plus == smaller.center
     down = larger.minus != larger.center and smaller.minus == smaller.center
     return up or down

@@ -173,6 +173,27 @@ class Target:
 
         return measure
 
+    def table_along(self, tensor: int, move: np.ndarray, half: int) -> np.ndarray | None:
+        """J at ``arrays[tensor] + k * move`` for ``k = -half .. half`` (watching for declared
+        kinks), or ``None`` when some value crossed one or is not finite."""
+        array = self.arrays[tensor]
+        saved = array.copy()
+        values = []
+        try:
+            for k in range(-half, half + 1):
+                if k == 0:
+                    values.append(self.center)
+                    continue
+                np.add(saved, k * move, out=array)
+                self.crossed = NO_KINK
+                value = self.count(tensor, True)
+                if self.crossed or not np.isfinite(value):
+                    return None
+                values.append(value)
+        finally:
+            array[...] = saved
+        return np.array(values)
+
 
 class FunctionTarget(Target):
     """``J = f(x)`` with the claimed gradient ``grad`` (``x``'s shape)."""
