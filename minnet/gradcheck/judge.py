@@ -69,6 +69,9 @@ KINK_SCALE = 16
 #: Error bars from a pair of steps assume the truncation error is ``c h^2``: the descent trusts
 #: pairs only once the larger step is at most ASYMPTOTIC times the natural step.
 ASYMPTOTIC = 16
+#: A failure needs the central differences of the steps it rests on to agree with each other
+#: this many times better than they disagree with the claim.
+STABLE_FAIL = 8.0
 #: The truncation bound from a pair of steps is taken this many times over.
 TRUNCATION_SAFETY = 2.0
 #: The longest descent towards small steps.
@@ -81,6 +84,9 @@ JUMP_STABLE = 0.25
 AGREE, FAIL, KINK, UNDECIDED = "agree", "fail", "kink", "undecided"
 #: The reason of an entry that agrees, but only within an error bar too wide to decide it.
 NOISY = "agrees only within the rounding noise, also at larger steps"
+#: The reason of an entry that agreed within the noise at the first step and disagrees at
+#: larger ones: a wrong claim, or steps beyond J's own scale of variation.
+CLIMBED = "agrees within the noise at the step asked for, disagrees at larger steps"
 #: The reason of an entry where declared kinks of several units meet: backprop takes each
 #: unit's own convention there, and its value need not lie between J's one-sided slopes.
 KINKS_MEET_REASON = "outside the one-sided slopes where kinks meet"
@@ -228,8 +234,10 @@ class Judge:
             if abs(a - n) <= self.tolerance(a, n) + noise:
                 if noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
-                # An agreement within the noise only: a larger step may decide it.
-                return self._climb(a, first, measure, natural_step, max_step, floor)
+                # An agreement within the noise only: a larger step may decide it. It may not
+                # fail it: the first step agreed, and larger steps that disagree may only have
+                # gone beyond J's own scale of variation.
+                return self._climb(a, first, measure, natural_step, max_step, floor, False)
         verdict = self._descend(a, first, measure, natural_step, floor)
         if verdict.status == UNDECIDED and first.finite and not first.crossed:
             # Neither a smaller step nor a kink explains the disagreement: is it noise that was
@@ -241,7 +249,13 @@ class Judge:
 
     # -- the rules ------------------------------------------------------------------------------
     def _decide(
-        self, a: float, m: Measurement, witness: Measurement, error_bar: float, floor: float
+        self,
+        a: float,
+        m: Measurement,
+        witness: Measurement,
+        error_bar: float,
+        floor: float,
+        spread: float | None = None,
     ) -> Verdict | None:
         """Agree or fail on measurement ``m``, whose error bar ``error_bar`` was found with
         ``witness`` (another step), or ``None`` when ``m`` cannot tell.
@@ -254,8 +268,12 @@ class Judge:
         tol = self.tolerance(a, n)
         if abs(a - n) > tol + floor + error_bar:
             # Wrong by the definition (docs/gradcheck.md) whatever the error within the bar...
-            if abs(witness.numeric - n) > abs(a - n) / 4:
-                return None  # ... unless n itself still wobbles by that much between steps
+            wobble = abs(witness.numeric - n) if spread is None else spread
+            quiet = min(self.noise_of(m), self.noise_of(witness))
+            if wobble > abs(a - n) / STABLE_FAIL or wobble > abs(n) / STABLE_FAIL + quiet:
+                # ... unless n itself still moves that much from step to step: steps beyond
+                # J's own scale of variation (n falling like 1/h) bound nothing.
+                return None
             slack = tol + 2 * self.noise_of(m)
             if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
                 return Verdict(FAIL, n, m.step, error_bar)
@@ -306,10 +324,26 @@ class Judge:
         natural_step: float,
         max_step: float,
         floor: float,
+        may_fail: bool = True,
     ) -> Verdict:
         """Larger steps, while ``J`` stays smooth: each measurement is judged with the next
         larger one as witness, or, when that one crossed a kink or shows truncation, with the
-        one below it."""
+        one below it. Without ``may_fail``, a failure found is reported as undecided (with a
+        reason that keeps the check from passing)."""
+        verdict = self._climbing(a, first, measure, natural_step, max_step, floor)
+        if verdict.status == FAIL and not may_fail:
+            return Verdict(UNDECIDED, verdict.numeric, verdict.step, verdict.error_bar, CLIMBED)
+        return verdict
+
+    def _climbing(
+        self,
+        a: float,
+        first: Measurement,
+        measure: Measure,
+        natural_step: float,
+        max_step: float,
+        floor: float,
+    ) -> Verdict:
         ladder = [first] if first.finite else []
         best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_of(first), NOISY)
         step = first.step
@@ -332,13 +366,15 @@ class Judge:
                 if len(ladder) >= 2:
                     witness = ladder[-2]
                     error_bar = self._error_bar(previous, witness)
-                    verdict = self._decide(a, previous, witness, error_bar, floor)
+                    spread = _spread(ladder[-3:])
+                    verdict = self._decide(a, previous, witness, error_bar, floor, spread)
                     if verdict is not None:
                         return verdict
                     best = self._better(best, previous, error_bar)
                 break
             error_bar = self._error_bar(previous, m)
-            verdict = self._decide(a, previous, m, error_bar, floor)
+            spread = _spread([*ladder[-2:], m])
+            verdict = self._decide(a, previous, m, error_bar, floor, spread)
             if verdict is not None:
                 return verdict
             best = self._better(best, previous, error_bar)
@@ -388,7 +424,7 @@ class Judge:
                     )
                     for judged, witness in pairs:
                         bar = self._error_bar(judged, witness)
-                        verdict = self._decide(a, judged, witness, bar, floor)
+                        verdict = self._decide(a, judged, witness, bar, floor, _spread(seen[-3:]))
                         if verdict is not None:
                             return verdict
                 if step <= kink_step and self._declared_kink_at_theta(seen):
@@ -517,6 +553,12 @@ def estimate_noise(values: np.ndarray) -> float | None:
         if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
             return window[0]
     return None
+
+
+def _spread(measurements: list[Measurement]) -> float:
+    """How far apart the central differences of these measurements are."""
+    values = [m.numeric for m in measurements]
+    return max(values) - min(values)
 
 
 def _stalled(larger: Measurement, smaller: Measurement) -> bool:
