@@ -224,8 +224,10 @@ class Judge:
             # J did not move at all, against a claim that says it should have: J may be flat
             # here (a dead unit: larger steps stay flat and show it), or its resolution at
             # this entry may be coarser than the step (digits lost to cancellation: larger
-            # steps move it, inconsistently). Only larger steps tell which.
-            return self._climb(a, first, measure, natural_step, max_step, floor)
+            # steps move it, inconsistently). Only larger steps tell which; they may fail the
+            # claim only if J should visibly have moved at this step already.
+            visible = abs(a) > self.tolerance(a, 0.0) + self.noise_of(first)
+            return self._climb(a, first, measure, natural_step, max_step, floor, visible)
         if first.finite:
             # A claimed 0 where J did not move is no exception: it agrees only when the noise
             # at this step is below threshold x the tensor's scale, so that a derivative that
