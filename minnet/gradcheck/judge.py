@@ -1,11 +1,14 @@
 """The judge: is a claimed derivative right, wrong, at a kink, or impossible to decide here?
 
 A central difference ``n(h) = (J(theta + h) - J(theta - h)) / 2h`` is an *estimate* of the
-derivative, with two errors of its own:
+derivative, with errors of its own:
 
-- **rounding noise**: ``J`` is computed in floating point, so each value is off by up to about
-  ``noise`` (``NOISE_ULPS`` units in the last place of ``J``'s scale), and ``n(h)`` by up to
+- **rounding noise**: ``J`` is computed in floating point, so each value is off by up to
+  ``noise`` (measured by the check with :func:`estimate_noise`, ECnoise; ``NOISE_ULPS`` units in
+  the last place of ``J``'s scale where it cannot be measured), and ``n(h)`` by up to
   ``noise / h``: it *grows* as the step shrinks;
+- **the step taken**: float64 rounds ``theta + h``; what that does to ``n`` is added to its
+  error (``Measurement.step_error``), and a step ``theta`` swallows measures nothing;
 - **truncation**: for a smooth ``J``, ``n(h) = J' + c h^2 + ...``: it *shrinks* as the step
   shrinks, by 16 when the step shrinks by 4. Across a kink (ReLU at 0) there is no derivative at
   all: the slopes on either side differ by a jump that does *not* shrink with the step.
@@ -15,31 +18,31 @@ The judge gives each entry one of four verdicts, and each one needs positive evi
 ``agree``
     ``|a - n| <= threshold * (|a| + |n|) + E``, where ``E`` bounds ``n``'s error, *and* that
     error bar is small: ``E <= threshold * (|a| + |n|) + floor``. An agreement that holds only
-    because the error bar is wide is not an agreement.
+    because the error bar is wide is not an agreement; nor is a claimed 0 where ``J`` did not
+    move, unless the noise says a derivative above ``floor`` would have moved it.
 ``fail``
-    The analytic or numeric value is NaN or infinite; or ``|a - n| > threshold * (|a| + |n|) + E``
-    and ``a`` also lies outside the one-sided slopes ``(J(theta) - J(theta - h)) / h`` and
-    ``(J(theta + h) - J(theta)) / h``; or ``a`` lies outside those slopes at a kink.
+    The analytic or numeric value is NaN or infinite; or ``|a - n| > threshold * (|a| + |n|) +
+    floor + E`` (wrong by docs/gradcheck.md's definition), the central differences it rests on
+    are stable, and ``a`` also lies outside the one-sided slopes ``(J(theta) - J(theta - h)) / h``
+    and ``(J(theta + h) - J(theta)) / h`` (or their gap shrinks like curvature's); or ``a`` lies
+    outside those slopes at a kink.
 ``kink``
     There is evidence of a kink at theta: a declared ``kink_points`` value of some layer is
     still crossed at steps far below the natural one, or the jump between the one-sided slopes
     keeps its size as the step shrinks by 4 (curvature would shrink it 4 times, noise would grow
     it). *And* ``a`` lies between the one-sided slopes, as a right backward's value at a kink
     does. Such entries are left out of the verdict (excused), and reported.
-A claimed zero where ``J`` does not move at all at either step is an agreement too: float64 sees
-no derivative there (a dead ReLU unit).
-
 ``undecided``
     Nothing of the above could be shown: the noise is too large to tell, even after trying a
     larger step (when the disagreement looks like noise) or smaller steps (when it looks like
-    truncation or a kink).
+    truncation or a kink). The reason says whether the entry agrees within its noise
+    (:data:`NOISY`) or disagrees (any other reason: the check cannot pass then).
 
-Error bars come from pairs of steps: when ``J`` is smooth between steps ``s`` and ``4s`` and the
-steps are small enough that the truncation is ``c h^2`` (at most ``ASYMPTOTIC`` natural steps),
-``n(4s) - n(s) = 15 c s^2`` up to noise, so the truncation of ``n(s)`` is at most
-``(|n(4s) - n(s)| + noise/s + noise/4s) / 15``. A kink in between only makes that bound larger
-(more cautious), never smaller. Larger steps (tried when noise is the problem) are used only
-while ``n`` at consecutive steps agrees within the noise: the truncation has not shown yet.
+Error bars come from pairs of steps in the asymptotic regime, shown by three steps whose central
+differences change 8 to 32 times less at each step (``c h^2`` gives 16): between ``s`` and
+``4s``, ``n(4s) - n(s) = 15 c s^2`` up to noise, so the truncation of ``n(s)`` is at most
+``2 (|n(4s) - n(s)| + noise/s + noise/4s) / 15``. Larger steps (tried when noise is the problem)
+are used only while ``n`` at consecutive steps agrees within the noise.
 
 This module knows nothing about layers or models: it sees numbers and a way to get more of them
 (``measure(step)``), so it is tested on plain functions.
