@@ -504,7 +504,9 @@ def test_a_forward_rounded_to_float32_is_inconclusive_not_failed():
     x = np.random.default_rng(0).standard_normal(20)
     f = lambda v: float(np.sum(np.sin(v.astype(np.float32)), dtype=np.float32))  # noqa: E731
     assert check_function(f, x, np.cos(x)).status == "inconclusive"
-    assert check_function(f, x, 1.01 * np.cos(x)).status == "failed"
+    # A 1% error under float32 rounding: the entries' own noise tables are staircases whose
+    # treads, over the steps the judge tried, are as large as the error: never passed.
+    assert check_function(f, x, 1.01 * np.cos(x)).status != "passed"
 
 
 @pytest.mark.parametrize(

@@ -182,9 +182,10 @@ class _Tally:
             self.decided -= len(self.on_scale)
             self.undecided += [evolve(entry, reason=NOISY) for entry, _ in self.on_scale]
         excused = len(self.kinks) + len(self.undecided)
-        # An undecided entry that agrees within its noise hides at most that noise; one that
-        # disagrees may hide a wrong gradient, and no check with one passes.
-        unsettled = [e for e in self.undecided if e.reason not in (NOISY, KINKS_MEET_REASON)]
+        # An undecided entry may hide a wrong gradient (one that agrees within its noise, an
+        # error up to that noise, which is wider than the tolerance): no check with one passes.
+        # Only where declared kinks of several units meet is an undecided entry excused.
+        unsettled = [e for e in self.undecided if e.reason != KINKS_MEET_REASON]
         self.failures.sort(key=lambda pair: -pair[0])
         if self.failures:
             status = FAILED
@@ -214,10 +215,9 @@ class _Tally:
             status = INCONCLUSIVE
             shown = ", ".join(entry.where for entry in unsettled[:6])
             reasons.append(
-                f"{len(unsettled)} entries disagree with the numeric gradient but the error "
-                f"model could not decide whether beyond their error bars ({shown}; "
+                f"{len(unsettled)} entries could not be decided ({shown}; "
                 f"{unsettled[0].reason}): a wrong gradient may hide there. Check at another "
-                "point (off kinks, other inputs), or in float64 throughout"
+                "point (off kinks, other inputs, larger gradients), or in float64 throughout"
             )
         elif excused > self.decided:
             status = INCONCLUSIVE
@@ -379,11 +379,14 @@ def _confirm_failure(target, judge, t, index, a, verdict, floor) -> Verdict:
         values = [m.minus, *values, m.plus]
     steps = np.diff(values)
     if np.any(steps == 0) and not np.all(steps == 0):
-        return Verdict(UNDECIDED, verdict.numeric, verdict.step, np.inf, OWN_NOISE)
-    sigma = estimate_noise(np.array(values))
-    if sigma is None:
-        return verdict
-    bar = verdict.error_bar + NOISE_SIGMAS * sigma / verdict.step
+        # A staircase: each value of J may be off by up to the highest tread in the table.
+        own = float(np.max(np.abs(steps)))
+    else:
+        sigma = estimate_noise(np.array(values))
+        if sigma is None:
+            return verdict
+        own = NOISE_SIGMAS * sigma
+    bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
     return verdict
@@ -487,6 +490,7 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
         largest = int(np.argmax([array.size for array in target.arrays]))
         measured = _tensor_noise(target, largest, seed)
         judges = [Judge(threshold, assumed if measured is None else measured)] * len(target.arrays)
+        judges = list(judges)
     for t in range(len(target.arrays) if not fast else 0):
         measured = _tensor_noise(target, t, seed)
         judges.append(Judge(threshold, assumed if measured is None else measured))
@@ -515,7 +519,10 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
             if verdict.status == AGREE:
                 tally.add_direction(name, size, analytic, verdict)
                 continue
-            # The direction does not plainly agree: find out which entries, and why.
+            # The direction does not plainly agree: find out which entries, and why, with the
+            # tensor's own noise.
+            measured = _tensor_noise(target, t, seed)
+            judges[t] = Judge(threshold, assumed if measured is None else measured)
         _judge_entries(target, judges[t], t, chosen[t], epsilon, tally, scale_floor)
     return tally.report(target, threshold, epsilon, mode)
 
