@@ -489,7 +489,10 @@ def test_a_kink_near_theta_is_not_a_kink_at_theta(distance):
     x = np.array([distance, 0.7, -1.3, 2.0])
     f = lambda v: float(np.abs(v).sum())  # noqa: E731
     assert check_function(f, x, np.array([0.0, 1, -1, 1])).status == "failed"
-    assert check_function(f, x, np.sign(x)).passed
+    right = check_function(f, x, np.sign(x))
+    # At 1e-8 from the kink only steps below 1e-8 see |x| smooth, where the rounding noise is
+    # about 1e-6 of the slope: an agreement cannot be proven within 1e-6 there.
+    assert right.status != "failed" and (right.passed or distance < 3e-8)
 
 
 def test_relu_inputs_near_but_not_on_their_kinks_are_no_false_alarm():

@@ -294,9 +294,11 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     with np.errstate(invalid="ignore", over="ignore"):
         numeric = difference_quotient(plus, minus, h)
         tolerance = judge.threshold * (np.abs(a) + np.abs(numeric))
-        agree = (np.abs(a - numeric) <= tolerance + noise) & np.isfinite(a) & np.isfinite(numeric)
-        strict = agree & (noise <= tolerance)
-        on_floor = agree & ~strict & (noise <= tolerance + floor)
+        # |a - g| <= |a - n| + (error of n): an agreement must hold with the error bar added.
+        gap = np.abs(a - numeric) + noise
+        agree = np.isfinite(a) & np.isfinite(numeric)
+        strict = agree & (gap <= tolerance)
+        on_floor = agree & ~strict & (gap <= tolerance + floor)
     # ... but only while the errors such entries could hide, all together, cannot move the
     # tensor's difference past the threshold. Otherwise they go to the judge, who tries larger
     # steps.

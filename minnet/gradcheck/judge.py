@@ -237,7 +237,7 @@ class Judge:
             # matters would have moved J.
             n, noise = first.numeric, self.noise_of(first)
             if abs(a - n) <= self.tolerance(a, n) + noise:
-                if noise <= self.tolerance(a, n) + floor:
+                if abs(a - n) + noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
                 # An agreement within the noise only: a larger step may decide it. It may not
                 # fail it: the first step agreed, and larger steps that disagree may only have
@@ -285,7 +285,7 @@ class Judge:
             if self._curvature(m, witness):
                 return Verdict(FAIL, n, m.step, error_bar)
             return None  # within the slopes: a smaller step may still tell
-        if abs(a - n) <= tol + error_bar and error_bar <= tol + floor:
+        if abs(a - n) + error_bar <= tol + floor:  # |a - g| <= |a - n| + |n - g|: right
             return Verdict(AGREE, n, m.step, error_bar)
         return None
 
