@@ -356,6 +356,30 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             continue
         if m.crossed or abs((m.right - m.left) - jump[k]) <= JUMP_STABLE * abs(jump[k]):
             hidden_kinks.append(int(k))  # the jump kept its size: a kink, not curvature
+        elif abs(m.right - m.left) > 2 * abs(jump[k]):
+            # The jump grew as the step shrank (curvature shrinks it, a kink keeps it): J varies
+            # on a scale below the step, where the first agreement may be a saturated central
+            # difference (near 0) meeting a zeroed claim. The judge decides it at smaller steps.
+            first = Measurement(
+                float(h[k]),
+                float(plus[k]),
+                float(minus[k]),
+                target.center,
+                up=float(up[k]),
+                down=float(down[k]),
+            )
+            v = judge.judge(
+                a[k],
+                first,
+                target.measure(t, int(flat_index[k]), target.center),
+                natural_step=float(natural_step_for(theta[k])),
+                max_step=float(max_step_for(theta[k])),
+                floor=floor,
+            )
+            if v.status == FAIL and np.isfinite(v.numeric):
+                v = _confirm_failure(target, judge, t, int(flat_index[k]), a[k], v, floor)
+            if v.status != AGREE:
+                verdicts[int(k)] = v
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
     name, shape = target.names[t], target.arrays[t].shape
     tally.add(name, shape, flat_index, a, numeric, verdicts)
