@@ -12,6 +12,8 @@
 - false alarms and inconclusive verdicts: random correct nets, half of them full of kinks (zero
   biases, zero inputs), one in three with a user batch norm, checked with the defaults and the
   tutorial's settings, in full and fast mode;
+- random cases (``benchmarks/gradcheck_cases.py``): random functions with known gradients and
+  random bugs, nobody tuned the checker to;
 - cost: evaluations and time of a full and a fast check of a 20-100-80-1 net (10,261 params);
   with ``--baseline PATH`` (another minnet checkout), both measured alternately, side by side.
 
@@ -34,6 +36,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from adversarial import cases  # noqa: E402
 from conftest import random_data, random_net  # noqa: E402
+from gradcheck_cases import run as run_cases  # noqa: E402
 from test_gradcheck_bugs import MODES, correct_net_with_kinks, model_with  # noqa: E402
 
 from minnet.teaching.bugs import CATALOGUE, MissingMeanLoss  # noqa: E402
@@ -142,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", type=int, default=1000, help="random correct nets to check")
     parser.add_argument("--baseline", type=Path, help="another minnet checkout to compare cost")
+    parser.add_argument("--cases", type=int, default=2000, help="random cases of the generator")
     args = parser.parse_args()
     caught, total = catch_rate()
     print(f"catch rate: {caught}/{total} bugs caught and blamed on the right layer and tensor")
@@ -149,8 +153,21 @@ def main() -> None:
     adversarial()
     print("false alarms:")
     false_alarms(args.nets)
+    print("random cases (benchmarks/gradcheck_cases.py):")
+    random_cases(args.cases)
     print("cost of a check of a 20-100-80-1 net (10,261 parameters, batch 32):")
     cost(args.baseline)
+
+
+def random_cases(cases: int) -> None:
+    counts = run_cases(cases, seed=0)
+    wrong, smooth, kinked = counts["wrong"], counts["right smooth"], counts["right kinked"]
+    print(f"  wrong gradients passed: {wrong['passed']} of {sum(wrong.values())}")
+    print(f"  right gradients failed, smooth float64: {smooth['failed']} of {sum(smooth.values())}")
+    print(
+        f"  right gradients failed at kinks, ties, float32: {kinked['failed']} of "
+        f"{sum(kinked.values())} ({kinked['inconclusive']} inconclusive)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     check_parser.add_argument("--fast", action="store_true", help="one direction per tensor")
     check_parser.add_argument("--epsilon", type=float, default=None, help="the step (adaptive)")
     check_parser.add_argument("--threshold", type=float, default=1e-6, help="default 1e-6")
+    check_parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the inputs and of the check (default 0)"
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         from .testing import main_check
 
-        options = dict(fast=args.fast, epsilon=args.epsilon, threshold=args.threshold)
+        options = dict(
+            fast=args.fast, epsilon=args.epsilon, threshold=args.threshold, seed=args.seed
+        )
         return main_check(args.file, **options)
     if args.command == "demo":
         from .teaching.demo import main as demo

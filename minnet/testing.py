@@ -5,7 +5,7 @@ In a test file::
     from minnet.testing import assert_gradients
 
     def test_my_layer_backward():
-        assert_gradients(MyLayer(4), np.random.default_rng(0).standard_normal((5, 4)))
+        assert_gradients(MyLayer(4), random_input((5, 4)))
 
 ``assert_gradients`` takes what the matching check takes: a layer and its input, a model with
 ``X`` and ``Y``, a loss with outputs and targets, or a function with a point and its claimed
@@ -29,6 +29,7 @@ import numpy as np
 from attrs import frozen
 
 from .gradcheck import GradcheckReport, check_function, check_layer, check_loss, check_model
+from .gradcheck.targets import stream
 from .layers import Layer
 from .model import Sequential
 
@@ -75,7 +76,7 @@ class LayerResult:
     """The outcome of checking one layer class of a file."""
 
     name: str
-    status: str  # "passed", "failed", "inconclusive", or "not built"
+    status: str  # "passed", "failed", "inconclusive", "not built" or "error"
     report: GradcheckReport | None
     detail: str = ""
 
@@ -102,12 +103,19 @@ def layer_classes(module: Any) -> list[type[Layer]]:
     return sorted(found, key=lambda cls: inspect.getsourcelines(cls)[1])
 
 
-def _default_example(cls: type[Layer]) -> tuple[Layer, np.ndarray]:
+def random_input(shape: tuple[int, ...], seed: int | None = 0) -> np.ndarray:
+    """A standard normal input for a check, from the seed's ``"input"`` stream: independent of
+    the check's own draws (its upstream gradient ``G``) for any seed, so that the input can
+    never be the ``G`` it is checked with."""
+    return stream(seed, "input").standard_normal(shape)
+
+
+def _default_example(cls: type[Layer], seed: int | None) -> tuple[Layer, np.ndarray]:
     """``cls()`` with no arguments, and a random ``(5, in_features)`` input (3 features when
     the layer does not say how many it takes)."""
     layer = cls()
     features = getattr(layer, "in_features", None) or 3
-    return layer, np.random.default_rng(0).standard_normal((5, int(features)))
+    return layer, random_input((5, int(features)), seed)
 
 
 def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
@@ -117,16 +125,18 @@ def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
     (or its name): a callable returning ``(layer, x)``, or such a tuple. Otherwise the class is
     built with no arguments and checked on a random ``(5, in_features)`` input (``in_features``
     read from the layer, else 3). A class that cannot be built this way is reported as
-    ``"not built"``, with the error.
+    ``"not built"``, with the error; a layer whose check raises is reported as ``"error"``,
+    with the error, and the other layers are still checked.
     """
     module = _load_module(Path(path))
+    seed = options.get("seed", 0)
     examples: dict[Any, Any] = getattr(module, EXAMPLES_NAME, {}) or {}
     results = []
     for cls in layer_classes(module):
         make: Callable[[], Any] | Any = examples.get(cls, examples.get(cls.__name__))
         try:
             if make is None:
-                layer, x = _default_example(cls)
+                layer, x = _default_example(cls, seed)
             else:
                 layer, x = make() if callable(make) else make
         except Exception as err:  # a user's constructor: any error means "could not build"
@@ -136,7 +146,12 @@ def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
             )
             results.append(LayerResult(cls.__name__, "not built", None, detail))
             continue
-        report = check_layer(layer, x, **options)
+        try:
+            report = check_layer(layer, x, **options)
+        except Exception as err:  # a user's forward or backward: report it, check the others
+            detail = f"the check raised {type(err).__name__}: {err}"
+            results.append(LayerResult(cls.__name__, "error", None, detail))
+            continue
         results.append(LayerResult(cls.__name__, report.status, report))
     return results
 
@@ -164,4 +179,11 @@ def main_check(path: str, **options: Any) -> int:
     return 0 if all(result.status == "passed" for result in results) else 1
 
 
-__all__ = ["EXAMPLES_NAME", "LayerResult", "assert_gradients", "check", "check_file"]
+__all__ = [
+    "EXAMPLES_NAME",
+    "LayerResult",
+    "assert_gradients",
+    "check",
+    "check_file",
+    "random_input",
+]

@@ -1,11 +1,14 @@
 """The judge: is a claimed derivative right, wrong, at a kink, or impossible to decide here?
 
 A central difference ``n(h) = (J(theta + h) - J(theta - h)) / 2h`` is an *estimate* of the
-derivative, with two errors of its own:
+derivative, with errors of its own:
 
-- **rounding noise**: ``J`` is computed in floating point, so each value is off by up to about
-  ``noise`` (``NOISE_ULPS`` units in the last place of ``J``'s scale), and ``n(h)`` by up to
+- **rounding noise**: ``J`` is computed in floating point, so each value is off by up to
+  ``noise`` (measured by the check with :func:`estimate_noise`, ECnoise; ``NOISE_ULPS`` units in
+  the last place of ``J``'s scale where it cannot be measured), and ``n(h)`` by up to
   ``noise / h``: it *grows* as the step shrinks;
+- **the step taken**: float64 rounds ``theta + h``; what that does to ``n`` is added to its
+  error (``Measurement.step_error``), and a step ``theta`` swallows measures nothing;
 - **truncation**: for a smooth ``J``, ``n(h) = J' + c h^2 + ...``: it *shrinks* as the step
   shrinks, by 16 when the step shrinks by 4. Across a kink (ReLU at 0) there is no derivative at
   all: the slopes on either side differ by a jump that does *not* shrink with the step.
@@ -15,31 +18,31 @@ The judge gives each entry one of four verdicts, and each one needs positive evi
 ``agree``
     ``|a - n| <= threshold * (|a| + |n|) + E``, where ``E`` bounds ``n``'s error, *and* that
     error bar is small: ``E <= threshold * (|a| + |n|) + floor``. An agreement that holds only
-    because the error bar is wide is not an agreement.
+    because the error bar is wide is not an agreement; nor is a claimed 0 where ``J`` did not
+    move, unless the noise says a derivative above ``floor`` would have moved it.
 ``fail``
-    The analytic or numeric value is NaN or infinite; or ``|a - n| > threshold * (|a| + |n|) + E``
-    and ``a`` also lies outside the one-sided slopes ``(J(theta) - J(theta - h)) / h`` and
-    ``(J(theta + h) - J(theta)) / h``; or ``a`` lies outside those slopes at a kink.
+    The analytic or numeric value is NaN or infinite; or ``|a - n| > threshold * (|a| + |n|) +
+    floor + E`` (wrong by docs/gradcheck.md's definition), the central differences it rests on
+    are stable, and ``a`` also lies outside the one-sided slopes ``(J(theta) - J(theta - h)) / h``
+    and ``(J(theta + h) - J(theta)) / h`` (or their gap shrinks like curvature's); or ``a`` lies
+    outside those slopes at a kink.
 ``kink``
     There is evidence of a kink at theta: a declared ``kink_points`` value of some layer is
     still crossed at steps far below the natural one, or the jump between the one-sided slopes
     keeps its size as the step shrinks by 4 (curvature would shrink it 4 times, noise would grow
     it). *And* ``a`` lies between the one-sided slopes, as a right backward's value at a kink
     does. Such entries are left out of the verdict (excused), and reported.
-A claimed zero where ``J`` does not move at all at either step is an agreement too: float64 sees
-no derivative there (a dead ReLU unit).
-
 ``undecided``
     Nothing of the above could be shown: the noise is too large to tell, even after trying a
     larger step (when the disagreement looks like noise) or smaller steps (when it looks like
-    truncation or a kink).
+    truncation or a kink). The reason says whether the entry agrees within its noise
+    (:data:`NOISY`) or disagrees (any other reason: the check cannot pass then).
 
-Error bars come from pairs of steps: when ``J`` is smooth between steps ``s`` and ``4s`` and the
-steps are small enough that the truncation is ``c h^2`` (at most ``ASYMPTOTIC`` natural steps),
-``n(4s) - n(s) = 15 c s^2`` up to noise, so the truncation of ``n(s)`` is at most
-``(|n(4s) - n(s)| + noise/s + noise/4s) / 15``. A kink in between only makes that bound larger
-(more cautious), never smaller. Larger steps (tried when noise is the problem) are used only
-while ``n`` at consecutive steps agrees within the noise: the truncation has not shown yet.
+Error bars come from pairs of steps in the asymptotic regime, shown by three steps whose central
+differences change 8 to 32 times less at each step (``c h^2`` gives 16): between ``s`` and
+``4s``, ``n(4s) - n(s) = 15 c s^2`` up to noise, so the truncation of ``n(s)`` is at most
+``2 (|n(4s) - n(s)| + noise/s + noise/4s) / 15``. Larger steps (tried when noise is the problem)
+are used only while ``n`` at consecutive steps agrees within the noise.
 
 This module knows nothing about layers or models: it sees numbers and a way to get more of them
 (``measure(step)``), so it is tested on plain functions.
@@ -47,10 +50,13 @@ This module knows nothing about layers or models: it sees numbers and a way to g
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 from attrs import frozen
+
+from .reference import difference_quotient, step_rounding
 
 EPS = float(np.finfo(np.float64).eps)
 CBRT_EPS = EPS ** (1 / 3)
@@ -66,6 +72,11 @@ KINK_SCALE = 16
 #: Error bars from a pair of steps assume the truncation error is ``c h^2``: the descent trusts
 #: pairs only once the larger step is at most ASYMPTOTIC times the natural step.
 ASYMPTOTIC = 16
+#: A failure needs the central differences of the steps it rests on to agree with each other
+#: this many times better than they disagree with the claim.
+STABLE_FAIL = 8.0
+#: The truncation bound from a pair of steps is taken this many times over.
+TRUNCATION_SAFETY = 2.0
 #: The longest descent towards small steps.
 MAX_DESCENT = 16
 #: A slope jump is a kink only if larger than JUMP_NOISE times its noise, and if it changes by at
@@ -76,6 +87,12 @@ JUMP_STABLE = 0.25
 AGREE, FAIL, KINK, UNDECIDED = "agree", "fail", "kink", "undecided"
 #: The reason of an entry that agrees, but only within an error bar too wide to decide it.
 NOISY = "agrees only within the rounding noise, also at larger steps"
+#: The reason of an entry that agreed within the noise at the first step and disagrees at
+#: larger ones: a wrong claim, or steps beyond J's own scale of variation.
+CLIMBED = "agrees within the noise at the step asked for, disagrees at larger steps"
+#: The reason of an entry where declared kinks of several units meet: backprop takes each
+#: unit's own convention there, and its value need not lie between J's one-sided slopes.
+KINKS_MEET_REASON = "outside the one-sided slopes where kinks meet"
 
 #: What an evaluation crossed (the largest wins when several are seen):
 #: NO_KINK: no declared kink. ONE_KINK: inputs of one layer that sat *exactly* on a kink at theta,
@@ -99,25 +116,48 @@ class Measurement:
     minus: float
     center: float
     crossed: int = NO_KINK
+    #: The steps actually taken up and down (``(theta + h) - theta`` and ``theta - (theta -
+    #: h)``); ``None``: exactly ``step``.
+    up: float | None = None
+    down: float | None = None
+
+    @property
+    def taken_up(self) -> float:
+        return self.step if self.up is None else self.up
+
+    @property
+    def taken_down(self) -> float:
+        return self.step if self.down is None else self.down
+
+    @property
+    def swallowed(self) -> bool:
+        """Was the step lost in rounding (``theta + h == theta`` either way)?"""
+        return not (self.taken_up > 0 and self.taken_down > 0)
 
     @property
     def numeric(self) -> float:
-        """The central difference ``(J+ - J-) / 2h``."""
-        return (self.plus - self.minus) / (2 * self.step)
+        """The central difference ``(J+ - J-) / 2h`` (:mod:`.reference`)."""
+        return float(difference_quotient(self.plus, self.minus, self.step))
+
+    @property
+    def step_error(self) -> float:
+        """What rounding ``theta +- h`` does to :attr:`numeric` (infinite: step swallowed)."""
+        up, down = self.taken_up, self.taken_down
+        return float(step_rounding(self.plus, self.minus, self.step, up, down))
 
     @property
     def left(self) -> float:
-        """The one-sided slope ``(J(theta) - J(theta - h)) / h``."""
-        return (self.center - self.minus) / self.step
+        """The one-sided slope ``(J(theta) - J(theta - h)) / down`` (NaN: step swallowed)."""
+        return (self.center - self.minus) / self.taken_down if self.taken_down > 0 else np.nan
 
     @property
     def right(self) -> float:
-        """The one-sided slope ``(J(theta + h) - J(theta)) / h``."""
-        return (self.plus - self.center) / self.step
+        """The one-sided slope ``(J(theta + h) - J(theta)) / up`` (NaN: step swallowed)."""
+        return (self.plus - self.center) / self.taken_up if self.taken_up > 0 else np.nan
 
     @property
     def finite(self) -> bool:
-        return bool(np.isfinite(self.plus) and np.isfinite(self.minus))
+        return bool(np.isfinite(self.plus) and np.isfinite(self.minus) and not self.swallowed)
 
 
 @frozen
@@ -152,6 +192,11 @@ class Judge:
         """The rounding error of a central difference with this step."""
         return self.noise / step
 
+    def noise_of(self, m: Measurement) -> float:
+        """The rounding error of ``m``'s central difference: J's noise over the step, and the
+        rounding of the step itself (:func:`.reference.step_rounding`)."""
+        return self.noise / m.step + m.step_error
+
     def judge(
         self,
         analytic: float,
@@ -174,17 +219,30 @@ class Judge:
             return Verdict(FAIL, first.numeric, first.step, np.inf, "the analytic value is NaN")
         if not np.isfinite(first.center):
             return Verdict(FAIL, np.nan, first.step, np.inf, "J itself is NaN or infinite")
-        if a == 0 and first.plus == first.minus and np.isfinite(first.plus + first.center):
-            # J did not move at all, or moved the same both ways: the derivative is zero as far
-            # as float64 can tell (a dead ReLU unit, an even function), and zero was claimed.
-            return Verdict(AGREE, 0.0, first.step, 0.0)
+        if first.swallowed:
+            # theta + h == theta: the step measured nothing (epsilon=1e-20, or a theta so large
+            # that h is below its last place). Only larger steps can tell.
+            return self._climb(a, first, measure, natural_step, max_step, floor)
+        if first.finite and a != 0 and first.plus == first.center == first.minus:
+            # J did not move at all, against a claim that says it should have: J may be flat
+            # here (a dead unit: larger steps stay flat and show it), or its resolution at
+            # this entry may be coarser than the step (digits lost to cancellation: larger
+            # steps move it, inconsistently). Only larger steps tell which; they may fail the
+            # claim only if J should visibly have moved at this step already.
+            visible = abs(a) > self.tolerance(a, 0.0) + self.noise_of(first)
+            return self._climb(a, first, measure, natural_step, max_step, floor, visible)
         if first.finite:
-            n, noise = first.numeric, self.noise_at(first.step)
+            # A claimed 0 where J did not move is no exception: it agrees only when the noise
+            # at this step is below threshold x the tensor's scale, so that a derivative that
+            # matters would have moved J.
+            n, noise = first.numeric, self.noise_of(first)
             if abs(a - n) <= self.tolerance(a, n) + noise:
-                if noise <= self.tolerance(a, n) + floor:
+                if abs(a - n) + noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
-                # An agreement within the noise only: a larger step may decide it.
-                return self._climb(a, first, measure, natural_step, max_step, floor)
+                # An agreement within the noise only: a larger step may decide it. It may not
+                # fail it: the first step agreed, and larger steps that disagree may only have
+                # gone beyond J's own scale of variation.
+                return self._climb(a, first, measure, natural_step, max_step, floor, False)
         verdict = self._descend(a, first, measure, natural_step, floor)
         if verdict.status == UNDECIDED and first.finite and not first.crossed:
             # Neither a smaller step nor a kink explains the disagreement: is it noise that was
@@ -196,7 +254,13 @@ class Judge:
 
     # -- the rules ------------------------------------------------------------------------------
     def _decide(
-        self, a: float, m: Measurement, witness: Measurement, error_bar: float, floor: float
+        self,
+        a: float,
+        m: Measurement,
+        witness: Measurement,
+        error_bar: float,
+        floor: float,
+        spread: float | None = None,
     ) -> Verdict | None:
         """Agree or fail on measurement ``m``, whose error bar ``error_bar`` was found with
         ``witness`` (another step), or ``None`` when ``m`` cannot tell.
@@ -207,14 +271,21 @@ class Judge:
         """
         n = m.numeric
         tol = self.tolerance(a, n)
-        if abs(a - n) > tol + error_bar:
-            slack = tol + 2 * self.noise_at(m.step)
+        if abs(a - n) > tol + floor + error_bar:
+            # Wrong by the definition (docs/gradcheck.md) whatever the error within the bar...
+            wobble = abs(witness.numeric - n) if spread is None else spread
+            quiet = min(self.noise_of(m), self.noise_of(witness))
+            if wobble > abs(a - n) / STABLE_FAIL or wobble > abs(n) / STABLE_FAIL + quiet:
+                # ... unless n itself still moves that much from step to step: steps beyond
+                # J's own scale of variation (n falling like 1/h) bound nothing.
+                return None
+            slack = tol + 2 * self.noise_of(m)
             if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
                 return Verdict(FAIL, n, m.step, error_bar)
             if self._curvature(m, witness):
                 return Verdict(FAIL, n, m.step, error_bar)
             return None  # within the slopes: a smaller step may still tell
-        if error_bar <= tol + floor:
+        if abs(a - n) + error_bar <= tol + floor:  # |a - g| <= |a - n| + |n - g|: right
             return Verdict(AGREE, n, m.step, error_bar)
         return None
 
@@ -223,7 +294,7 @@ class Judge:
         (and a kink's does not)?"""
         small, large = (m, other) if m.step < other.step else (other, m)
         jump_small, jump_large = small.right - small.left, large.right - large.left
-        noise_small, noise_large = 4 * self.noise_at(small.step), 4 * self.noise_at(large.step)
+        noise_small, noise_large = 4 * self.noise_of(small), 4 * self.noise_of(large)
         ratio = large.step / small.step
         return (
             abs(jump_large) > JUMP_NOISE * noise_large
@@ -234,18 +305,20 @@ class Judge:
         """Bound on the error of ``m.numeric``: its noise plus its truncation, which the change
         between ``m`` and a ``witness`` at another step bounds (truncation is ``c h^2``: with
         steps ``h`` and ``r h``, ``n(rh) - n(h) = (r^2 - 1) c h^2`` up to noise)."""
-        u_m, u_w = self.noise_at(m.step), self.noise_at(witness.step)
+        u_m, u_w = self.noise_of(m), self.noise_of(witness)
         gap = abs(witness.numeric - m.numeric) + u_m + u_w
         ratio = witness.step / m.step
+        # TRUNCATION_SAFETY covers the higher-order terms (h^4) that make the ratio of the
+        # truncations at two steps differ from ratio^2.
         if ratio > 1:
-            return u_m + gap / (ratio * ratio - 1)
+            return u_m + TRUNCATION_SAFETY * gap / (ratio * ratio - 1)
         ratio = 1 / ratio
-        return u_m + gap * ratio * ratio / (ratio * ratio - 1)
+        return u_m + TRUNCATION_SAFETY * gap * ratio * ratio / (ratio * ratio - 1)
 
     def _consistent(self, m: Measurement, other: Measurement) -> bool:
         """Do two steps give the same central difference, up to their noise?"""
         return abs(m.numeric - other.numeric) <= (
-            self.noise_at(m.step) + self.noise_at(other.step) + self.tolerance(m.numeric, 0.0)
+            self.noise_of(m) + self.noise_of(other) + self.tolerance(m.numeric, 0.0)
         )
 
     def _climb(
@@ -256,12 +329,28 @@ class Judge:
         natural_step: float,
         max_step: float,
         floor: float,
+        may_fail: bool = True,
     ) -> Verdict:
         """Larger steps, while ``J`` stays smooth: each measurement is judged with the next
         larger one as witness, or, when that one crossed a kink or shows truncation, with the
-        one below it."""
-        ladder = [first]
-        best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_at(first.step), NOISY)
+        one below it. Without ``may_fail``, a failure found is reported as undecided (with a
+        reason that keeps the check from passing)."""
+        verdict = self._climbing(a, first, measure, natural_step, max_step, floor)
+        if verdict.status == FAIL and not may_fail:
+            return Verdict(UNDECIDED, verdict.numeric, verdict.step, verdict.error_bar, CLIMBED)
+        return verdict
+
+    def _climbing(
+        self,
+        a: float,
+        first: Measurement,
+        measure: Measure,
+        natural_step: float,
+        max_step: float,
+        floor: float,
+    ) -> Verdict:
+        ladder = [first] if first.finite else []
+        best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_of(first), NOISY)
         step = first.step
         if step * LADDER**2 < natural_step:  # from far below the natural step: start near it
             step = natural_step / LADDER**2
@@ -270,6 +359,11 @@ class Judge:
             if step > max_step:
                 break
             m = measure(step)
+            if not ladder:  # no usable step below this one yet
+                if m.finite and not m.crossed:
+                    ladder.append(m)
+                    continue
+                break
             previous = ladder[-1]
             if m.crossed or not m.finite or not self._consistent(previous, m):
                 # A kink, overflow or truncation: larger steps cannot help. The last good step
@@ -277,13 +371,15 @@ class Judge:
                 if len(ladder) >= 2:
                     witness = ladder[-2]
                     error_bar = self._error_bar(previous, witness)
-                    verdict = self._decide(a, previous, witness, error_bar, floor)
+                    spread = _spread(ladder[-3:])
+                    verdict = self._decide(a, previous, witness, error_bar, floor, spread)
                     if verdict is not None:
                         return verdict
                     best = self._better(best, previous, error_bar)
                 break
             error_bar = self._error_bar(previous, m)
-            verdict = self._decide(a, previous, m, error_bar, floor)
+            spread = _spread([*ladder[-2:], m])
+            verdict = self._decide(a, previous, m, error_bar, floor, spread)
             if verdict is not None:
                 return verdict
             best = self._better(best, previous, error_bar)
@@ -303,22 +399,39 @@ class Judge:
         """Smaller steps: truncation shrinks, a nearby kink stops being crossed, a kink at theta
         keeps its jump."""
         kink_step = natural_step / KINK_SCALE
-        previous = first if first.finite else None
-        seen: list[Measurement] = [first] if first.finite else []
+        # A first step far above the natural one (epsilon=10) was taken unwatched and may
+        # have crossed kinks: it is no witness for the truncation of the steps below.
+        usable = first.finite and first.step <= ASYMPTOTIC * natural_step
+        previous = first if usable else None
+        seen: list[Measurement] = [first] if usable else []
         jumping: tuple[Measurement, Measurement] | None = None  # a slope jump holding so far
         step = first.step
         for _ in range(MAX_DESCENT):
             step /= LADDER
             m = measure(step)
+            if m.swallowed:
+                break  # theta + step == theta: smaller steps measure nothing either
             if not m.finite:
                 previous, seen, jumping = None, [], None
                 continue
+            if previous is not None and _stalled(previous, m):
+                break  # J's resolution is reached: smaller steps show its staircase, not J'
             seen.append(m)
-            if previous is not None and previous.step <= ASYMPTOTIC * natural_step:
-                if not (m.crossed or previous.crossed):
-                    verdict = self._decide(a, m, previous, self._error_bar(m, previous), floor)
-                    if verdict is not None:
-                        return verdict
+            if previous is not None:
+                if self._asymptotic(seen):
+                    # Each of the three steps may be judged, with a neighbour as witness: the
+                    # one with the smallest error bar first (less noise at the larger steps,
+                    # less truncation at the smaller ones).
+                    large, middle, small = seen[-3:]
+                    pairs = sorted(
+                        [(large, middle), (middle, large), (small, middle)],
+                        key=lambda pair: self._error_bar(*pair),
+                    )
+                    for judged, witness in pairs:
+                        bar = self._error_bar(judged, witness)
+                        verdict = self._decide(a, judged, witness, bar, floor, _spread(seen[-3:]))
+                        if verdict is not None:
+                            return verdict
                 if step <= kink_step and self._declared_kink_at_theta(seen):
                     return self._at_kink(a, previous, m)
                 # An undeclared kink at theta keeps its jump however small the step: follow it
@@ -329,10 +442,8 @@ class Judge:
                     m.right - m.left
                 ):
                     return self._at_kink(a, *jumping)
-            near = m.crossed == NEAR_KINK  # a smaller step may still get clear of it
-            if step < kink_step / LADDER**2 and not (near or jumping):
-                break
-            if self.noise_at(step) > abs(a - first.numeric) + abs(a) and not jumping:
+            reach = max(self.tolerance(a, m.numeric) + floor, abs(a - m.numeric))
+            if self.noise_at(step) > reach and not jumping:
                 break  # the noise now swamps anything a smaller step could show
             previous = m
         if jumping:
@@ -343,9 +454,30 @@ class Judge:
             UNDECIDED,
             first.numeric,
             first.step,
-            self.noise_at(first.step),
+            self.noise_of(first),
             "disagrees, but neither smaller steps nor a kink settle it",
         )
+
+    def _asymptotic(self, seen: list[Measurement]) -> bool:
+        """Are the last three steps (each 4 times the next) in the regime where truncation is
+        ``c h^2``, so that a pair of them bounds it? Then the change between the two smaller
+        ones is between a 32nd and an eighth of the change between the two larger ones
+        (``c h^2`` gives a sixteenth), up to their noise. Without this evidence (steps large
+        against J's own scale of variation: sin at theta = 1e6 with a step of 9), no error bar
+        is trusted."""
+        if len(seen) < 3 or any(m.crossed for m in seen[-3:]):
+            return False
+        large, middle, small = seen[-3:]
+        if not (large.step > middle.step > small.step):
+            return False
+        first_change = abs(large.numeric - middle.numeric)
+        second_change = abs(middle.numeric - small.numeric)
+        noise = self.noise_of(middle) + self.noise_of(small)
+        if second_change <= noise and first_change <= noise + self.noise_of(large):
+            return True  # no truncation shows at all: the noise bounds the error
+        # c h^2 shrinks 16 times per step; 8 to 32 times allows for the h^4 term. A ratio far
+        # off (the h^4 term cancelling the h^2 term at large steps) is no evidence.
+        return first_change / 32 - noise <= second_change <= first_change / 8 + noise
 
     def _declared_kink_at_theta(self, seen: list[Measurement]) -> bool:
         """A declared kink whose inputs sat exactly on it at theta, crossed at the last two
@@ -360,7 +492,7 @@ class Judge:
         if len(seen) < 3 or any(m.crossed for m in seen[-3:]):
             return False
         jumps = [m.right - m.left for m in seen[-3:]]
-        noise = 4 * self.noise_at(seen[-1].step)
+        noise = 4 * self.noise_of(seen[-1])
         last = jumps[-1]
         return abs(last) > JUMP_NOISE * noise and all(
             abs(jump - last) <= JUMP_STABLE * abs(last) for jump in jumps[:-1]
@@ -370,17 +502,80 @@ class Judge:
         low, high = sorted((m.left, m.right))
         slack = (
             self.tolerance(low, high)
-            + 4 * self.noise_at(m.step)
+            + 4 * self.noise_of(m)
             + abs(m.left - larger.left)
             + abs(m.right - larger.right)
         )
         if low - slack <= a <= high + slack:
             return Verdict(KINK, m.numeric, m.step, slack)
         if KINKS_MEET in (m.crossed, larger.crossed):
-            return Verdict(
-                UNDECIDED, m.numeric, m.step, slack, "outside the one-sided slopes where kinks meet"
-            )
+            return Verdict(UNDECIDED, m.numeric, m.step, slack, KINKS_MEET_REASON)
         return Verdict(FAIL, m.numeric, m.step, slack, "outside the one-sided slopes of a kink")
+
+
+#: A noise table whose largest second difference exceeds this many times their median has a
+#: kink or jump in it: see :func:`estimate_noise`.
+LOCALIZED = 20.0
+
+
+def estimate_noise(values: np.ndarray) -> float | None:
+    """The standard deviation of the rounding noise in ``values``, J at equally spaced points
+    along a line (Moré and Wild's ECnoise, 2011), or ``None`` when the points do not show it.
+
+    The ``k``-th differences of a smooth function shrink like ``spacing**k``; those of noise
+    of standard deviation ``sigma`` have mean square ``sigma**2 / gamma_k`` with
+    ``gamma_k = (k!)**2 / (2k)!``. So ``sqrt(gamma_k * mean(diff_k**2))`` estimates ``sigma``
+    once the smooth part has died out: the estimate is accepted at the first level ``k`` where
+    it agrees within a factor 4 with the next two, and the ``k``-th differences change sign
+    (noise, not a smooth trend). Some level of differences all 0: the noise is 0 as far as
+    they show. ``None`` for a staircase (two neighbours exactly equal: J's resolution is
+    coarser than the spacing, as with float32 inside) and for a kink inside the table.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        return None
+    steps = np.diff(values)
+    if np.any(steps == 0):
+        # A staircase: J's resolution (float32 inside, digits lost to cancellation) is coarser
+        # than the spacing, and the few steps seen say nothing about the noise at the
+        # (larger) steps of a central difference.
+        return None
+    curvature = np.abs(np.diff(values, 2))
+    if np.max(curvature) > LOCALIZED * np.median(curvature):
+        # The second differences sit in one place: a kink or a jump inside the table (a tie
+        # at theta), not noise, which spreads over all of them.
+        return None
+    table, sigmas, signs = values, [], []
+    for k in range(1, len(values)):
+        table = np.diff(table)
+        if k >= 2 and np.all(table == 0):
+            return 0.0  # exactly a polynomial of degree < k along the line: no rounding seen
+        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
+        sigmas.append(math.sqrt(gamma * float(np.mean(table**2))))
+        signs.append(bool(np.any(table > 0) and np.any(table < 0)))
+    for k in range(len(sigmas) - 2):
+        window = sigmas[k : k + 3]
+        if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
+            return window[0]
+    return None
+
+
+def _spread(measurements: list[Measurement]) -> float:
+    """How far apart the central differences of these measurements are."""
+    values = [m.numeric for m in measurements]
+    return max(values) - min(values)
+
+
+def _stalled(larger: Measurement, smaller: Measurement) -> bool:
+    """Did a side of J that moved at the larger step stand exactly still at the smaller one?
+    A smooth J, or one with a kink at theta, keeps moving on a side that moved; a J whose
+    digits are lost (log(1 - p) with p near 1, float32 inside) is a staircase whose treads are
+    wider than the smaller step."""
+    if larger.crossed:
+        return False  # the larger step crossed a declared kink: a flat side is expected
+    up = larger.plus != larger.center and smaller.plus == smaller.center
+    down = larger.minus != larger.center and smaller.minus == smaller.center
+    return up or down
 
 
 def natural_step(theta: np.ndarray | float) -> np.ndarray:

@@ -100,10 +100,20 @@ class GradcheckReport:
 
     def __str__(self) -> str:
         step = "adaptive step" if self.epsilon is None else f"epsilon={self.epsilon:g}"
+        if self.passed:
+            reading = verdict(self.difference)
+            if self.difference >= 1e-7:
+                reading = f"within the threshold {self.threshold:g}"
+        elif self.status == FAILED and not self.difference <= self.threshold:
+            reading = verdict(self.difference)
+        elif self.status == FAILED:
+            reading = "failed for the reasons below"
+        else:
+            reading = "not decided, for the reasons below"
         lines = [
             f"gradcheck {self.status.upper() if not self.passed else self.status}: "
             f"difference = {self.difference:.4g} (threshold {self.threshold:g}, {step}) "
-            f"-> {verdict(self.difference)}",
+            f"-> {reading}",
             f"  {self.checked} entries checked ({self.mode} mode) with {self.evaluations} "
             f"evaluations: {self.decided} decided, {len(self.kinks)} kinks, "
             f"{len(self.undecided)} undecided",

@@ -22,12 +22,36 @@ import numpy as np
 from .batched import batched_values, can_batch
 from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK, Measurement
 from .layer_registry import holding_randomness, kinks_of
-from .reference import evaluate_moved
+from .reference import evaluate_moved, taken_step
 
 if TYPE_CHECKING:
     from ..layers import Layer
     from ..losses import Loss
     from ..model import Sequential
+
+
+#: The purposes a check draws random numbers for, each from its own stream of the seed: a
+#: recipe's random input, the upstream gradient ``G``, fast-mode directions, sampled entries and
+#: the noise probe. Drawn from one stream, ``G`` would equal an input drawn from the same seed
+#: (and at that point ``sum(G * out)`` may be flat for a layer that normalizes its rows).
+STREAMS = {"input": 1, "upstream": 2, "directions": 3, "samples": 4, "noise": 5}
+
+
+def stream(seed: int | None, purpose: str, attempt: int = 0) -> np.random.Generator:
+    """The random generator of the check with ``seed`` for ``purpose`` (a key of
+    :data:`STREAMS`); ``attempt`` numbers redraws. Streams of different purposes, attempts or
+    seeds are independent (numpy's ``SeedSequence``); ``seed=None`` gives fresh entropy."""
+    if purpose not in STREAMS:
+        raise ValueError(f"purpose must be one of {sorted(STREAMS)}, got {purpose!r}")
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng(np.random.SeedSequence([int(seed), STREAMS[purpose], attempt]))
+
+
+def upstream_gradient(shape: tuple[int, ...], seed: int | None, attempt: int) -> np.ndarray:
+    """The fixed random ``G`` of a layer check: standard normal, from the ``"upstream"``
+    stream."""
+    return stream(seed, "upstream", attempt).standard_normal(shape)
 
 
 def float64_copy(array: Any) -> np.ndarray:
@@ -119,12 +143,14 @@ class Target:
     def measure(self, tensor: int, index: int, center: float) -> Callable[[float], Measurement]:
         """``measure(step)`` for one entry, watching for declared kinks (for the judge)."""
         array = self.arrays[tensor]
+        theta = float(array.reshape(-1)[index])
 
         def measure(step: float) -> Measurement:
             self.crossed = NO_KINK
             plus = evaluate_moved(lambda: self.count(tensor, True), array, index, step)
             minus = evaluate_moved(lambda: self.count(tensor, True), array, index, -step)
-            return Measurement(step, plus, minus, center, self.crossed)
+            up, down = taken_step(theta, step), -taken_step(theta, -step)
+            return Measurement(step, plus, minus, center, self.crossed, up, down)
 
         return measure
 
@@ -135,19 +161,44 @@ class Target:
         array = self.arrays[tensor]
         saved = array.copy()
 
-        def moved(step: float) -> float:
+        norm2 = float(np.sum(direction * direction))
+
+        def moved(step: float) -> tuple[float, float]:
+            """J moved by ``step`` along the direction, and the step taken along it."""
             np.add(saved, step * direction, out=array)
             try:
-                return self.count(tensor, True)
+                taken = float(np.sum(taken_step(saved, step * direction) * direction)) / norm2
+                return self.count(tensor, True), abs(taken)
             finally:
                 array[...] = saved
 
         def measure(step: float) -> Measurement:
             self.crossed = NO_KINK
-            plus, minus = moved(step), moved(-step)
-            return Measurement(step, plus, minus, center, self.crossed)
+            (plus, up), (minus, down) = moved(step), moved(-step)
+            return Measurement(step, plus, minus, center, self.crossed, up, down)
 
         return measure
+
+    def table_along(self, tensor: int, move: np.ndarray, half: int) -> np.ndarray | None:
+        """J at ``arrays[tensor] + k * move`` for ``k = -half .. half`` (watching for declared
+        kinks), or ``None`` when some value crossed one or is not finite."""
+        array = self.arrays[tensor]
+        saved = array.copy()
+        values = []
+        try:
+            for k in range(-half, half + 1):
+                if k == 0:
+                    values.append(self.center)
+                    continue
+                np.add(saved, k * move, out=array)
+                self.crossed = NO_KINK
+                value = self.count(tensor, True)
+                if self.crossed or not np.isfinite(value):
+                    return None
+                values.append(value)
+        finally:
+            array[...] = saved
+        return np.array(values)
 
 
 class FunctionTarget(Target):
@@ -224,14 +275,19 @@ def checking(layers: Sequence[Layer]) -> Iterator[None]:
             getattr(layer, name)[...] = value
 
 
-class LayerTarget(Target):
-    """``J = sum(G * layer.forward(x))`` for ``G`` drawn from ``seed``."""
+#: See :meth:`LayerTarget.powerless`.
+POWERLESS = 1e-6
 
-    def __init__(self, layer: Layer, x: Any, seed: int | None) -> None:
+
+class LayerTarget(Target):
+    """``J = sum(G * layer.forward(x))`` for ``G`` drawn from the seed's ``"upstream"`` stream
+    (redraw number ``attempt``)."""
+
+    def __init__(self, layer: Layer, x: Any, seed: int | None, attempt: int = 0) -> None:
         self.layer = layer
         self.x = float64_copy(x)
         out = np.asarray(layer.forward(self.x))
-        self.projection = np.random.default_rng(seed).standard_normal(out.shape)
+        self.projection = upstream_gradient(out.shape, seed, attempt)
         grad_input = layer.backward(self.projection.copy())
         named = list(layer.named_parameters())
         self.names = [name for name, _ in named] + ["input"]
@@ -254,6 +310,33 @@ class LayerTarget(Target):
     def scale(self) -> float:
         self.evaluations += 1
         return float(np.sum(np.abs(self.projection * self.layer.forward(self.x))))
+
+    def powerless(self, tensor: int, direction: np.ndarray, step: float) -> bool:
+        """Is ``G`` blind to ``tensor``: the layer's output moves along ``direction`` but
+        ``J = sum(G * out)`` does not?
+
+        ``J(+h) - J(-h) = G . (out(+h) - out(-h))``; for a ``G`` independent of the layer,
+        that is a normal number of standard deviation ``||out(+h) - out(-h)||``, below
+        :data:`POWERLESS` times it with probability under ``POWERLESS``. Far below it means
+        ``G`` is orthogonal to what the tensor does to the output (``G`` equal to the input of a
+        layer that normalizes rows): a check with this ``G`` could not see a wrong gradient."""
+        array = self.arrays[tensor]
+        saved = array.copy()
+        outs = []
+        for s in (step, -step):
+            np.add(saved, s * direction, out=array)
+            try:
+                self.evaluations += 1
+                outs.append(np.asarray(self.layer.forward(self.x), dtype=np.float64))
+            finally:
+                array[...] = saved
+        moved = outs[0] - outs[1]
+        size = float(np.linalg.norm(moved))
+        return bool(
+            np.isfinite(size)
+            and size > 0
+            and abs(np.sum(self.projection * moved)) <= POWERLESS * size
+        )
 
 
 class ModelTarget(Target):

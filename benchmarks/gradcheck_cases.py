@@ -1,0 +1,210 @@
+"""A checker for the checker: random test functions with known gradients, and random bugs.
+
+    python benchmarks/gradcheck_cases.py [--cases N] [--seed S]
+
+Each case is a random function ``J(x)`` of a few entries, built from pieces with exact
+derivatives: polynomials, exp, log, sin, tanh, and kinks (abs, ReLU, max of a group), each
+applied to ``u = (x - center) / scale`` with parameter scales from 1e-8 to 1e8, a constant offset
+from 1e-12 to 1e20 (or none), points exactly on kinks, next to them (1e-9 .. 1e-6 away) and on
+ties of a max, and pieces computed in float32. Half the cases claim the true gradient (a
+subgradient at kinks: the one-sided slope on the side the backward's convention picks); the
+other half carry one random bug: a relative error of 1e-1 .. 1e-6 on a random entry, a zeroed
+entry, a flipped sign, two swapped entries, or every tied entry of a max claiming the whole
+share.
+
+What counts as wrong is docs/gradcheck.md's definition: a claim ``a`` for an entry whose true
+derivative is ``g`` is wrong when ``|a - g| > threshold * (|a| + |g|) + threshold * max|g|``
+(the largest true derivative of the case); a case whose bug changes no entry by more than that
+is counted as right. A tie claimed in full by each tied entry is wrong (the directional
+derivative along their sum is 1, the claims add up to more).
+
+It prints the wrong gradients passed (must be 0), the right gradients failed, split into smooth
+float64 cases (must be 0) and cases at kinks, ties or float32 pieces (may be inconclusive, never
+failed), and how often the check was inconclusive. ``tests/test_gradcheck_cases.py`` runs a small
+sample of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from minnet.gradcheck import DEFAULT_THRESHOLD, check_function  # noqa: E402
+
+SMOOTH = ("poly", "exp", "log", "sin", "tanh")
+KINKED = ("abs", "relu")
+
+
+def _smooth(kind: str, power: int):
+    """``(g, dg)`` of a smooth piece of ``u``."""
+    if kind == "poly":
+        return (lambda u: u**power), (lambda u: power * u ** (power - 1))
+    if kind == "exp":
+        return (lambda u: np.exp(0.5 * u)), (lambda u: 0.5 * np.exp(0.5 * u))
+    if kind == "log":
+        return (lambda u: np.log1p(u * u)), (lambda u: 2 * u / (1 + u * u))
+    if kind == "sin":
+        return np.sin, np.cos
+    return np.tanh, (lambda u: 1 - np.tanh(u) ** 2)
+
+
+@dataclass
+class Case:
+    """One random function: ``J(x)``, the point, the true gradient (a valid subgradient at
+    kinks) and what makes it hard."""
+
+    f: Callable[[np.ndarray], float]
+    x: np.ndarray
+    grad: np.ndarray
+    tags: set[str] = field(default_factory=set)
+    ties: list[int] = field(default_factory=list)
+
+
+def random_case(rng: np.random.Generator) -> Case:
+    n = int(rng.integers(1, 7))
+    scale = 10.0 ** rng.uniform(-8, 8) if rng.random() < 0.7 else 1.0
+    center = scale * rng.standard_normal(n) * (rng.random() < 0.3) * 10.0 ** rng.uniform(0, 4)
+    offset = 10.0 ** rng.uniform(-12, 20) * rng.choice([-1, 1]) if rng.random() < 0.4 else 0.0
+    u0 = rng.uniform(-1.5, 1.5, size=n)
+    pieces = []  # (entry, weight, g, dg, float32)
+    tags: set[str] = set()
+    ties: list[int] = []
+    kinked = rng.random() < 0.4
+    for i in range(n):
+        weight = float(rng.choice([-1, 1]) * 10.0 ** rng.uniform(-2, 2))
+        float32 = rng.random() < 0.1
+        if kinked and rng.random() < 0.4:
+            kind = str(rng.choice(KINKED))
+            where = rng.choice(["on", "near", "off"])
+            u0[i] = {
+                "on": 0.0,
+                "near": float(rng.choice([-1, 1]) * 10.0 ** rng.uniform(-9, -6)),
+                "off": u0[i],
+            }[str(where)]
+            tags.add(f"kink-{where}")
+            if kind == "abs":
+                pieces.append((i, weight, np.abs, lambda u: np.sign(u), float32))
+            else:
+                pieces.append(
+                    (i, weight, lambda u: np.maximum(u, 0), lambda u: 1.0 * (u > 0), float32)
+                )
+        else:
+            kind = str(rng.choice(SMOOTH))
+            g, dg = _smooth(kind, int(rng.integers(1, 4)))
+            pieces.append((i, weight, g, dg, float32))
+        if float32:
+            tags.add("float32")
+    if kinked and n >= 3 and rng.random() < 0.5:  # a max over a group, often tied
+        group = sorted(rng.choice(n, size=int(rng.integers(2, n + 1)), replace=False).tolist())
+        if rng.random() < 0.6:
+            u0[group] = u0[group[0]]
+            ties = group
+            tags.add("tie")
+    else:
+        group = []
+    x = center + scale * u0
+
+    def f(v: np.ndarray) -> float:
+        u = (v - center) / scale
+        total = offset
+        for i, w, g, _, low in pieces:
+            value = g(np.float32(u[i])) if low else g(u[i])
+            total += w * float(value)
+        if group:
+            total += float(np.max(u[group]))
+        return total
+
+    u = (x - center) / scale
+    grad = np.zeros(n)
+    for i, w, _, dg, _ in pieces:
+        grad[i] += w * float(dg(u[i])) / scale
+    if group:
+        grad[group[int(np.argmax(u[group]))]] += 1 / scale  # numpy's argmax: the first tie
+    return Case(f, x, grad, tags or {"smooth"}, ties)
+
+
+def random_bug(rng: np.random.Generator, case: Case) -> tuple[str, np.ndarray]:
+    claim = case.grad.copy()
+    n = len(claim)
+    kinds = ["relative", "zeroed", "sign", "swap", "share"]
+    kind = str(rng.choice(kinds if case.ties else kinds[:4]))
+    i = int(rng.integers(n))
+    if kind == "relative":
+        claim[i] = claim[i] * (1 + rng.choice([-1, 1]) * 10.0 ** rng.uniform(-6, -1))
+    elif kind == "zeroed":
+        claim[i] = 0.0
+    elif kind == "sign":
+        claim[i] = -claim[i]
+    elif kind == "swap" and n >= 2:
+        j = (i + 1 + int(rng.integers(n - 1))) % n
+        claim[i], claim[j] = claim[j], claim[i]
+    elif kind == "share":
+        top = case.grad[case.ties].max()
+        claim[case.ties] = top  # every tied entry claims the whole share
+    return kind, claim
+
+
+def is_wrong(claim: np.ndarray, case: Case, kind: str, threshold: float) -> bool:
+    """docs/gradcheck.md's definition, per entry against the case's largest derivative."""
+    if kind == "share":
+        return True
+    g = case.grad
+    bound = threshold * (np.abs(claim) + np.abs(g)) + threshold * np.max(np.abs(g))
+    return bool(np.any(np.abs(claim - g) > bound))
+
+
+def run(cases: int, seed: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Counter]:
+    """Check ``cases`` random cases; counts by (claim kind, smooth or not) and status."""
+    rng = np.random.default_rng(seed)
+    counts: dict[str, Counter] = {
+        "wrong": Counter(),
+        "right smooth": Counter(),
+        "right kinked": Counter(),
+    }
+    examples: list[str] = []
+    for number in range(cases):
+        case = random_case(rng)
+        buggy = rng.random() < 0.5
+        kind, claim = random_bug(rng, case) if buggy else ("right", case.grad)
+        wrong = buggy and is_wrong(claim, case, kind, threshold)
+        with np.errstate(all="ignore"):
+            status = check_function(case.f, case.x, claim, threshold=threshold).status
+        smooth = case.tags == {"smooth"}
+        group = "wrong" if wrong else "right smooth" if smooth else "right kinked"
+        counts[group][status] += 1
+        if (wrong and status == "passed") or (not wrong and status == "failed"):
+            examples.append(f"case {number} (seed {seed}): {group} {kind} {sorted(case.tags)}")
+    counts["examples"] = Counter(examples)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    counts = run(args.cases, args.seed)
+    wrong, smooth, kinked = counts["wrong"], counts["right smooth"], counts["right kinked"]
+    right = smooth + kinked
+    print(f"{args.cases} random cases (seed {args.seed}) in {time.perf_counter() - start:.0f}s")
+    print(f"  wrong gradients passed:  {wrong['passed']} of {sum(wrong.values())} {dict(wrong)}")
+    print(f"  right gradients failed:  {right['failed']} of {sum(right.values())}")
+    print(f"    smooth float64:        {smooth['failed']} of {sum(smooth.values())} {dict(smooth)}")
+    print(f"    kinks, ties, float32:  {kinked['failed']} of {sum(kinked.values())} {dict(kinked)}")
+    for example in list(counts["examples"])[:10]:
+        print(f"  ! {example}")
+    return 1 if wrong["passed"] or smooth["failed"] or kinked["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The error model on the cases it was not tuned to: zero claims where J does not move, steps
+swallowed by theta, scale, ties, rounding in the user's own code, float32 pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minnet
+from minnet.gradcheck import check_function
+from minnet.gradcheck.judge import estimate_noise
+from minnet.gradcheck.reference import difference_quotient, step_rounding, taken_step
+from minnet.layers import Linear, Sigmoid, Tanh
+
+
+def sin_sum(v):
+    return float(np.sum(np.sin(v)))
+
+
+@pytest.mark.parametrize("offset", [1e12, 1e20])
+@pytest.mark.parametrize("epsilon", [None, 1e-20])
+def test_a_zero_claim_where_J_cannot_move_is_never_passed(offset, epsilon):
+    x = np.random.default_rng(5).standard_normal(6)
+    report = check_function(
+        lambda v: offset + float(np.sum(3 * v)), x, np.zeros(6), epsilon=epsilon
+    )
+    assert report.status != "passed"
+    assert report.reasons
+
+
+@pytest.mark.parametrize("epsilon", [None, 1e-20])
+def test_a_missing_first_weight_gradient_fails_even_with_a_swallowed_step(epsilon):
+    class NoWeightGrad(Linear):
+        def backward(self, grad_output):
+            self.b.grad += grad_output.sum(axis=0)
+            return grad_output @ self.W.value
+
+    rng = np.random.default_rng(5)
+    model = minnet.Sequential([NoWeightGrad(3, 4, rng=1), Tanh(), Linear(4, 1, rng=2), Sigmoid()])
+    X, Y = rng.standard_normal((8, 3)), (rng.random(8) > 0.5).astype(float)
+    report = model.gradcheck(X, Y, epsilon=epsilon)
+    assert report.status == "failed"
+    assert "0.W" in report.reasons[0]
+    # ... and the right model is never failed at that step.
+    right = minnet.Sequential([Linear(3, 4, rng=1), Tanh(), Linear(4, 1, rng=2), Sigmoid()])
+    assert right.gradcheck(X, Y, epsilon=epsilon).status != "failed"
+
+
+def test_a_passed_report_never_shows_a_difference_above_its_threshold():
+    rng = np.random.default_rng(4)
+    model = minnet.Sequential([Linear(3, 4, rng=1), Tanh(), Linear(4, 1, rng=2), Sigmoid()])
+    X, Y = rng.standard_normal((8, 3)), (rng.random(8) > 0.5).astype(float)
+    for epsilon in (None, 1e-20, 1e-12, 1.0):
+        report = model.gradcheck(X, Y, epsilon=epsilon)
+        if report.passed:
+            assert report.difference <= report.threshold
+            headline = str(report).splitlines()[0]
+            assert "fine" in headline or "within the threshold" in headline
+
+
+def test_the_step_actually_taken():
+    assert taken_step(1.0, 1e-20) == 0.0
+    assert taken_step(1e6, 1e-10) != 1e-10  # rounded to a multiple of 1e6's last place
+    assert step_rounding(1.0, 0.0, 1e-20, 0.0, 0.0) == np.inf
+    assert difference_quotient(3.0, 1.0, 0.5) == 2.0
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e6])
+def test_no_false_alarm_far_from_one_and_wrong_claims_still_fail(scale):
+    x = scale * (1 + np.random.default_rng(1).random(20))
+    assert check_function(sin_sum, x, np.cos(x)).passed
+    wrong = np.cos(x)
+    wrong[3] *= 1 + 1e-4
+    assert check_function(sin_sum, x, wrong).status == "failed"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tanh_nets_on_unnormalized_inputs_pass(seed):
+    rng = np.random.default_rng(seed)
+    model = minnet.Sequential([Linear(5, 8, rng=rng), Tanh(), Linear(8, 1, rng=rng), Sigmoid()])
+    X = 1e5 * rng.standard_normal((10, 5))
+    assert model.gradcheck(X, (rng.random(10) > 0.5).astype(float)).passed
+
+
+def test_three_tied_maxima_each_claiming_a_half_fail_together():
+    x = np.array([1.0, 1.0, 1.0, 0.2, -0.4])
+
+    def f(v):
+        return float(v[:3].max() + (v[3:] ** 2).sum())
+
+    wrong = check_function(f, x, np.array([0.5, 0.5, 0.5, 0.4, -0.8]))
+    assert wrong.status == "failed" and "together" in str(wrong)
+    for right in ([1.0, 0, 0, 0.4, -0.8], [1 / 3, 1 / 3, 1 / 3, 0.4, -0.8]):
+        assert check_function(f, x, np.array(right)).status != "failed"
+
+
+def test_a_naive_user_bce_losing_digits_is_not_failed():
+    def naive(z, y):
+        p = 1 / (1 + np.exp(-z))
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    rng = np.random.default_rng(3)
+    z = 30 * np.sign(rng.standard_normal(6)) + rng.standard_normal(6)
+    y = (z > 0).astype(float)
+    y[0] = 1 - y[0]
+    p = 1 / (1 + np.exp(-z))
+    assert check_function(lambda v: naive(v, y), z, (p - y) / len(z)).status != "failed"
+    assert check_function(lambda v: naive(v, y), z, 2 * (p - y) / len(z)).status != "passed"
+
+
+class Float32Tanh(minnet.Layer):
+    def forward(self, x):
+        self.y = np.tanh(x.astype(np.float32))
+        return self.y
+
+    def backward(self, grad_output):
+        return grad_output * (1 - self.y.astype(np.float64) ** 2)
+
+
+def test_a_float32_layer_is_named_and_never_failed():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4))
+    report = Float32Tanh().gradcheck(x)
+    assert report.status != "failed"
+    assert any("float32" in reason for reason in report.reasons)
+    model = minnet.Sequential([Linear(4, 6, rng=1), Float32Tanh(), Linear(6, 1, rng=2), Sigmoid()])
+    assert model.gradcheck(x, (rng.random(5) > 0.5).astype(float)).status != "failed"
+
+
+def test_ecnoise_measures_the_noise_it_is_given():
+    rng = np.random.default_rng(0)
+    line = np.linspace(-4e-4, 4e-4, 9)  # spacing 1e-4: the smooth part dies by level 4
+    for sigma in (1e-12, 1e-8):
+        estimates = [
+            estimate_noise(np.exp(line) + sigma * rng.standard_normal(9)) for _ in range(50)
+        ]
+        found = np.array([e for e in estimates if e is not None])
+        assert len(found) >= 40
+        assert 0.3 * sigma < np.median(found) < 3 * sigma
+    assert estimate_noise(np.arange(9.0)) == 0.0  # exactly linear: no rounding seen
+    assert estimate_noise(np.abs(line) + 1e-3 * line**2) is None  # a kink is no noise
