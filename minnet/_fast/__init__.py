@@ -24,7 +24,6 @@ import weakref
 import numpy as np
 
 from .. import _checks
-from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
 from ..parameter import Parameter
 from .storage import BLOCK, FlatStorage
@@ -122,32 +121,15 @@ def backward(body: list, grad_output: np.ndarray) -> bool:
     """
     if not _ENABLED:
         return False
-    last = len(body) - 1
-    for i in range(last, -1, -1):
+    for i in range(len(body) - 1, -1, -1):
         layer = body[i]
-        kind = type(layer)
-        if "backward" in vars(layer):  # a backward of the instance's own: run as it is
-            grad_output = layer.backward(grad_output)
-        elif kind is Linear:
-            grad_output = _linear_backward(
-                layer, grad_output, needs_input_grad=i > 0, check=i == last
-            )
-        elif kind in _ELEMENTWISE and i < last:  # its gradient's shape is the layer's own output's
-            grad_output = _ELEMENTWISE[kind](layer, grad_output)
+        if type(layer) is Linear and "backward" not in vars(layer):
+            grad_output = _linear_backward(layer, grad_output, needs_input_grad=i > 0)
         elif i == 0 and _is_plain_conv(layer, grad_output):
             _conv_backward_without_input(layer, grad_output)
         else:
             grad_output = layer.backward(grad_output)
     return True
-
-
-# The backward of each plain elementwise layer without its argument check: inside a model, the
-# gradient a layer gets comes from the layer after it, of this layer's output's shape.
-_ELEMENTWISE = {
-    ReLU: lambda layer, g: g * (layer.out > 0),
-    Sigmoid: lambda layer, g: g * layer.out * (1 - layer.out),
-    Tanh: lambda layer, g: g * (1 - layer.out**2),
-}
 
 
 def _is_plain_conv(layer, grad_output: np.ndarray) -> bool:
@@ -168,13 +150,9 @@ def _conv_backward_without_input(layer, grad_output: np.ndarray) -> None:
         layer.b.grad += g.sum(axis=1)
 
 
-def _linear_backward(
-    layer: Linear, grad_output: np.ndarray, needs_input_grad: bool, check: bool = True
-):
-    """``Linear.backward``, with ``W.grad += grad_output.T @ x`` made a block of rows at a time
-    (and the shape of ``grad_output`` checked only where it comes from the loss, ``check``)."""
-    if check:
-        _checks.gradient_shape(layer, grad_output, (len(layer.x), layer.out_features))
+def _linear_backward(layer: Linear, grad_output: np.ndarray, needs_input_grad: bool):
+    """``Linear.backward``, with ``W.grad += grad_output.T @ x`` made a block of rows at a time."""
+    _checks.gradient_shape(layer, grad_output, (len(layer.x), layer.out_features))
     add_product(layer.W.grad, grad_output.T, layer.x)
     layer.b.grad += grad_output.sum(axis=0)
     return grad_output @ layer.W.value if needs_input_grad else None
