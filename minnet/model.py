@@ -195,7 +195,8 @@ class Sequential:
     def _place_parameters(self) -> None:
         """Give every parameter the model's dtype, and hand them to the accelerator."""
         parameters = self.parameters()
-        placed = _fast.place(self, self.dtype)  # the accelerator: same values, one flat vector
+        # the accelerator: the same values, moved into one flat vector
+        placed = _fast.place(self, parameters, self.dtype)
         if self.dtype is None:
             dtypes = {p.dtype for p in parameters}
             self.dtype = dtypes.pop() if len(dtypes) == 1 else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 import weakref
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,13 +46,13 @@ def fast_path_enabled() -> bool:
 _STORAGE_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def place(model, dtype: np.dtype | None) -> bool:
-    """Move ``model``'s parameters into flat storage (converted to ``dtype`` if given), or reuse
-    the live storage that already holds exactly them. ``False`` when the fast path is off or
-    they cannot move (see :meth:`FlatStorage.create`): they stay as they are."""
+def place(model, parameters: Sequence[Parameter], dtype: np.dtype | None) -> bool:
+    """Move ``model``'s ``parameters`` (``model.parameters()``) into flat storage (converted to
+    ``dtype`` if given), or reuse the live storage that already holds exactly them. ``False``
+    when the fast path is off or they cannot move (see :meth:`FlatStorage.create`): they stay
+    as they are."""
     if not _ENABLED:
         return False
-    parameters = model.parameters()
     storage = FlatStorage.find(parameters)
     if storage is None or (dtype is not None and storage.values.dtype != dtype):
         storage = FlatStorage.create(parameters, dtype)
