@@ -25,6 +25,22 @@ def import_torch():
     return pytest.importorskip("torch")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny convolutions run far slower on two threads of a busy machine; the thread count is
+    put back afterwards (it changes torch's rounding, which other files' tests compare).
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _linear_example(in_features: int, rng: np.random.Generator) -> minnet.Linear:
     layer = minnet.Linear(in_features, 3, rng=rng)
     layer.b.value[...] = rng.standard_normal(3)  # a zero bias would hide a bias bug

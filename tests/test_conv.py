@@ -13,20 +13,7 @@ import minnet
 from minnet._fast.im2col import col2im, im2col
 from minnet.teaching import loops
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny convolutions run far slower on two threads of a busy machine; the thread count is
-    put back afterwards (it changes torch's rounding, which other files' tests compare)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @st.composite

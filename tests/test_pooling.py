@@ -16,19 +16,7 @@ from minnet.teaching import loops
 POOLS = {"max": minnet.MaxPool2d, "avg": minnet.AvgPool2d}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny convolutions run far slower on two threads of a busy machine; the thread count is
-    put back afterwards (it changes torch's rounding, which other files' tests compare)."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @st.composite

@@ -35,6 +35,13 @@ def _normalize_backward(g: np.ndarray, x_hat: np.ndarray, std: np.ndarray, axis:
     return (m * g - g_sum - x_hat * gx_sum) / (m * std)
 
 
+def _same_features(layer: Layer, in_features: int | None) -> int:
+    """A normalization's ``output_features``: it keeps its ``num_features``, and takes no other."""
+    if in_features is not None and in_features != layer.num_features:
+        raise ValueError(f"{layer!r} takes {layer.num_features} features, got {in_features}")
+    return layer.num_features
+
+
 class BatchNorm1d(Layer):
     """Batch normalization over the batch axis, as ``torch.nn.BatchNorm1d``.
 
@@ -71,9 +78,7 @@ class BatchNorm1d(Layer):
         yield "running_var", self.running_var
 
     def output_features(self, in_features: int | None) -> int:
-        if in_features is not None and in_features != self.num_features:
-            raise ValueError(f"{self!r} takes {self.num_features} features, got {in_features}")
-        return self.num_features
+        return _same_features(self, in_features)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (batch, num_features)`` -> same shape."""
@@ -125,9 +130,7 @@ class LayerNorm(Layer):
         self.beta = Parameter(np.zeros(self.num_features, dtype=self.dtype))
 
     def output_features(self, in_features: int | None) -> int:
-        if in_features is not None and in_features != self.num_features:
-            raise ValueError(f"{self!r} takes {self.num_features} features, got {in_features}")
-        return self.num_features
+        return _same_features(self, in_features)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``x: (batch, num_features)`` -> same shape."""
