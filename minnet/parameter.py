@@ -23,8 +23,11 @@ class Parameter:
 
     def __init__(self, value) -> None:
         self.value = np.asarray(value)
-        if self.value.dtype.kind not in "biuf":
-            raise TypeError(f"a Parameter holds real numbers, got dtype {self.value.dtype}")
+        if self.value.dtype.kind != "f":
+            raise TypeError(
+                f"a Parameter holds floating-point numbers (it has a gradient), got dtype "
+                f"{self.value.dtype}: write e.g. np.ones(n) or array.astype(float)"
+            )
         self.grad = np.zeros_like(self.value)
 
     def accumulate(self, delta: np.ndarray) -> None:

@@ -317,6 +317,22 @@ def _check_scheduler(scheduler: Any, optimizer: Any) -> LRScheduler | None:
     return scheduler
 
 
+def _check_monitors(callbacks: list[Any], metric: str, validating: bool) -> None:
+    """A callback with a ``monitor`` (such as ``EarlyStopping``) must name a metric this fit
+    logs: checked before the first step, not discovered after an epoch of updates."""
+    names = ["loss", metric, "lr"] + (["val_loss", f"val_{metric}"] if validating else [])
+    for i, callback in enumerate(callbacks):
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor not in names:
+            hint = ""
+            if monitor.startswith("val_") and not validating:
+                hint = "; val_ metrics need validation_data or validation_split"
+            raise ValueError(
+                f"callbacks[{i}] ({type(callback).__name__}) monitors {monitor!r}, which this "
+                f"fit does not log: it logs {names}{hint}"
+            )
+
+
 def _call(callback: Any, hook: str, i: int, *args: Any) -> None:
     method = getattr(callback, hook, None)
     if not callable(method):
@@ -596,6 +612,7 @@ def fit(
     labels = None if regression else _labels(task, Y)
     sst = float(np.sum((Y - Y.mean(0)) ** 2)) if regression else 0.0
     history = History(metric="r2" if regression else "accuracy")
+    _check_monitors(callbacks, history.metric, validation is not None)
 
     updated = False  # has an optimizer step begun? Before one, lr cannot be the cause.
 

@@ -401,12 +401,20 @@ def test_settings_of_the_wrong_kind_raise_type_error(make):
         make([Parameter(np.zeros(3))])
 
 
+def integer_parameter() -> Parameter:
+    """A Parameter whose value was replaced by integers after it was made (its constructor
+    refuses them)."""
+    p = Parameter(np.zeros(3))
+    p.value = np.zeros(3, dtype=int)
+    return p
+
+
 @pytest.mark.parametrize(
     "params",
     [
         [np.zeros(3)],
         [Parameter(np.zeros(3)), "b"],
-        [Parameter(np.zeros(3, dtype=int))],
+        [integer_parameter()],
         Parameter(np.zeros(3)),
         Sequential([Linear(2, 1, rng=0)]),
         3,

@@ -93,6 +93,14 @@ def test_parameter_grad_matches_value():
     np.testing.assert_array_equal(p.grad, 0)
 
 
+@pytest.mark.parametrize("dtype", [int, bool, np.uint8, np.int32, complex, object, str])
+def test_a_parameter_holds_floating_point_numbers(dtype):
+    """An integer parameter would get an integer gradient that ``grad += float`` cannot hold:
+    refused where it is made, as torch refuses ``requires_grad`` on integers."""
+    with pytest.raises(TypeError, match="floating-point numbers.*got dtype"):
+        Parameter(np.ones(3).astype(dtype))
+
+
 def test_zero_grad_and_accumulate_are_plain_fill_and_add():
     p = Parameter(np.ones((3, 4)))
     kept = p.grad  # zeroing is in place: an array kept from p.grad sees it

@@ -538,47 +538,6 @@ def test_validation_split_holds_out_the_last_rows_as_keras():
         np.testing.assert_array_equal(p.value, q.value)
 
 
-@pytest.mark.parametrize(
-    ("options", "pattern"),
-    [
-        ({"validation_split": 1.0}, r"validation_split must be .*\[0, 1\), got 1.0"),
-        ({"validation_split": -0.1}, r"validation_split must be"),
-        ({"validation_split": float("nan")}, r"validation_split must be"),
-        ({"validation_split": 1e-17}, r"validation_split=1e-17 of 6 rows leaves no validation"),
-        ({"validation_split": 0.99}, r"leaves no training rows"),
-        ({"validation_split": 0.5, "validation_data": (X_OK, Y_OK)}, r"not both"),
-        ({"sample_weight": np.ones(5)}, r"fit: sample_weight must have shape \(6,\).*got \(5,\)"),
-        ({"sample_weight": -np.ones(6)}, r"sample_weight must be >= 0, got 6 negative"),
-        ({"sample_weight": np.full(6, np.nan)}, r"sample_weight must be finite"),
-        ({"sample_weight": np.zeros(6)}, r"sample_weight must not be all zero"),
-        (
-            {"sample_weight": [1, 1, 1, 1, 0, 0], "validation_split": 0.3},
-            r"sample_weight is zero on every validation row",
-        ),
-        ({"scheduler": "StepLR"}, r"scheduler must be a minnet learning-rate schedule"),
-        ({"callbacks": [object()]}, r"callbacks\[0\] must be an object with an on_epoch_end"),
-        ({"callbacks": minnet.EarlyStopping()}, r"callbacks must be a list"),
-    ],
-)
-def test_bad_training_options_are_refused_before_training(options, pattern):
-    model = random_net(np.random.default_rng(0), [3, 4, 1])
-    before = values(model)
-    with pytest.raises((ValueError, TypeError), match=pattern):
-        model.fit(X_OK, Y_OK, progress=False, **options)
-    assert all(np.array_equal(a, b) for a, b in zip(before, values(model), strict=True))
-
-
-def test_a_scheduler_must_schedule_the_optimizer_given():
-    model = random_net(np.random.default_rng(0), [3, 4, 1])
-    optimizer = SGD(model.parameters(), lr=0.1)
-    other = SGD(model.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="no optimizer was given"):
-        model.fit(X_OK, Y_OK, scheduler=minnet.StepLR(optimizer, 2), progress=False)
-    with pytest.raises(ValueError, match="made for another optimizer"):
-        model.fit(X_OK, Y_OK, optimizer=other, scheduler=minnet.StepLR(optimizer, 2),
-                  progress=False)  # fmt: skip
-
-
 class Recorder(minnet.Callback):
     """Keeps every call: the epochs, their logs and the weights at each epoch's end."""
 
@@ -602,6 +561,55 @@ class Recorder(minnet.Callback):
 
     def on_train_end(self, logs):
         self.calls.append("end")
+
+
+@pytest.mark.parametrize(
+    ("options", "pattern"),
+    [
+        ({"validation_split": 1.0}, r"validation_split must be .*\[0, 1\), got 1.0"),
+        ({"validation_split": -0.1}, r"validation_split must be"),
+        ({"validation_split": float("nan")}, r"validation_split must be"),
+        ({"validation_split": 1e-17}, r"validation_split=1e-17 of 6 rows leaves no validation"),
+        ({"validation_split": 0.99}, r"leaves no training rows"),
+        ({"validation_split": 0.5, "validation_data": (X_OK, Y_OK)}, r"not both"),
+        ({"sample_weight": np.ones(5)}, r"fit: sample_weight must have shape \(6,\).*got \(5,\)"),
+        ({"sample_weight": -np.ones(6)}, r"sample_weight must be >= 0, got 6 negative"),
+        ({"sample_weight": np.full(6, np.nan)}, r"sample_weight must be finite"),
+        ({"sample_weight": np.zeros(6)}, r"sample_weight must not be all zero"),
+        (
+            {"sample_weight": [1, 1, 1, 1, 0, 0], "validation_split": 0.3},
+            r"sample_weight is zero on every validation row",
+        ),
+        ({"scheduler": "StepLR"}, r"scheduler must be a minnet learning-rate schedule"),
+        ({"callbacks": [object()]}, r"callbacks\[0\] must be an object with an on_epoch_end"),
+        ({"callbacks": minnet.EarlyStopping()}, r"callbacks must be a list"),
+        (
+            {"callbacks": [minnet.EarlyStopping()]},
+            r"callbacks\[0\] \(EarlyStopping\) monitors 'val_loss'.*need validation_data",
+        ),
+        (
+            {"callbacks": [Recorder(), minnet.EarlyStopping("val_acc")], "validation_split": 0.3},
+            r"callbacks\[1\].*'val_acc'.*logs \['loss', 'accuracy', 'lr', 'val_loss', 'val_acc",
+        ),
+    ],
+)
+def test_bad_training_options_are_refused_before_training(options, pattern):
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    before = values(model)
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        model.fit(X_OK, Y_OK, progress=False, **options)
+    assert all(np.array_equal(a, b) for a, b in zip(before, values(model), strict=True))
+
+
+def test_a_scheduler_must_schedule_the_optimizer_given():
+    model = random_net(np.random.default_rng(0), [3, 4, 1])
+    optimizer = SGD(model.parameters(), lr=0.1)
+    other = SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="no optimizer was given"):
+        model.fit(X_OK, Y_OK, scheduler=minnet.StepLR(optimizer, 2), progress=False)
+    with pytest.raises(ValueError, match="made for another optimizer"):
+        model.fit(X_OK, Y_OK, optimizer=other, scheduler=minnet.StepLR(optimizer, 2),
+                  progress=False)  # fmt: skip
 
 
 def test_callbacks_see_each_epoch_and_can_stop_training():
