@@ -58,15 +58,17 @@ import math
 import os
 import reprlib
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import safetensors
 import safetensors.numpy
 
-from . import _checks, layers, losses
+from . import _checks, _fast, layers, losses
+from ._fast.storage import FlatStorage
 from .layers import Layer, Linear
 from .model import Sequential
 
@@ -453,8 +455,12 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     """
     path = _readable_path(path)
     with open(path, "rb") as handle:  # the operating system's errors stay OSError
-        start = handle.read(8)
-    reader = _Reader(path)
+        return _load(path, handle)
+
+
+def _load(path: Path, handle: BinaryIO) -> Sequential:
+    """:func:`load` from ``handle``, the file open at ``path``: every tensor read from it."""
+    reader, start = _Reader(path), handle.read(8)
     if start.startswith(_ZIP_MAGIC):
         raise _old_format(path)
     if header_length(start) > MAX_HEADER_BYTES:
@@ -467,20 +473,32 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         table = reader.tensor_table(file, len(spec["layers"]))
         classes = [reader.layer_class(i, entry, table[i]) for i, entry in enumerate(spec["layers"])]
         loss = reader.build_loss(spec["loss"])
-        tensors = [
-            {name: reader.tensor(file, i, name) for name in table[i]} for i in range(len(table))
-        ]
+        places = reader.places(handle, header_length(start), file)
     built = [
-        reader.build_layer(i, cls, entry, tensors[i], spec["dtype"])
+        reader.build_layer(i, cls, entry, table[i], spec["dtype"])
         for i, (cls, entry) in enumerate(zip(classes, spec["layers"], strict=True))
     ]
+    parameters = [
+        (f"{i}.{name}", p) for i, x in enumerate(built) for name, p in x.named_parameters()
+    ]
+    # each parameter gets its final array (a view of the flat storage of minnet._fast) unread
+    if not (
+        _fast.fast_path_enabled() and FlatStorage.empty([p for _, p in parameters], spec["dtype"])
+    ):
+        for _, p in parameters:
+            p.value, p.grad = np.empty(p.shape, p.dtype), np.zeros(p.shape, p.dtype)
+    for key, p in parameters:  # and the file's values are read into it
+        reader.read_into(handle, places[key], key, p.value)
     try:
         model = Sequential(built, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
     except Exception as err:  # TypeError, ValueError: layers that do not chain
         raise reader.fail(f"the layers do not form a model: {err}") from None
-    for i, layer in enumerate(model.layers):  # buffers are read in place
+    for i, layer in enumerate(model.layers):  # buffers are read, then copied in place
         for name, array in layer.named_buffers():
-            array[...] = tensors[i][name]
+            shape, dtype = table[i][name]
+            array[...] = reader.read_into(
+                handle, places[f"{i}.{name}"], f"{i}.{name}", np.empty(shape, dtype)
+            )
     return model
 
 
@@ -601,13 +619,46 @@ class _Reader:
             raise self.fail(str(err)) from None
         return cls
 
-    def tensor(self, file: Any, index: int, name: str) -> np.ndarray:
-        """Tensor ``"<index>.<name>"``, read, refused if it holds NaN or infinite values."""
-        key = f"{index}.{name}"
+    def places(self, handle: BinaryIO, length: int, file: Any) -> dict[str, int]:
+        """Where each tensor's data starts in the file open as ``handle``, from its header of
+        ``length`` bytes, read again from ``handle``: it must be exactly the header safetensors
+        checked in ``file`` (the path may have been replaced since), and its offsets must tile
+        the data exactly, each tensor's span holding its shape in its dtype."""
+        handle.seek(8)
         try:
-            array = file.get_tensor(key)
-        except safetensors.SafetensorError as err:
-            raise self.fail(f"tensor {key!r} cannot be read ({err})") from None
+            header = parse_json(handle.read(length).decode("utf-8"))
+            metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
+            table = {k: (v["dtype"], v["shape"], v["data_offsets"]) for k, v in header.items()}
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise self.fail(f"its header changed while it was read ({err})") from None
+        checked = {
+            k: (file.get_slice(k).get_dtype(), file.get_slice(k).get_shape()) for k in file.keys()
+        }
+        if metadata != file.metadata() or checked != {k: v[:2] for k, v in table.items()}:
+            raise self.fail("its header changed while it was read")
+        data_size, end = os.fstat(handle.fileno()).st_size - 8 - length, 0
+        for key, (dtype, shape, (begin, stop)) in sorted(table.items(), key=lambda kv: kv[1][2]):
+            size = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+            if begin != end or stop - begin != size:
+                raise self.fail(
+                    f"tensor {key!r}: its data offsets {[begin, stop]} are not {[end, end + size]}"
+                )
+            end = stop
+        if end != data_size:
+            raise self.fail(
+                f"its tensors cover {end:,} bytes of data, the file holds {data_size:,}"
+            )
+        return {key: 8 + length + offsets[0] for key, (_, _, offsets) in table.items()}
+
+    def read_into(self, handle: BinaryIO, start: int, key: str, array: np.ndarray) -> np.ndarray:
+        """Read tensor ``key``, from byte ``start`` of the file, into ``array`` (C-contiguous,
+        of its shape and dtype): refused if the file ends early or it holds NaN or infinite
+        values. Returns ``array``."""
+        handle.seek(start)
+        if array.nbytes and handle.readinto(memoryview(array).cast("B")) != array.nbytes:
+            raise self.fail(f"tensor {key!r}: the file ends before its data does")
+        if sys.byteorder == "big":  # safetensors stores little-endian
+            array.byteswap(inplace=True)
         bad = count_non_finite(array)
         if bad:
             raise self.fail(
@@ -621,11 +672,12 @@ class _Reader:
         index: int,
         cls: type[Layer],
         entry: dict[str, Any],
-        tensors: dict[str, np.ndarray],
+        table: dict[str, tuple[tuple, np.dtype]],
         dtype: str | None,
     ) -> Layer:
-        """Layer ``index`` from its arguments, holding the stored parameters (its own initial
-        values dropped) in its saved mode; its buffers must match the stored ones."""
+        """Layer ``index`` from its arguments, in its saved mode; its parameters and buffers must
+        match the stored ones (``table``: their shapes and dtypes), which load then reads into
+        them."""
         what = f"layer {index} ({cls.__name__})"
         args = entry["args"]
         try:
@@ -634,14 +686,12 @@ class _Reader:
             raise self.fail(
                 f"{what} rejects the arguments {reprlib.repr(args)}: {type(err).__name__}: {err}"
             ) from None
-        self.match(index, layer, tensors, dtype)
-        for name, p in layer.named_parameters():
-            p.value, p.grad = tensors[name], np.zeros(tensors[name].shape, tensors[name].dtype)
+        self.match(index, layer, table, dtype)
         layer.train(entry["training"])
         return layer
 
     def match(
-        self, index: int, layer: Layer, tensors: dict[str, np.ndarray], dtype: str | None
+        self, index: int, layer: Layer, table: dict[str, tuple[tuple, np.dtype]], dtype: str | None
     ) -> None:
         """The layer's parameters and buffers are exactly the stored tensors: the same names and
         shapes; parameters in the model's ``dtype``, buffers in the layer's own."""
@@ -653,25 +703,25 @@ class _Reader:
                 expected[name] = ("buffer", np.shape(array), getattr(array, "dtype", None))
         except Exception as err:
             raise self.fail(f"layer {index} does not list its arrays ({err})") from None
-        missing = [f"{index}.{name}" for name in expected if name not in tensors]
+        missing = [f"{index}.{name}" for name in expected if name not in table]
         if missing:
             raise self.fail(f"missing tensor(s) {missing}")
-        extra = sorted(f"{index}.{name}" for name in tensors if name not in expected)
+        extra = sorted(f"{index}.{name}" for name in table if name not in expected)
         if extra:
             raise self.fail(
                 f"unknown tensor(s) {extra} (layer {index} ({type(layer).__name__}) has no "
                 "parameter or buffer of that name)"
             )
         for name, (kind, shape, wanted) in expected.items():
-            stored = tensors[name]
-            if stored.shape != shape:
+            stored_shape, stored_dtype = table[name]
+            if stored_shape != shape:
                 raise self.fail(
-                    f"{kind} '{index}.{name}': expected shape {shape}, got {stored.shape}"
+                    f"{kind} '{index}.{name}': expected shape {shape}, got {stored_shape}"
                 )
-            if wanted is None or stored.dtype != np.dtype(wanted):
+            if wanted is None or stored_dtype != np.dtype(wanted):
                 raise self.fail(
                     f"{kind} '{index}.{name}': expected dtype {wanted}"
-                    f"{' (the model dtype)' if kind == 'parameter' else ''}, got {stored.dtype}"
+                    f"{' (the model dtype)' if kind == 'parameter' else ''}, got {stored_dtype}"
                 )
 
     def build_loss(self, entry: dict[str, Any]) -> Any:
@@ -690,8 +740,9 @@ class _Reader:
 def linear_without_weights(args: dict[str, Any]) -> Linear:
     """``Linear(**args)`` without drawing its random initial weights (the file's replace them):
     a ``Linear(1, 1)`` with the other arguments (so that Linear checks them), given the sizes,
-    checked as Linear checks them, and ``W: (out, in)``, ``b: (out,)`` of untouched zeros
-    (``np.zeros`` takes fresh pages from the system: no memory is written until used)."""
+    checked as Linear checks them, and ``W: (out, in)``, ``b: (out,)`` (values and gradients)
+    of zeros that take no memory (one zero seen through every index, read-only): load gives
+    them their arrays before it reads the file's values into them."""
     layer = Linear(**{**args, "in_features": 1, "out_features": 1})
     for name in ("in_features", "out_features"):
         setattr(layer, name, _checks.whole_number(name, args.get(name), low=1))
@@ -699,7 +750,7 @@ def linear_without_weights(args: dict[str, Any]) -> Linear:
         (layer.W, (layer.out_features, layer.in_features)),
         (layer.b, (layer.out_features,)),
     ):
-        p.value, p.grad = np.zeros(shape, layer.dtype), np.zeros(shape, layer.dtype)
+        p.value = p.grad = np.broadcast_to(np.zeros((), layer.dtype), shape)
     return layer
 
 
