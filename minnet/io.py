@@ -473,7 +473,7 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
         table = reader.tensor_table(file, len(spec["layers"]))
         classes = [reader.layer_class(i, entry, table[i]) for i, entry in enumerate(spec["layers"])]
         loss = reader.build_loss(spec["loss"])
-        places = reader.places(handle, header_length(start), file)
+        places = reader.places(handle, header_length(start), file.metadata())
     built = [
         reader.build_layer(i, cls, entry, table[i], spec["dtype"])
         for i, (cls, entry) in enumerate(zip(classes, spec["layers"], strict=True))
@@ -481,10 +481,12 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
     parameters = [
         (f"{i}.{name}", p) for i, x in enumerate(built) for name, p in x.named_parameters()
     ]
-    # each parameter gets its final array (a view of the flat storage of minnet._fast) unread
-    if not (
-        _fast.fast_path_enabled() and FlatStorage.empty([p for _, p in parameters], spec["dtype"])
-    ):
+    # each parameter gets its final array unread: a view of the flat storage of minnet._fast,
+    # kept alive here until Sequential finds it, or (the fast path off) an array of its own
+    storage = _fast.fast_path_enabled() and FlatStorage.empty(
+        [p for _, p in parameters], spec["dtype"]
+    )
+    if not storage:
         for _, p in parameters:
             p.value, p.grad = np.empty(p.shape, p.dtype), np.zeros(p.shape, p.dtype)
     for key, p in parameters:  # and the file's values are read into it
@@ -493,6 +495,7 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
         model = Sequential(built, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
     except Exception as err:  # TypeError, ValueError: layers that do not chain
         raise reader.fail(f"the layers do not form a model: {err}") from None
+    del storage  # the model holds it now
     for i, layer in enumerate(model.layers):  # buffers are read, then copied in place
         for name, array in layer.named_buffers():
             shape, dtype = table[i][name]
@@ -517,6 +520,8 @@ class _Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.classes = layer_registry()  # the layer classes it builds, by name
+        self.checked: dict[str, tuple[str, list[int]]] = {}  # safetensors' dtype and shape
 
     def fail(self, problem: str) -> ModelFileError:
         return ModelFileError(f"cannot load {self.path}: {problem}")
@@ -579,6 +584,7 @@ class _Reader:
                 unknown.append(key)
                 continue
             tensor = file.get_slice(key)
+            self.checked[key] = (tensor.get_dtype(), tensor.get_shape())
             dtype = _DTYPES.get(tensor.get_dtype())
             if dtype is None:
                 raise self.fail(
@@ -605,7 +611,7 @@ class _Reader:
         """The registered class of layer ``index``, once the sizes its arguments declare are
         known to be backed by its stored tensors."""
         name = entry["class"]
-        cls = layer_registry().get(name)
+        cls = self.classes.get(name)
         if cls is None:
             raise self.fail(
                 f"layer {index}: class {name!r} is not registered in this process. minnet's "
@@ -619,36 +625,35 @@ class _Reader:
             raise self.fail(str(err)) from None
         return cls
 
-    def places(self, handle: BinaryIO, length: int, file: Any) -> dict[str, int]:
+    def places(self, handle: BinaryIO, length: int, metadata: Any) -> dict[str, int]:
         """Where each tensor's data starts in the file open as ``handle``, from its header of
-        ``length`` bytes, read again from ``handle``: it must be exactly the header safetensors
-        checked in ``file`` (the path may have been replaced since), and its offsets must tile
-        the data exactly, each tensor's span holding its shape in its dtype."""
+        ``length`` bytes, read again from ``handle``: it must be exactly the one safetensors
+        checked (``metadata`` and the tensors seen by :meth:`tensor_table`; the path may have
+        been replaced since), and its offsets must tile the data, each tensor's span holding
+        its shape in its dtype."""
         handle.seek(8)
         try:
             header = parse_json(handle.read(length).decode("utf-8"))
-            metadata = header.pop("__metadata__", None) if isinstance(header, dict) else None
-            table = {k: (v["dtype"], v["shape"], v["data_offsets"]) for k, v in header.items()}
+            changed = header.pop("__metadata__", None) != metadata
+            spans = {key: tuple(entry["data_offsets"]) for key, entry in header.items()}
+            changed |= {k: (v["dtype"], v["shape"]) for k, v in header.items()} != self.checked
+            changed |= not all(len(v) == 2 and {*map(type, v)} == {int} for v in spans.values())
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise self.fail(f"its header changed while it was read ({err})") from None
-        checked = {
-            k: (file.get_slice(k).get_dtype(), file.get_slice(k).get_shape()) for k in file.keys()
-        }
-        if metadata != file.metadata() or checked != {k: v[:2] for k, v in table.items()}:
+        if changed:
             raise self.fail("its header changed while it was read")
         data_size, end = os.fstat(handle.fileno()).st_size - 8 - length, 0
-        for key, (dtype, shape, (begin, stop)) in sorted(table.items(), key=lambda kv: kv[1][2]):
+        for key in sorted(spans, key=spans.get):
+            dtype, shape = self.checked[key]
             size = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
-            if begin != end or stop - begin != size:
+            if spans[key] != (end, end + size):
                 raise self.fail(
-                    f"tensor {key!r}: its data offsets {[begin, stop]} are not {[end, end + size]}"
+                    f"tensor {key!r}: its data offsets {spans[key]} are not {end, end + size}"
                 )
-            end = stop
+            end = spans[key][1]
         if end != data_size:
-            raise self.fail(
-                f"its tensors cover {end:,} bytes of data, the file holds {data_size:,}"
-            )
-        return {key: 8 + length + offsets[0] for key, (_, _, offsets) in table.items()}
+            raise self.fail(f"its tensors hold {end:,} bytes of data, the file {data_size:,}")
+        return {key: 8 + length + begin for key, (begin, _) in spans.items()}
 
     def read_into(self, handle: BinaryIO, start: int, key: str, array: np.ndarray) -> np.ndarray:
         """Read tensor ``key``, from byte ``start`` of the file, into ``array`` (C-contiguous,
