@@ -21,7 +21,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
 
     Raises :class:`ModelFileError` (a ``ValueError``) for any file that is not a valid minnet model
     file, and ``OSError`` only for the path itself (missing, a directory, no permission). See the
-    module's docstring for what it promises.
+    package's docstring and docs/io.md for what it promises.
     """
     path = readable_path(path)
     with open(path, "rb") as handle:  # the operating system's errors stay OSError
