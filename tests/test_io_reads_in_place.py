@@ -145,3 +145,24 @@ def test_offsets_that_lie_in_the_file_read_are_refused(tmp_path: Path, monkeypat
         words in str(caught.value)
         for words in ("header changed", "data offsets", "tensors hold", "ends before")
     )
+
+
+def test_a_file_replaced_by_a_save_while_it_is_read_is_read_anew(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A save renames another model over the path after load opened it and before safetensors
+    does: load opens the path again and reads the new model, whole."""
+    path = random_mlp(1, [3, 4, 2], "float64").save(tmp_path / "shared")
+    new = random_mlp(2, [3, 5, 2], "float32").eval()
+    replaced = []
+
+    def save_then_open(name: str, **kwargs):
+        if not replaced:
+            replaced.append(new.save(tmp_path / "shared"))  # os.replace over the path
+        return SAFE_OPEN(name, **kwargs)
+
+    monkeypatch.setattr(minnet.io.reader.safetensors, "safe_open", save_then_open)
+    loaded = minnet.load(path)
+    assert replaced and not loaded.layers[0].training
+    stored = safetensors.numpy.load_file(path)
+    assert all(loaded.state_dict()[k].tobytes() == stored[k].tobytes() for k in stored)

@@ -13,7 +13,7 @@ from .. import _fast
 from .._fast.storage import FlatStorage
 from ..model import Sequential
 from .format import MAX_HEADER_BYTES, ZIP_MAGIC, ModelFileError, header_length, readable_path
-from .reader import Reader
+from .reader import Reader, Replaced
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:
@@ -24,8 +24,19 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     package's docstring and docs/io.md for what it promises.
     """
     path = readable_path(path)
-    with open(path, "rb") as handle:  # the operating system's errors stay OSError
-        return _load(path, handle)
+    for _ in range(REOPENINGS):
+        with open(path, "rb") as handle:  # the operating system's errors stay OSError
+            try:
+                return _load(path, handle)
+            except Replaced:
+                continue  # the file at path was replaced after this open: open the new one
+    raise ModelFileError(
+        f"cannot load {path}: it was replaced by another file {REOPENINGS} times while it was read"
+    )
+
+
+#: How many times load opens the path again when a save replaced the file while it was read.
+REOPENINGS = 5
 
 
 def _load(path: Path, handle: BinaryIO) -> Sequential:

@@ -36,6 +36,11 @@ from .format import (
 from .registry import layer_registry, loss_classes
 
 
+class Replaced(Exception):
+    """The path was given another file (a ``save`` renamed one over it) between minnet's open
+    and safetensors': the two read different files."""
+
+
 class Reader:
     """The checks of one file being loaded; every refusal is a :class:`ModelFileError` naming it."""
 
@@ -160,9 +165,13 @@ class Reader:
             changed |= {k: (v["dtype"], v["shape"]) for k, v in header.items()} != self.checked
             changed |= not all(len(v) == 2 and {*map(type, v)} == {int} for v in spans.values())
         except (ValueError, TypeError, KeyError, AttributeError) as err:
-            raise self.fail(f"its header changed while it was read ({err})") from None
+            changed = err
         if changed:
-            raise self.fail("its header changed while it was read")
+            with contextlib.suppress(OSError):
+                if not os.path.samestat(os.fstat(handle.fileno()), os.stat(self.path)):
+                    raise Replaced(self.path)  # a save replaced it: load reads the new file
+            detail = f" ({changed})" if isinstance(changed, Exception) else ""
+            raise self.fail(f"its header changed while it was read{detail}")
         data_size, end = os.fstat(handle.fileno()).st_size - 8 - length, 0
         for key in sorted(spans, key=spans.get):
             dtype, shape = self.checked[key]
