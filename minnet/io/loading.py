@@ -50,10 +50,9 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
             f"{MAX_HEADER_BYTES:,}"
         )
     with reader.opened() as file:
-        spec = reader.architecture(file.metadata())
-        table = reader.tensor_table(file, len(spec["layers"]))
-        classes = [reader.layer_class(i, entry, table[i]) for i, entry in enumerate(spec["layers"])]
-        loss = reader.build_loss(spec["loss"])
+        slices = {key: file.get_slice(key) for key in file.keys()}
+        tensors = {key: (part.get_dtype(), part.get_shape()) for key, part in slices.items()}
+        spec, table, classes, loss = reader.header(file.metadata(), tensors)
         places = reader.places(handle, header_length(start), file.metadata())
     built = [
         reader.build_layer(i, cls, entry, table[i], spec["dtype"])

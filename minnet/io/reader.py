@@ -42,15 +42,30 @@ class Replaced(Exception):
 
 
 class Reader:
-    """The checks of one file being loaded; every refusal is a :class:`ModelFileError` naming it."""
+    """The checks of one file being loaded (``doing="load"``), or of the file ``save`` is about to
+    write (``doing="save"``: it must load back); every refusal is a :class:`ModelFileError`
+    naming the file (``path``) and the problem."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, doing: str = "load") -> None:
+        self.path, self.doing = path, doing
         self.classes = layer_registry()  # the layer classes it builds, by name
-        self.checked: dict[str, tuple[str, list[int]]] = {}  # safetensors' dtype and shape
+        self.checked: dict[str, tuple[str, list[int]]] = {}  # each tensor's dtype and shape
 
     def fail(self, problem: str) -> ModelFileError:
-        return ModelFileError(f"cannot load {self.path}: {problem}")
+        return ModelFileError(f"cannot {self.doing} {self.path}: {problem}")
+
+    def header(
+        self, metadata: dict[str, str] | None, tensors: dict[str, tuple[str, list[int]]]
+    ) -> tuple[dict[str, Any], list[dict[str, tuple[tuple, np.dtype]]], list[type[Layer]], Any]:
+        """All that is checked from the header alone, before anything is built: the
+        architecture in ``metadata``, the tensor table (``tensors``: each one's safetensors
+        dtype and shape) against it, each layer's class and declared size, the loss. Returns
+        the architecture, each layer's tensor table, the layers' classes and the loss."""
+        self.checked = dict(tensors)
+        spec = self.architecture(metadata)
+        table = self.tensor_table(len(spec["layers"]))
+        classes = [self.layer_class(i, entry, table[i]) for i, entry in enumerate(spec["layers"])]
+        return spec, table, classes, self.build_loss(spec["loss"])
 
     @contextlib.contextmanager
     def opened(self) -> Iterator[Any]:
@@ -95,12 +110,12 @@ class Reader:
         except ValueError as err:
             raise self.fail(str(err)) from None
 
-    def tensor_table(self, file: Any, n_layers: int) -> list[dict[str, tuple[tuple, np.dtype]]]:
-        """For each layer, ``{name: (shape, dtype)}`` of the tensors named ``"<index>.<name>"``,
-        from the header alone; any other tensor, or a dtype numpy does not hold, is refused."""
+    def tensor_table(self, n_layers: int) -> list[dict[str, tuple[tuple, np.dtype]]]:
+        """For each layer, ``{name: (shape, dtype)}`` of the tensors named ``"<index>.<name>"``;
+        any other tensor, or a dtype numpy does not hold, is refused."""
         table: list[dict[str, tuple[tuple, np.dtype]]] = [{} for _ in range(n_layers)]
         unknown = []
-        for key in file.keys():
+        for key, (stored, shape) in self.checked.items():
             index, _, name = key.partition(".")
             canonical = index.isascii() and index.isdigit() and (index == "0" or index[0] != "0")
             if not (canonical and len(index) <= len(str(n_layers)) and int(index) < n_layers):
@@ -109,15 +124,13 @@ class Reader:
             if not name:
                 unknown.append(key)
                 continue
-            tensor = file.get_slice(key)
-            self.checked[key] = (tensor.get_dtype(), tensor.get_shape())
-            dtype = DTYPES.get(tensor.get_dtype())
+            dtype = DTYPES.get(stored)
             if dtype is None:
                 raise self.fail(
-                    f"tensor {key!r} has dtype {tensor.get_dtype()}, which minnet does not hold "
+                    f"tensor {key!r} has dtype {stored}, which minnet does not hold "
                     f"(it reads {', '.join(DTYPES)})"
                 )
-            table[int(index)][name] = (tuple(tensor.get_shape()), np.dtype(dtype))
+            table[int(index)][name] = (tuple(shape), np.dtype(dtype))
         if unknown:
             raise self.fail(
                 f"unknown tensor(s) {reprlib.repr(sorted(unknown))} (the architecture has "

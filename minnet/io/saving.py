@@ -11,16 +11,7 @@ import safetensors.numpy
 
 from ..layers import Layer
 from ..model import Sequential
-from .architecture import (
-    MAX_ARCHITECTURE_CHARS,
-    MAX_ARRAYS_PER_LAYER,
-    MAX_LAYERS,
-    check_declared_size,
-    check_spec,
-    layer_spec,
-    loss_spec,
-    parse_json,
-)
+from .architecture import layer_spec, loss_spec
 from .atomic import write_atomically
 from .format import (
     ARCHITECTURE_KEY,
@@ -35,6 +26,7 @@ from .format import (
     header_length,
     model_path,
 )
+from .reader import Reader
 
 
 def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
@@ -60,11 +52,8 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
 
 
 def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The tensors and the metadata of ``model``'s file, checked to be what :func:`load` takes."""
-    if len(model.layers) > MAX_LAYERS:
-        raise ValueError(
-            f"cannot save a model of {len(model.layers)} layers: load reads at most {MAX_LAYERS}"
-        )
+    """The tensors and the metadata of ``model``'s file, checked by the checks :func:`load` makes
+    of a file's header, so that it loads back."""
     dtype = _model_dtype(model)
     spec = {
         "layers": [layer_spec(i, layer) for i, layer in enumerate(model.layers)],
@@ -76,19 +65,12 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     tensors: dict[str, np.ndarray] = {}
     for i, layer in enumerate(model.layers):
         stored = _layer_tensors(i, layer, dtype)
-        what = f"cannot save layer {i} ({type(layer).__name__})"
-        if len(stored) > MAX_ARRAYS_PER_LAYER:
-            raise ValueError(f"{what}: it has {len(stored)} arrays, load reads at most 64")
-        check_declared_size(what, spec["layers"][i]["args"], [a.shape for a in stored.values()])
         tensors.update({f"{i}.{name}": array for name, array in stored.items()})
     text = json.dumps(spec, allow_nan=False)
-    if len(text) > MAX_ARCHITECTURE_CHARS:
-        raise ValueError(
-            f"cannot save the model: its architecture text has {len(text):,} characters, load "
-            f"reads at most {MAX_ARCHITECTURE_CHARS:,}"
-        )
-    check_spec(parse_json(text))  # what load checks, so that it loads back
     metadata = {FORMAT_KEY: FORMAT, VERSION_KEY: FORMAT_VERSION, ARCHITECTURE_KEY: text}
+    names = {numpy: name for name, numpy in DTYPES.items()}  # safetensors' dtype names
+    table = {key: (names[a.dtype.name], list(a.shape)) for key, a in tensors.items()}
+    Reader("the model", doing="save").header(metadata, table)
     return tensors, metadata
 
 
