@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -50,8 +50,7 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
             f"{MAX_HEADER_BYTES:,}"
         )
     with reader.opened() as file:
-        slices = {key: file.get_slice(key) for key in file.keys()}
-        tensors = {key: (part.get_dtype(), part.get_shape()) for key, part in slices.items()}
+        tensors = {key: described(file.get_slice(key)) for key in file.keys()}
         spec, table, classes, loss = reader.header(file.metadata(), tensors)
         places = reader.places(handle, header_length(start), file.metadata())
     built = [
@@ -93,3 +92,8 @@ def old_format(path: Path) -> ModelFileError:
         "model.load_state_dict({k: v for k, v in np.load(path).items() if k[0].isdigit()}) "
         "and save it again"
     )
+
+
+def described(part: Any) -> tuple[str, list[int]]:
+    """A tensor's dtype (safetensors' name) and shape, as safetensors read them from the header."""
+    return part.get_dtype(), part.get_shape()
