@@ -51,8 +51,9 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
         )
     with reader.opened() as file:
         tensors = {key: described(file.get_slice(key)) for key in file.keys()}
-        spec, table, classes, loss = reader.header(file.metadata(), tensors)
-        places = reader.places(handle, header_length(start), file.metadata())
+        metadata = file.metadata()  # a new dict at each call
+        spec, table, classes, loss = reader.header(metadata, tensors)
+        places = reader.places(handle, header_length(start), metadata)
     built = [
         reader.build_layer(i, cls, entry, table[i], spec["dtype"])
         for i, (cls, entry) in enumerate(zip(classes, spec["layers"], strict=True))
