@@ -55,7 +55,7 @@ REFUSED = {
     ),
     "1001_layers": (
         lambda: Sequential([ReLU() for _ in range(1001)]),
-        "1001 layers: load reads at most 1000",
+        "the architecture has 1,001 layers; minnet reads at most 1,000",
     ),
 }
 
