@@ -575,7 +575,8 @@ def _l2_penalty_class() -> type:
             def extra_repr(self) -> str:
                 return f"l2={self.l2!r}, weights={list(self.names)}"
 
-        L2Penalty.__module__ = __name__
+        # Found by pickle (and torch.save) as minnet.integrations.torch.L2Penalty.
+        L2Penalty.__module__, L2Penalty.__qualname__ = __name__, "L2Penalty"
         _L2_PENALTY_CLASS = L2Penalty
     return _L2_PENALTY_CLASS
 
