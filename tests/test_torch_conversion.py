@@ -851,3 +851,69 @@ def test_a_penalized_loss_pickles_with_its_module():
     module, loss = pickle.loads(pickle.dumps(minnet.to_torch(model)))
     assert loss.weights[0] is module[0].weight
     assert minnet.from_torch(module, loss).l2 == 0.25
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.4])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_shared_parameters_stay_shared_both_ways(l2, dtype):
+    """Random ties among the Linears' W and b and the norms' gamma and beta: torch's module
+    shares the same tensors, its cost and gradients are minnet's (a shared parameter's gradient
+    is the sum over its uses, its penalty counted once), and from_torch ties them again."""
+    rng = np.random.default_rng(int(l2 * 10) + (dtype == np.float32))
+    ties = 0
+    for _ in range(6):
+        layers = [Linear(4, 4, rng=rng, dtype=dtype)]
+        for _ in range(rng.integers(2, 4)):
+            kind = rng.choice(["linear", "bn", "ln"])
+            if kind == "linear":
+                layer = Linear(4, 4, rng=rng, dtype=dtype)
+            elif kind == "bn":
+                layer = BatchNorm1d(4, dtype=dtype)
+            else:
+                layer = LayerNorm(4, dtype=dtype)
+            layers += [layer, Tanh()]
+        for i, layer in enumerate(layers):  # tie each parameter to an earlier one at random
+            for name in ["W", "b", "gamma", "beta"]:
+                earlier = [x for x in layers[:i] if type(x) is type(layer)]
+                if hasattr(layer, name) and earlier and rng.random() < 0.6:
+                    setattr(layer, name, getattr(earlier[rng.integers(len(earlier))], name))
+        model = Sequential([*layers, Linear(4, 3, rng=rng, dtype=dtype)], loss=MSELoss(), l2=l2)
+        ties += sum(len(list(x.named_parameters())) for x in model) - len(model.parameters())
+        randomize(model, rng)
+        module, loss = minnet.to_torch(model)
+        assert len(list(module.parameters())) == len(model.parameters())
+        back = minnet.from_torch(module, loss)
+        assert_same_model(back, model)
+        assert back.l2 == l2 and len(back.parameters()) == len(model.parameters())
+        assert [p.value.tobytes() for p in back.weights()] == [
+            p.value.tobytes() for p in model.weights()
+        ]
+
+        X, Y = rng.standard_normal((9, 4)).astype(dtype), rng.standard_normal((9, 3))
+        model.zero_grad()
+        cost = model.cost(X, Y)
+        model.backward()
+        torch_cost = loss(module(torch.tensor(X)), torch.tensor(Y, dtype=module[0].weight.dtype))
+        torch_cost.backward()
+        tolerance = RTOL if dtype == np.float64 else 2e-5
+        assert abs(cost - torch_cost.item()) <= tolerance * abs(cost)
+        scale = max(np.max(np.abs(p.grad)) for p in model.parameters())
+        for p, q in zip(model.parameters(), module.parameters(), strict=True):
+            assert np.max(np.abs(p.grad - q.grad.numpy())) <= 10 * tolerance * scale
+    assert ties >= 3
+
+
+def test_a_parameter_shared_with_a_hooked_layer_is_refused():
+    first = Linear(3, 3)
+    scaled = Scaled(3)
+    scaled.W = minnet.Parameter(np.ones(3))
+    tied = LayerNorm(3)
+    tied.gamma = scaled.W
+    register = minnet.integrations.torch.register_to_torch(Scaled)
+    register(lambda layer: TorchScaled(layer.W.value.copy()))
+    try:
+        model = Sequential([first, scaled, tied], loss=MSELoss())
+        with pytest.raises(ValueError, match="layer 2: LayerNorm's parameter gamma is shared"):
+            minnet.to_torch(model)
+    finally:
+        del minnet.integrations.torch._TO_TORCH[Scaled]

@@ -45,8 +45,9 @@ every model of the layers and losses below: the same layers, loss (with its argu
 for ``momentum=None``, which minnet does not have and refuses). Class weights are copied too,
 in the model's dtype on the torch side (torch wants its input's): in a ``float32`` model, a
 class weight that ``float32`` cannot hold (``0.1``) comes back rounded to ``float32``.
-Not carried over: a dropout layer's random masks (the two draw their own), and parameters
-shared by several layers (each torch layer gets its own copy).
+A parameter shared by several layers (``b.W = a.W``) is one tensor shared by their twins, both
+ways (refused when a hook of yours converts one of those layers). Not carried over: a dropout
+layer's random masks (the two draw their own).
 
 **Layers** (minnet <-> torch): ``Linear`` <-> ``nn.Linear`` (with a bias), ``ReLU``,
 ``LeakyReLU(negative_slope)``, ``Sigmoid``, ``Tanh``, ``Dropout(p)``, ``Softmax`` and
@@ -148,8 +149,8 @@ class TorchModel(NamedTuple):
 _TO_TORCH: dict[type, Callable[[Any], Any]] = {}
 _FROM_TORCH: dict[type, Callable[[Any], Any]] = {}
 _BUILTINS_REGISTERED = False
-#: minnet or torch class -> (its built-in conversion, the name of the torch tensor that is W)
-_WEIGHT_NAMES: dict[type, tuple[Callable[[Any], Any], str]] = {}
+#: minnet or torch class -> (its built-in conversion, {parameter name: its twin's name})
+_PARAMETER_NAMES: dict[type, tuple[Callable[[Any], Any], dict[str, str]]] = {}
 #: torch's default ignore_index (no class ignored)
 _IGNORE_INDEX = -100
 
@@ -253,7 +254,7 @@ def _register_builtins() -> None:
 
     @register_to_torch(BatchNorm1d)
     @register_to_torch(BatchNorm2d)
-    def _(layer: BatchNorm1d) -> Any:
+    def batch_norm_to_torch(layer: BatchNorm1d) -> Any:
         out = getattr(nn, type(layer).__name__)(
             layer.num_features,
             eps=layer.eps,
@@ -267,7 +268,7 @@ def _register_builtins() -> None:
         return out
 
     @register_to_torch(LayerNorm)
-    def _(layer: LayerNorm) -> Any:
+    def layer_norm_to_torch(layer: LayerNorm) -> Any:
         out = nn.LayerNorm(layer.num_features, eps=layer.eps, dtype=_torch_dtype(layer.gamma.dtype))
         set_weights(out.weight, layer.gamma.value)
         set_weights(out.bias, layer.beta.value)
@@ -380,7 +381,7 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.BatchNorm1d)
     @register_from_torch(nn.BatchNorm2d)
-    def _(module: Any) -> BatchNorm1d:
+    def batch_norm_from_torch(module: Any) -> BatchNorm1d:
         if module.momentum is None:
             raise ValueError(
                 f"{module!r} has momentum=None (a cumulative average of the batch statistics); "
@@ -401,7 +402,7 @@ def _register_builtins() -> None:
         return layer
 
     @register_from_torch(nn.LayerNorm)
-    def _(module: Any) -> LayerNorm:
+    def layer_norm_from_torch(module: Any) -> LayerNorm:
         if len(module.normalized_shape) != 1:
             raise ValueError(
                 f"{module!r}: minnet's LayerNorm normalizes over the last dimension only, got "
@@ -482,15 +483,18 @@ def _register_builtins() -> None:
             module.margin, p=module.p, weight=class_weight(module), reduction=module.reduction
         )
 
-    # The torch tensor that is minnet's W (what l2 covers), for minnet's own conversions.
-    _WEIGHT_NAMES.update(
-        {
-            Linear: (linear_to_torch, "weight"),
-            Conv2d: (conv_to_torch, "weight"),
-            nn.Linear: (linear_from_torch, "weight"),
-            nn.Conv2d: (conv_from_torch, "weight"),
-        }
-    )
+    # Which torch tensor is which minnet parameter, for minnet's own conversions (for l2, which
+    # covers the Ws, and for a parameter shared by several layers).
+    weight, norm = {"W": "weight", "b": "bias"}, {"gamma": "weight", "beta": "bias"}
+    for minnet_class, to_fn, torch_class, from_fn, names in [
+        (Linear, linear_to_torch, nn.Linear, linear_from_torch, weight),
+        (Conv2d, conv_to_torch, nn.Conv2d, conv_from_torch, weight),
+        (BatchNorm1d, batch_norm_to_torch, nn.BatchNorm1d, batch_norm_from_torch, norm),
+        (BatchNorm2d, batch_norm_to_torch, nn.BatchNorm2d, batch_norm_from_torch, norm),
+        (LayerNorm, layer_norm_to_torch, nn.LayerNorm, layer_norm_from_torch, norm),
+    ]:
+        _PARAMETER_NAMES[minnet_class] = (to_fn, names)
+        _PARAMETER_NAMES[torch_class] = (from_fn, {b: a for a, b in names.items()})
     _BUILTINS_REGISTERED = True
 
 
@@ -588,10 +592,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _weight_name(obj: Any, registry: dict[type, Callable], method: str) -> str | None:
-    """The name of the torch tensor that is ``obj``'s ``W`` when minnet's own conversion
-    converts ``obj`` (a minnet layer or a torch module); ``None`` when a hook of yours does."""
-    known = _WEIGHT_NAMES.get(type(obj))
+def _twin_names(obj: Any, registry: dict[type, Callable], method: str) -> dict[str, str] | None:
+    """``{parameter name: its twin's name}`` when minnet's own conversion converts ``obj`` (a
+    minnet layer or a torch module); ``None`` when a hook of yours does (minnet cannot know)."""
+    known = _PARAMETER_NAMES.get(type(obj))
     if (
         known is None
         or callable(getattr(obj, method, None))
@@ -601,14 +605,48 @@ def _weight_name(obj: Any, registry: dict[type, Callable], method: str) -> str |
     return known[1]
 
 
-def _penalty_refused(i: int, layer: Any, twin: Any, l2: float, names: list[str]) -> ValueError:
-    return ValueError(
-        f"layer {i}: {type(layer).__name__} has parameters named W ({', '.join(names)}), which "
-        f"the L2 penalty (l2={l2:g}) covers, but minnet does not know which tensors of the torch "
-        f"module {type(twin).__name__} they are (its conversion is a hook of yours). Use l2=0 "
-        f"on the minnet side and torch's weight_decay={l2:g} on those tensors (a parameter group "
-        "of the optimizer)"
-    )
+def _tie(sources: list[Any], twins: list[Any], registry: dict[type, Callable], method: str) -> None:
+    """A parameter shared by several ``sources`` (minnet layers or torch modules) is one tensor
+    among their converted ``twins`` too: the later twins get the first one's."""
+    twin_of: dict[int, Any] = {}
+    for i, (source, twin) in enumerate(zip(sources, twins, strict=True)):
+        names = _twin_names(source, registry, method) or {}
+        for name, p in source.named_parameters():
+            twin_name = names.get(name)
+            if id(p) not in twin_of:
+                twin_of[id(p)] = None if twin_name is None else getattr(twin, twin_name)
+            elif twin_of[id(p)] is None or twin_name is None:
+                raise ValueError(
+                    f"layer {i}: {type(source).__name__}'s parameter {name} is shared with an "
+                    "earlier layer, and minnet cannot share it between the converted layers: "
+                    "one of them is converted by a hook of yours"
+                )
+            else:
+                setattr(twin, twin_name, twin_of[id(p)])
+
+
+def _penalized(
+    layers: list[Layer], modules: list[Any], maps: list[dict[str, str] | None], l2: float
+) -> list[tuple[str, Any]]:
+    """``(name, tensor)`` for the torch tensors of ``modules`` that are the Ws of ``layers``
+    (what ``l2`` covers), each once; ``maps[i]`` names ``modules[i]``'s tensor of each
+    parameter of ``layers[i]`` (``None``: unknown, refused if it has a W)."""
+    found: dict[int, tuple[str, Any]] = {}
+    for i, (layer, module, names) in enumerate(zip(layers, modules, maps, strict=True)):
+        ws = [name for name, _ in layer.named_parameters() if name.rsplit(".", 1)[-1] == "W"]
+        if ws and (names is None or any(w not in names for w in ws)):
+            raise ValueError(
+                f"layer {i}: {type(layer).__name__} has parameters named W "
+                f"({', '.join(f'{i}.{w}' for w in ws)}), which the L2 penalty (l2={l2:g}) "
+                "covers, but minnet does not know which tensors of the torch module "
+                f"{type(module).__name__} they are (its conversion is a hook of yours). Use l2=0 "
+                f"on the minnet side and torch's weight_decay={l2:g} on those tensors (a "
+                "parameter group of the optimizer)"
+            )
+        for w in ws:
+            tensor = getattr(module, names[w])
+            found.setdefault(id(tensor), (f"{i}.{names[w]}", tensor))
+    return list(found.values())
 
 
 def to_torch(model: Sequential) -> TorchModel:
@@ -658,28 +696,13 @@ def to_torch(model: Sequential) -> TorchModel:
             converted.to(dtype)
         if isinstance(loss, torch.nn.Module):  # class weights in the model's dtype
             loss.to(dtype)
-    module = torch.nn.Sequential(*modules)
+    _tie(layers, modules, _TO_TORCH, "to_torch")
     if model.l2:
-        loss = _with_penalty(model, layers, module, loss)
-    return TorchModel(module, loss)
-
-
-def _with_penalty(model: Sequential, layers: list[Layer], module: Any, loss: Any) -> Any:
-    """``loss`` with the model's L2 penalty over the tensors of ``module`` that are its Ws."""
-    weights, names, seen = [], [], set()
-    for i, (layer, twin) in enumerate(zip(layers, module, strict=True)):
-        ws = [name for name, p in layer.named_parameters() if name.rsplit(".", 1)[-1] == "W"]
-        if not ws:
-            continue
-        name = _weight_name(layer, _TO_TORCH, "to_torch")
-        if name is None or ws != ["W"]:
-            raise _penalty_refused(i, layer, twin, model.l2, [f"{i}.{w}" for w in ws])
-        if id(layer.W) in seen:  # a tied W: counted once by minnet
-            continue
-        seen.add(id(layer.W))
-        weights.append(getattr(twin, name))
-        names.append(f"{i}.{name}")
-    return _l2_penalty_class()(loss, weights, names, model.l2)
+        maps = [_twin_names(layer, _TO_TORCH, "to_torch") for layer in layers]
+        pairs = _penalized(layers, modules, maps, model.l2)
+        weights, names = [w for _, w in pairs], [name for name, _ in pairs]
+        loss = _l2_penalty_class()(loss, weights, names, model.l2)
+    return TorchModel(torch.nn.Sequential(*modules), loss)
 
 
 def _flatten(module: Any, nn: Any) -> list[Any]:
@@ -691,24 +714,19 @@ def _flatten(module: Any, nn: Any) -> list[Any]:
 def _penalty_of(loss: Any, children: list[Any], layers: list[Layer]) -> float:
     """The ``l2`` of an :data:`L2Penalty` over exactly the tensors of ``children`` that are the
     Ws of ``layers``, else a ``ValueError`` saying which differ."""
-    names = dict(zip(map(id, loss.weights), loss.names, strict=True))
-    expected = []
-    for i, (child, layer) in enumerate(zip(children, layers, strict=True)):
-        ws = [name for name, _ in layer.named_parameters() if name.rsplit(".", 1)[-1] == "W"]
-        if not ws:
-            continue
-        name = _weight_name(child, _FROM_TORCH, "to_minnet")
-        if name is None or ws != ["W"]:
-            raise _penalty_refused(i, layer, child, loss.l2, [f"{i}.{w}" for w in ws])
-        expected.append(getattr(child, name))
-    if sorted(map(id, expected)) != sorted(map(id, loss.weights)):
-        not_covered = [f"layer {i}" for i, w in enumerate(expected) if id(w) not in names]
-        others = [n for w, n in names.items() if w not in set(map(id, expected))]
+    maps = []
+    for child in children:
+        names = _twin_names(child, _FROM_TORCH, "to_minnet")
+        maps.append(None if names is None else {b: a for a, b in names.items()})
+    expected = dict(_penalized(layers, children, maps, loss.l2))
+    given = [id(w) for w in loss.weights]
+    if sorted(given) != sorted(map(id, expected.values())):
+        missing = [name for name, w in expected.items() if id(w) not in given]
         raise ValueError(
             f"the loss's L2 penalty covers the tensors {list(loss.names)}, but minnet's l2 covers "
             "exactly the weight of each nn.Linear and nn.Conv2d of the module, each once: "
-            f"{len(expected)} tensors (of them not covered: {not_covered}; covered but not one "
-            f"of them, or twice: {others or list(loss.names)})"
+            f"{list(expected)} (not covered: {missing}; the others are not the module's own "
+            "weights, or are there twice)"
         )
     return loss.l2
 
@@ -759,6 +777,7 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
         layers.append(layer)
     if not layers:
         raise ValueError("from_torch got an empty torch.nn.Sequential")
+    _tie(children, layers, _FROM_TORCH, "to_minnet")
     l2 = 0.0
     if type(loss) is _L2_PENALTY_CLASS:  # None until an L2Penalty was made: never a match
         l2 = _penalty_of(loss, children, layers)
