@@ -138,7 +138,8 @@ class TorchModel(NamedTuple):
     """What :func:`to_torch` returns: ``module, loss = to_torch(model)``.
 
     ``loss(module(X), y)`` is ``model.cost(X, y)``: for a model whose loss fuses with its final
-    activation, ``module`` stops before that activation and ``loss`` takes its logits.
+    ``Sigmoid`` or ``Softmax``, ``module`` stops before that activation and ``loss`` takes its
+    logits; with ``l2``, ``loss`` is an ``L2Penalty``.
     """
 
     module: torch.nn.Sequential
