@@ -70,6 +70,22 @@ def test_what_load_would_refuse_is_not_saved(tmp_path: Path, name: str) -> None:
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("path", ["", "folder/", ".", "..", "a/.."])
+def test_save_refuses_a_path_that_names_no_file(tmp_path: Path, path: str) -> None:
+    model = minnet.Sequential([minnet.Linear(2, 1, rng=0)])
+    with pytest.raises(ValueError, match="a model's path names a file"):
+        model.save(f"{tmp_path}/{path}" if path else path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path: Path) -> None:
+    model = minnet.Sequential([minnet.Linear(2, 1, rng=0)])
+    with pytest.raises(
+        FileNotFoundError, match=r"cannot write .*m.safetensors: its folder .*nodir"
+    ):
+        model.save(tmp_path / "nodir" / "m")
+
+
 def test_save_takes_a_sequential(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="save takes a minnet Sequential, got Linear"):
         minnet.io.save(Linear(2, 2), tmp_path / "model")

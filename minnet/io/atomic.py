@@ -28,6 +28,10 @@ def write_atomically(path: Path, data: bytes) -> None:
             break
         except FileExistsError:
             continue
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"cannot write {path}: its folder {path.parent} does not exist"
+            ) from None
     else:
         raise FileExistsError(f"no free temporary name in {path.parent}")
     try:

@@ -67,6 +67,8 @@ def model_path(path: str | os.PathLike[str]) -> Path:
     text = os.fspath(path)
     if isinstance(text, bytes):
         raise TypeError("save and load take a str or os.PathLike path, not bytes")
+    if os.path.basename(text) in ("", ".", ".."):  # "", "folder/", ".", "a/..": no file
+        raise ValueError(f"a model's path names a file, got {text!r}")
     return Path(text if text.endswith(SUFFIX) else text + SUFFIX)
 
 

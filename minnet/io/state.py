@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Sequential
+from .format import count_non_finite
 
 
 def named_arrays(model: Sequential) -> Iterator[tuple[str, str, np.ndarray]]:
@@ -31,7 +32,8 @@ def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
     """Copy ``state`` (as :func:`state_dict` gives) into the model's arrays, in place.
 
     The names must be exactly the model's, each array of the shape and dtype of the array it
-    replaces; any mismatch is a ``ValueError`` listing them all, and then nothing is changed.
+    replaces, with finite values (as :func:`save` and ``fit`` require); any mismatch is a
+    ``ValueError`` listing them all, and then nothing is changed.
     """
     targets = {name: (kind, array) for kind, name, array in named_arrays(model)}
     if not isinstance(state, Mapping):
@@ -52,6 +54,10 @@ def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
                 problems.append(
                     f"{kind} {name!r}: expected {target.dtype} of shape {target.shape}, got "
                     f"{given.dtype} of shape {given.shape}"
+                )
+            elif count_non_finite(given):  # as save, load and fit refuse them
+                problems.append(
+                    f"{kind} {name!r} holds {count_non_finite(given)} NaN or infinite values"
                 )
     if problems:
         raise ValueError(f"load_state_dict changed nothing: {'; '.join(problems)}")
