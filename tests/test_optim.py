@@ -467,6 +467,48 @@ def test_the_flat_path_and_the_per_parameter_path_agree(case, dtype):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("optimizer_class", CLASSES, ids=lambda c: c.__name__)
+@settings(max_examples=int(os.environ.get("MINNET_OPTIM_EXAMPLES", 30)))
+@given(data=st.data())
+def test_random_settings_give_the_same_bits_on_the_flat_path(optimizer_class, data):
+    """Any settings, either dtype, blocks of any size (the last one shorter), the learning rate
+    and weight decay changed between steps as a schedule would: the flat path (the same rule on
+    blocks, or its fused twin in minnet._fast.fused) and the per-parameter path agree bit for bit,
+    in the parameters and in the state."""
+    from unittest import mock
+
+    from minnet._fast import FlatStorage, storage
+
+    kwargs = data.draw(SETTINGS[optimizer_class], label="settings")
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    block = data.draw(st.integers(1, 30), label="block")
+    n_steps = data.draw(st.integers(1, 12), label="steps")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    shapes = [(4, 3), (4,), (2, 4), (2,)]
+    params = [Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    twins = [Parameter(p.value.copy()) for p in params]
+    held = FlatStorage.create(params)  # (a model would hold it)
+    assert held is not None
+    with mock.patch.object(storage, "BLOCK", block):
+        flat = optimizer_class(params, **kwargs)
+    per_parameter = optimizer_class(twins, flat=False, **kwargs)
+    assert len(flat._flat_blocks) == -(-26 // block)  # 26 entries in all
+    for _ in range(n_steps):
+        if data.draw(st.booleans(), label="change lr and weight_decay"):
+            for name, value in [("lr", data.draw(small)), ("weight_decay", data.draw(small))]:
+                setattr(flat, name, value)
+                setattr(per_parameter, name, value)
+        for p, q in zip(params, twins, strict=True):
+            p.grad[...] = q.grad[...] = rng.standard_normal(p.shape)
+        flat.step()
+        per_parameter.step()
+        for p, q in zip(params, twins, strict=True):
+            np.testing.assert_array_equal(p.value, q.value)
+    for state, other in zip(flat.state, per_parameter.state, strict=True):
+        for a, b in zip(state, other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_use_fast_path_off_and_on_give_the_same_numbers(case):
     """Training with the accelerator on (flat storage, flat steps) and off: the same bits."""
