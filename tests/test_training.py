@@ -568,6 +568,77 @@ def test_bad_training_options_are_refused_before_training(options, pattern):
     assert all(np.array_equal(a, b) for a, b in zip(before, values(model), strict=True))
 
 
+def trained_state(model: Sequential, optimizer, schedule) -> list:
+    """Everything a refused fit must leave alone: parameters and buffers, each layer's mode,
+    the optimizer's step count, rate and state, the schedule's epoch."""
+    return [
+        minnet.callbacks.snapshot(model),
+        [layer.training for layer in model.layers],
+        (optimizer.steps, optimizer.lr, schedule.last_epoch),
+        [np.array(a, copy=True) for state in optimizer.state for a in state],
+    ]
+
+
+REFUSED_LATE = {  # (options, the refusal): each from a different check, some after most passed
+    "non-positive epochs": (lambda model, other: {"epochs": 0}, "epochs must be"),
+    "validation_split and validation_data": (
+        lambda model, other: {"validation_split": 0.5, "validation_data": (X_OK, Y_OK)},
+        "not both",
+    ),
+    "negative sample_weight": (
+        lambda model, other: {"sample_weight": -np.ones(6)},
+        "sample_weight must be >= 0",
+    ),
+    "not a callback": (
+        lambda model, other: {"callbacks": [Recorder(), object()]},
+        r"callbacks\[1\] must be an object",
+    ),
+    "a schedule of another optimizer": (
+        lambda model, other: {"scheduler": minnet.StepLR(SGD(model.parameters(), lr=0.1), 1)},
+        "made for another optimizer",
+    ),
+    "an optimizer of another model": (
+        lambda model, other: {"optimizer": SGD(other.parameters(), lr=0.1), "scheduler": None},
+        "not this model's",
+    ),
+    "validation data the model overflows on": (
+        lambda model, other: {"validation_data": (np.full((2, 3), 1e308), [0, 1])},
+        "arithmetic fails on the data before any update",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_LATE)
+def test_a_refused_fit_leaves_model_optimizer_schedule_and_callbacks_untouched(case):
+    """A model with batch norm (running statistics, set to eval mode while its other layers
+    train), an SGD with momentum that has stepped, a schedule: after each refusal all of it is
+    as it was, and no callback was called."""
+    rng = np.random.default_rng(29)
+    model = random_net(rng, [3, 6, 1], norm_after_first=minnet.BatchNorm1d)
+    other = random_net(rng, [3, 6, 1])
+    optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedule = minnet.StepLR(optimizer, step_size=1, gamma=0.5)
+    X, Y = random_data(rng, 8, 3)
+    model.fit(X, Y, optimizer=optimizer, scheduler=schedule, epochs=2, progress=False)
+    model.layers[1].eval()
+    recorder = Recorder()
+    before = trained_state(model, optimizer, schedule)
+    options = {"optimizer": optimizer, "scheduler": schedule, "callbacks": [recorder]}
+    make_options, refusal = REFUSED_LATE[case]
+    options |= make_options(model, other)
+    with pytest.raises((ValueError, TypeError), match=refusal):
+        model.fit(X_OK, Y_OK, epochs=options.pop("epochs", 3), progress=False, **options)
+    after = trained_state(model, optimizer, schedule)
+    for arrays, expected in ((after[0], before[0]), (after[3], before[3])):
+        assert len(arrays) == len(expected)
+        for a, b in zip(arrays, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert after[1:3] == before[1:3]
+    assert recorder.calls == []
+    for callback in options.get("callbacks", []):
+        assert getattr(callback, "calls", []) == []
+
+
 def test_a_scheduler_must_schedule_the_optimizer_given():
     model = random_net(np.random.default_rng(0), [3, 4, 1])
     optimizer = SGD(model.parameters(), lr=0.1)
