@@ -708,6 +708,45 @@ def test_a_callback_that_raises_is_named():
     assert isinstance(caught.value.__cause__, KeyError)
 
 
+@pytest.mark.parametrize(
+    ("hook", "steps_before"),
+    [
+        ("set_model", 0),
+        ("on_train_begin", 0),
+        ("on_train_batch_begin", 0),
+        ("on_epoch_end", 2),  # after the first epoch's two batches
+        ("on_train_end", 6),  # after all three epochs
+    ],
+)
+def test_a_callback_raising_in_any_hook_is_named_and_stops_where_it_raised(hook, steps_before):
+    """The error names the callback, its class, the exception and the hook; the optimizer took
+    exactly the steps before the hook (none when it raises before training: the weights are
+    the ones fit was given)."""
+    rng = np.random.default_rng(30)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 8, 3)
+    start = values(model)
+    optimizer = SGD(model.parameters(), lr=0.1)
+
+    class Raises:
+        def on_epoch_end(self, epoch, logs):  # (a callback needs one of the hooks)
+            pass
+
+    def fail(*args):
+        raise ArithmeticError("no")
+
+    broken = Raises()
+    setattr(broken, hook, fail)
+    pattern = rf"callbacks\[1\] \(Raises\) raised ArithmeticError in {hook}: no"
+    with pytest.raises(RuntimeError, match=pattern) as caught:
+        model.fit(X, Y, optimizer=optimizer, epochs=3, batch_size=4, shuffle=False,
+                  callbacks=[Recorder(), broken], progress=False)  # fmt: skip
+    assert isinstance(caught.value.__cause__, ArithmeticError)
+    assert optimizer.steps == steps_before
+    if steps_before == 0:
+        assert all(np.array_equal(a, b) for a, b in zip(start, values(model), strict=True))
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     model = random_net(np.random.default_rng(0), [3, 4, 1])
     stopper = minnet.EarlyStopping(monitor="loss", patience=2)
