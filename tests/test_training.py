@@ -840,11 +840,19 @@ HEADS = {
 
 @pytest.mark.parametrize("head", HEADS)
 @settings(max_examples=15)
-@given(seed=st.integers(0, 2**32 - 1), counts=st.lists(st.integers(0, 3), min_size=9, max_size=9))
-def test_a_weight_of_k_is_the_row_repeated_k_times_in_the_cost_and_its_gradient(head, seed, counts):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    counts=st.lists(st.integers(0, 3), min_size=9, max_size=9),
+    l2=st.sampled_from([0.0, 0.3]),
+)
+def test_a_weight_of_k_is_the_row_repeated_k_times_in_the_cost_and_its_gradient(
+    head, seed, counts, l2
+):
+    """With or without an L2 penalty (counted once, whatever the weights, as with repeated rows)."""
     assume(sum(counts) > 0)
     rng = np.random.default_rng(seed)
     model, Y = HEADS[head](rng)
+    model.l2 = l2
     X = rng.standard_normal((9, 3))
     weighted = model.cost(X, Y, sample_weight=counts)
     model.backward()
