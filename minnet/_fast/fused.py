@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def scratch(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np.ndarray]:
+def blocks(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np.ndarray]:
     """``count`` blocks of ``like``'s size and dtype, from the reusable ``scratches`` (an
     optimizer's), which grow to the largest block seen and are cut to ``like``'s size."""
     n = like.size
@@ -22,31 +22,42 @@ def scratch(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[n
     return [s[:n] for s in scratches[:count]]
 
 
-def sgd_update(optimizer, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray) -> None:
-    """:meth:`minnet.optim.SGD.update` of one flat block. ``grad`` is the gradient being made,
-    as ``g`` is in ``update``: ``g`` itself until a step changes it, then the scratch block ``a``
-    (``g`` is read, never written); ``c`` holds a product with the velocity ``b``."""
-    a, c = scratch(optimizer._scratch, 2, p)
-    momentum = optimizer.momentum
+def sgd_update(
+    p: np.ndarray,
+    g: np.ndarray,
+    *velocity: np.ndarray,
+    scratch: list[np.ndarray],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    first: bool,
+) -> None:
+    """:meth:`minnet.optim.SGD.update` of one flat block (``first``: on the first step), with
+    ``scratch`` the optimizer's. ``grad`` is the gradient being made, as ``g`` is in ``update``:
+    ``g`` itself until a step changes it, then the scratch block ``a`` (``g`` is read, never
+    written); ``c`` holds a product with the velocity ``b``."""
+    a, c = blocks(scratch, 2, p)
     grad = g
-    if optimizer.weight_decay != 0:
-        np.multiply(p, optimizer.weight_decay, out=a)
+    if weight_decay != 0:
+        np.multiply(p, weight_decay, out=a)
         grad = np.add(g, a, out=a)  # g + weight_decay * p
     if velocity:
         (b,) = velocity
-        if optimizer.steps == 1:
+        if first:
             np.copyto(b, grad)
         else:
             b *= momentum
-            if optimizer.dampening:
-                b += np.multiply(grad, 1 - optimizer.dampening, out=c)
+            if dampening:
+                b += np.multiply(grad, 1 - dampening, out=c)
             else:
                 b += grad
-        if optimizer.nesterov:
+        if nesterov:
             grad = np.add(grad, np.multiply(b, momentum, out=c), out=a)  # g + momentum * b
         else:
             grad = b
-    p -= np.multiply(grad, optimizer.lr, out=a)
+    p -= np.multiply(grad, lr, out=a)
 
 
-__all__ = ["scratch", "sgd_update"]
+__all__ = ["blocks", "sgd_update"]

@@ -74,7 +74,11 @@ class SGD(Optimizer):
         p -= self.lr * g
 
     def update_block(self, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray) -> None:
-        fused.sgd_update(self, p, g, *velocity)  # the same steps, without temporaries
+        fused.sgd_update(  # update's steps, in scratch blocks instead of temporaries
+            p, g, *velocity, scratch=self._scratch, lr=self.lr, momentum=self.momentum,
+            dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
+            first=self.steps == 1,
+        )  # fmt: skip
 
 
 __all__ = ["SGD"]
