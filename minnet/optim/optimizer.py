@@ -8,8 +8,9 @@ in the parameter's dtype.
 :meth:`~Optimizer.step` counts the step (:attr:`~Optimizer.steps`, from 1 on the first) and
 applies ``update`` to each parameter in turn. When the parameters live in one flat vector (a
 :class:`~minnet.Sequential` keeps them so, see :mod:`minnet._fast`), it applies the same
-``update`` to blocks of that vector instead: a few numpy calls for the whole model. Both paths
-give the same numbers: every update is elementwise.
+``update`` to blocks of that vector instead (through :meth:`~Optimizer.update_block`, where an
+optimizer may use a fused twin of its rule from :mod:`minnet._fast.fused`): a few numpy calls for
+the whole model. Both paths give the same numbers: every update is elementwise.
 """
 
 from __future__ import annotations
