@@ -475,6 +475,48 @@ def test_the_flat_path_and_the_per_parameter_path_agree(case, dtype):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("optimizer_class", CLASSES, ids=lambda c: c.__name__)
+@settings(max_examples=int(os.environ.get("MINNET_OPTIM_EXAMPLES", 30)))
+@given(data=st.data())
+def test_random_settings_give_the_same_bits_on_the_flat_path(optimizer_class, data):
+    """Any settings, either dtype, blocks of any size (the last one shorter), the learning rate
+    and weight decay changed between steps as a schedule would: the flat path (the same rule on
+    blocks, or its fused twin in minnet._fast.fused) and the per-parameter path agree bit for bit,
+    in the parameters and in the state."""
+    from unittest import mock
+
+    from minnet._fast import FlatStorage, storage
+
+    kwargs = data.draw(SETTINGS[optimizer_class], label="settings")
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    block = data.draw(st.integers(1, 30), label="block")
+    n_steps = data.draw(st.integers(1, 12), label="steps")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    shapes = [(4, 3), (4,), (2, 4), (2,)]
+    params = [Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    twins = [Parameter(p.value.copy()) for p in params]
+    held = FlatStorage.create(params)  # (a model would hold it)
+    assert held is not None
+    with mock.patch.object(storage, "BLOCK", block):
+        flat = optimizer_class(params, **kwargs)
+    per_parameter = optimizer_class(twins, flat=False, **kwargs)
+    assert len(flat._flat_blocks) == -(-26 // block)  # 26 entries in all
+    for _ in range(n_steps):
+        if data.draw(st.booleans(), label="change lr and weight_decay"):
+            for name, value in [("lr", data.draw(small)), ("weight_decay", data.draw(small))]:
+                setattr(flat, name, value)
+                setattr(per_parameter, name, value)
+        for p, q in zip(params, twins, strict=True):
+            p.grad[...] = q.grad[...] = rng.standard_normal(p.shape)
+        flat.step()
+        per_parameter.step()
+        for p, q in zip(params, twins, strict=True):
+            np.testing.assert_array_equal(p.value, q.value)
+    for state, other in zip(flat.state, per_parameter.state, strict=True):
+        for a, b in zip(state, other, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_use_fast_path_off_and_on_give_the_same_numbers(case):
     """Training with the accelerator on (flat storage, flat steps) and off: the same bits."""
@@ -577,6 +619,89 @@ def test_cs231n_rmsprop_step():
     ]
     np.testing.assert_allclose(p.value, expected_next_w, rtol=0, atol=5e-9)
     np.testing.assert_allclose(cache, expected_cache, rtol=0, atol=5e-9)
+
+
+def cs231n_weight(flat: bool) -> tuple[object, list[Parameter], Parameter]:
+    """CS231n's ``w`` and ``dw`` (N, D = 4, 5) as the weight of a Linear in a model, whose
+    parameters sit in flat storage (the optimizers' flat path, the bias's gradient zero), or as
+    a lone Parameter; ``(the model, to keep, the parameters to optimize, w)``."""
+    N, D = 4, 5
+    model = Sequential([Linear(D, N, rng=0)]) if flat else None
+    if flat:
+        params, p = model.parameters(), model.layers[0].W
+        model.zero_grad()
+    else:
+        p = Parameter(np.zeros((N, D)))
+        params = [p]
+    p.value[...] = np.linspace(-0.4, 0.6, num=N * D).reshape(N, D)
+    p.grad[...] = np.linspace(-0.6, 0.4, num=N * D).reshape(N, D)
+    return model, params, p
+
+
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "per-parameter"])
+def test_cs231n_sgd_momentum_step(flat):
+    """CS231n assignment 2 (FullyConnectedNets), "Test SGD+Momentum": ``v = 0.9 v - lr dw``,
+    ``w = w + v`` from a given ``v``, lr 1e-3; the notebook's values to 8 digits. PyTorch's
+    velocity (minnet's) is CS231n's divided by ``-lr``: ``b = 0.9 b + dw``, ``w = w - lr b``."""
+    N, D, lr = 4, 5, 1e-3
+    _model, params, p = cs231n_weight(flat)
+    optimizer = SGD(params, lr=lr, momentum=0.9)
+    assert bool(optimizer._flat_blocks) is flat
+    (velocity,) = optimizer.state[params.index(p)]
+    velocity[...] = np.linspace(0.6, 0.9, num=N * D).reshape(N, D) / -lr
+    optimizer.steps = 1  # a velocity from earlier steps (the first step would start it at dw)
+    optimizer.step()
+    expected_next_w = [
+        [0.1406, 0.20738947, 0.27417895, 0.34096842, 0.40775789],
+        [0.47454737, 0.54133684, 0.60812632, 0.67491579, 0.74170526],
+        [0.80849474, 0.87528421, 0.94207368, 1.00886316, 1.07565263],
+        [1.14244211, 1.20923158, 1.27602105, 1.34281053, 1.4096],
+    ]
+    expected_velocity = [
+        [0.5406, 0.55475789, 0.56891579, 0.58307368, 0.59723158],
+        [0.61138947, 0.62554737, 0.63970526, 0.65386316, 0.66802105],
+        [0.68217895, 0.69633684, 0.71049474, 0.72465263, 0.73881053],
+        [0.75296842, 0.76712632, 0.78128421, 0.79544211, 0.8096],
+    ]
+    np.testing.assert_allclose(p.value, expected_next_w, rtol=0, atol=5e-9)
+    np.testing.assert_allclose(-lr * velocity, expected_velocity, rtol=0, atol=5e-9)
+
+
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "per-parameter"])
+def test_cs231n_adam_step(flat):
+    """CS231n assignment 2, "Test Adam": one step from given moments ``m``, ``v`` after
+    ``t = 5`` steps (CS231n counts the step first: this is step 6), lr 1e-2, betas (0.9, 0.999),
+    eps 1e-8, with bias correction; the notebook's values to 8 digits."""
+    N, D = 4, 5
+    _model, params, p = cs231n_weight(flat)
+    optimizer = Adam(params, lr=1e-2)
+    assert bool(optimizer._flat_blocks) is flat
+    m, v = optimizer.state[params.index(p)]
+    m[...] = np.linspace(0.6, 0.9, num=N * D).reshape(N, D)
+    v[...] = np.linspace(0.7, 0.5, num=N * D).reshape(N, D)
+    optimizer.steps = 5
+    optimizer.step()
+    expected_next_w = [
+        [-0.40094747, -0.34836187, -0.29577703, -0.24319299, -0.19060977],
+        [-0.1380274, -0.08544591, -0.03286534, 0.01971428, 0.0722929],
+        [0.1248705, 0.17744702, 0.23002243, 0.28259667, 0.33516969],
+        [0.38774145, 0.44031188, 0.49288093, 0.54544852, 0.59801459],
+    ]
+    expected_v = [
+        [0.69966, 0.68908382, 0.67851319, 0.66794809, 0.65738853],
+        [0.64683452, 0.63628604, 0.6257431, 0.61520571, 0.60467385],
+        [0.59414753, 0.58362676, 0.57311152, 0.56260183, 0.55209767],
+        [0.54159906, 0.53110598, 0.52061845, 0.51013645, 0.49966],
+    ]
+    expected_m = [
+        [0.48, 0.49947368, 0.51894737, 0.53842105, 0.55789474],
+        [0.57736842, 0.59684211, 0.61631579, 0.63578947, 0.65526316],
+        [0.67473684, 0.69421053, 0.71368421, 0.73315789, 0.75263158],
+        [0.77210526, 0.79157895, 0.81105263, 0.83052632, 0.85],
+    ]
+    np.testing.assert_allclose(p.value, expected_next_w, rtol=0, atol=5e-9)
+    np.testing.assert_allclose(v, expected_v, rtol=0, atol=5e-9)
+    np.testing.assert_allclose(m, expected_m, rtol=0, atol=5e-9)
 
 
 @pytest.mark.parametrize(

@@ -538,6 +538,77 @@ def test_validation_split_holds_out_the_last_rows_as_keras():
         np.testing.assert_array_equal(p.value, q.value)
 
 
+def trained_state(model: Sequential, optimizer, schedule) -> list:
+    """Everything a refused fit must leave alone: parameters and buffers, each layer's mode,
+    the optimizer's step count, rate and state, the schedule's epoch."""
+    return [
+        minnet.callbacks.snapshot(model),
+        [layer.training for layer in model.layers],
+        (optimizer.steps, optimizer.lr, schedule.last_epoch),
+        [np.array(a, copy=True) for state in optimizer.state for a in state],
+    ]
+
+
+REFUSED_LATE = {  # (options, the refusal): each from a different check, some after most passed
+    "non-positive epochs": (lambda model, other: {"epochs": 0}, "epochs must be"),
+    "validation_split and validation_data": (
+        lambda model, other: {"validation_split": 0.5, "validation_data": (X_OK, Y_OK)},
+        "not both",
+    ),
+    "negative sample_weight": (
+        lambda model, other: {"sample_weight": -np.ones(6)},
+        "sample_weight must be >= 0",
+    ),
+    "not a callback": (
+        lambda model, other: {"callbacks": [Recorder(), object()]},
+        r"callbacks\[1\] must be an object",
+    ),
+    "a schedule of another optimizer": (
+        lambda model, other: {"scheduler": minnet.StepLR(SGD(model.parameters(), lr=0.1), 1)},
+        "made for another optimizer",
+    ),
+    "an optimizer of another model": (
+        lambda model, other: {"optimizer": SGD(other.parameters(), lr=0.1), "scheduler": None},
+        "not this model's",
+    ),
+    "validation data the model overflows on": (
+        lambda model, other: {"validation_data": (np.full((2, 3), 1e308), [0, 1])},
+        "arithmetic fails on the data before any update",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_LATE)
+def test_a_refused_fit_leaves_model_optimizer_schedule_and_callbacks_untouched(case):
+    """A model with batch norm (running statistics, set to eval mode while its other layers
+    train), an SGD with momentum that has stepped, a schedule: after each refusal all of it is
+    as it was, and no callback was called."""
+    rng = np.random.default_rng(29)
+    model = random_net(rng, [3, 6, 1], norm_after_first=minnet.BatchNorm1d)
+    other = random_net(rng, [3, 6, 1])
+    optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedule = minnet.StepLR(optimizer, step_size=1, gamma=0.5)
+    X, Y = random_data(rng, 8, 3)
+    model.fit(X, Y, optimizer=optimizer, scheduler=schedule, epochs=2, progress=False)
+    model.layers[1].eval()
+    recorder = Recorder()
+    before = trained_state(model, optimizer, schedule)
+    options = {"optimizer": optimizer, "scheduler": schedule, "callbacks": [recorder]}
+    make_options, refusal = REFUSED_LATE[case]
+    options |= make_options(model, other)
+    with pytest.raises((ValueError, TypeError), match=refusal):
+        model.fit(X_OK, Y_OK, epochs=options.pop("epochs", 3), progress=False, **options)
+    after = trained_state(model, optimizer, schedule)
+    for arrays, expected in ((after[0], before[0]), (after[3], before[3])):
+        assert len(arrays) == len(expected)
+        for a, b in zip(arrays, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert after[1:3] == before[1:3]
+    assert recorder.calls == []
+    for callback in options.get("callbacks", []):
+        assert getattr(callback, "calls", []) == []
+
+
 class Recorder(minnet.Callback):
     """Keeps every call: the epochs, their logs and the weights at each epoch's end."""
 
@@ -645,6 +716,45 @@ def test_a_callback_that_raises_is_named():
     assert isinstance(caught.value.__cause__, KeyError)
 
 
+@pytest.mark.parametrize(
+    ("hook", "steps_before"),
+    [
+        ("set_model", 0),
+        ("on_train_begin", 0),
+        ("on_train_batch_begin", 0),
+        ("on_epoch_end", 2),  # after the first epoch's two batches
+        ("on_train_end", 6),  # after all three epochs
+    ],
+)
+def test_a_callback_raising_in_any_hook_is_named_and_stops_where_it_raised(hook, steps_before):
+    """The error names the callback, its class, the exception and the hook; the optimizer took
+    exactly the steps before the hook (none when it raises before training: the weights are
+    the ones fit was given)."""
+    rng = np.random.default_rng(30)
+    model = random_net(rng, [3, 4, 1])
+    X, Y = random_data(rng, 8, 3)
+    start = values(model)
+    optimizer = SGD(model.parameters(), lr=0.1)
+
+    class Raises:
+        def on_epoch_end(self, epoch, logs):  # (a callback needs one of the hooks)
+            pass
+
+    def fail(*args):
+        raise ArithmeticError("no")
+
+    broken = Raises()
+    setattr(broken, hook, fail)
+    pattern = rf"callbacks\[1\] \(Raises\) raised ArithmeticError in {hook}: no"
+    with pytest.raises(RuntimeError, match=pattern) as caught:
+        model.fit(X, Y, optimizer=optimizer, epochs=3, batch_size=4, shuffle=False,
+                  callbacks=[Recorder(), broken], progress=False)  # fmt: skip
+    assert isinstance(caught.value.__cause__, ArithmeticError)
+    assert optimizer.steps == steps_before
+    if steps_before == 0:
+        assert all(np.array_equal(a, b) for a, b in zip(start, values(model), strict=True))
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     model = random_net(np.random.default_rng(0), [3, 4, 1])
     stopper = minnet.EarlyStopping(monitor="loss", patience=2)
@@ -738,11 +848,19 @@ HEADS = {
 
 @pytest.mark.parametrize("head", HEADS)
 @settings(max_examples=15)
-@given(seed=st.integers(0, 2**32 - 1), counts=st.lists(st.integers(0, 3), min_size=9, max_size=9))
-def test_a_weight_of_k_is_the_row_repeated_k_times_in_the_cost_and_its_gradient(head, seed, counts):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    counts=st.lists(st.integers(0, 3), min_size=9, max_size=9),
+    l2=st.sampled_from([0.0, 0.3]),
+)
+def test_a_weight_of_k_is_the_row_repeated_k_times_in_the_cost_and_its_gradient(
+    head, seed, counts, l2
+):
+    """With or without an L2 penalty (counted once, whatever the weights, as with repeated rows)."""
     assume(sum(counts) > 0)
     rng = np.random.default_rng(seed)
     model, Y = HEADS[head](rng)
+    model.l2 = l2
     X = rng.standard_normal((9, 3))
     weighted = model.cost(X, Y, sample_weight=counts)
     model.backward()

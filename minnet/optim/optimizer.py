@@ -8,8 +8,9 @@ in the parameter's dtype.
 :meth:`~Optimizer.step` counts the step (:attr:`~Optimizer.steps`, from 1 on the first) and
 applies ``update`` to each parameter in turn. When the parameters live in one flat vector (a
 :class:`~minnet.Sequential` keeps them so, see :mod:`minnet._fast`), it applies the same
-``update`` to blocks of that vector instead: a few numpy calls for the whole model. Both paths
-give the same numbers: every update is elementwise.
+``update`` to blocks of that vector instead (through :meth:`~Optimizer.update_block`, where an
+optimizer may use a fused twin of its rule from :mod:`minnet._fast.fused`): a few numpy calls for
+the whole model. Both paths give the same numbers: every update is elementwise.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Optimizer:
     state: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
     _storage: FlatStorage | None = field(init=False, default=None, repr=False)
     _flat_blocks: list[tuple[np.ndarray, ...]] = field(init=False, factory=list, repr=False)
+    _scratch: list[np.ndarray] = field(init=False, factory=list, repr=False)  # for update_block
 
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         """The state arrays of a parameter (or of the flat vector) ``value``, before any step:
@@ -138,13 +140,11 @@ class Optimizer:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
         self.steps += 1
         if self._storage is not None and self._storage.intact():
-            groups = self._flat_blocks
-        else:
-            groups = [
-                (p.value, p.grad, *state) for p, state in zip(self.params, self.state, strict=True)
-            ]
-        for value, grad, *state in groups:
-            self.update(value, grad, *state)
+            for block in self._flat_blocks:
+                self.update_block(*block)
+            return
+        for p, state in zip(self.params, self.state, strict=True):
+            self.update(p.value, p.grad, *state)
 
     def update(self, value: np.ndarray, grad: np.ndarray, *state: np.ndarray) -> None:
         """Update one parameter's ``value`` in place from its ``grad`` and its ``state`` arrays.
@@ -153,6 +153,11 @@ class Optimizer:
         read, never written.
         """
         raise NotImplementedError
+
+    def update_block(self, value: np.ndarray, grad: np.ndarray, *state: np.ndarray) -> None:
+        """:meth:`update` of one block of the flat vectors (the flat path). An optimizer may
+        hand it to a fused twin in :mod:`minnet._fast.fused`, which must give the same bits."""
+        self.update(value, grad, *state)
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to zero, in place."""

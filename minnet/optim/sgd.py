@@ -6,6 +6,7 @@ import numpy as np
 from attrs import define, field, setters
 
 from .._checks import flag
+from .._fast import fused
 from .optimizer import Optimizer, hyperparameter
 
 
@@ -72,6 +73,13 @@ class SGD(Optimizer):
                 b += (1 - self.dampening) * g if self.dampening else g  # (1 - 0) * g is g
             g = g + self.momentum * b if self.nesterov else b
         p -= self.lr * g
+
+    def update_block(self, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray) -> None:
+        fused.sgd_update(  # update's steps, in scratch blocks instead of temporaries
+            p, g, *velocity, scratch=self._scratch, lr=self.lr, momentum=self.momentum,
+            dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
+            first=self.steps == 1,
+        )  # fmt: skip
 
 
 __all__ = ["SGD"]

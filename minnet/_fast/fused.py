@@ -1,0 +1,63 @@
+"""Optimizer updates of one block of the flat vectors, fused: the textbook rule's operations, in
+its order, written into two scratch blocks with ``out=`` instead of fresh temporaries.
+
+Each function here is the twin of an ``update`` in :mod:`minnet.optim` and must give its bits:
+it performs the same roundings (the same products and sums of the same operands, ``a + b`` for
+``b + a`` at most, which IEEE arithmetic rounds alike), only without allocating. The optimizer
+calls it on the flat path (:meth:`~minnet.optim.Optimizer.update_block`); ``tests/test_optim.py``
+compares the two paths bit for bit over random settings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def blocks(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np.ndarray]:
+    """``count`` blocks of ``like``'s size and dtype, from the reusable ``scratches`` (an
+    optimizer's), which grow to the largest block seen and are cut to ``like``'s size."""
+    n = like.size
+    if len(scratches) < count or scratches[0].size < n or scratches[0].dtype != like.dtype:
+        scratches[:] = [np.empty(n, dtype=like.dtype) for _ in range(count)]
+    return [s[:n] for s in scratches[:count]]
+
+
+def sgd_update(
+    p: np.ndarray,
+    g: np.ndarray,
+    *velocity: np.ndarray,
+    scratch: list[np.ndarray],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    first: bool,
+) -> None:
+    """:meth:`minnet.optim.SGD.update` of one flat block (``first``: on the first step), with
+    ``scratch`` the optimizer's. ``grad`` is the gradient being made, as ``g`` is in ``update``:
+    ``g`` itself until a step changes it, then the scratch block ``a`` (``g`` is read, never
+    written); ``c`` holds a product with the velocity ``b``."""
+    a, c = blocks(scratch, 2, p)
+    grad = g
+    if weight_decay != 0:
+        np.multiply(p, weight_decay, out=a)
+        grad = np.add(g, a, out=a)  # g + weight_decay * p
+    if velocity:
+        (b,) = velocity
+        if first:
+            np.copyto(b, grad)
+        else:
+            b *= momentum
+            if dampening:
+                b += np.multiply(grad, 1 - dampening, out=c)
+            else:
+                b += grad
+        if nesterov:
+            grad = np.add(grad, np.multiply(b, momentum, out=c), out=a)  # g + momentum * b
+        else:
+            grad = b
+    p -= np.multiply(grad, lr, out=a)
+
+
+__all__ = ["blocks", "sgd_update"]
