@@ -30,7 +30,7 @@ def test_len_indexing_and_iteration_give_the_layers():
     assert [model[i] for i in range(4)] == layers
     assert [model[i] for i in range(-4, 0)] == layers
     assert model[-1] is layers[-1] and model[np.int64(2)] is layers[2]
-    assert list(model) == layers and model.layers == layers
+    assert list(model) == layers and model.layers == tuple(layers)
     assert [type(layer).__name__ for layer in model] == ["Linear", "ReLU", "Linear", "Sigmoid"]
     assert layers[1] in model and Linear(2, 3) not in model
 
