@@ -20,6 +20,7 @@ width)`` for images (:meth:`Layer.output_shape` says what a layer makes of a sha
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +59,10 @@ class Layer:
         return self.forward(x)
 
     def __getattr__(self, name: str) -> Any:
-        # Only for attributes that do not exist: typically what forward keeps, read by a
-        # backward that ran first.
-        if name.startswith("__"):
-            raise AttributeError(name)
+        # Only for attributes that do not exist. Read while this layer's backward runs, it is
+        # typically what forward keeps, and backward ran first; otherwise a plain typo.
+        if name.startswith("__") or not _in_backward(self):
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         raise MissingForwardError(
             f"{type(self).__name__} has no attribute {name!r}: if forward() sets it, "
             "backward() was called before forward()"
@@ -145,6 +146,19 @@ def rows_output_shape(layer: Layer, input_shape: Shape) -> Shape:
             f"(batch, {', '.join(map(str, input_shape))}) (a Flatten() before it makes rows)"
         )
     return tuple(input_shape)
+
+
+def _in_backward(layer: Layer) -> bool:
+    """Is a backward of ``layer`` running: a function named ``...backward`` that holds it,
+    anywhere up the call stack?"""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name.endswith("backward") and any(
+            value is layer for value in frame.f_locals.values()
+        ):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def constructor_arguments(obj: Any) -> dict[str, Any]:
