@@ -33,11 +33,21 @@ def _described(shape: tuple[int | None, ...]) -> str:
 
 
 def _example(input_shape: Any) -> Shape:
-    """One example's shape from ``input_shape``: a tuple of sizes, or an int ``n`` (rows of
-    ``n`` features)."""
-    if input_shape is None or isinstance(input_shape, tuple):
-        return input_shape
-    return (_checks.whole_number("input_shape", input_shape, low=1),)
+    """One example's shape from ``input_shape`` (``None``: not known): a tuple (or list) of
+    sizes, or an int ``n`` for rows of ``n`` features; else a ``TypeError``/``ValueError``."""
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, tuple | list):
+        return tuple(
+            _checks.whole_number(f"input_shape[{i}]", size, low=1)
+            for i, size in enumerate(input_shape)
+        )
+    if isinstance(input_shape, int | np.integer) and not isinstance(input_shape, bool):
+        return (_checks.whole_number("input_shape", input_shape, low=1),)
+    raise TypeError(
+        "input_shape must be one example's shape, a tuple such as (1, 28, 28) for images or "
+        f"(4,) for rows (an int n: rows of n features), got {input_shape!r}"
+    )
 
 
 def _as_layer_list(layers: Any, model: Sequential | None = None) -> list[Layer]:
@@ -372,6 +382,8 @@ class Sequential:
         _fast.zero_grad(self)
 
     def train(self, mode: bool = True) -> Sequential:
+        """Switch every layer to training (``True``) or evaluation (``False``) behaviour."""
+        mode = _checks.flag("mode", mode)
         for layer in self.layers:
             layer.train(mode)
         return self
@@ -557,9 +569,7 @@ class Sequential:
                 f"sample_weight needs each example's loss, which {type(self.loss).__name__} "
                 "does not give (per_example)"
             )
-        w = _checks.as_array(sample_weight, "sample_weight")
-        if w.dtype.kind not in "biuf":
-            raise TypeError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+        w = _checks.real_array("sample_weight", sample_weight)
         if w.shape != (m,):
             raise ValueError(f"sample_weight must have shape ({m},), one per row, got {w.shape}")
         w = _checks.cast_finite("sample_weight", w, np.dtype(dtype))
@@ -676,15 +686,10 @@ class Sequential:
 
         Output shapes are ``(None, ...)``: ``None`` first stands for any number of examples, and
         elsewhere for a size not known. ``input_shape`` is one example's shape, such as ``(1,
-        28, 28)`` for images; by default, that of the last data the model saw (if any).
+        28, 28)`` for images (an int ``n``: rows of ``n`` features); by default, that of the last
+        data the model saw (if any).
         """
-        if input_shape is None:
-            input_shape = self.input_shape
-        else:
-            input_shape = tuple(
-                _checks.whole_number(f"input_shape[{i}]", size, low=1)
-                for i, size in enumerate(input_shape)
-            )
+        input_shape = self.input_shape if input_shape is None else _example(input_shape)
         rows = [("Layer", "Output shape", "Params")]
         for i, (layer, shape) in enumerate(zip(self.layers, self._chain(input_shape), strict=True)):
             count = sum(p.size for p in layer.parameters())

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _checks
 from ..parameter import Parameter
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Layer:
 
     def train(self, mode: bool = True) -> Layer:
         """Switch to training (``True``) or evaluation (``False``) behaviour; returns ``self``."""
-        self.training = bool(mode)
+        self.training = _checks.flag("mode", mode)
         return self
 
     def eval(self) -> Layer:
