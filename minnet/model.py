@@ -50,7 +50,9 @@ def _example(input_shape: Any) -> Shape:
     )
 
 
-def _as_layer_list(layers: Any, model: Sequential | None = None) -> list[Layer]:
+def _as_layer_list(
+    layers: Any, model: Sequential | None = None, *, may_be_empty: bool = False
+) -> list[Layer]:
     """``layers`` as a list of layers ``model`` may hold, else a ``TypeError``/``ValueError``
     naming the layer: each a ``Layer``, none twice, none in another live model."""
     if isinstance(layers, Layer):
@@ -64,7 +66,7 @@ def _as_layer_list(layers: Any, model: Sequential | None = None) -> list[Layer]:
             f"got {type(layers).__name__}"
         )
     layers = list(layers)
-    if not layers:
+    if not layers and not may_be_empty:
         raise ValueError("Sequential needs at least one layer, got none")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -197,7 +199,7 @@ class Sequential:
                 f"extend takes a list of layers, got a single {type(layers).__name__}: "
                 "use append(layer)"
             )
-        return self._set_layers([*self._layers, *_as_layer_list(layers, self)])
+        return self._set_layers([*self._layers, *_as_layer_list(layers, self, may_be_empty=True)])
 
     def insert(self, index: int, layer: Layer) -> Sequential:
         """Put ``layer`` before layer ``index`` (``-1``: before the last; ``len(model)``: at the
