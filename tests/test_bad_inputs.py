@@ -567,3 +567,16 @@ def test_sample_weights_of_booleans_are_refused_naming_them(mask, kind):
         small_model().cost(X, y, sample_weight=kind(mask))
     weights = np.asarray(mask, dtype=float)  # what the message says to write
     assert np.isfinite(small_model().cost(X, y, sample_weight=weights))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 6))
+def test_summary_takes_an_int_as_the_shape_of_rows_and_refuses_other_shapes_naming_them(n):
+    model = Sequential([Linear(n, 2, rng=0), Sigmoid()])
+    assert model.summary(input_shape=n) == model.summary(input_shape=(n,))
+    assert model.summary(input_shape=np.int64(n)) == model.summary(input_shape=[n])
+    for bad in ["4", 4.0, True, {n: 1}, object()]:
+        with pytest.raises(TypeError, match="input_shape"):
+            model.summary(input_shape=bad)
+    with pytest.raises(ValueError, match="input_shape must be a whole number >= 1"):
+        model.summary(input_shape=0)
