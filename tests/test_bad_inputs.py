@@ -468,9 +468,7 @@ NUMBER_TAKERS = {
         ["in_features", "out_features"],
     ),
     "Conv2d": (
-        lambda **kw: minnet.Conv2d(
-            **{"in_channels": 1, "out_channels": 2, "kernel_size": 3, **kw}
-        ),
+        lambda **kw: minnet.Conv2d(**{"in_channels": 1, "out_channels": 2, "kernel_size": 3, **kw}),
         ["in_channels", "out_channels", "kernel_size"],
     ),
     "MaxPool2d": (lambda **kw: minnet.MaxPool2d(**{"kernel_size": 2, **kw}), ["kernel_size"]),

@@ -6,9 +6,9 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import example_shape, layer_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import example_shape, layer_example
 
 import minnet
 from minnet.layers import layer_classes
