@@ -20,7 +20,6 @@ width)`` for images (:meth:`Layer.output_shape` says what a layer makes of a sha
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +151,7 @@ def rows_output_shape(layer: Layer, input_shape: Shape) -> Shape:
 def _in_backward(layer: Layer) -> bool:
     """Is a backward of ``layer`` running: a function named ``...backward`` that holds it,
     anywhere up the call stack?"""
-    frame = sys._getframe(2)
+    frame = inspect.currentframe().f_back.f_back  # the caller of __getattr__
     while frame is not None:
         if frame.f_code.co_name.endswith("backward") and any(
             value is layer for value in frame.f_locals.values()
