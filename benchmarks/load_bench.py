@@ -3,16 +3,21 @@ crafted files it refuses.
 
     python benchmarks/load_bench.py [--repeat N] [--processes N]
 
-Method: every measurement runs in a fresh interpreter (``load_bench.py --child``), which imports
-minnet and numpy, reads its peak resident memory (``VmHWM``), loads the file once, and reads
-the peak again: the difference is the load's extra peak memory. It then times ``--repeat`` more
-loads and reports the median. Each figure below is the median over ``--processes`` children.
+Method: every measurement runs in a fresh interpreter (``load_bench.py --child``, started by a
+shell that forks it, so that its ``ru_maxrss`` starts from its own size, not this process's),
+which imports minnet and numpy, reads its peak resident memory (``VmHWM`` and ``ru_maxrss``),
+loads the file once (``first``), and reads the peaks again: the differences are the load's
+extra peak memory. It then loads once more under ``tracemalloc`` (the peak of the bytes
+allocated, whether or not the system has given them pages yet), and times ``--repeat`` more
+loads in the same process (``repeat``: their median). Each figure is the median over
+``--processes`` children, the two loaders' children alternating.
 
-1. A 784-1024-1024-10 ReLU net (1.86 M float64 weights, 14.9 MB): the time and extra peak
-   memory of ``minnet.load`` against ``safetensors.numpy.load_file`` reading the same file (both
-   as ratios; the goals are 1.5x the time and 1.3x the weights). ``minnet.load`` keeps a model's
-   values and its gradients (the flat storage of ``minnet._fast`` holds both), so 2x the weights
-   is its floor; ``load_file`` holds the values only.
+1. A 784-1024-1024-10 ReLU net (1.86 M float64 weights, 14.2 MiB): the time and extra peak
+   memory of ``minnet.load`` against ``safetensors.numpy.load_file`` reading the same file (the
+   goals: 1.5x its time, 1.3x the weights). ``minnet.load`` reads each tensor once, into the
+   model's flat storage (``minnet._fast``); that storage holds the gradients too, zeros the
+   system gives pages only when they are written (by the first backward): ``tracemalloc`` counts
+   them, the resident peaks do not. ``load_file``'s resident peak counts the file's pages it maps.
 2. Each crafted file of ``tests/crafted.py`` (``HUGE``): the time to refuse it and the extra
    peak memory, against the goal of 50 ms and 20 MB.
 """
@@ -23,11 +28,13 @@ import argparse
 import contextlib
 import json
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +54,11 @@ def peak_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def maxrss_mb() -> float:
+    """This process's ``ru_maxrss`` in MiB (kilobytes on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(kind: str, path: str, repeat: int) -> None:
@@ -70,11 +82,16 @@ def child(kind: str, path: str, repeat: int) -> None:
         raise AssertionError(f"{path} was not refused")
 
     run = {"numpy": numpy_load, "minnet": minnet_load, "refused": refused}[kind]
-    before = peak_mb()
+    before, maxrss_before = peak_mb(), maxrss_mb()
     start = time.perf_counter()
     kept = run()
     first = time.perf_counter() - start
-    extra = peak_mb() - before
+    extra, maxrss_extra = peak_mb() - before, maxrss_mb() - maxrss_before
+    del kept
+    tracemalloc.start()
+    kept = run()
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
     del kept
     times = []
     for _ in range(repeat):
@@ -82,17 +99,26 @@ def child(kind: str, path: str, repeat: int) -> None:
         run()
         times.append(time.perf_counter() - start)
     median = statistics.median(times) if times else first
-    print(json.dumps({"first_ms": 1000 * first, "ms": 1000 * median, "peak_mb": extra}))
+    figures = {"first_ms": 1000 * first, "ms": 1000 * median, "peak_mb": extra}
+    print(json.dumps({**figures, "maxrss_mb": maxrss_extra, "traced_mb": traced}))
+
+
+def run_child(kind: str, path: Path, repeat: int) -> dict[str, float]:
+    """``child(kind, path)``'s figures, from a fresh interpreter that a shell forks (a process
+    exec'd straight from this one would inherit this one's ``ru_maxrss``)."""
+    command = [sys.executable, __file__, "--child", kind, str(path), "--repeat", str(repeat)]
+    shell = f"{shlex.join(command)}; exit $?"
+    output = subprocess.run(["sh", "-c", shell], check=True, capture_output=True, text=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def measure(kind: str, path: Path, repeat: int, processes: int) -> dict[str, float]:
     """Median over ``processes`` fresh interpreters of ``child(kind, path)``'s figures."""
-    runs = []
-    for _ in range(processes):
-        command = [sys.executable, __file__, "--child", kind, str(path), "--repeat", str(repeat)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        runs.append(json.loads(output.strip().splitlines()[-1]))
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    return median([run_child(kind, path, repeat) for _ in range(processes)])
 
 
 def real_model(folder: Path) -> tuple[Path, float]:
@@ -128,19 +154,20 @@ def main() -> None:
             f"784-1024-1024-10 model: {weights_mb:.1f} MB of float64 weights, file "
             f"{path.stat().st_size / 2**20:.1f} MB"
         )
-        numpy = measure("numpy", path, args.repeat, args.processes)
-        ours = measure("minnet", path, args.repeat, args.processes)
-        print(f"{'':24}{'time (ms)':>12}{'first (ms)':>12}{'peak (MB)':>12}{'peak/weights':>14}")
+        runs: dict[str, list] = {"numpy": [], "minnet": []}
+        for _ in range(args.processes):  # the two alternate
+            for kind, found in runs.items():
+                found.append(run_child(kind, path, args.repeat))
+        numpy, ours = median(runs["numpy"]), median(runs["minnet"])
+        columns = ("first_ms", "ms", "peak_mb", "maxrss_mb", "traced_mb")
+        heads = ("first (ms)", "repeat (ms)", "VmHWM (MB)", "maxrss (MB)", "traced (MB)")
+        print(f"{'':24}" + "".join(f"{head:>13}" for head in heads))
         for name, row in [("load_file (the arrays)", numpy), ("minnet.load", ours)]:
-            print(
-                f"{name:24}{row['ms']:12.1f}{row['first_ms']:12.1f}{row['peak_mb']:12.1f}"
-                f"{row['peak_mb'] / weights_mb:14.2f}"
-            )
-        print(
-            f"{'minnet / load_file':24}{ours['ms'] / numpy['ms']:11.2f}x"
-            f"{ours['first_ms'] / numpy['first_ms']:11.2f}x"
-            f"{ours['peak_mb'] / max(numpy['peak_mb'], 1e-9):11.2f}x"
-        )
+            print(f"{name:24}" + "".join(f"{row[key]:13.1f}" for key in columns))
+        ratios = [ours[key] / max(numpy[key], 1e-9) for key in columns]
+        print(f"{'minnet / load_file':24}" + "".join(f"{ratio:12.2f}x" for ratio in ratios))
+        per_weight = [ours[key] / weights_mb for key in columns[2:]]
+        print(f"{'minnet / the weights':50}" + "".join(f"{ratio:12.2f}x" for ratio in per_weight))
         print()
         print(f"crafted files (goal: refused in < {GOAL_MS:.0f} ms and < {GOAL_MB:.0f} MB)")
         print(f"{'file':36}{'size (KB)':>11}{'time (ms)':>11}{'first (ms)':>12}{'peak (MB)':>11}")

@@ -102,21 +102,42 @@ class FlatLayout:
         raise AssertionError("unreachable")
 
 
-def parameters_to_vector(named: Iterable[tuple[str, Parameter]]) -> np.ndarray:
-    """The values of named parameters as one float64 vector (a copy)."""
-    named = list(named)
+Parameters = Iterable[Parameter] | Iterable[tuple[str, Parameter]]
+
+
+def _named(parameters: Parameters) -> list[tuple[str, Parameter]]:
+    """``(name, Parameter)`` pairs, as ``model.named_parameters()`` gives, or bare Parameters,
+    as ``model.parameters()`` gives (PyTorch's convention), named by their position."""
+    named = []
+    for i, item in enumerate(parameters):
+        if isinstance(item, Parameter):
+            item = (str(i), item)
+        elif not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Parameter)):
+            raise TypeError(
+                "expected Parameters (model.parameters()) or (name, Parameter) pairs "
+                f"(model.named_parameters()), got {type(item).__name__} at position {i}"
+            )
+        named.append(item)
+    return named
+
+
+def parameters_to_vector(parameters: Parameters) -> np.ndarray:
+    """The values of the parameters as one float64 vector (a copy). ``parameters``:
+    ``model.parameters()`` or ``model.named_parameters()``."""
+    named = _named(parameters)
     return FlatLayout.of(named).to_vector([p.value for _, p in named])
 
 
-def gradients_to_vector(named: Iterable[tuple[str, Parameter]]) -> np.ndarray:
-    """The gradients of named parameters as one float64 vector, in the same order as the values."""
-    named = list(named)
+def gradients_to_vector(parameters: Parameters) -> np.ndarray:
+    """The gradients of the parameters as one float64 vector, in the same order as the values."""
+    named = _named(parameters)
     return FlatLayout.of(named).to_vector([p.grad for _, p in named])
 
 
-def vector_to_parameters(vector: np.ndarray, named: Iterable[tuple[str, Parameter]]) -> None:
-    """Write a flat vector back into the parameters' values, in place, keeping their dtypes."""
-    named = list(named)
+def vector_to_parameters(vector: np.ndarray, parameters: Parameters) -> None:
+    """Write a flat vector back into the parameters' values, in place, keeping their dtypes
+    (PyTorch's argument order: the vector first)."""
+    named = _named(parameters)
     arrays = FlatLayout.of(named).to_arrays(vector)
     for name, p in named:
         p.value[...] = arrays[name]

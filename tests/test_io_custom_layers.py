@@ -95,7 +95,9 @@ def test_saving_an_unregistered_layer_says_how_to_register_it(tmp_path: Path) ->
 
 def test_loading_a_class_not_registered_in_this_process_names_it(tmp_path, monkeypatch) -> None:
     path = custom_model().save(tmp_path / "model")
-    monkeypatch.delitem(minnet.io._REGISTERED, "Affine")  # a process that never registered it
+    monkeypatch.delitem(
+        minnet.io.registry._REGISTERED, "Affine"
+    )  # a process that never registered it
     with pytest.raises(ValueError, match=r"class 'Affine' is not registered in this process"):
         minnet.load(path)
 

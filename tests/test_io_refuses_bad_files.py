@@ -319,7 +319,7 @@ def test_a_header_over_the_limit_is_refused_before_it_is_parsed(tmp_path: Path) 
 
 
 def test_save_refuses_a_header_load_would_not_read(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(minnet.io, "MAX_HEADER_BYTES", 500)
+    monkeypatch.setattr(minnet.io.saving, "MAX_HEADER_BYTES", 500)
     with pytest.raises(ValueError, match="header .* would have .* bytes; load reads at most 500"):
         small_net().save(tmp_path / "model")
     assert not list(tmp_path.iterdir())

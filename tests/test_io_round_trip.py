@@ -276,6 +276,8 @@ def test_load_state_dict_copies_into_the_models_arrays() -> None:
         ),
         (lambda s: s.update({"0.b": s["0.b"].astype(np.float32)}), "got float32"),
         (lambda s: s.update({"0.b": [0.0] * 6}), "expected a numpy array"),
+        (lambda s: s["0.W"].__setitem__((0, 0), np.inf), r"'0.W' holds 1 NaN or infinite"),
+        (lambda s: s["1.running_mean"].fill(np.nan), r"'1.running_mean' holds 6 NaN"),
     ],
 )
 def test_load_state_dict_refuses_a_mismatch_and_changes_nothing(edit, match) -> None:

@@ -55,7 +55,7 @@ REFUSED = {
     ),
     "1001_layers": (
         lambda: Sequential([ReLU() for _ in range(1001)]),
-        "1001 layers: load reads at most 1000",
+        "the architecture has 1,001 layers; minnet reads at most 1,000",
     ),
 }
 
@@ -68,6 +68,22 @@ def test_what_load_would_refuse_is_not_saved(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match=match):
         build().save(tmp_path / "model")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("path", ["", "folder/", ".", "..", "a/.."])
+def test_save_refuses_a_path_that_names_no_file(tmp_path: Path, path: str) -> None:
+    model = minnet.Sequential([minnet.Linear(2, 1, rng=0)])
+    with pytest.raises(ValueError, match="a model's path names a file"):
+        model.save(f"{tmp_path}/{path}" if path else path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_into_a_missing_folder_names_the_path(tmp_path: Path) -> None:
+    model = minnet.Sequential([minnet.Linear(2, 1, rng=0)])
+    with pytest.raises(
+        FileNotFoundError, match=r"cannot write .*m.safetensors: its folder .*nodir"
+    ):
+        model.save(tmp_path / "nodir" / "m")
 
 
 def test_save_takes_a_sequential(tmp_path: Path) -> None:

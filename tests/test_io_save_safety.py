@@ -104,7 +104,7 @@ def test_a_symlink_planted_at_the_temporary_name_is_never_followed(tmp_path, mon
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     names = iter(["planted", "fresh"])
-    monkeypatch.setattr(minnet.io.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(minnet.io.atomic.secrets, "token_hex", lambda n: next(names))
     (tmp_path / ".minnet-planted.tmp").symlink_to(victim)
     path = model().save(tmp_path / "model")
     assert victim.read_text() == "precious"
@@ -168,7 +168,8 @@ import numpy as np
 import minnet
 seed, path = int(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(seed)
-layers = [minnet.Linear(20, 30, rng=rng), minnet.ReLU(), minnet.Linear(30, 1, rng=rng)]
+width = 29 + seed  # the two models differ in their tensor tables too
+layers = [minnet.Linear(20, width, rng=rng), minnet.ReLU(), minnet.Linear(width, 1, rng=rng)]
 model = minnet.Sequential(layers)
 for _ in range(100):
     model.save(path)
@@ -180,21 +181,23 @@ def test_two_processes_saving_100_times_always_leave_a_whole_model(tmp_path: Pat
     models = {}
     for seed in (1, 2):
         rng = np.random.default_rng(seed)
+        width = 29 + seed
         models[seed] = minnet.Sequential(
-            [minnet.Linear(20, 30, rng=rng), minnet.ReLU(), minnet.Linear(30, 1, rng=rng)]
+            [minnet.Linear(20, width, rng=rng), minnet.ReLU(), minnet.Linear(width, 1, rng=rng)]
         )
     models[1].save(path)
     savers = [
         subprocess.Popen([sys.executable, "-c", SAVER, str(ROOT), str(seed), str(path)])
         for seed in (1, 2)
     ]
-    seen = set()
+    seen, loads = set(), 0
     while any(saver.poll() is None for saver in savers):
         loaded = minnet.load(path)
         matches = [seed for seed, m in models.items() if same_weights(loaded, m)]
         assert len(matches) == 1
         seen.add(matches[0])
+        loads += 1
     assert [saver.wait() for saver in savers] == [0, 0]
     assert any(same_weights(minnet.load(path), m) for m in models.values())
     only_file_left(path)
-    print(f"models seen while saving: {sorted(seen)}")
+    print(f"{loads} loads while saving, models seen: {sorted(seen)}")

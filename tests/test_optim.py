@@ -504,7 +504,7 @@ def test_use_fast_path_off_and_on_give_the_same_numbers(case):
 @given(
     seed=st.integers(0, 2**32 - 1),
     scale=st.floats(1e-3, 1e3),
-    max_norm=st.floats(0.0, 10.0),
+    max_norm=st.floats(0.0, 10.0) | st.just(math.inf),
     norm_type=st.sampled_from([2.0, 1.0, 3.0, 0.5, math.inf]),
 )
 def test_clip_grad_norm_matches_torch(seed, scale, max_norm, norm_type):
@@ -538,8 +538,11 @@ def test_clip_grad_norm_scales_to_max_norm_and_returns_the_norm_before():
 
 def test_clip_grad_norm_refuses_bad_arguments():
     p = Parameter(np.ones(2))
-    with pytest.raises(ValueError, match="max_norm"):
-        clip_grad_norm_([p], -1.0)
+    for bad in (-1.0, math.nan, -math.inf):
+        with pytest.raises(ValueError, match="max_norm"):
+            clip_grad_norm_([p], bad)
+    with pytest.raises(TypeError, match="error_if_nonfinite must be True or False"):
+        clip_grad_norm_([p], 1.0, error_if_nonfinite="yes")
     with pytest.raises(ValueError, match="norm_type"):
         clip_grad_norm_([p], 1.0, norm_type=0)
     with pytest.raises(TypeError, match="Parameter"):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from conftest import import_torch, random_net
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
@@ -83,6 +84,28 @@ def test_model_parameters_to_vector_and_back():
     np.testing.assert_array_equal(minnet.parameters_to_vector(named), vector * 2)
     grads = minnet.gradients_to_vector(named)
     np.testing.assert_array_equal(grads, 0)
+
+
+@settings(max_examples=20)
+@given(st.lists(st.integers(1, 6), min_size=2, max_size=5), st.integers(0, 2**32 - 1))
+def test_parameters_to_vector_takes_torchs_convention_too(widths, seed):
+    """``model.parameters()`` (PyTorch's calling convention) and ``model.named_parameters()``
+    give the same vector, the same as torch's ``parameters_to_vector`` of the exported module."""
+    torch = import_torch()
+    model = random_net(np.random.default_rng(seed), widths)
+    vector = minnet.parameters_to_vector(model.parameters())
+    np.testing.assert_array_equal(vector, minnet.parameters_to_vector(model.named_parameters()))
+    module = torch.nn.Sequential(*minnet.to_torch(model).module)
+    torch_vector = torch.nn.utils.parameters_to_vector(module.parameters()).detach().numpy()
+    np.testing.assert_array_equal(vector, torch_vector)
+    minnet.vector_to_parameters(-vector, model.parameters())
+    np.testing.assert_array_equal(minnet.parameters_to_vector(model.parameters()), -vector)
+
+
+@pytest.mark.parametrize("bad", [[np.zeros(3)], [("W", np.zeros(3))], ["W"], [("W",)]])
+def test_parameters_to_vector_names_what_it_cannot_take(bad):
+    with pytest.raises(TypeError, match="expected Parameters .* at position 0"):
+        minnet.parameters_to_vector(bad)
 
 
 def test_parameter_grad_matches_value():

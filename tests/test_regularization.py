@@ -127,7 +127,10 @@ def test_a_bias_only_model_has_no_penalty():
     assert model.weights() == [] and model.penalty() == 0.0
 
 
-def test_fit_with_a_penalty_is_torch_sgd_with_weight_decay_on_the_weights_only():
+@pytest.mark.parametrize("torch_penalty", ["weight_decay", "to_torch's loss"])
+def test_fit_with_a_penalty_is_torch_sgd_with_weight_decay_on_the_weights_only(torch_penalty):
+    """minnet's l2 is torch's weight_decay on the weights (not the biases) with the plain loss
+    (``loss_fn.loss``), or plain SGD on the loss to_torch gives, which carries the penalty."""
     torch = import_torch()
     rng = np.random.default_rng(7)
     X, Y = random_data(rng, 40, 3)
@@ -135,7 +138,11 @@ def test_fit_with_a_penalty_is_torch_sgd_with_weight_decay_on_the_weights_only()
     module, loss_fn = minnet.to_torch(model)
     weights = [q for name, q in module.named_parameters() if name.endswith("weight")]
     biases = [q for name, q in module.named_parameters() if name.endswith("bias")]
-    twin = torch.optim.SGD([{"params": weights, "weight_decay": 0.05}, {"params": biases}], lr=0.1)
+    if torch_penalty == "weight_decay":
+        decay, loss_fn = 0.05, loss_fn.loss
+    else:
+        decay = 0.0
+    twin = torch.optim.SGD([{"params": weights, "weight_decay": decay}, {"params": biases}], lr=0.1)
     model.fit(
         X,
         Y,

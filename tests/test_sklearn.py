@@ -187,7 +187,12 @@ def test_the_l2_penalty_gradient_is_torch_autograds(estimator_class, activation)
     factor = 1.0 if estimator_class is NetClassifier else 2.0
     weights = [m.weight for m in module if isinstance(m, torch.nn.Linear)]
     penalty = factor * 0.7 / (2 * len(X)) * sum((w**2).sum() for w in weights)
-    (loss(module(Xt), yt) + penalty).backward()
+    # The penalty computed here from alpha; to_torch's loss carries the model's own (l2): the
+    # same number. The gradient is taken of the first.
+    assert loss(module(Xt), yt).item() == pytest.approx(
+        (loss.loss(module(Xt), yt) + penalty).item(), rel=1e-12
+    )
+    (loss.loss(module(Xt), yt) + penalty).backward()
     grads = [p.grad for p in est.model_.parameters()]
     scale = max(np.abs(g).max() for g in grads)
     for (name, p), q in zip(est.model_.named_parameters(), module.parameters(), strict=True):

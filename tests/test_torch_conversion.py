@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import re
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -322,12 +323,19 @@ def test_to_torch_draws_no_random_numbers_from_torch():
         (nn.Sequential(nn.LayerNorm(2, elementwise_affine=False)), None, "elementwise_affine"),
         (nn.Sequential(nn.LayerNorm(2, bias=False)), None, "bias=True"),
         (nn.Sequential(nn.Softmax(dim=0)), None, "dim=0"),
-        (nn.Sequential(nn.Linear(2, 1)), nn.NLLLoss(), "the loss NLLLoss"),
-        (nn.Sequential(nn.Linear(2, 1)), nn.HuberLoss(), "HuberLoss has no minnet"),
-        (nn.Sequential(nn.Linear(2, 1)), nn.MSELoss(reduction="sum"), "reduction='sum'"),
-        (nn.Sequential(nn.Linear(2, 1)), nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)), "pos"),
-        (nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(weight=torch.ones(2)), "weight"),
-        (nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(ignore_index=0), "ignores"),
+        (nn.Sequential(nn.LogSoftmax(dim=0)), None, "LogSoftmax is over the features"),
+        (nn.Sequential(nn.Linear(2, 1)), nn.SmoothL1Loss(), "the loss SmoothL1Loss has no"),
+        (nn.Sequential(nn.Linear(2, 1)), nn.KLDivLoss(), "the loss KLDivLoss has no"),
+        (nn.Sequential(nn.Linear(2, 1)), nn.MSELoss(reduction="none"), "reduction='none'"),
+        (nn.Sequential(nn.Linear(2, 1)), nn.BCELoss(weight=torch.ones(1)), "no weight (a weight"),
+        (nn.Sequential(nn.Linear(2, 1)), nn.BCEWithLogitsLoss(weight=torch.ones(1)), "weight="),
+        (
+            nn.Sequential(nn.Linear(2, 1)),
+            nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)),
+            "BCEWithLogitsLoss has no pos_weight",
+        ),
+        (nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(ignore_index=0), "ignore_index=0"),
+        (nn.Sequential(nn.Linear(2, 2)), nn.NLLLoss(ignore_index=1), "ignore_index=1"),
     ],
 )
 def test_from_torch_refuses_what_has_no_counterpart(module, loss, message):
@@ -509,3 +517,403 @@ def test_twenty_steps_in_minnet_then_twenty_in_torch_equal_forty_in_torch(
     reference.eval()
     with torch.no_grad():
         close(back.run(X) if back.fused else back.forward(X), reference(Xt).numpy())
+
+
+# -- the generated family: every loss x reduction x class weights x fused or not x l2 x dtype x
+# -- mode x body (MLP or CNN); the round trip gives the model back and torch's cost is minnet's --
+def class_weights(rng, k, dtype):
+    """Random class weights that the model's dtype holds exactly (torch keeps them in it)."""
+    return (rng.random(k) + 0.25).astype(dtype).astype(np.float64)
+
+
+LOSS_HEADS = {
+    # name: (final layers, lambda rng, k, reduction, dtype: loss, outputs, kind of targets)
+    "MSELoss": (lambda: [], lambda rng, k, r, dt: minnet.MSELoss(reduction=r), 3, "regression"),
+    "MSELoss after Sigmoid": (
+        lambda: [Sigmoid()],
+        lambda rng, k, r, dt: minnet.MSELoss(reduction=r),
+        2,
+        "regression",
+    ),
+    "L1Loss": (lambda: [], lambda rng, k, r, dt: minnet.L1Loss(reduction=r), 2, "regression"),
+    "HuberLoss": (
+        lambda: [],
+        lambda rng, k, r, dt: minnet.HuberLoss(float(rng.uniform(0.2, 2)), reduction=r),
+        3,
+        "regression",
+    ),
+    "BCELoss fused": (lambda: [Sigmoid()], lambda rng, k, r, dt: BCELoss(reduction=r), 1, "binary"),
+    "BCELoss on probabilities": (
+        lambda: [Sigmoid(), Dropout(0.0)],
+        lambda rng, k, r, dt: BCELoss(reduction=r),
+        2,
+        "binary",
+    ),
+    "BCEWithLogitsLoss": (
+        lambda: [],
+        lambda rng, k, r, dt: BCEWithLogitsLoss(reduction=r),
+        2,
+        "binary",
+    ),
+    "CrossEntropyLoss fused": (
+        lambda: [Softmax()],
+        lambda rng, k, r, dt: CrossEntropyLoss(reduction=r),
+        4,
+        "indices",
+    ),
+    "CrossEntropyLoss fused, weighted, smoothed": (
+        lambda: [Softmax()],
+        lambda rng, k, r, dt: CrossEntropyLoss(
+            class_weights(rng, k, dt), label_smoothing=float(rng.uniform(0, 0.3)), reduction=r
+        ),
+        4,
+        "indices",
+    ),
+    "CrossEntropyLoss on logits, weighted, probability targets": (
+        lambda: [],
+        lambda rng, k, r, dt: CrossEntropyLoss(class_weights(rng, k, dt), reduction=r),
+        3,
+        "probabilities",
+    ),
+    "NLLLoss fused": (
+        lambda: [minnet.LogSoftmax()],
+        lambda rng, k, r, dt: minnet.NLLLoss(reduction=r),
+        4,
+        "indices",
+    ),
+    "NLLLoss fused, weighted": (
+        lambda: [minnet.LogSoftmax()],
+        lambda rng, k, r, dt: minnet.NLLLoss(class_weights(rng, k, dt), reduction=r),
+        3,
+        "indices",
+    ),
+    "NLLLoss on log-probabilities, weighted": (
+        lambda: [minnet.LogSoftmax(), Dropout(0.0)],
+        lambda rng, k, r, dt: minnet.NLLLoss(class_weights(rng, k, dt), reduction=r),
+        3,
+        "indices",
+    ),
+    "MultiMarginLoss": (
+        lambda: [],
+        lambda rng, k, r, dt: minnet.MultiMarginLoss(float(rng.uniform(0.5, 2)), reduction=r),
+        4,
+        "indices",
+    ),
+    "MultiMarginLoss p=2, weighted": (
+        lambda: [],
+        lambda rng, k, r, dt: minnet.MultiMarginLoss(
+            float(rng.uniform(0.5, 2)), p=2, weight=class_weights(rng, k, dt), reduction=r
+        ),
+        3,
+        "indices",
+    ),
+}
+
+
+def random_body(body, k, rng, training, dtype):
+    """Random layers ending in ``k`` outputs: an MLP with a random middle, or a small CNN."""
+    if body == "cnn":
+        pool = minnet.MaxPool2d(2) if rng.random() < 0.5 else minnet.AvgPool2d(2, padding=1)
+        side = 2 if isinstance(pool, minnet.MaxPool2d) else 3
+        return [
+            minnet.Conv2d(2, 3, 3, padding=1, bias=bool(rng.random() < 0.7), rng=rng, dtype=dtype),
+            minnet.BatchNorm2d(3, eps=1e-3, momentum=0.2, dtype=dtype),
+            ReLU(),
+            pool,
+            minnet.Flatten(),
+            Linear(3 * side * side, k, rng=rng, dtype=dtype),
+        ], (2, 4, 4)
+    kind = KINDS[rng.integers(len(KINDS))]
+    middle = middle_layers(kind, 6, rng)
+    if isinstance(middle[0], Dropout):
+        middle = [Dropout(0.0 if training else 0.4)]  # the masks are random on each side
+    return [Linear(5, 6, rng=rng, dtype=dtype), *middle, Linear(6, k, rng=rng, dtype=dtype)], (5,)
+
+
+def random_model(head, reduction, l2, dtype, training, body, rng):
+    final, make_loss, k, target_kind = LOSS_HEADS[head]
+    layers, shape = random_body(body, k, rng, training, dtype)
+    model = Sequential(
+        [*layers, *final()], loss=make_loss(rng, k, reduction, dtype), dtype=dtype, l2=l2
+    )
+    for layer in model.layers:  # random values everywhere (ones and zeros hide mix-ups)
+        for p in layer.parameters():
+            p.value[...] = rng.standard_normal(p.shape) * 0.5 + (1 if len(p.shape) == 1 else 0)
+        if isinstance(layer, BatchNorm1d):
+            layer.running_mean[...] = rng.standard_normal(layer.num_features)
+            layer.running_var[...] = rng.random(layer.num_features) + 0.5
+    model.train(training)
+    X = rng.standard_normal((12, *shape)).astype(dtype)
+    return model, X, targets(target_kind, 12, k, rng), target_kind
+
+
+FAMILY = [
+    # every head x reduction x l2 x dtype x mode; an MLP or a CNN body, each for half of them
+    # (so each head, l2 and dtype meets both bodies in both modes)
+    (head, reduction, l2, dtype, training, "cnn" if training == (reduction == "sum") else "mlp")
+    for head in LOSS_HEADS
+    for reduction in ["mean", "sum"]
+    for l2 in [0.0, 0.3]
+    for dtype in [np.float64, np.float32]
+    for training in [True, False]
+]
+
+
+@pytest.mark.parametrize(
+    "head, reduction, l2, dtype, training, body",
+    FAMILY,
+    ids=[
+        f"{h}-{r}-l2={lam}-{np.dtype(dt).name}-{'train' if t else 'eval'}-{b}"
+        for h, r, lam, dt, t, b in FAMILY
+    ],
+)
+def test_every_loss_round_trips_and_torch_computes_the_cost(
+    head, reduction, l2, dtype, training, body
+):
+    rng = np.random.default_rng(zlib.crc32(repr((head, reduction, l2, training, body)).encode()))
+    model, X, Y, target_kind = random_model(head, reduction, l2, dtype, training, body, rng)
+    module, loss = minnet.to_torch(model)
+
+    # minnet -> torch -> minnet gives the model back: layers, loss and its arguments, l2, modes,
+    # weights and running statistics bit for bit.
+    back = minnet.from_torch(module, loss, final_activation=model.fused)
+    assert_same_model(back, model)
+    assert repr(back) == repr(model) and back.l2 == model.l2
+    # torch -> minnet -> torch gives the same module and loss.
+    module2, loss2 = minnet.to_torch(back)
+    assert repr(module2) == repr(module) and repr(loss2) == repr(loss)
+    for (n, a), (n2, b) in zip(
+        module.state_dict().items(), module2.state_dict().items(), strict=True
+    ):
+        assert n == n2 and a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes()
+    inner, inner2 = (loss.loss, loss2.loss) if l2 else (loss, loss2)
+    for name in ["weight", "label_smoothing", "delta", "p", "margin", "reduction"]:
+        a, b = getattr(inner, name, None), getattr(inner2, name, None)
+        assert (a is None) == (b is None), name
+        if isinstance(a, torch.Tensor):
+            assert a.dtype == b.dtype == module[0].weight.dtype and torch.equal(a, b), name
+        else:
+            assert a == b, name
+
+    # The penalty is over the module's own weight tensors, those minnet's l2 covers.
+    if l2:
+        assert loss.l2 == l2
+        assert len(loss.weights) == len(model.weights())
+        for w, n in zip(loss.weights, loss.names, strict=True):
+            assert w is module.get_parameter(n)
+    else:
+        assert not isinstance(loss, minnet.integrations.torch.L2Penalty)
+
+    # loss(module(X), y) is model.cost(X, y), with the same gradients.
+    model.zero_grad()
+    cost = model.cost(X, Y)
+    model.backward()
+    Yt = torch.tensor(Y) if target_kind != "indices" else torch.tensor(Y, dtype=torch.int64)
+    if target_kind != "indices":
+        Yt = Yt.to(module[0].weight.dtype)
+    torch_cost = loss(module(torch.tensor(X)), Yt)
+    torch_cost.backward()
+    tolerance = RTOL if dtype == np.float64 else 2e-5
+    assert abs(cost - torch_cost.item()) <= tolerance * max(abs(cost), 1e-3)
+    grads = [p.grad for p in model.parameters()]
+    scale = max(np.max(np.abs(g)) for g in grads)
+    for (name, g), tg in zip(model.named_parameters(), torch_grads(module), strict=True):
+        error = np.max(np.abs(g.grad - tg))
+        assert error <= tolerance * 10 * scale, (name, error, scale)
+    for layer, twin in zip(model.body, module, strict=False):  # running statistics moved alike
+        if isinstance(layer, BatchNorm1d):
+            close_to = tolerance * 10 * np.max(np.abs(layer.running_var))
+            assert np.max(np.abs(layer.running_var - twin.running_var.numpy())) <= close_to
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        nn.CrossEntropyLoss(torch.tensor([1.0, 2.0]), label_smoothing=0.2, reduction="sum"),
+        nn.NLLLoss(torch.tensor([0.5, 3.0])),
+        nn.MultiMarginLoss(p=2, margin=0.7, weight=torch.tensor([1.0, 0.25])),
+        nn.HuberLoss(reduction="sum", delta=0.3),
+        nn.L1Loss(reduction="sum"),
+        nn.BCELoss(reduction="sum"),
+    ],
+    ids=repr,
+)
+def test_torch_losses_come_with_their_arguments(loss):
+    """Each argument of the torch loss is the minnet loss's, whatever it is."""
+    model = minnet.from_torch(nn.Sequential(nn.Linear(3, 2)).double(), loss)
+    converted = model.loss
+    assert converted.reduction == loss.reduction
+    for name in ["label_smoothing", "delta", "p", "margin"]:
+        if hasattr(loss, name):
+            assert getattr(converted, name) == getattr(loss, name)
+    if getattr(loss, "weight", None) is not None:
+        np.testing.assert_array_equal(converted.weight, loss.weight.numpy())
+
+
+def test_float32_class_weights_come_back_rounded_to_float32():
+    """torch holds a float32 model's class weights in float32 (its input's dtype)."""
+    model = Sequential(
+        [Linear(3, 2, dtype=np.float32), Softmax()], loss=CrossEntropyLoss([0.1, 0.7])
+    )
+    module, loss = minnet.to_torch(model)
+    assert loss.weight.dtype == torch.float32
+    back = minnet.from_torch(module, loss)
+    np.testing.assert_array_equal(back.loss.weight, np.float32([0.1, 0.7]).astype(np.float64))
+
+
+class Scaled(minnet.Layer):
+    """A user layer with a parameter named W: l2 covers it."""
+
+    def __init__(self, n):
+        self.W = minnet.Parameter(np.ones(n))
+
+    def forward(self, x):
+        self.x = x
+        return x * self.W.value
+
+    def backward(self, grad_output):
+        self.W.grad += (grad_output * self.x).sum(axis=0)
+        return grad_output * self.W.value
+
+
+class TorchScaled(nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(w))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_l2_over_a_user_layer_with_a_w_is_refused_both_ways():
+    register = minnet.integrations.torch.register_to_torch(Scaled)
+    register(lambda layer: TorchScaled(layer.W.value.copy()))
+    register_from_torch(TorchScaled)(lambda m: Scaled(len(m.scale)))
+    try:
+        model = Sequential([Linear(2, 3), Scaled(3), Linear(3, 1)], loss=MSELoss(), l2=0.1)
+        with pytest.raises(ValueError, match=r"layer 1: Scaled has parameters named W \(1\.W\)"):
+            minnet.to_torch(model)
+        with pytest.raises(ValueError, match="l2=0 .* weight_decay=0.1"):
+            minnet.to_torch(model)
+        model.l2 = 0.0
+        module, loss = minnet.to_torch(model)  # without l2: exported
+        penalty = minnet.integrations.torch.L2Penalty(
+            loss, [module[0].weight, module[2].weight], ["0.weight", "2.weight"], 0.1
+        )
+        with pytest.raises(ValueError, match="layer 1: Scaled has parameters named W"):
+            minnet.from_torch(module, penalty)
+    finally:
+        del minnet.integrations.torch._TO_TORCH[Scaled]
+        del minnet.integrations.torch._FROM_TORCH[TorchScaled]
+
+
+def test_a_penalty_over_other_tensors_than_the_weights_is_refused():
+    model = Sequential([Linear(2, 3), ReLU(), Linear(3, 1)], loss=MSELoss(), l2=0.5)
+    module, loss = minnet.to_torch(model)
+    L2Penalty = minnet.integrations.torch.L2Penalty
+    for weights, names in [
+        ([module[0].weight], ["0.weight"]),  # one missing
+        ([module[0].weight, module[2].bias], ["0.weight", "2.bias"]),  # a bias
+        ([module[0].weight, module[2].weight.detach().clone()], ["0.weight", "copy"]),  # a copy
+        ([module[0].weight, module[0].weight, module[2].weight], ["0.weight"] * 2 + ["2.weight"]),
+    ]:
+        with pytest.raises(ValueError, match="covers exactly the weight of each nn.Linear"):
+            minnet.from_torch(module, L2Penalty(loss.loss, weights, names, 0.5))
+    assert minnet.from_torch(module, loss).l2 == 0.5
+
+
+def test_the_penalty_follows_the_module_through_training_and_dtype_changes():
+    """The penalty holds the module's tensors themselves: torch's steps and .to() move both."""
+    rng = np.random.default_rng(5)
+    model = Sequential(
+        [Linear(3, 4, rng=rng), Tanh(), Linear(4, 2, rng=rng), Softmax()],
+        loss=CrossEntropyLoss(),
+        l2=0.2,
+    )
+    module, loss = minnet.to_torch(model)
+    X, y = rng.standard_normal((10, 3)), rng.integers(0, 2, 10)
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        loss(module(torch.tensor(X)), torch.tensor(y)).backward()
+        opt.step()
+    module.float()
+    back = minnet.from_torch(module, loss)
+    assert back.dtype == np.float32 and back.l2 == 0.2
+    value = loss(module(torch.tensor(X, dtype=torch.float32)), torch.tensor(y)).item()
+    assert value == pytest.approx(back.cost(X.astype(np.float32), y), rel=1e-5)
+
+
+def test_a_penalized_loss_pickles_with_its_module():
+    import pickle
+
+    model = Sequential([Linear(3, 1), Sigmoid()], l2=0.25)
+    module, loss = pickle.loads(pickle.dumps(minnet.to_torch(model)))
+    assert loss.weights[0] is module[0].weight
+    assert minnet.from_torch(module, loss).l2 == 0.25
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.4])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_shared_parameters_stay_shared_both_ways(l2, dtype):
+    """Random ties among the Linears' W and b and the norms' gamma and beta: torch's module
+    shares the same tensors, its cost and gradients are minnet's (a shared parameter's gradient
+    is the sum over its uses, its penalty counted once), and from_torch ties them again."""
+    rng = np.random.default_rng(int(l2 * 10) + (dtype == np.float32))
+    ties = 0
+    for _ in range(6):
+        layers = [Linear(4, 4, rng=rng, dtype=dtype)]
+        for _ in range(rng.integers(2, 4)):
+            kind = rng.choice(["linear", "bn", "ln"])
+            if kind == "linear":
+                layer = Linear(4, 4, rng=rng, dtype=dtype)
+            elif kind == "bn":
+                layer = BatchNorm1d(4, dtype=dtype)
+            else:
+                layer = LayerNorm(4, dtype=dtype)
+            layers += [layer, Tanh()]
+        for i, layer in enumerate(layers):  # tie each parameter to an earlier one at random
+            for name in ["W", "b", "gamma", "beta"]:
+                earlier = [x for x in layers[:i] if type(x) is type(layer)]
+                if hasattr(layer, name) and earlier and rng.random() < 0.6:
+                    setattr(layer, name, getattr(earlier[rng.integers(len(earlier))], name))
+        model = Sequential([*layers, Linear(4, 3, rng=rng, dtype=dtype)], loss=MSELoss(), l2=l2)
+        ties += sum(len(list(x.named_parameters())) for x in model) - len(model.parameters())
+        randomize(model, rng)
+        module, loss = minnet.to_torch(model)
+        assert len(list(module.parameters())) == len(model.parameters())
+        back = minnet.from_torch(module, loss)
+        assert_same_model(back, model)
+        assert back.l2 == l2 and len(back.parameters()) == len(model.parameters())
+        assert [p.value.tobytes() for p in back.weights()] == [
+            p.value.tobytes() for p in model.weights()
+        ]
+
+        X, Y = rng.standard_normal((9, 4)).astype(dtype), rng.standard_normal((9, 3))
+        model.zero_grad()
+        cost = model.cost(X, Y)
+        model.backward()
+        torch_cost = loss(module(torch.tensor(X)), torch.tensor(Y, dtype=module[0].weight.dtype))
+        torch_cost.backward()
+        tolerance = RTOL if dtype == np.float64 else 2e-5
+        assert abs(cost - torch_cost.item()) <= tolerance * abs(cost)
+        scale = max(np.max(np.abs(p.grad)) for p in model.parameters())
+        for p, q in zip(model.parameters(), module.parameters(), strict=True):
+            assert np.max(np.abs(p.grad - q.grad.numpy())) <= 10 * tolerance * scale
+    assert ties >= 3
+
+
+def test_a_parameter_shared_with_a_hooked_layer_is_refused():
+    first = Linear(3, 3)
+    scaled = Scaled(3)
+    scaled.W = minnet.Parameter(np.ones(3))
+    tied = LayerNorm(3)
+    tied.gamma = scaled.W
+    register = minnet.integrations.torch.register_to_torch(Scaled)
+    register(lambda layer: TorchScaled(layer.W.value.copy()))
+    try:
+        model = Sequential([first, scaled, tied], loss=MSELoss())
+        with pytest.raises(ValueError, match="layer 2: LayerNorm's parameter gamma is shared"):
+            minnet.to_torch(model)
+    finally:
+        del minnet.integrations.torch._TO_TORCH[Scaled]

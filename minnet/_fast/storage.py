@@ -93,6 +93,26 @@ class FlatStorage:
         return storage
 
     @classmethod
+    def empty(cls, parameters: Sequence[Parameter], dtype) -> FlatStorage | None:
+        """New flat vectors for the parameters, their arrays dropped, not copied: the values
+        left for the caller to fill (``minnet.load`` reads a file into them), the gradients
+        zeros. ``None``, and nothing changed, when there are no parameters or one appears twice.
+        """
+        parameters = tuple(parameters)
+        if not parameters or len({id(p) for p in parameters}) != len(parameters):
+            return None
+        layout = FlatLayout.of((str(i), p) for i, p in enumerate(parameters))
+        values, grads = np.empty(layout.size, dtype=dtype), np.zeros(layout.size, dtype=dtype)
+        value_views, grad_views = layout.to_arrays(values), layout.to_arrays(grads)
+        views = tuple(zip(value_views.values(), grad_views.values(), strict=True))
+        for p, (value, grad) in zip(parameters, views, strict=True):
+            p.value, p.grad = value, grad
+        storage = cls(parameters, values, grads, layout, views)
+        _STORAGES[id(values)] = storage
+        _VECTORS[id(values)] = values
+        return storage
+
+    @classmethod
     def find(cls, parameters: Sequence[Parameter]) -> FlatStorage | None:
         """The live flat storage that holds exactly these parameters, in this order, or ``None``."""
         parameters = tuple(parameters)

@@ -5,9 +5,9 @@ PyTorch is optional: it is imported inside the functions, and a missing install 
 
 **The pair.** ``to_torch(model)`` returns ``(module, loss)``, a :class:`TorchModel`: a
 ``torch.nn.Sequential`` and the torch loss such that ``loss(module(X), y)`` *is*
-``model.cost(X, y)``, as every torch training loop computes it. Most layers and losses have a
-twin of the same name; the one place where the two frameworks say it differently is a fused
-final activation:
+``model.cost(X, y)`` (to rounding), as every torch training loop computes it, with the same
+gradients. Most layers and losses have a twin of the same name; the two places where the two
+frameworks say it differently are a fused final activation and the L2 penalty:
 
 - minnet writes a classifier as ``[..., Sigmoid()]`` with ``BCELoss()`` (or ``[..., Softmax()]``
   with ``CrossEntropyLoss()``) and computes the loss from the *logits*, the input of that final
@@ -17,33 +17,53 @@ final activation:
   logits. The numbers are then the same computation (``log(1 + exp(z)) - y z``, ``log_softmax``)
   in both, equal to rounding for any logits, where a torch ``Sigmoid`` + ``BCELoss`` would
   round probabilities near 0 or 1 and clamp their logs. ``torch.sigmoid(module(X))`` (or
-  ``softmax(dim=1)``) is ``model.predict_proba(X)``.
+  ``softmax(dim=1)``) is ``model.predict_proba(X)``. ``[..., LogSoftmax()]`` with ``NLLLoss``
+  is written the same way in both: the module keeps its ``nn.LogSoftmax``, the loss is
+  ``nn.NLLLoss``.
 - ``from_torch(module, loss=BCEWithLogitsLoss())`` goes back to minnet's form: it appends the
   activation the loss implies (``Sigmoid``, ``Softmax``) and uses minnet's ``BCELoss``
   (``CrossEntropyLoss``), which fuses with it. So ``from_torch(*to_torch(model))`` rebuilds a
-  fused model exactly. A minnet model whose loss takes logits *without* that activation
+  fused model. A minnet model whose loss takes logits *without* that activation
   (``BCEWithLogitsLoss``, or ``CrossEntropyLoss`` on a last ``Linear``) exports to the same
-  torch pair; ``final_activation=False`` keeps the layers one for one and rebuilds it:
-  ``from_torch(*to_torch(model), final_activation=model.fused)`` is exact for every model.
+  torch pair; ``final_activation=False`` keeps the layers one for one and rebuilds it.
+- ``Sequential(..., l2=lam)`` adds ``lam / 2 * sum(||W||^2)`` over its weight matrices to the
+  cost. Its loss is then an ``L2Penalty`` (``minnet.integrations.torch.L2Penalty``, a
+  ``torch.nn.Module``): the torch loss (``loss.loss``) plus that penalty over the module's own
+  ``.weight`` tensors of each ``nn.Linear`` and ``nn.Conv2d`` (``loss.weights``, the same
+  objects, named in ``loss.names``), which ``from_torch`` turns back into ``l2``. Training
+  with it is training with ``weight_decay=lam`` on those tensors only: to use torch's
+  ``weight_decay`` instead, train on ``loss.loss``. A layer of yours with a parameter named
+  ``W`` (which ``l2`` covers) exported by a hook is refused with ``l2`` (minnet cannot know
+  which torch tensor is its ``W``): export with ``l2=0`` and give those tensors torch's
+  ``weight_decay``.
 
-Weights are copied (neither side shares memory with the other), bit for bit, in the model's
-dtype; each layer keeps its training or evaluation mode, a ``BatchNorm1d`` its running
-statistics (torch's ``num_batches_tracked`` is left at 0 on export and ignored on import: it
-only matters for ``momentum=None``, which minnet does not have and refuses).
+So ``from_torch(*to_torch(model), final_activation=model.fused)`` gives back the model, for
+every model of the layers and losses below: the same layers, loss (with its arguments) and
+``l2``, each layer in its mode, the weights bit for bit in their dtype. Weights are copied
+(neither side shares memory with the other); a ``BatchNorm1d`` keeps its running statistics
+(torch's ``num_batches_tracked`` is left at 0 on export and ignored on import: it only matters
+for ``momentum=None``, which minnet does not have and refuses). Class weights are copied too,
+in the model's dtype on the torch side (torch wants its input's): in a ``float32`` model, a
+class weight that ``float32`` cannot hold (``0.1``) comes back rounded to ``float32``.
+A parameter shared by several layers (``b.W = a.W``) is one tensor shared by their twins, both
+ways (refused when a hook of yours converts one of those layers). Not carried over: a dropout
+layer's random masks (the two draw their own).
 
 **Layers** (minnet <-> torch): ``Linear`` <-> ``nn.Linear`` (with a bias), ``ReLU``,
-``LeakyReLU(negative_slope)``, ``Sigmoid``, ``Tanh``, ``Dropout(p)``, ``Softmax`` <->
-``nn.Softmax(dim=-1 or 1)``, ``BatchNorm1d(num_features, eps, momentum)`` <-> ``nn.BatchNorm1d``
-(affine, with running statistics), ``LayerNorm(num_features, eps)`` <-> ``nn.LayerNorm`` over
-the last dimension with ``elementwise_affine`` and a bias; images: ``Conv2d`` <-> ``nn.Conv2d``
-(zero padding given as numbers, no dilation, no groups), ``MaxPool2d`` and ``AvgPool2d`` <->
-their namesakes (no ``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> ``nn.Flatten()``,
-``BatchNorm2d`` as ``BatchNorm1d``. **Losses**: ``MSELoss``,
-``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(label_smoothing)``, all with
-``reduction="mean"`` and no class weights. Anything else is refused with a ``ValueError`` that
-names it. (Export only: ``LogSoftmax``, and the losses ``L1Loss``, ``HuberLoss``, ``NLLLoss``,
-``MultiMarginLoss``, each loss with its ``reduction`` and class weights.) A dropout layer's
-random masks are not carried over: the two draw their own.
+``LeakyReLU(negative_slope)``, ``Sigmoid``, ``Tanh``, ``Dropout(p)``, ``Softmax`` and
+``LogSoftmax`` <-> ``nn.Softmax`` and ``nn.LogSoftmax`` (``dim=-1 or 1``), ``BatchNorm1d(
+num_features, eps, momentum)`` <-> ``nn.BatchNorm1d`` (affine, with running statistics),
+``LayerNorm(num_features, eps)`` <-> ``nn.LayerNorm`` over the last dimension with
+``elementwise_affine`` and a bias; images: ``Conv2d`` <-> ``nn.Conv2d`` (zero padding given as
+numbers, no dilation, no groups), ``MaxPool2d`` and ``AvgPool2d`` <-> their namesakes (no
+``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> ``nn.Flatten()``, ``BatchNorm2d``
+as ``BatchNorm1d``. **Losses**, each with its ``reduction``: ``MSELoss``, ``L1Loss``,
+``HuberLoss(delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
+label_smoothing)``, ``NLLLoss(weight)``, ``MultiMarginLoss(margin, p, weight)``. Anything else
+is refused with a ``ValueError`` that names it, and so is an argument minnet's twin lacks
+(``ignore_index`` other than -100, ``BCELoss``'s per-entry ``weight``, ``pos_weight``, a
+softmax over another ``dim``...). ``reduction="none"`` converts, and ``Sequential`` refuses
+it (a cost is one number).
 
 **Your own layers and losses.** Export: give the minnet class a method ``to_torch(self)``
 returning the torch module (a loss: the torch loss, taking what the minnet loss takes, the
@@ -118,7 +138,8 @@ class TorchModel(NamedTuple):
     """What :func:`to_torch` returns: ``module, loss = to_torch(model)``.
 
     ``loss(module(X), y)`` is ``model.cost(X, y)``: for a model whose loss fuses with its final
-    activation, ``module`` stops before that activation and ``loss`` takes its logits.
+    ``Sigmoid`` or ``Softmax``, ``module`` stops before that activation and ``loss`` takes its
+    logits; with ``l2``, ``loss`` is an ``L2Penalty``.
     """
 
     module: torch.nn.Sequential
@@ -129,6 +150,10 @@ class TorchModel(NamedTuple):
 _TO_TORCH: dict[type, Callable[[Any], Any]] = {}
 _FROM_TORCH: dict[type, Callable[[Any], Any]] = {}
 _BUILTINS_REGISTERED = False
+#: minnet or torch class -> (its built-in conversion, {parameter name: its twin's name})
+_PARAMETER_NAMES: dict[type, tuple[Callable[[Any], Any], dict[str, str]]] = {}
+#: torch's default ignore_index (no class ignored)
+_IGNORE_INDEX = -100
 
 
 def register_to_torch(minnet_class: type) -> Callable[[Callable], Callable]:
@@ -185,7 +210,7 @@ def _register_builtins() -> None:
 
     # -- export -------------------------------------------------------------------------------
     @register_to_torch(Linear)
-    def _(layer: Linear) -> Any:
+    def linear_to_torch(layer: Linear) -> Any:
         # skip_init: no random initial weights drawn (from torch's global generator) to be
         # overwritten at once.
         out = torch.nn.utils.skip_init(
@@ -204,7 +229,7 @@ def _register_builtins() -> None:
     register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=-1))
 
     @register_to_torch(Conv2d)
-    def _(layer: Conv2d) -> Any:
+    def conv_to_torch(layer: Conv2d) -> Any:
         out = torch.nn.utils.skip_init(
             nn.Conv2d,
             layer.in_channels,
@@ -230,7 +255,7 @@ def _register_builtins() -> None:
 
     @register_to_torch(BatchNorm1d)
     @register_to_torch(BatchNorm2d)
-    def _(layer: BatchNorm1d) -> Any:
+    def batch_norm_to_torch(layer: BatchNorm1d) -> Any:
         out = getattr(nn, type(layer).__name__)(
             layer.num_features,
             eps=layer.eps,
@@ -244,7 +269,7 @@ def _register_builtins() -> None:
         return out
 
     @register_to_torch(LayerNorm)
-    def _(layer: LayerNorm) -> Any:
+    def layer_norm_to_torch(layer: LayerNorm) -> Any:
         out = nn.LayerNorm(layer.num_features, eps=layer.eps, dtype=_torch_dtype(layer.gamma.dtype))
         set_weights(out.weight, layer.gamma.value)
         set_weights(out.bias, layer.beta.value)
@@ -277,7 +302,7 @@ def _register_builtins() -> None:
 
     # -- import -------------------------------------------------------------------------------
     @register_from_torch(nn.Linear)
-    def _(module: Any) -> Linear:
+    def linear_from_torch(module: Any) -> Linear:
         if module.bias is None:
             raise ValueError(
                 f"{module!r} has no bias, and a minnet Linear always has one (and trains it)"
@@ -300,7 +325,7 @@ def _register_builtins() -> None:
         return Softmax()
 
     @register_from_torch(nn.Conv2d)
-    def _(module: Any) -> Conv2d:
+    def conv_from_torch(module: Any) -> Conv2d:
         if isinstance(module.padding, str) or module.padding_mode != "zeros":
             raise ValueError(
                 f"{module!r}: minnet's Conv2d pads with a number of zeros, got padding="
@@ -357,7 +382,7 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.BatchNorm1d)
     @register_from_torch(nn.BatchNorm2d)
-    def _(module: Any) -> BatchNorm1d:
+    def batch_norm_from_torch(module: Any) -> BatchNorm1d:
         if module.momentum is None:
             raise ValueError(
                 f"{module!r} has momentum=None (a cumulative average of the batch statistics); "
@@ -378,7 +403,7 @@ def _register_builtins() -> None:
         return layer
 
     @register_from_torch(nn.LayerNorm)
-    def _(module: Any) -> LayerNorm:
+    def layer_norm_from_torch(module: Any) -> LayerNorm:
         if len(module.normalized_shape) != 1:
             raise ValueError(
                 f"{module!r}: minnet's LayerNorm normalizes over the last dimension only, got "
@@ -395,37 +420,82 @@ def _register_builtins() -> None:
         layer.beta = Parameter(_array(module.bias))
         return layer
 
-    def plain(module: Any, *, weights: tuple[str, ...] = ("weight",)) -> None:
-        if module.reduction != "mean":
+    @register_from_torch(nn.LogSoftmax)
+    def _(module: Any) -> LogSoftmax:
+        if module.dim not in (-1, 1):
             raise ValueError(
-                f"{module!r}: minnet's losses are means, got reduction={module.reduction!r}"
+                f"{module!r}: minnet's LogSoftmax is over the features of each row (dim=-1 or "
+                f"1), got dim={module.dim}"
             )
-        for name in weights:
-            if getattr(module, name, None) is not None:
-                raise ValueError(f"{module!r}: minnet's losses take no {name}")
+        return LogSoftmax()
 
-    @register_from_torch(nn.MSELoss)
-    def _(module: Any) -> MSELoss:
-        plain(module)
-        return MSELoss()
+    # Losses: each with its reduction; what minnet's loss lacks is refused by its argument.
+    def no_weight(module: Any, name: str, meaning: str) -> None:
+        if getattr(module, name, None) is not None:
+            raise ValueError(
+                f"{module!r}: minnet's {type(module).__name__} has no {name} ({meaning}); "
+                f"give it {name}=None"
+            )
+
+    def class_weight(module: Any) -> np.ndarray | None:
+        return None if module.weight is None else _array(module.weight)
+
+    def default_ignore_index(module: Any) -> None:
+        if module.ignore_index != _IGNORE_INDEX:
+            raise ValueError(
+                f"{module!r}: minnet's {type(module).__name__} ignores no class, got "
+                f"ignore_index={module.ignore_index} (give it the default, {_IGNORE_INDEX})"
+            )
+
+    register_from_torch(nn.MSELoss)(lambda module: MSELoss(reduction=module.reduction))
+    register_from_torch(nn.L1Loss)(lambda module: L1Loss(reduction=module.reduction))
+    register_from_torch(nn.HuberLoss)(
+        lambda module: HuberLoss(module.delta, reduction=module.reduction)
+    )
 
     @register_from_torch(nn.BCELoss)
     def _(module: Any) -> BCELoss:
-        plain(module)
-        return BCELoss()
+        no_weight(module, "weight", "a weight per entry")
+        return BCELoss(reduction=module.reduction)
 
     @register_from_torch(nn.BCEWithLogitsLoss)
     def _(module: Any) -> BCEWithLogitsLoss:
-        plain(module, weights=("weight", "pos_weight"))
-        return BCEWithLogitsLoss()
+        no_weight(module, "weight", "a weight per entry")
+        no_weight(module, "pos_weight", "a weight of the positive examples")
+        return BCEWithLogitsLoss(reduction=module.reduction)
 
     @register_from_torch(nn.CrossEntropyLoss)
     def _(module: Any) -> CrossEntropyLoss:
-        plain(module)
-        if module.ignore_index != -100:
-            raise ValueError(f"{module!r}: minnet's CrossEntropyLoss ignores no class index")
-        return CrossEntropyLoss(label_smoothing=module.label_smoothing)
+        default_ignore_index(module)
+        return CrossEntropyLoss(
+            class_weight(module),
+            label_smoothing=module.label_smoothing,
+            reduction=module.reduction,
+        )
 
+    @register_from_torch(nn.NLLLoss)
+    def _(module: Any) -> NLLLoss:
+        default_ignore_index(module)
+        return NLLLoss(class_weight(module), reduction=module.reduction)
+
+    @register_from_torch(nn.MultiMarginLoss)
+    def _(module: Any) -> MultiMarginLoss:
+        return MultiMarginLoss(
+            module.margin, p=module.p, weight=class_weight(module), reduction=module.reduction
+        )
+
+    # Which torch tensor is which minnet parameter, for minnet's own conversions (for l2, which
+    # covers the Ws, and for a parameter shared by several layers).
+    weight, norm = {"W": "weight", "b": "bias"}, {"gamma": "weight", "beta": "bias"}
+    for minnet_class, to_fn, torch_class, from_fn, names in [
+        (Linear, linear_to_torch, nn.Linear, linear_from_torch, weight),
+        (Conv2d, conv_to_torch, nn.Conv2d, conv_from_torch, weight),
+        (BatchNorm1d, batch_norm_to_torch, nn.BatchNorm1d, batch_norm_from_torch, norm),
+        (BatchNorm2d, batch_norm_to_torch, nn.BatchNorm2d, batch_norm_from_torch, norm),
+        (LayerNorm, layer_norm_to_torch, nn.LayerNorm, layer_norm_from_torch, norm),
+    ]:
+        _PARAMETER_NAMES[minnet_class] = (to_fn, names)
+        _PARAMETER_NAMES[torch_class] = (from_fn, {b: a for a, b in names.items()})
     _BUILTINS_REGISTERED = True
 
 
@@ -471,6 +541,114 @@ def _import(module: Any, what: str) -> Any:
 #: The activation a torch loss of logits implies, appended by from_torch.
 _LINKS = {BCEWithLogitsLoss: (Sigmoid, BCELoss), CrossEntropyLoss: (Softmax, CrossEntropyLoss)}
 
+_L2_PENALTY_CLASS: type | None = None
+
+
+def _l2_penalty_class() -> type:
+    """The class :data:`L2Penalty`, defined on first use (it subclasses ``torch.nn.Module``)."""
+    global _L2_PENALTY_CLASS
+    if _L2_PENALTY_CLASS is None:
+        nn = _torch().nn
+
+        class L2Penalty(nn.Module):
+            """``loss(outputs, targets) + l2 / 2 * sum(||W||^2)``: a torch loss with minnet's L2
+            penalty, what :func:`to_torch` gives for a model with ``l2``.
+
+            ``weights`` are the module's own tensors (the same objects, not copies) that are
+            minnet's ``W`` (the ``.weight`` of each ``nn.Linear`` and ``nn.Conv2d``), named in
+            ``names`` as in ``module.named_parameters()``; ``loss`` is the torch loss without the
+            penalty. Training with it and a plain optimizer is training with ``weight_decay=l2``
+            on those tensors only: use one or the other, not both.
+            """
+
+            def __init__(self, loss: Any, weights: Any, names: Any, l2: float) -> None:
+                super().__init__()
+                if len(weights) != len(names):
+                    raise ValueError(
+                        f"L2Penalty needs one name per weight, got {len(weights)} weights and "
+                        f"{len(names)} names"
+                    )
+                self.loss = loss
+                self.weights = tuple(weights)  # a tuple: not registered, not copied by .to()
+                self.names = tuple(names)
+                self.l2 = float(l2)
+
+            def forward(self, outputs: Any, targets: Any) -> Any:
+                penalty = sum((w * w).sum() for w in self.weights)
+                return self.loss(outputs, targets) + self.l2 / 2 * penalty
+
+            def extra_repr(self) -> str:
+                return f"l2={self.l2!r}, weights={list(self.names)}"
+
+        # Found by pickle (and torch.save) as minnet.integrations.torch.L2Penalty.
+        L2Penalty.__module__, L2Penalty.__qualname__ = __name__, "L2Penalty"
+        _L2_PENALTY_CLASS = L2Penalty
+    return _L2_PENALTY_CLASS
+
+
+def __getattr__(name: str) -> Any:
+    """``minnet.integrations.torch.L2Penalty``: defined (and torch imported) on first access."""
+    if name == "L2Penalty":
+        return _l2_penalty_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _twin_names(obj: Any, registry: dict[type, Callable], method: str) -> dict[str, str] | None:
+    """``{parameter name: its twin's name}`` when minnet's own conversion converts ``obj`` (a
+    minnet layer or a torch module); ``None`` when a hook of yours does (minnet cannot know)."""
+    known = _PARAMETER_NAMES.get(type(obj))
+    if (
+        known is None
+        or callable(getattr(obj, method, None))
+        or registry.get(type(obj)) is not known[0]
+    ):
+        return None
+    return known[1]
+
+
+def _tie(sources: list[Any], twins: list[Any], registry: dict[type, Callable], method: str) -> None:
+    """A parameter shared by several ``sources`` (minnet layers or torch modules) is one tensor
+    among their converted ``twins`` too: the later twins get the first one's."""
+    twin_of: dict[int, Any] = {}
+    for i, (source, twin) in enumerate(zip(sources, twins, strict=True)):
+        names = _twin_names(source, registry, method) or {}
+        for name, p in source.named_parameters():
+            twin_name = names.get(name)
+            if id(p) not in twin_of:
+                twin_of[id(p)] = None if twin_name is None else getattr(twin, twin_name)
+            elif twin_of[id(p)] is None or twin_name is None:
+                raise ValueError(
+                    f"layer {i}: {type(source).__name__}'s parameter {name} is shared with an "
+                    "earlier layer, and minnet cannot share it between the converted layers: "
+                    "one of them is converted by a hook of yours"
+                )
+            else:
+                setattr(twin, twin_name, twin_of[id(p)])
+
+
+def _penalized(
+    layers: list[Layer], modules: list[Any], maps: list[dict[str, str] | None], l2: float
+) -> list[tuple[str, Any]]:
+    """``(name, tensor)`` for the torch tensors of ``modules`` that are the Ws of ``layers``
+    (what ``l2`` covers), each once; ``maps[i]`` names ``modules[i]``'s tensor of each
+    parameter of ``layers[i]`` (``None``: unknown, refused if it has a W)."""
+    found: dict[int, tuple[str, Any]] = {}
+    for i, (layer, module, names) in enumerate(zip(layers, modules, maps, strict=True)):
+        ws = [name for name, _ in layer.named_parameters() if name.rsplit(".", 1)[-1] == "W"]
+        if ws and (names is None or any(w not in names for w in ws)):
+            raise ValueError(
+                f"layer {i}: {type(layer).__name__} has parameters named W "
+                f"({', '.join(f'{i}.{w}' for w in ws)}), which the L2 penalty (l2={l2:g}) "
+                "covers, but minnet does not know which tensors of the torch module "
+                f"{type(module).__name__} they are (its conversion is a hook of yours). Use l2=0 "
+                f"on the minnet side and torch's weight_decay={l2:g} on those tensors (a "
+                "parameter group of the optimizer)"
+            )
+        for w in ws:
+            tensor = getattr(module, names[w])
+            found.setdefault(id(tensor), (f"{i}.{names[w]}", tensor))
+    return list(found.values())
+
 
 def to_torch(model: Sequential) -> TorchModel:
     """The model as PyTorch: ``module, loss = to_torch(model)``, a :class:`TorchModel`.
@@ -478,31 +656,32 @@ def to_torch(model: Sequential) -> TorchModel:
     ``module`` is a ``torch.nn.Sequential`` of the same layers with copies of the same weights
     (bit for bit, in the model's dtype, each layer in its training or evaluation mode), and
     ``loss`` the matching torch loss, so that ``loss(module(X), y)`` is ``model.cost(X, y)``.
-    When the model's loss fuses with its final activation (``model.fused``: ``[..., Sigmoid()]``
-    with ``BCELoss``, ``[..., Softmax()]`` with ``CrossEntropyLoss``), ``module`` is
-    ``model.body``, which outputs the logits, and ``loss`` is ``torch.nn.BCEWithLogitsLoss`` /
-    ``torch.nn.CrossEntropyLoss``: the torch idiom, and the same computation as minnet's. See
-    the module's docstring for the layers and losses, and the hooks for your own.
+    When the model's loss fuses with its final activation into a loss of logits
+    (``[..., Sigmoid()]`` with ``BCELoss``, ``[..., Softmax()]`` with ``CrossEntropyLoss``),
+    ``module`` is ``model.body``, which outputs the logits, and ``loss`` is
+    ``torch.nn.BCEWithLogitsLoss`` / ``torch.nn.CrossEntropyLoss``: the torch idiom, and the
+    same computation as minnet's. ``[..., LogSoftmax()]`` with ``NLLLoss`` is torch's idiom as
+    it is: ``module`` keeps the ``nn.LogSoftmax``, ``loss`` is ``nn.NLLLoss``. With ``l2``,
+    ``loss`` is an :data:`L2Penalty` around the torch loss. See the module's docstring for the
+    layers and losses, and the hooks for your own.
     """
     torch = _torch()
     _register_builtins()
     if not isinstance(model, Sequential):
         raise TypeError(f"to_torch takes a minnet Sequential, got {type(model).__name__}")
-    layers = model.body
-    fused = model.fused
-    if fused and type(model.loss) is BCELoss:
+    kind = type(model.loss)
+    # The module stops before the fused activation, except NLLLoss's LogSoftmax: torch has no
+    # loss of logits that is a weighted NLLLoss of log_softmax without it... it is CrossEntropy,
+    # but then the module would output logits where the model outputs log-probabilities.
+    layers = model.body if kind is not NLLLoss else list(model.layers)
+    if model.fused and kind is BCELoss:
         loss = torch.nn.BCEWithLogitsLoss(reduction=model.loss.reduction)
-    elif fused and type(model.loss) is NLLLoss:  # NLL of log_softmax(logits)
-        loss = torch.nn.CrossEntropyLoss(_class_weight(model.loss), reduction=model.loss.reduction)
     else:
-        if (
-            type(model.loss) in (BCEWithLogitsLoss, CrossEntropyLoss)
-            and type(layers[-1]) is _LINKS[type(model.loss)][0]
-        ):
+        if kind in _LINKS and type(layers[-1]) is _LINKS[kind][0]:
             # Exportable as it is, but torch users should know what this computes.
             warnings.warn(
                 f"the model ends in {type(layers[-1]).__name__} and its loss "
-                f"{type(model.loss).__name__} takes logits: its cost applies the activation "
+                f"{kind.__name__} takes logits: its cost applies the activation "
                 "twice. Exported as it is.",
                 stacklevel=2,
             )
@@ -518,6 +697,12 @@ def to_torch(model: Sequential) -> TorchModel:
             converted.to(dtype)
         if isinstance(loss, torch.nn.Module):  # class weights in the model's dtype
             loss.to(dtype)
+    _tie(layers, modules, _TO_TORCH, "to_torch")
+    if model.l2:
+        maps = [_twin_names(layer, _TO_TORCH, "to_torch") for layer in layers]
+        pairs = _penalized(layers, modules, maps, model.l2)
+        weights, names = [w for _, w in pairs], [name for name, _ in pairs]
+        loss = _l2_penalty_class()(loss, weights, names, model.l2)
     return TorchModel(torch.nn.Sequential(*modules), loss)
 
 
@@ -527,14 +712,35 @@ def _flatten(module: Any, nn: Any) -> list[Any]:
     return [module]
 
 
+def _penalty_of(loss: Any, children: list[Any], layers: list[Layer]) -> float:
+    """The ``l2`` of an :data:`L2Penalty` over exactly the tensors of ``children`` that are the
+    Ws of ``layers``, else a ``ValueError`` saying which differ."""
+    maps = []
+    for child in children:
+        names = _twin_names(child, _FROM_TORCH, "to_minnet")
+        maps.append(None if names is None else {b: a for a, b in names.items()})
+    expected = dict(_penalized(layers, children, maps, loss.l2))
+    given = [id(w) for w in loss.weights]
+    if sorted(given) != sorted(map(id, expected.values())):
+        missing = [name for name, w in expected.items() if id(w) not in given]
+        raise ValueError(
+            f"the loss's L2 penalty covers the tensors {list(loss.names)}, but minnet's l2 covers "
+            "exactly the weight of each nn.Linear and nn.Conv2d of the module, each once: "
+            f"{list(expected)} (not covered: {missing}; the others are not the module's own "
+            "weights, or are there twice)"
+        )
+    return loss.l2
+
+
 def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) -> Sequential:
     """A minnet :class:`~minnet.Sequential` from a ``torch.nn.Sequential`` and its loss.
 
     The layers are converted one for one (nested ``nn.Sequential`` flattened), with copies of
     the weights, bit for bit and in their dtype, and each layer's training or evaluation mode.
-    ``loss`` is a torch loss (``nn.MSELoss()``, ``nn.BCELoss()``, ``nn.BCEWithLogitsLoss()``,
-    ``nn.CrossEntropyLoss(label_smoothing=...)``), a minnet :class:`~minnet.Loss` (used as it
-    is), or ``None``: minnet's default, ``BCELoss()``.
+    ``loss`` is a torch loss (with its ``reduction``, class ``weight``, ``label_smoothing``,
+    ``delta``, ``p``, ``margin``), an :data:`L2Penalty` (as :func:`to_torch` gives: the model
+    gets its ``l2``), a minnet :class:`~minnet.Loss` (used as it is), or ``None``: minnet's
+    default, ``BCELoss()``.
 
     For a torch loss of logits (``BCEWithLogitsLoss``, ``CrossEntropyLoss``), with
     ``final_activation=True`` (the default) the model ends in the activation the loss implies
@@ -545,11 +751,12 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
     ``BCEWithLogitsLoss`` / ``CrossEntropyLoss`` taking the last layer's outputs as logits.
     ``from_torch(*to_torch(model), final_activation=model.fused)`` gives back ``model``.
 
-    A module ending in ``nn.Sigmoid`` with ``nn.BCELoss`` becomes minnet's fused form, which
-    computes the same loss from the logits: equal to rounding for moderate logits, and exact
-    where torch's logs of rounded (or clamped) probabilities are not.
+    A module ending in ``nn.Sigmoid`` with ``nn.BCELoss`` (``nn.LogSoftmax`` with
+    ``nn.NLLLoss``) becomes minnet's fused form, which computes the same loss from the logits:
+    equal to rounding for moderate logits, and exact where torch's logs of rounded (or clamped)
+    probabilities are not.
 
-    Raises ``ValueError`` naming any layer or loss without a minnet counterpart.
+    Raises ``ValueError`` naming any layer, loss or argument without a minnet counterpart.
     """
     torch = _torch()
     _register_builtins()
@@ -559,8 +766,9 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
             f"from_torch takes a torch.nn.Sequential, got {type(module).__name__}: minnet models "
             "are a sequence of layers"
         )
+    children = _flatten(module, nn)
     layers: list[Layer] = []
-    for i, child in enumerate(_flatten(module, nn)):
+    for i, child in enumerate(children):
         layer = _import(child, f"layer {i}:")
         if not isinstance(layer, Layer):
             raise TypeError(
@@ -570,6 +778,11 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
         layers.append(layer)
     if not layers:
         raise ValueError("from_torch got an empty torch.nn.Sequential")
+    _tie(children, layers, _FROM_TORCH, "to_minnet")
+    l2 = 0.0
+    if type(loss) is _L2_PENALTY_CLASS:  # None until an L2Penalty was made: never a match
+        l2 = _penalty_of(loss, children, layers)
+        loss = loss.loss
     if loss is None:
         minnet_loss: Loss = BCELoss()
     elif isinstance(loss, Loss):
@@ -589,10 +802,10 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
                 )
             layers.append(activation().train(layers[-1].training))
             if fused_loss is BCELoss:
-                minnet_loss = BCELoss()
+                minnet_loss = BCELoss(reduction=minnet_loss.reduction)
     dtypes = {p.dtype for layer in layers for p in layer.parameters()}
     dtype = dtypes.pop() if len(dtypes) == 1 else None
-    return Sequential(layers, loss=minnet_loss, dtype=dtype)
+    return Sequential(layers, loss=minnet_loss, dtype=dtype, l2=l2)
 
 
 __all__ = [

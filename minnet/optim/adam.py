@@ -112,6 +112,11 @@ class AdamW(Adam):
     """
 
     weight_decay: float = hyperparameter("weight_decay", 1e-2)
+    # Redefined after weight_decay so that the positional order stays torch's (attrs puts a
+    # redefined field last): params, lr, betas, eps, weight_decay, amsgrad.
+    amsgrad: bool = field(
+        default=False, converter=lambda value: flag("amsgrad", value), on_setattr=setters.frozen
+    )
 
     def update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *v_max) -> None:
         if self.weight_decay != 0:

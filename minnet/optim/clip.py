@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._checks import real_number
+from .._checks import flag, real_number
 from ..parameter import Parameter
 
 
@@ -32,7 +32,8 @@ def clip_grad_norm_(
     parameters
         A :class:`~minnet.Parameter` or any iterable of them (``model.parameters()``).
     max_norm
-        The largest total norm allowed, ``>= 0``.
+        The largest total norm allowed, ``>= 0``; ``math.inf`` leaves the gradients as they are
+        and only measures their norm (PyTorch's idiom).
     norm_type
         ``p`` of the p-norm, ``> 0``, or ``math.inf`` (the largest absolute entry).
     error_if_nonfinite
@@ -43,7 +44,10 @@ def clip_grad_norm_(
     for i, p in enumerate(params):
         if not isinstance(p, Parameter):
             raise TypeError(f"parameters[{i}] must be a minnet Parameter, got {type(p).__name__}")
-    max_norm = real_number("max_norm", max_norm, 0.0)
+    max_norm = real_number("max_norm", max_norm, 0.0, finite=False)  # inf: only measure
+    if not max_norm >= 0:  # NaN or < 0
+        raise ValueError(f"max_norm must be a number >= 0 (or math.inf), got {max_norm!r}")
+    error_if_nonfinite = flag("error_if_nonfinite", error_if_nonfinite)
     norm_type = real_number("norm_type", norm_type, 0.0, math.inf, low_open=True, finite=False)
     if not norm_type > 0:  # NaN or <= 0
         raise ValueError(f"norm_type must be a number > 0 or math.inf, got {norm_type!r}")

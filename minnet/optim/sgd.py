@@ -28,7 +28,7 @@ class SGD(Optimizer):
     params
         Any iterable of :class:`~minnet.Parameter`.
     lr
-        The learning rate, ``>= 0``.
+        The learning rate, ``>= 0``; default ``1e-3`` (PyTorch's).
     momentum
         In ``[0, 1)``; ``0`` (the default) keeps no velocity. Fixed when made.
     dampening
@@ -40,6 +40,7 @@ class SGD(Optimizer):
         Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``, as PyTorch).
     """
 
+    lr: float = hyperparameter("lr", 1e-3)  # torch's default since 2.6
     # the velocity buffer exists only if momentum is set
     momentum: float = hyperparameter("momentum", 0.0, 0.0, 1.0, frozen=True)
     dampening: float = hyperparameter("dampening", 0.0, 0.0, 1.0, high_open=False)

@@ -1,0 +1,117 @@
+"""``save``: a model's tensors and architecture, checked to load back, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import safetensors.numpy
+
+from ..layers import Layer
+from ..model import Sequential
+from .architecture import layer_spec, loss_spec
+from .atomic import write_atomically
+from .format import (
+    ARCHITECTURE_KEY,
+    DTYPES,
+    FORMAT,
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    MAX_HEADER_BYTES,
+    SUPPORTED_DTYPES,
+    VERSION_KEY,
+    count_non_finite,
+    header_length,
+    model_path,
+)
+from .reader import Reader
+
+
+def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` to ``path`` (``.safetensors`` is appended if missing); return the path.
+
+    Refuses (``ValueError``, before writing anything) a model that :func:`load` would refuse:
+    non-finite weights or arguments, mixed or unsupported dtypes, a layer class that is not
+    registered (:func:`register_layer`), a loss that is not minnet's. The file appears complete or
+    not at all, with a new file's permissions: see :func:`write_atomically`.
+    """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"save takes a minnet Sequential, got {type(model).__name__}")
+    path = model_path(path)
+    tensors, metadata = contents(model)
+    data = safetensors.numpy.save(tensors, metadata=metadata)
+    if header_length(data[:8]) > MAX_HEADER_BYTES:
+        raise ValueError(
+            f"cannot save the model: its file header (architecture and tensor table) would have "
+            f"{header_length(data[:8]):,} bytes; load reads at most {MAX_HEADER_BYTES:,}"
+        )
+    write_atomically(path, data)
+    return path
+
+
+def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors and the metadata of ``model``'s file, checked by the checks :func:`load` makes
+    of a file's header, so that it loads back."""
+    dtype = _model_dtype(model)
+    spec = {
+        "layers": [layer_spec(i, layer) for i, layer in enumerate(model.layers)],
+        "loss": loss_spec(model.loss),
+        "dtype": None if dtype is None else dtype.name,
+    }
+    if model.l2:  # the L2 penalty, written only when there is one
+        spec["l2"] = model.l2
+    tensors: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(model.layers):
+        stored = _layer_tensors(i, layer, dtype)
+        tensors.update({f"{i}.{name}": array for name, array in stored.items()})
+    text = json.dumps(spec, allow_nan=False)
+    metadata = {FORMAT_KEY: FORMAT, VERSION_KEY: FORMAT_VERSION, ARCHITECTURE_KEY: text}
+    names = {numpy: name for name, numpy in DTYPES.items()}  # safetensors' dtype names
+    table = {key: (names[a.dtype.name], list(a.shape)) for key, a in tensors.items()}
+    Reader("the model", doing="save").header(metadata, table)
+    return tensors, metadata
+
+
+def _model_dtype(model: Sequential) -> np.dtype | None:
+    """The one dtype of all the model's parameters (``model.dtype`` if it has none)."""
+    found = {p.value.dtype for p in model.parameters()}
+    if len(found) > 1:
+        raise ValueError(
+            f"cannot save a model whose parameters have mixed dtypes {sorted(map(str, found))}: "
+            "give it one with Sequential(..., dtype=)"
+        )
+    dtype = found.pop() if found else model.dtype
+    if dtype is not None and dtype.name not in SUPPORTED_DTYPES:
+        raise ValueError(
+            f"cannot save a model of dtype {dtype}: minnet files hold {', '.join(SUPPORTED_DTYPES)}"
+            " (the size of longdouble differs between machines)"
+        )
+    return dtype
+
+
+def _layer_tensors(index: int, layer: Layer, dtype: np.dtype | None) -> dict[str, np.ndarray]:
+    """``{name: array}`` of one layer's parameters and buffers as stored: finite, parameters in
+    ``dtype``, float buffers converted to ``dtype``."""
+    arrays: dict[str, np.ndarray] = {}
+    named = [("parameter", name, p.value) for name, p in layer.named_parameters()]
+    named += [("buffer", name, array) for name, array in layer.named_buffers()]
+    for kind, name, array in named:
+        what = f"cannot save {kind} '{index}.{name}'"
+        if not isinstance(name, str) or not name or name in arrays:
+            raise ValueError(f"{what}: a name must be a new non-empty string")
+        if not isinstance(array, np.ndarray):
+            raise ValueError(f"{what}: expected a numpy array, got {type(array).__name__}")
+        if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
+            raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
+        if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
+            if kind == "parameter":
+                raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
+            with np.errstate(over="ignore"):
+                array = array.astype(dtype)  # a float buffer follows the model's dtype
+        bad = count_non_finite(array)
+        if bad:
+            raise ValueError(f"{what}: {bad} of its values are NaN or infinite in {array.dtype}")
+        arrays[name] = array
+    return arrays

@@ -1,0 +1,65 @@
+"""A model's parameters and buffers by name: ``state_dict`` and ``load_state_dict``."""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..model import Sequential
+from .format import count_non_finite
+
+
+def named_arrays(model: Sequential) -> Iterator[tuple[str, str, np.ndarray]]:
+    """``("parameter" | "buffer", "<layer index>.<name>", array)`` for every array of the
+    model, parameters first in each layer; the arrays themselves, not copies."""
+    for i, layer in enumerate(model.layers):
+        for name, p in layer.named_parameters():
+            yield "parameter", f"{i}.{name}", p.value
+        for name, array in layer.named_buffers():
+            yield "buffer", f"{i}.{name}", array
+
+
+def state_dict(model: Sequential) -> dict[str, np.ndarray]:
+    """``{"<layer index>.<name>": copy}`` of every parameter and buffer, in order (the names
+    :meth:`Sequential.named_parameters` gives, and ``"<i>.running_mean"`` for buffers)."""
+    return {name: np.array(array, copy=True) for _, name, array in named_arrays(model)}
+
+
+def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
+    """Copy ``state`` (as :func:`state_dict` gives) into the model's arrays, in place.
+
+    The names must be exactly the model's, each array of the shape and dtype of the array it
+    replaces, with finite values (as :func:`save` and ``fit`` require); any mismatch is a
+    ``ValueError`` listing them all, and then nothing is changed.
+    """
+    targets = {name: (kind, array) for kind, name, array in named_arrays(model)}
+    if not isinstance(state, Mapping):
+        raise TypeError(f"load_state_dict takes a dict of arrays, got {type(state).__name__}")
+    problems = []
+    missing = [name for name in targets if name not in state]
+    unexpected = [name for name in state if name not in targets]
+    if missing:
+        problems.append(f"missing {missing}")
+    if unexpected:
+        problems.append(f"unexpected {reprlib.repr(unexpected)}")
+    for name, (kind, target) in targets.items():
+        if name in state:
+            given = state[name]
+            if not isinstance(given, np.ndarray):
+                problems.append(f"{kind} {name!r}: expected a numpy array, got {type(given)}")
+            elif given.shape != target.shape or given.dtype != target.dtype:
+                problems.append(
+                    f"{kind} {name!r}: expected {target.dtype} of shape {target.shape}, got "
+                    f"{given.dtype} of shape {given.shape}"
+                )
+            elif count_non_finite(given):  # as save, load and fit refuse them
+                problems.append(
+                    f"{kind} {name!r} holds {count_non_finite(given)} NaN or infinite values"
+                )
+    if problems:
+        raise ValueError(f"load_state_dict changed nothing: {'; '.join(problems)}")
+    for name, (_, target) in targets.items():
+        target[...] = state[name]
