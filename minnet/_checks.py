@@ -18,9 +18,15 @@ import numpy as np
 
 
 # -- numbers ------------------------------------------------------------------------------------
+def is_boolean(value: Any) -> bool:
+    """Is ``value`` a boolean: ``True``/``False``, a numpy bool (``np.True_``, what ``x > 0``
+    gives) or an array of them? Not a number here, though Python and numpy count it as one."""
+    return isinstance(value, bool | np.bool_) or getattr(value, "dtype", None) == np.bool_
+
+
 def whole_number(name: str, value: Any, low: int | None = None) -> int:
     """``value`` as an ``int`` (numpy ints too; not floats or bools), at least ``low`` if given."""
-    if isinstance(value, bool):
+    if is_boolean(value):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
     try:
         number = operator.index(value)
@@ -36,7 +42,7 @@ def whole_number(name: str, value: Any, low: int | None = None) -> int:
 def positive_int(name: str, value: Any) -> int:
     """A count such as ``epochs``: an ``int`` >= 1, else a ``ValueError`` (a float, a bool and a
     string are not counts)."""
-    if isinstance(value, bool):
+    if is_boolean(value):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     try:
         number = operator.index(value)
@@ -61,7 +67,7 @@ def real_number(
     and open at ``high`` unless said otherwise). A bool, a string, a complex number or an array
     is not a real number here (``TypeError``); NaN, infinities and values outside the interval
     are a ``ValueError`` (with ``finite=False``, only the conversion is checked)."""
-    if isinstance(value, bool | str | bytes | complex) or np.iscomplexobj(value):
+    if isinstance(value, str | bytes | complex) or is_boolean(value) or np.iscomplexobj(value):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
         number = float(value)
@@ -121,7 +127,7 @@ def generator(name: str, seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     wanted = f"{name} must be None, a non-negative int or a numpy Generator"
-    if isinstance(seed, bool):
+    if is_boolean(seed):
         raise TypeError(f"{wanted}, got {seed!r}")
     try:
         return np.random.default_rng(seed)
@@ -132,6 +138,21 @@ def generator(name: str, seed: Any) -> np.random.Generator:
 
 
 # -- arrays -------------------------------------------------------------------------------------
+def real_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as an array of real numbers (ints or floats, as given), else a ``TypeError``
+    naming ``name``: booleans (``[True, False]``, a numpy bool array) are not numbers here, as
+    ``True`` is not one for :func:`real_number`; neither are strings, complex numbers, objects."""
+    array = as_array(value, name)
+    if array.dtype.kind not in "iuf":
+        if array.dtype.kind == "b":
+            raise TypeError(
+                f"{name} must hold real numbers, got booleans (dtype bool); for 0/1 weights, "
+                f"write {name}=np.asarray(mask, dtype=float)"
+            )
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
 def as_array(value: Any, name: str) -> np.ndarray:
     """``np.asarray(value)``, with numpy's error for ragged nested lists naming ``name``."""
     try:
@@ -167,13 +188,17 @@ def features_input(layer: Any, x: Any, features: int) -> np.ndarray:
     return x
 
 
-def gradient_shape(layer: Any, grad_output: np.ndarray, shape: tuple[int, ...]) -> None:
-    """A ``ValueError`` if ``grad_output`` is not of ``shape``, the layer's last output's."""
-    if np.shape(grad_output) != shape:
+def gradient_shape(layer: Any, grad_output: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``grad_output`` as a float array (a list too, as :func:`float_input` takes ``x``) of
+    ``shape``, the layer's last output's, else a ``ValueError`` (a ``TypeError`` for what is
+    not real numbers)."""
+    grad_output = float_input(layer, grad_output, "grad_output")
+    if grad_output.shape != shape:
         raise ValueError(
             f"{layer!r} expects grad_output of shape {shape} (its last output's), got "
-            f"{np.shape(grad_output)}"
+            f"{grad_output.shape}"
         )
+    return grad_output
 
 
 def finite(name: str, array: np.ndarray) -> None:

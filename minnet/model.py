@@ -32,7 +32,29 @@ def _described(shape: tuple[int | None, ...]) -> str:
     return f"{shape[0]} features" if len(shape) == 1 else f"examples of shape {shape}"
 
 
-def _as_layer_list(layers: Any) -> list[Layer]:
+def _example(input_shape: Any) -> Shape:
+    """One example's shape from ``input_shape`` (``None``: not known): a tuple (or list) of
+    sizes, or an int ``n`` for rows of ``n`` features; else a ``TypeError``/``ValueError``."""
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, tuple | list):
+        return tuple(
+            _checks.whole_number(f"input_shape[{i}]", size, low=1)
+            for i, size in enumerate(input_shape)
+        )
+    if isinstance(input_shape, int | np.integer) and not isinstance(input_shape, bool):
+        return (_checks.whole_number("input_shape", input_shape, low=1),)
+    raise TypeError(
+        "input_shape must be one example's shape, a tuple such as (1, 28, 28) for images or "
+        f"(4,) for rows (an int n: rows of n features), got {input_shape!r}"
+    )
+
+
+def _as_layer_list(
+    layers: Any, model: Sequential | None = None, *, may_be_empty: bool = False
+) -> list[Layer]:
+    """``layers`` as a list of layers ``model`` may hold, else a ``TypeError``/``ValueError``
+    naming the layer: each a ``Layer``, none twice, none in another live model."""
     if isinstance(layers, Layer):
         raise TypeError(
             f"Sequential takes a list of layers, got a single {type(layers).__name__}: "
@@ -44,7 +66,7 @@ def _as_layer_list(layers: Any) -> list[Layer]:
             f"got {type(layers).__name__}"
         )
     layers = list(layers)
-    if not layers:
+    if not layers and not may_be_empty:
         raise ValueError("Sequential needs at least one layer, got none")
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -55,7 +77,7 @@ def _as_layer_list(layers: Any) -> list[Layer]:
                 f"layer {i} is the same object as layer {j} ({layer!r}): a layer keeps "
                 "the input of its last forward, so each position needs its own layer"
             )
-        if _owner(layer) is not None:
+        if _owner(layer) not in (None, model):
             raise ValueError(
                 f"layer {i} ({layer!r}) already belongs to another Sequential that is "
                 "still alive: a layer keeps what its last forward saw for its backward, so "
@@ -143,17 +165,88 @@ class Sequential:
     def __init__(
         self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None, l2: float = 0.0
     ) -> None:
-        self.layers = _as_layer_list(layers)
-        self.loss = BCELoss() if loss is _DEFAULT_LOSS else _check_loss(loss)
+        layers = _as_layer_list(layers)
+        self.loss = BCELoss() if loss is _DEFAULT_LOSS else loss  # checked: see loss below
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)
         self.l2 = l2
-        self.in_features, self.out_features = self._widths(self._chain())
+        self._layers: tuple[Layer, ...] = ()
+        self._set_layers(layers)
+
+    # -- the layers and the loss: checked, and the state they fix re-derived ----------------
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers, in order: a tuple. Change them with :meth:`append`, :meth:`extend` or
+        :meth:`insert`, which check them and re-derive what the model knows of them."""
+        return self._layers
+
+    @layers.setter
+    def layers(self, value: Any) -> None:
+        raise AttributeError(
+            "model.layers cannot be assigned: use model.append(layer), model.extend(layers) or "
+            "model.insert(index, layer), which check the layers as Sequential(...) does, or "
+            "build a new Sequential"
+        )
+
+    def append(self, layer: Layer) -> Sequential:
+        """Add ``layer`` at the end (as ``torch.nn.Sequential.append``); returns the model.
+        Checked as the constructor checks its layers; a refusal changes nothing."""
+        return self._set_layers([*self._layers, layer])
+
+    def extend(self, layers: Any) -> Sequential:
+        """Add ``layers`` (a list of layers) at the end, in order; returns the model."""
+        if isinstance(layers, Layer):
+            raise TypeError(
+                f"extend takes a list of layers, got a single {type(layers).__name__}: "
+                "use append(layer)"
+            )
+        return self._set_layers([*self._layers, *_as_layer_list(layers, self, may_be_empty=True)])
+
+    def insert(self, index: int, layer: Layer) -> Sequential:
+        """Put ``layer`` before layer ``index`` (``-1``: before the last; ``len(model)``: at the
+        end), as ``list.insert`` and ``torch.nn.Sequential.insert``; returns the model."""
+        n = len(self._layers)
+        index = _checks.whole_number("index", index)
+        if not -n <= index <= n:
+            raise IndexError(f"insert index {index} is out of range for a model of {n} layers")
+        layers = list(self._layers)
+        layers.insert(index, layer)
+        return self._set_layers(layers)
+
+    def _set_layers(self, layers: list[Layer]) -> Sequential:
+        """Hold ``layers`` and re-derive what depends on them: the chain of shapes and widths,
+        the parameters' dtype and storage, the layers' owner; forget the last cost and data
+        shape. A refusal (``TypeError``/``ValueError``) changes nothing."""
+        layers = _as_layer_list(layers, self)
+        old = self._layers
+        self._layers = tuple(layers)
+        try:
+            widths = self._widths(self._chain())
+            self._place_parameters()
+        except (TypeError, ValueError):
+            self._layers = old
+            raise
+        self.in_features, self.out_features = widths
+        self.input_shape = None
+        self._forget_cost()
+        for layer in layers:
+            _claim(layer, self)
+        return self
+
+    def _forget_cost(self) -> None:
         self._pending: list[Layer] | None = None  # the layers a backward() may run
         self._row_scale: np.ndarray | None = None  # sample weights, as factors of the gradient
         self._outputs: np.ndarray | None = None
-        self._place_parameters()
-        for layer in self.layers:
-            _claim(layer, self)
+
+    @property
+    def loss(self) -> Loss:
+        """The loss (a :class:`~minnet.Loss` object, reduced to one number); it may be changed,
+        checked as the constructor checks it. A change forgets the last :meth:`cost`."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, value: Loss) -> None:
+        self._loss = _check_loss(value)
+        self._forget_cost()
 
     def _chain(self, input_shape: Shape = None) -> list[Shape]:
         """One example's shape after each layer (``None`` for what is not known yet), for one
@@ -182,15 +275,35 @@ class Sequential:
         last = shapes[-1]
         return in_features, (last[0] if last is not None and len(last) == 1 else None)
 
-    def output_width(self, in_features: int | None = None) -> int:
-        """The number of outputs for inputs of ``in_features`` features: :attr:`out_features`
-        when the layers fix it, else what they make of ``in_features`` (1 if not given)."""
-        if self.out_features is not None or in_features is None:
-            return self.out_features or 1
-        features = in_features
-        for layer in self.layers:
-            features = layer.output_features(features)
-        return features if features is not None else in_features
+    def output_width(self, input_shape: int | tuple[int, ...] | None = None) -> int:
+        """The number of outputs for examples of ``input_shape`` (one example's shape: ``(1, 28,
+        28)`` for images; an int ``n`` for rows of ``n`` features): :attr:`out_features` when the
+        layers fix it, else what they make of that shape (1 if not given). A ``ValueError`` when
+        the outputs are not rows (images: a ``Flatten()`` at the end makes rows)."""
+        if self.out_features is not None:
+            return self.out_features
+        example = _example(input_shape)
+        width = self._width_from(example)
+        if width is not None:
+            return width
+        return example[0] if example is not None and len(example) == 1 else 1
+
+    def _width_from(self, example: Shape) -> int | None:
+        """The output width the layers make of examples of shape ``example``; ``None`` when no
+        layer fixes it (each keeps its input's shape, or a size is not known)."""
+        if example is None:
+            return None
+        shapes = self._chain(example)
+        out = shapes[-1]
+        if out is not None and len(out) != 1:
+            raise ValueError(
+                f"the model's outputs are not rows: examples of shape {example} give outputs of "
+                f"shape (batch, {', '.join(map(str, out))}), and a loss takes (batch, outputs); "
+                "end the model with a Flatten() (or a layer that makes rows)"
+            )
+        if out is None or out[0] is None or all(shape == example for shape in shapes):
+            return None
+        return out[0]
 
     def _place_parameters(self) -> None:
         """Give every parameter the model's dtype, and hand them to the accelerator."""
@@ -202,7 +315,7 @@ class Sequential:
             self.dtype = dtypes.pop() if len(dtypes) == 1 else None
             return
         if not placed and any(p.dtype != self.dtype for p in parameters):
-            self._convert(parameters)
+            self._convert()
         for layer in self.layers:  # a layer that records its dtype now has this one
             if isinstance(getattr(layer, "dtype", None), np.dtype):
                 layer.dtype = self.dtype
@@ -210,17 +323,17 @@ class Sequential:
                 if buffer.dtype.kind == "f" and buffer.dtype != self.dtype and name in vars(layer):
                     setattr(layer, name, buffer.astype(self.dtype))
 
-    def _convert(self, parameters: list[Parameter]) -> None:
-        named = list(self.named_parameters())
+    def _convert(self) -> None:
+        named = [(name, p) for name, p in self.named_parameters() if p.dtype != self.dtype]
         shared = [name for name, p in named if p.value.base is not None]
-        if shared and any(p.dtype != self.dtype for _, p in named):
+        if shared:
             raise ValueError(
                 f"dtype={self.dtype} cannot be given to parameters {shared}: they are shared "
                 "(with another model, another layer, or an array of yours), and converting them "
                 "would change the others too, so nothing was converted. Make the layers in that "
                 f"dtype instead, e.g. Linear(..., dtype=np.{self.dtype})"
             )
-        for p in parameters:
+        for _, p in named:
             p.value = p.value.astype(self.dtype)
             p.grad = np.zeros_like(p.value)
 
@@ -238,7 +351,7 @@ class Sequential:
         layers, not a new model: a layer belongs to one model at a time (build a new model from
         new layers, or share parameters: ``new_layer.W = old_layer.W``)."""
         if isinstance(index, slice):
-            return self.layers[index]
+            return list(self.layers[index])
         if isinstance(index, bool) or not hasattr(index, "__index__"):
             raise TypeError(
                 f"Sequential indices must be integers or slices, got {type(index).__name__}"
@@ -271,6 +384,8 @@ class Sequential:
         _fast.zero_grad(self)
 
     def train(self, mode: bool = True) -> Sequential:
+        """Switch every layer to training (``True``) or evaluation (``False``) behaviour."""
+        mode = _checks.flag("mode", mode)
         for layer in self.layers:
             layer.train(mode)
         return self
@@ -385,7 +500,7 @@ class Sequential:
     def body(self) -> list[Layer]:
         """The layers :meth:`cost` runs: all of them, or all but the final activation when the
         loss fuses with it (:attr:`fused`). A new list each time."""
-        return self.layers[:-1] if self.fused else list(self.layers)
+        return list(self.layers[:-1] if self.fused else self.layers)
 
     def check_inputs(self, X: Any, dtype: np.dtype | None = None) -> np.ndarray:
         """``X`` as a finite ``(m, in_features)`` (or ``(m, C, H, W)``...) float array, else a
@@ -421,16 +536,23 @@ class Sequential:
 
         The loss decides (``loss.check_targets``): ``BCELoss`` takes numbers in [0, 1], of shape
         ``(m,)`` or ``(m, out_features)``. Converted to ``dtype`` if given; no copy when ``Y``
-        already fits. When no layer fixes the output width (``Sequential([Softmax()])``), it is
-        the targets' own for ``(m, k)`` targets, else the one the layers make of ``in_features``,
-        the width of the inputs (1 if not given).
+        already fits. When no layer fixes the output width for every input (a convolution's
+        depends on the image size), it is the one the layers make of the last inputs
+        :meth:`check_inputs` saw (:attr:`input_shape`; rows of ``in_features`` features if
+        given and different). When no layer fixes it at all (``Sequential([Softmax()])``), it is
+        the targets' own for ``(m, k)`` targets, else the inputs' width.
         """
-        shape = (m, self.output_width(in_features))
-        if self.out_features is None and (np.ndim(Y) == 2 or self.loss.task != "multiclass"):
-            # No layer fixes the width, and a layer that changes it without saying so
-            # (output_features) is possible: (m, k) targets give the width, and (m,) targets
-            # one output, unless they are class indices (then the layers' guess from X).
-            shape = (m, np.shape(Y)[1] if np.ndim(Y) == 2 else 1)
+        example = self.input_shape
+        if in_features is not None and (example is None or example[0] != in_features):
+            example = (in_features,)
+        width = self.output_width(example)
+        if self.out_features is None and self._width_from(example) is None:
+            if np.ndim(Y) == 2 or self.loss.task != "multiclass":
+                # No layer fixes the width, and a layer that changes it without saying so
+                # (output_shape) is possible: (m, k) targets give the width, and (m,) targets
+                # one output, unless they are class indices (then the inputs' width).
+                width = np.shape(Y)[1] if np.ndim(Y) == 2 else 1
+        shape = (m, width)
         try:
             Y = self.loss.check_targets(Y, shape)
         except ValueError as err:
@@ -449,9 +571,7 @@ class Sequential:
                 f"sample_weight needs each example's loss, which {type(self.loss).__name__} "
                 "does not give (per_example)"
             )
-        w = _checks.as_array(sample_weight, "sample_weight")
-        if w.dtype.kind not in "biuf":
-            raise TypeError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+        w = _checks.real_array("sample_weight", sample_weight)
         if w.shape != (m,):
             raise ValueError(f"sample_weight must have shape ({m},), one per row, got {w.shape}")
         w = _checks.cast_finite("sample_weight", w, np.dtype(dtype))
@@ -568,15 +688,10 @@ class Sequential:
 
         Output shapes are ``(None, ...)``: ``None`` first stands for any number of examples, and
         elsewhere for a size not known. ``input_shape`` is one example's shape, such as ``(1,
-        28, 28)`` for images; by default, that of the last data the model saw (if any).
+        28, 28)`` for images (an int ``n``: rows of ``n`` features); by default, that of the last
+        data the model saw (if any).
         """
-        if input_shape is None:
-            input_shape = self.input_shape
-        else:
-            input_shape = tuple(
-                _checks.whole_number(f"input_shape[{i}]", size, low=1)
-                for i, size in enumerate(input_shape)
-            )
+        input_shape = self.input_shape if input_shape is None else _example(input_shape)
         rows = [("Layer", "Output shape", "Params")]
         for i, (layer, shape) in enumerate(zip(self.layers, self._chain(input_shape), strict=True)):
             count = sum(p.size for p in layer.parameters())
@@ -606,4 +721,4 @@ class Sequential:
 
     def __repr__(self) -> str:
         l2 = f", l2={self.l2!r}" if self.l2 else ""
-        return f"Sequential({self.layers!r}, loss={self.loss!r}{l2})"
+        return f"Sequential({list(self.layers)!r}, loss={self.loss!r}{l2})"

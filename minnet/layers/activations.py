@@ -41,7 +41,7 @@ class ReLU(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.out.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * (self.out > 0)  # the output is positive exactly where x > 0
 
 
@@ -58,7 +58,7 @@ class LeakyReLU(Layer):
         return np.where(self.x > 0, self.x, self.negative_slope * self.x).astype(self.x.dtype)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.x.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.x.shape)
         slope = np.where(self.x > 0, 1.0, self.negative_slope)
         return (grad_output * slope).astype(grad_output.dtype)
 
@@ -76,7 +76,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.out.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * self.out * (1 - self.out)
 
 
@@ -88,7 +88,7 @@ class Tanh(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.out.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output * (1 - self.out**2)
 
 
@@ -104,7 +104,7 @@ class Softmax(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.out.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out.shape)
         s = self.out
         return s * (grad_output - np.sum(grad_output * s, axis=-1, keepdims=True))
 
@@ -123,6 +123,7 @@ class LogSoftmax(Layer):
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        grad_output = _checks.gradient_shape(self, grad_output, self.out.shape)
         return grad_output - np.exp(self.out) * np.sum(grad_output, axis=-1, keepdims=True)
 
 

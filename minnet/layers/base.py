@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _checks
 from ..parameter import Parameter
 
 if TYPE_CHECKING:
@@ -58,10 +59,10 @@ class Layer:
         return self.forward(x)
 
     def __getattr__(self, name: str) -> Any:
-        # Only for attributes that do not exist: typically what forward keeps, read by a
-        # backward that ran first.
-        if name.startswith("__"):
-            raise AttributeError(name)
+        # Only for attributes that do not exist. Read while this layer's backward runs, it is
+        # typically what forward keeps, and backward ran first; otherwise a plain typo.
+        if name.startswith("__") or not _in_backward(self):
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
         raise MissingForwardError(
             f"{type(self).__name__} has no attribute {name!r}: if forward() sets it, "
             "backward() was called before forward()"
@@ -89,7 +90,7 @@ class Layer:
 
     def train(self, mode: bool = True) -> Layer:
         """Switch to training (``True``) or evaluation (``False``) behaviour; returns ``self``."""
-        self.training = bool(mode)
+        self.training = _checks.flag("mode", mode)
         return self
 
     def eval(self) -> Layer:
@@ -145,6 +146,19 @@ def rows_output_shape(layer: Layer, input_shape: Shape) -> Shape:
             f"(batch, {', '.join(map(str, input_shape))}) (a Flatten() before it makes rows)"
         )
     return tuple(input_shape)
+
+
+def _in_backward(layer: Layer) -> bool:
+    """Is a backward of ``layer`` running: a function named ``...backward`` that holds it,
+    anywhere up the call stack?"""
+    frame = inspect.currentframe().f_back.f_back  # the caller of __getattr__
+    while frame is not None:
+        if frame.f_code.co_name.endswith("backward") and any(
+            value is layer for value in frame.f_locals.values()
+        ):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def constructor_arguments(obj: Any) -> dict[str, Any]:

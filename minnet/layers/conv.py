@@ -151,7 +151,7 @@ class Conv2d(Layer):
         """``grad_output: (N, out_channels, H_out, W_out)`` -> input gradient ``(N,
         in_channels, H, W)``. Adds to ``W.grad`` and ``b.grad``, as a ``Linear`` on the columns
         of ``cols`` would."""
-        _checks.gradient_shape(self, grad_output, self.out_shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out_shape)
         g = grad_output.transpose(1, 2, 3, 0).reshape(self.out_channels, -1)  # (F, Ho*Wo*N)
         self.W.grad += (g @ self.cols.T).reshape(self.W.value.shape)
         if self.bias:
@@ -193,7 +193,7 @@ class Flatten(Layer):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, size of one example)`` -> the input's shape."""
         n = self.x_shape[0]
-        _checks.gradient_shape(self, grad_output, (n, int(np.prod(self.x_shape[1:]))))
+        grad_output = _checks.gradient_shape(self, grad_output, (n, int(np.prod(self.x_shape[1:]))))
         return grad_output.reshape(self.x_shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:

@@ -32,7 +32,7 @@ class Dropout(Layer):
         return x * self.mask
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        _checks.gradient_shape(self, grad_output, self.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.shape)
         return grad_output if self.mask is None else grad_output * self.mask
 
 

@@ -63,7 +63,7 @@ class Linear(Layer):
         """``grad_output: (batch, out_features)`` -> ``grad_output @ W``: ``(batch, in_features)``.
 
         Adds ``grad_output.T @ x`` to ``W.grad`` and the column sums to ``b.grad``."""
-        _checks.gradient_shape(self, grad_output, (len(self.x), self.out_features))
+        grad_output = _checks.gradient_shape(self, grad_output, (len(self.x), self.out_features))
         self.W.grad += grad_output.T @ self.x
         self.b.grad += grad_output.sum(axis=0)
         return grad_output @ self.W.value

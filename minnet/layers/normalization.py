@@ -105,7 +105,7 @@ class BatchNorm1d(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (batch, num_features)`` -> input gradient, same shape."""
-        _checks.gradient_shape(self, grad_output, self.x_hat.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.x_hat.shape)
         self.gamma.grad += np.sum(grad_output * self.x_hat, axis=0)
         self.beta.grad += np.sum(grad_output, axis=0)
         g = grad_output * self.gamma.value
@@ -142,7 +142,7 @@ class LayerNorm(Layer):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (batch, num_features)`` -> input gradient, same shape."""
-        _checks.gradient_shape(self, grad_output, self.x_hat.shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.x_hat.shape)
         self.gamma.grad += np.sum(grad_output * self.x_hat, axis=0)
         self.beta.grad += np.sum(grad_output, axis=0)
         return _normalize_backward(grad_output * self.gamma.value, self.x_hat, self.std, axis=1)
@@ -180,7 +180,7 @@ class BatchNorm2d(BatchNorm1d):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, num_features, H, W)`` -> input gradient, same shape."""
-        _checks.gradient_shape(self, grad_output, self.x_shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.x_shape)
         n, c, h, w = self.x_shape
         rows = super().backward(grad_output.transpose(0, 2, 3, 1).reshape(n * h * w, c))
         return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)

@@ -104,15 +104,17 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, C, H_out, W_out)`` -> input gradient ``(N, C, H, W)``."""
-        _checks.gradient_shape(self, grad_output, self.out_shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out_shape)
         # every array below in the memory order of the input (faster than mixed orders)
         g = np.empty_like(self.out, dtype=grad_output.dtype)
         g[...] = grad_output
         grad = np.zeros_like(self.padded, dtype=g.dtype)
         zero = np.zeros((), dtype=g.dtype)
         taken = np.zeros_like(self.out, dtype=bool)  # windows whose maximum was found
+        # the padding never wins, even a tie with an input of -inf (as in PyTorch)
+        inside = pad(np.ones((1, 1, *self.x_shape[2:]), dtype=bool), self.padding, False)
         for _, _, rows, cols in self._offsets():  # in reading order: the first maximum wins
-            first = (self.padded[:, :, rows, cols] == self.out) & ~taken
+            first = (self.padded[:, :, rows, cols] == self.out) & ~taken & inside[:, :, rows, cols]
             taken |= first
             grad[:, :, rows, cols] += np.where(first, g, zero)
         return self._unpadded(grad)
@@ -134,7 +136,7 @@ class AvgPool2d(_Pool2d):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """``grad_output: (N, C, H_out, W_out)`` -> input gradient ``(N, C, H, W)``."""
-        _checks.gradient_shape(self, grad_output, self.out_shape)
+        grad_output = _checks.gradient_shape(self, grad_output, self.out_shape)
         n, c, h, w = self.x_shape
         (ph, pw) = self.padding
         grad = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_output.dtype)
