@@ -142,8 +142,40 @@ class Loss:
         of that argument's shape ``(m, k)``."""
         raise NotImplementedError
 
-    def __call__(self, outputs: np.ndarray, targets: np.ndarray) -> Any:
+    def __call__(self, outputs: Any, targets: Any) -> Any:
+        """``loss(outputs, targets)``: :meth:`forward` of checked arguments. ``outputs`` must be
+        real numbers ``(m, k)``, and ``targets`` pass :meth:`check_targets` (the model's own
+        rule for ``Y``), else a ``ValueError`` naming the argument; targets of the outputs'
+        shape are taken in the outputs' float dtype.
+
+        A model checks its targets once, in ``cost``/``fit``, and then calls :meth:`forward`
+        (or :meth:`forward_fused`) itself: its training steps never check them again.
+        """
+        outputs, targets = self.check_call(outputs, targets)
         return self.forward(outputs, targets)
+
+    def check_call(self, outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs, targets)`` checked for :meth:`__call__`: ``outputs`` as a real ``(m,
+        k)`` array (floats, integers made float64), ``targets`` through :meth:`check_targets`."""
+        outputs = as_array(outputs, "outputs")
+        if outputs.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{type(self).__name__}: outputs must be real numbers, got dtype {outputs.dtype}"
+            )
+        if outputs.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}: outputs must have shape (m, k), one row per example, "
+                f"got shape {outputs.shape}"
+            )
+        if outputs.dtype.kind != "f":
+            outputs = outputs.astype(np.float64)
+        try:
+            targets = self.check_targets(targets, outputs.shape)
+        except ValueError as err:
+            raise ValueError(f"targets: {err}") from None
+        if targets.shape == outputs.shape and targets.dtype != outputs.dtype:
+            targets = _checks.cast_finite("targets", targets, outputs.dtype)
+        return outputs, targets
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets`` as an array of ``outputs_shape`` ``(m, k)``, else a ``ValueError``.
