@@ -209,6 +209,37 @@ class Loss:
         ``None``: not available (this version). Optional: only for speed."""
         return None
 
+    def weighted(
+        self, outputs: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray, *, fused=False
+    ) -> tuple[float, np.ndarray]:
+        """After ``forward(outputs, targets)`` (``forward_fused`` with ``fused``): the loss with
+        row ``i`` counted ``sample_weight[i]`` times (checked weights ``(m,)``), and ``(m,)``
+        factors for the rows of :meth:`backward`'s gradient that make it that loss's gradient.
+
+        A weight of 2 is the row counted twice. This version, for a loss that is a mean over its
+        rows: ``sum(w * per_example) / sum(w)``, factors ``m * w / sum(w)``.
+        """
+        per_example = (self.per_example_fused if fused else self.per_example)(outputs, targets)
+        if per_example is None:
+            raise ValueError(
+                f"sample_weight needs each example's loss, which {type(self).__name__} does not "
+                "give (per_example)"
+            )
+        total = np.sum(sample_weight)
+        scale = len(per_example) * sample_weight / total
+        return float(np.sum(sample_weight * per_example) / total), scale
+
+    def parts(
+        self, value: float, m: int, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, float | None]:
+        """The last forward's ``value`` (over ``m`` rows, or :meth:`weighted` by
+        ``sample_weight``) as ``(total, count)``: ``value == total / count``, or ``count`` is
+        ``None`` and ``value == total`` (a sum). The loss of several batches together is then
+        ``sum(totals) / sum(counts)`` (``fit``'s epoch loss). This version, for a mean over the
+        rows: ``count = m`` (``sum(w)`` with weights)."""
+        count = float(m if sample_weight is None else np.sum(sample_weight))
+        return value * count, count
+
     def fuses_with(self, layer: Layer) -> bool:
         """Does this loss take ``layer``'s input instead of its output (see ``fuses``)?"""
         return self.fuses is not None and type(layer) is self.fuses
@@ -377,8 +408,56 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
             )
         return total
 
+    def weighted(
+        self, outputs: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray, *, fused=False
+    ) -> tuple[float, np.ndarray]:
+        """After ``forward(outputs, targets)`` (``forward_fused`` with ``fused``), from its
+        terms: the reduction with row ``i``'s terms counted ``w_i = sample_weight[i]`` times,
+        ``sum_i w_i l_i`` (``"sum"``) or ``sum_i w_i l_i / sum_i w_i n_i`` (``"mean"``, ``n_i``
+        what row ``i`` adds to the denominator: its class weight, or its number of terms); and
+        the factors of the rows of :meth:`backward`'s gradient that make it this value's."""
+        total, count = self.parts(0.0, len(outputs), sample_weight)
+        if count is None:
+            return total, sample_weight
+        return total / count, sample_weight * (self._denominator(self._terms, (len(outputs),)) / count)
+
+    def parts(
+        self, value: float, m: int, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, float | None]:
+        """The last forward's reduction as ``(total, count)``, from its terms (``value`` and
+        ``m`` are not needed): the sum of the terms and, for ``"mean"``, what it divides by
+        (``None`` for ``"sum"``); with ``sample_weight``, of row ``i`` counted ``w_i`` times."""
+        terms = getattr(self, "_terms", None)
+        if terms is None or self.reduction == "none":
+            raise ValueError(
+                f"{type(self).__name__}.parts needs a forward first, with reduction 'mean' or "
+                f"'sum', got reduction={self.reduction!r}"
+            )
+        values = terms.values
+        if sample_weight is None:
+            total = float(values.sum())
+            if self.reduction == "sum":
+                return total, None
+            return total, self._denominator(terms, values.shape)
+        rows = values if values.ndim == 1 else np.add.reduce(values, axis=1)
+        total = float(np.dot(sample_weight, rows))
+        if self.reduction == "sum":
+            return total, None
+        per_row = terms.weights
+        if per_row is None:  # each row adds its number of terms to the mean's denominator
+            per_row = values.size // max(len(values), 1)
+        count = float(np.sum(sample_weight * per_row))
+        if count == 0:
+            raise ValueError(
+                f"{type(self).__name__}: the rows of nonzero sample_weight all have classes of "
+                "weight 0, so the weighted mean is undefined: give those classes weights > 0 "
+                "or use reduction='sum'"
+            )
+        return total, count
+
     def _reduce(self, terms: Terms, shape: tuple[int, ...]) -> Any:
         values, gradient = terms.values, terms.gradient
+        self._terms = Terms(values, None, terms.weights)  # for parts() and weighted()
         if self.reduction == "none":
             self._grad, self._values_shape = gradient, values.shape
             return values

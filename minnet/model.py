@@ -324,12 +324,10 @@ class Sequential:
         value = self._loss_forward(x, Y, self.fused)
         self._row_scale = None
         if sample_weight is not None:
-            # The mean loss is the mean of the rows' losses, so its gradient's row i is
-            # loss_i's over m: scaled by m * w_i / sum(w), it is the weighted mean's.
-            total = np.sum(sample_weight)
-            per_example = self.loss_per_example(x, Y)
-            value = float(np.sum(sample_weight * per_example) / total) + self.penalty()
-            self._row_scale = len(x) * sample_weight / total
+            # The loss with row i counted w_i times, and the factors that scale the rows of
+            # the loss's gradient into that loss's gradient (see Loss.weighted).
+            value, self._row_scale = self.loss.weighted(x, Y, sample_weight, fused=self.fused)
+            value += self.penalty()
         self._outputs = x
         self._pending = body
         return value
