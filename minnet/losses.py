@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 TASKS = ("binary", "multiclass", "regression")
 #: How a :class:`ReducedLoss` turns its terms into the loss (``reduction=``), as in PyTorch.
 REDUCTIONS = ("mean", "sum", "none")
+#: How far a probability target of :class:`CrossEntropyLoss` may be from the rules, for
+#: rounding: each entry >= ``-PROBABILITY_TOLERANCE``, each row's sum within it of 1.
+PROBABILITY_TOLERANCE = 1e-5
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -753,7 +756,8 @@ class CrossEntropyLoss(ClassLoss):
 
     It takes **logits** ``z: (m, C)``, as ``torch.nn.CrossEntropyLoss`` does, and ``targets``
     either as class indices ``(m,)`` (integers in ``[0, C)``) or as probabilities ``(m, C)``
-    (rows of non-negative numbers summing to 1). With ``label_smoothing = e``, the target
+    (rows of non-negative numbers summing to 1, each within :data:`PROBABILITY_TOLERANCE`, for
+    rounding; PyTorch checks neither). With ``label_smoothing = e``, the target
     distribution is ``q = (1 - e) * onehot + e / C``. With class weights ``w: (C,)``, the term of
     row ``i`` is ``-sum_c w_c q_ic log_softmax(z_i)_c`` (for class indices: ``(1 - e) w[y_i]
     nll_i + e / C * sum_c w_c nll_ic``), and ``"mean"`` divides by ``sum_i w[y_i]`` for class
@@ -791,14 +795,15 @@ class CrossEntropyLoss(ClassLoss):
         if given.shape == (m, classes) and (classes > 1 or m != 1):
             _checks.finite("targets", given)
             probabilities = given.astype(np.float64, copy=False)
+            tol = PROBABILITY_TOLERANCE
+            sums = probabilities.sum(axis=1)
             if probabilities.size and (
-                probabilities.min() < 0 or not np.allclose(probabilities.sum(axis=1), 1.0)
+                probabilities.min() < -tol or np.max(np.abs(sums - 1.0)) > tol
             ):
                 raise ValueError(
                     "CrossEntropyLoss needs probability targets: rows of numbers >= 0 summing "
-                    f"to 1, got row sums from {probabilities.sum(axis=1).min()} to "
-                    f"{probabilities.sum(axis=1).max()} and a smallest entry "
-                    f"{probabilities.min()}"
+                    f"to 1 (each within {tol:g}), got row sums from {sums.min()} to "
+                    f"{sums.max()} and a smallest entry {probabilities.min()}"
                 )
             return probabilities
         raise ValueError(
@@ -924,6 +929,7 @@ class MultiMarginLoss(ClassLoss):
 
 
 __all__ = [
+    "PROBABILITY_TOLERANCE",
     "REDUCTIONS",
     "TASKS",
     "BCELoss",
