@@ -732,6 +732,8 @@ def fit(
                     continue  # rows of weight 0 are as good as absent
                 for i, callback in batch_hooks:
                     batch_logs = {"batch": batch - 1, "size": stop - start}
+                    if w_batch is not None:
+                        batch_logs["weight"] = float(np.sum(w_batch))
                     _call(callback, "on_train_batch_begin", i, batch - 1, batch_logs)
                 penalty = model.penalty() if model.l2 else 0.0  # at the weights of the step
                 try:
