@@ -422,7 +422,9 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
         total, count = self.parts(0.0, len(outputs), sample_weight)
         if count is None:
             return total, sample_weight
-        return total / count, sample_weight * (self._denominator(self._terms, (len(outputs),)) / count)
+        return total / count, sample_weight * (
+            self._denominator(self._terms, (len(outputs),)) / count
+        )
 
     def parts(
         self, value: float, m: int, sample_weight: np.ndarray | None = None
