@@ -804,8 +804,8 @@ class CrossEntropyLoss(ClassLoss):
             ):
                 raise ValueError(
                     "CrossEntropyLoss needs probability targets: rows of numbers >= 0 summing "
-                    f"to 1 (each within {tol:g}), got row sums from {sums.min()} to "
-                    f"{sums.max()} and a smallest entry {probabilities.min()}"
+                    f"to 1, got row sums from {sums.min()} to {sums.max()} and a smallest entry "
+                    f"{probabilities.min()} (each rule within {tol:g}, for rounding)"
                 )
             return probabilities
         raise ValueError(
