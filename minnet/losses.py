@@ -438,12 +438,9 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
                 f"{type(self).__name__}.parts needs a forward first, with reduction 'mean' or "
                 f"'sum', got reduction={self.reduction!r}"
             )
-        values = terms.values
         if sample_weight is None:
-            total = float(values.sum())
-            if self.reduction == "sum":
-                return total, None
-            return total, self._denominator(terms, values.shape)
+            return self._parts  # kept by the forward
+        values = terms.values
         rows = values if values.ndim == 1 else np.add.reduce(values, axis=1)
         total = float(np.dot(sample_weight, rows))
         if self.reduction == "sum":
@@ -466,12 +463,13 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
         if self.reduction == "none":
             self._grad, self._values_shape = gradient, values.shape
             return values
+        total = float(values.sum())
         if self.reduction == "sum":
-            self._grad = gradient
-            return float(values.sum())
+            self._grad, self._parts = gradient, (total, None)
+            return total
         count = self._denominator(terms, shape)
-        self._grad = gradient * (1.0 / count)
-        return float(values.sum() / count)
+        self._grad, self._parts = gradient * (1.0 / count), (total, count)
+        return total / count
 
     def _shares(self, terms: Terms, shape: tuple[int, ...]) -> np.ndarray | None:
         if self.reduction == "none":
