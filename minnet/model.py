@@ -297,8 +297,8 @@ class Sequential:
 
         ``Y`` has shape ``(m,)`` or ``(m, out_features)``, with the values the loss accepts
         (``BCELoss``: in [0, 1]). With ``l2``, plus the L2 :meth:`penalty`. With
-        ``sample_weight: (m,)`` (see :meth:`check_sample_weight`), the weighted mean
-        ``sum(w * loss_i) / sum(w)`` instead (a weight of 2 counts a row twice). Keeps what
+        ``sample_weight: (m,)`` (see :meth:`check_sample_weight`), row ``i`` counted ``w_i``
+        times (``loss.weighted``: ``sum(w * loss_i) / sum(w)`` for a plain mean). Keeps what
         :meth:`backward` needs.
         """
         X = self.check_inputs(X)

@@ -616,9 +616,9 @@ def fit(
     - ``scheduler``: a learning-rate schedule of ``optimizer``, stepped once after each epoch
       (a :class:`~minnet.ReduceLROnPlateau` with the epoch's ``val_loss``, or ``loss`` without
       validation data).
-    - ``sample_weight: (m,)``, non-negative: each row's weight in the mean loss, in training
-      and for the held-out rows of ``validation_split`` (a weight of 2 counts a row twice; a
-      batch whose weights are all zero is skipped).
+    - ``sample_weight: (m,)``, non-negative: row ``i`` counts ``w_i`` times in the loss, its
+      gradient and the metrics, in training and for the held-out rows of ``validation_split``
+      (a weight of 2 is the row given twice; a batch whose weights are all zero is skipped).
 
     Each epoch runs over batches of ``batch_size`` rows (the last one may be smaller). With a
     ``BatchNorm1d``, which needs 2 rows for a batch variance, a last batch of 1 row is merged into
