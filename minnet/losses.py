@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 TASKS = ("binary", "multiclass", "regression")
 #: How a :class:`ReducedLoss` turns its terms into the loss (``reduction=``), as in PyTorch.
 REDUCTIONS = ("mean", "sum", "none")
+#: How far a probability target of :class:`CrossEntropyLoss` may be from the rules, for
+#: rounding: each entry >= ``-PROBABILITY_TOLERANCE``, each row's sum within it of 1.
+PROBABILITY_TOLERANCE = 1e-5
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -142,8 +145,40 @@ class Loss:
         of that argument's shape ``(m, k)``."""
         raise NotImplementedError
 
-    def __call__(self, outputs: np.ndarray, targets: np.ndarray) -> Any:
+    def __call__(self, outputs: Any, targets: Any) -> Any:
+        """``loss(outputs, targets)``: :meth:`forward` of checked arguments. ``outputs`` must be
+        real numbers ``(m, k)``, and ``targets`` pass :meth:`check_targets` (the model's own
+        rule for ``Y``), else a ``ValueError`` naming the argument; targets of the outputs'
+        shape are taken in the outputs' float dtype.
+
+        A model checks its targets once, in ``cost``/``fit``, and then calls :meth:`forward`
+        (or :meth:`forward_fused`) itself: its training steps never check them again.
+        """
+        outputs, targets = self.check_call(outputs, targets)
         return self.forward(outputs, targets)
+
+    def check_call(self, outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(outputs, targets)`` checked for :meth:`__call__`: ``outputs`` as a real ``(m,
+        k)`` array (floats, integers made float64), ``targets`` through :meth:`check_targets`."""
+        outputs = as_array(outputs, "outputs")
+        if outputs.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{type(self).__name__}: outputs must be real numbers, got dtype {outputs.dtype}"
+            )
+        if outputs.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}: outputs must have shape (m, k), one row per example, "
+                f"got shape {outputs.shape}"
+            )
+        if outputs.dtype.kind != "f":
+            outputs = outputs.astype(np.float64)
+        try:
+            targets = self.check_targets(targets, outputs.shape)
+        except ValueError as err:
+            raise ValueError(f"targets: {err}") from None
+        if targets.shape == outputs.shape and targets.dtype != outputs.dtype:
+            targets = _checks.cast_finite("targets", targets, outputs.dtype)
+        return outputs, targets
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets`` as an array of ``outputs_shape`` ``(m, k)``, else a ``ValueError``.
@@ -176,6 +211,37 @@ class Loss:
         """The loss of each row, shape ``(m,)``, whose mean is :meth:`forward`'s value; or
         ``None``: not available (this version). Optional: only for speed."""
         return None
+
+    def weighted(
+        self, outputs: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray, *, fused=False
+    ) -> tuple[float, np.ndarray]:
+        """After ``forward(outputs, targets)`` (``forward_fused`` with ``fused``): the loss with
+        row ``i`` counted ``sample_weight[i]`` times (checked weights ``(m,)``), and ``(m,)``
+        factors for the rows of :meth:`backward`'s gradient that make it that loss's gradient.
+
+        A weight of 2 is the row counted twice. This version, for a loss that is a mean over its
+        rows: ``sum(w * per_example) / sum(w)``, factors ``m * w / sum(w)``.
+        """
+        per_example = (self.per_example_fused if fused else self.per_example)(outputs, targets)
+        if per_example is None:
+            raise ValueError(
+                f"sample_weight needs each example's loss, which {type(self).__name__} does not "
+                "give (per_example)"
+            )
+        total = np.sum(sample_weight)
+        scale = len(per_example) * sample_weight / total
+        return float(np.sum(sample_weight * per_example) / total), scale
+
+    def parts(
+        self, value: float, m: int, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, float | None]:
+        """The last forward's ``value`` (over ``m`` rows, or :meth:`weighted` by
+        ``sample_weight``) as ``(total, count)``: ``value == total / count``, or ``count`` is
+        ``None`` and ``value == total`` (a sum). The loss of several batches together is then
+        ``sum(totals) / sum(counts)`` (``fit``'s epoch loss). This version, for a mean over the
+        rows: ``count = m`` (``sum(w)`` with weights)."""
+        count = float(m if sample_weight is None else np.sum(sample_weight))
+        return value * count, count
 
     def fuses_with(self, layer: Layer) -> bool:
         """Does this loss take ``layer``'s input instead of its output (see ``fuses``)?"""
@@ -345,17 +411,65 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
             )
         return total
 
+    def weighted(
+        self, outputs: np.ndarray, targets: np.ndarray, sample_weight: np.ndarray, *, fused=False
+    ) -> tuple[float, np.ndarray]:
+        """After ``forward(outputs, targets)`` (``forward_fused`` with ``fused``), from its
+        terms: the reduction with row ``i``'s terms counted ``w_i = sample_weight[i]`` times,
+        ``sum_i w_i l_i`` (``"sum"``) or ``sum_i w_i l_i / sum_i w_i n_i`` (``"mean"``, ``n_i``
+        what row ``i`` adds to the denominator: its class weight, or its number of terms); and
+        the factors of the rows of :meth:`backward`'s gradient that make it this value's."""
+        total, count = self.parts(0.0, len(outputs), sample_weight)
+        if count is None:
+            return total, sample_weight
+        return total / count, sample_weight * (
+            self._denominator(self._terms, (len(outputs),)) / count
+        )
+
+    def parts(
+        self, value: float, m: int, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, float | None]:
+        """The last forward's reduction as ``(total, count)``, from its terms (``value`` and
+        ``m`` are not needed): the sum of the terms and, for ``"mean"``, what it divides by
+        (``None`` for ``"sum"``); with ``sample_weight``, of row ``i`` counted ``w_i`` times."""
+        terms = getattr(self, "_terms", None)
+        if terms is None or self.reduction == "none":
+            raise ValueError(
+                f"{type(self).__name__}.parts needs a forward first, with reduction 'mean' or "
+                f"'sum', got reduction={self.reduction!r}"
+            )
+        if sample_weight is None:
+            return self._parts  # kept by the forward
+        values = terms.values
+        rows = values if values.ndim == 1 else np.add.reduce(values, axis=1)
+        total = float(np.dot(sample_weight, rows))
+        if self.reduction == "sum":
+            return total, None
+        per_row = terms.weights
+        if per_row is None:  # each row adds its number of terms to the mean's denominator
+            per_row = values.size // max(len(values), 1)
+        count = float(np.sum(sample_weight * per_row))
+        if count == 0:
+            raise ValueError(
+                f"{type(self).__name__}: the rows of nonzero sample_weight all have classes of "
+                "weight 0, so the weighted mean is undefined: give those classes weights > 0 "
+                "or use reduction='sum'"
+            )
+        return total, count
+
     def _reduce(self, terms: Terms, shape: tuple[int, ...]) -> Any:
         values, gradient = terms.values, terms.gradient
+        self._terms = Terms(values, None, terms.weights)  # for parts() and weighted()
         if self.reduction == "none":
             self._grad, self._values_shape = gradient, values.shape
             return values
+        total = float(values.sum())
         if self.reduction == "sum":
-            self._grad = gradient
-            return float(values.sum())
+            self._grad, self._parts = gradient, (total, None)
+            return total
         count = self._denominator(terms, shape)
-        self._grad = gradient * (1.0 / count)
-        return float(values.sum() / count)
+        self._grad, self._parts = gradient * (1.0 / count), (total, count)
+        return total / count
 
     def _shares(self, terms: Terms, shape: tuple[int, ...]) -> np.ndarray | None:
         if self.reduction == "none":
@@ -642,7 +756,8 @@ class CrossEntropyLoss(ClassLoss):
 
     It takes **logits** ``z: (m, C)``, as ``torch.nn.CrossEntropyLoss`` does, and ``targets``
     either as class indices ``(m,)`` (integers in ``[0, C)``) or as probabilities ``(m, C)``
-    (rows of non-negative numbers summing to 1). With ``label_smoothing = e``, the target
+    (rows of non-negative numbers summing to 1, each within :data:`PROBABILITY_TOLERANCE`, for
+    rounding; PyTorch checks neither). With ``label_smoothing = e``, the target
     distribution is ``q = (1 - e) * onehot + e / C``. With class weights ``w: (C,)``, the term of
     row ``i`` is ``-sum_c w_c q_ic log_softmax(z_i)_c`` (for class indices: ``(1 - e) w[y_i]
     nll_i + e / C * sum_c w_c nll_ic``), and ``"mean"`` divides by ``sum_i w[y_i]`` for class
@@ -680,14 +795,15 @@ class CrossEntropyLoss(ClassLoss):
         if given.shape == (m, classes) and (classes > 1 or m != 1):
             _checks.finite("targets", given)
             probabilities = given.astype(np.float64, copy=False)
+            tol = PROBABILITY_TOLERANCE
+            sums = probabilities.sum(axis=1)
             if probabilities.size and (
-                probabilities.min() < 0 or not np.allclose(probabilities.sum(axis=1), 1.0)
+                probabilities.min() < -tol or np.max(np.abs(sums - 1.0)) > tol
             ):
                 raise ValueError(
                     "CrossEntropyLoss needs probability targets: rows of numbers >= 0 summing "
-                    f"to 1, got row sums from {probabilities.sum(axis=1).min()} to "
-                    f"{probabilities.sum(axis=1).max()} and a smallest entry "
-                    f"{probabilities.min()}"
+                    f"to 1, got row sums from {sums.min()} to {sums.max()} and a smallest entry "
+                    f"{probabilities.min()} (each rule within {tol:g}, for rounding)"
                 )
             return probabilities
         raise ValueError(
@@ -813,6 +929,7 @@ class MultiMarginLoss(ClassLoss):
 
 
 __all__ = [
+    "PROBABILITY_TOLERANCE",
     "REDUCTIONS",
     "TASKS",
     "BCELoss",

@@ -412,8 +412,8 @@ class Sequential:
 
         ``Y`` has shape ``(m,)`` or ``(m, out_features)``, with the values the loss accepts
         (``BCELoss``: in [0, 1]). With ``l2``, plus the L2 :meth:`penalty`. With
-        ``sample_weight: (m,)`` (see :meth:`check_sample_weight`), the weighted mean
-        ``sum(w * loss_i) / sum(w)`` instead (a weight of 2 counts a row twice). Keeps what
+        ``sample_weight: (m,)`` (see :meth:`check_sample_weight`), row ``i`` counted ``w_i``
+        times (``loss.weighted``: ``sum(w * loss_i) / sum(w)`` for a plain mean). Keeps what
         :meth:`backward` needs.
         """
         X = self.check_inputs(X)
@@ -439,12 +439,10 @@ class Sequential:
         value = self._loss_forward(x, Y, self.fused)
         self._row_scale = None
         if sample_weight is not None:
-            # The mean loss is the mean of the rows' losses, so its gradient's row i is
-            # loss_i's over m: scaled by m * w_i / sum(w), it is the weighted mean's.
-            total = np.sum(sample_weight)
-            per_example = self.loss_per_example(x, Y)
-            value = float(np.sum(sample_weight * per_example) / total) + self.penalty()
-            self._row_scale = len(x) * sample_weight / total
+            # The loss with row i counted w_i times, and the factors that scale the rows of
+            # the loss's gradient into that loss's gradient (see Loss.weighted).
+            value, self._row_scale = self.loss.weighted(x, Y, sample_weight, fused=self.fused)
+            value += self.penalty()
         self._outputs = x
         self._pending = body
         return value

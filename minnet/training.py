@@ -94,7 +94,7 @@ class RegressionEvaluation(NamedTuple):
 class History:
     """The metrics of each epoch of :func:`fit`, one list entry per epoch.
 
-    - ``loss``: mean training loss over the epoch's batches, weighted by batch size;
+    - ``loss``: the training loss over the epoch's batches (see below);
     - ``accuracy`` (classifiers): fraction of training predictions that were right, over the
       epoch's batches (each batch predicted just before its update step, as Keras reports it);
     - ``r2`` (regression): R^2 of the epoch's predictions, made the same way;
@@ -102,8 +102,11 @@ class History:
     - ``lr``: the optimizer's learning rate during the epoch (a ``scheduler`` changes it);
     - ``seconds``: wall-clock time of the whole loop, validation included.
 
-    With ``sample_weight``, ``loss`` and ``val_loss`` are weighted means (the metrics are not
-    weighted). With an L2 penalty (``Sequential(..., l2=)``), the losses include it.
+    ``loss`` is the loss's own reduction over all the epoch's rows (see :class:`EpochLoss`): a
+    mean over them, PyTorch's weighted mean with class weights, their sum with
+    ``reduction="sum"``; so with unchanged weights it equals ``val_loss`` on the same data.
+    With ``sample_weight``, row ``i`` counts ``w_i`` times in the losses and the metrics. With
+    an L2 penalty (``Sequential(..., l2=)``), the losses include it.
 
     ``metric`` names the one that applies (``"accuracy"`` or ``"r2"``); the other stays empty.
     """
@@ -394,12 +397,37 @@ def _takes_logits(model: Sequential) -> bool:
     return model.fused or type(model.loss).probabilities is not Loss.probabilities
 
 
-def _score(model: Sequential, outputs: np.ndarray, Y: np.ndarray) -> float:
+def _row_weighted(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """``sum(values)``, each row's entries times its weight (``weights: (m,)``) if given."""
+    if weights is None:
+        return float(np.sum(values))
+    return float(np.sum(weights.reshape(-1, *[1] * (values.ndim - 1)) * values))
+
+
+def _sst(Y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The (weighted) sum of squares of ``Y`` about its (weighted) mean, column by column."""
+    mean = Y.mean(0) if weights is None else np.average(Y, axis=0, weights=weights)
+    return _row_weighted((Y - mean) ** 2, weights)
+
+
+def _rights(
+    task: str, outputs: np.ndarray, labels: np.ndarray, logits: bool, weights: np.ndarray | None
+) -> tuple[float, float]:
+    """The (weighted) number of right predictions, and of predictions."""
+    right = _predicted(task, outputs, logits) == labels
+    count = right.size if weights is None else float(np.sum(weights)) * (right.size // len(right))
+    return _row_weighted(right, weights), count
+
+
+def _score(
+    model: Sequential, outputs: np.ndarray, Y: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """Accuracy or R^2; with ``weights``, row ``i`` counted ``weights[i]`` times."""
     task = task_of(model)
     if task == "regression":
-        return r2_score(float(np.sum((outputs - Y) ** 2)), float(np.sum((Y - Y.mean(0)) ** 2)))
-    predicted = _predicted(task, outputs, _takes_logits(model))
-    return int(np.count_nonzero(predicted == _labels(task, Y))) / predicted.size
+        return r2_score(_row_weighted((outputs - Y) ** 2, weights), _sst(Y, weights))
+    right, count = _rights(task, outputs, _labels(task, Y), _takes_logits(model), weights)
+    return right / count
 
 
 def _evaluate(
@@ -409,9 +437,8 @@ def _evaluate(
         out = model.run(X)
         loss = model.loss_value(out, Y)
         if weights is not None:
-            per_example = model.loss_per_example(out, Y)
-            loss = float(np.sum(weights * per_example) / np.sum(weights)) + model.penalty()
-    score = _score(model, out, Y)
+            loss = model.loss.weighted(out, Y, weights, fused=model.fused)[0] + model.penalty()
+    score = _score(model, out, Y, weights)
     return (
         RegressionEvaluation(loss, score)
         if task_of(model) == "regression"
@@ -427,8 +454,9 @@ def evaluate(
     ``X: (m, in_features)`` and targets ``Y`` (see the module's docstring).
 
     The loss is the model's cost (with its L2 penalty, if any); with ``sample_weight: (m,)``
-    (non-negative), the weighted mean ``sum(w * loss_i) / sum(w)`` of the examples' losses (the
-    metric is not weighted). Runs in evaluation mode, leaving each layer's mode as it was.
+    (non-negative), row ``i`` counts ``w_i`` times, in the loss as in the accuracy or R^2 (as
+    scikit-learn's ``score(sample_weight=)``): a weight of 2 is the row given twice. Runs in
+    evaluation mode, leaving each layer's mode as it was.
     """
     X, Y = _check_data(model, X, Y, "evaluate")
     weights = None
@@ -502,6 +530,41 @@ class StepFailed(Exception):
         self.phase, self.what = phase, what
 
 
+class EpochLoss:
+    """The loss of an epoch, from its batches' losses: the loss's own reduction over all the
+    epoch's rows (each row's terms as computed at its batch's step), plus the L2 penalty
+    averaged over the steps (weighted by their rows, or sample weights).
+
+    Each batch's loss is ``total / count`` (``loss.parts``); the epoch's is ``sum(totals) /
+    sum(counts)``: for a mean, the mean over all the rows (with class weights, PyTorch's
+    weighted mean of all of them), for ``reduction="sum"`` the sum over all of them. So with
+    the weights unchanged (lr=0) it is the loss of the whole training set at once, as
+    ``val_loss`` is of the validation data.
+    """
+
+    def __init__(self) -> None:
+        self.total, self.count, self.penalty, self.rows = 0.0, 0.0, 0.0, 0.0
+        self.summed = False
+
+    def add(
+        self, loss: Loss, value: float, penalty: float, m: int, weights: np.ndarray | None
+    ) -> None:
+        """Add a batch of ``m`` rows (``weights``) whose loss was ``value`` (without the
+        ``penalty``), right after its forward."""
+        total, count = loss.parts(value, m, weights)
+        self.total += total
+        self.summed = count is None
+        self.count += 0.0 if count is None else count
+        rows = float(m if weights is None else np.sum(weights))
+        self.penalty += penalty * rows
+        self.rows += rows
+
+    def value(self) -> float:
+        """The epoch's loss."""
+        loss = self.total if self.summed else self.total / self.count
+        return loss + self.penalty / self.rows
+
+
 def train_on_batch(model, optimizer, X, Y, sample_weight=None, *, zero_grad=None) -> float:
     """One step of gradient descent on a mini-batch, the heart of :func:`fit`: zero the
     gradients, compute the cost (forward), its gradient (backward), and update the parameters.
@@ -553,9 +616,9 @@ def fit(
     - ``scheduler``: a learning-rate schedule of ``optimizer``, stepped once after each epoch
       (a :class:`~minnet.ReduceLROnPlateau` with the epoch's ``val_loss``, or ``loss`` without
       validation data).
-    - ``sample_weight: (m,)``, non-negative: each row's weight in the mean loss, in training
-      and for the held-out rows of ``validation_split`` (a weight of 2 counts a row twice; a
-      batch whose weights are all zero is skipped).
+    - ``sample_weight: (m,)``, non-negative: row ``i`` counts ``w_i`` times in the loss, its
+      gradient and the metrics, in training and for the held-out rows of ``validation_split``
+      (a weight of 2 is the row given twice; a batch whose weights are all zero is skipped).
 
     Each epoch runs over batches of ``batch_size`` rows (the last one may be smaller). With a
     ``BatchNorm1d``, which needs 2 rows for a batch variance, a last batch of 1 row is merged into
@@ -610,7 +673,7 @@ def fit(
     regression = task == "regression"
     logits = _takes_logits(model)
     labels = None if regression else _labels(task, Y)
-    sst = float(np.sum((Y - Y.mean(0)) ** 2)) if regression else 0.0
+    sst = _sst(Y, row_weights) if regression else 0.0
     history = History(metric="r2" if regression else "accuracy")
     _check_monitors(callbacks, history.metric, validation is not None)
 
@@ -660,7 +723,8 @@ def fit(
                 w_epoch = None if row_weights is None else row_weights[order]
             else:
                 X_epoch, Y_epoch, labels_epoch = X, Y, labels
-            total, right, sse, counted = 0.0, 0, 0.0, 0.0
+            epoch_loss = EpochLoss()
+            right, seen, sse = 0.0, 0.0, 0.0
             trained = []  # the (start, stop) of the batches trained on (not all of weight 0)
             for batch, (start, stop) in enumerate(bounds, 1):
                 w_batch = None if w_epoch is None else w_epoch[start:stop]
@@ -668,7 +732,10 @@ def fit(
                     continue  # rows of weight 0 are as good as absent
                 for i, callback in batch_hooks:
                     batch_logs = {"batch": batch - 1, "size": stop - start}
+                    if w_batch is not None:
+                        batch_logs["weight"] = float(np.sum(w_batch))
                     _call(callback, "on_train_batch_begin", i, batch - 1, batch_logs)
+                penalty = model.penalty() if model.l2 else 0.0  # at the weights of the step
                 try:
                     loss = train_on_batch(
                         model, optimizer, X_epoch[start:stop], Y_epoch[start:stop], w_batch,
@@ -678,26 +745,27 @@ def fit(
                     updated = updated or failure.phase == "the optimizer step"
                     raise diverged(epoch, batch, failure.what) from failure.__cause__
                 updated = True  # from here on, the learning rate plays a part
-                share = stop - start if w_batch is None else float(np.sum(w_batch))
-                total += loss * share
-                counted += share
+                epoch_loss.add(model.loss, loss - penalty, penalty, stop - start, w_batch)
                 trained.append((start, stop))
                 outputs = model.last_outputs
                 if regression:
-                    sse += float(np.sum((outputs - Y_epoch[start:stop]) ** 2))
+                    sse += _row_weighted((outputs - Y_epoch[start:stop]) ** 2, w_batch)
                 else:
-                    predicted = _predicted(task, outputs, logits)
-                    right += int(np.count_nonzero(predicted == labels_epoch[start:stop]))
-            history.loss.append(total / counted)
+                    batch_labels = labels_epoch[start:stop]
+                    r, n = _rights(task, outputs, batch_labels, logits, w_batch)
+                    right, seen = right + r, seen + n
+            history.loss.append(epoch_loss.value())
             # The metrics are of the rows trained on: all of them, but the batches skipped.
             if regression:
                 sst_seen = sst
                 if len(trained) < n_batches:
                     Y_seen = np.concatenate([Y_epoch[start:stop] for start, stop in trained])
-                    sst_seen = float(np.sum((Y_seen - Y_seen.mean(0)) ** 2))
+                    w_seen = None
+                    if w_epoch is not None:
+                        w_seen = np.concatenate([w_epoch[start:stop] for start, stop in trained])
+                    sst_seen = _sst(Y_seen, w_seen)
                 history.r2.append(r2_score(sse, sst_seen))
             else:
-                seen = sum(labels_epoch[start:stop].size for start, stop in trained)
                 history.accuracy.append(right / seen)
             if validation is not None:
                 try:

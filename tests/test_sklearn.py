@@ -8,6 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -220,3 +222,47 @@ def test_importing_minnet_does_not_import_sklearn():
     code = "import sys, minnet; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("estimator_class", [NetClassifier, NetRegressor])
+@given(seed=st.integers(0, 2**32 - 1), counts=st.lists(st.integers(0, 3), min_size=6, max_size=12))
+@settings(max_examples=10)
+def test_sample_weight_is_the_row_repeated_in_one_batch(estimator_class, seed, counts):
+    """With the whole data in one batch, a weight of k trains the net of the row k times (the
+    penalty's n is the weights' sum, as MLPClassifier's sw_sum); scikit-learn's own check of
+    this property runs in test_sklearn_estimator_checks."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((len(counts), 3))
+    y = np.arange(len(counts)) % 2 if estimator_class is NetClassifier else X[:, 0] - X[:, 1]
+    assume(len(np.unique(np.repeat(y, counts))) > 1)
+    est = estimator_class(hidden_layer_sizes=(5,), max_iter=4, batch_size=100, alpha=0.1,
+                          learning_rate_init=0.01, random_state=seed % 1000)  # fmt: skip
+    weighted = clone(est).fit(X, y, sample_weight=counts)
+    twin = clone(est).fit(np.repeat(X, counts, axis=0), np.repeat(y, counts))
+    for p, q in zip(weighted.model_.parameters(), twin.model_.parameters(), strict=True):
+        np.testing.assert_allclose(p.value, q.value, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(weighted.loss_curve_, twin.loss_curve_, rtol=1e-9)
+    assert weighted.loss_ == weighted.loss_curve_[-1]
+
+
+@pytest.mark.parametrize("estimator_class", [NetClassifier, NetRegressor])
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_curve_is_scikit_learns_objective(estimator_class, seed):
+    """At (nearly) unchanged weights, loss_curve_ is MLPClassifier's / MLPRegressor's own loss
+    function (sklearn.neural_network._base) plus its penalty, with sample weights."""
+    from sklearn.neural_network._base import log_loss, squared_loss
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((30, 4))
+    y = rng.integers(0, 3, 30) if estimator_class is NetClassifier else rng.standard_normal(30)
+    w = rng.integers(1, 4, 30).astype(float)
+    est = estimator_class(hidden_layer_sizes=(6,), max_iter=1, batch_size="auto", alpha=0.3,
+                          learning_rate_init=1e-12, random_state=seed)  # fmt: skip
+    est.fit(X, y, sample_weight=w)
+    W2 = sum(float(np.sum(layer.W.value**2)) for layer in est.model_.layers if hasattr(layer, "W"))
+    penalty = 0.5 * 0.3 * W2 / w.sum()
+    if estimator_class is NetClassifier:
+        expected = log_loss(np.eye(3)[y], est.predict_proba(X), sample_weight=w)
+    else:
+        expected = squared_loss(y.reshape(-1, 1), est.predict(X).reshape(-1, 1), sample_weight=w)
+    assert est.loss_curve_[0] == pytest.approx(expected + penalty, rel=1e-8)

@@ -29,6 +29,15 @@ the model's own L2 penalty (``Sequential(..., l2=)``), set before each mini-batc
 as MLPClassifier's ``loss_curve_`` does. The fitted ``model_`` keeps the penalty of a full
 mini-batch, ``model_.l2 = alpha / batch_size``: its ``cost`` and ``gradcheck`` are of that
 objective (``model_.l2 = 0`` for the loss alone).
+
+**sample_weight** (``fit(X, y, sample_weight=w)``, as MLPClassifier's): row ``i`` counts ``w_i``
+times in the loss, its gradient and the penalty's ``n``, which becomes the batch's sum of
+weights (MLPClassifier's ``sw_sum``). With the whole data in one batch, a weight of 2 trains
+the same net as the row given twice; with mini-batches, the batches differ.
+
+**loss_curve_** and **loss_** are MLPClassifier's: each epoch's loss with its penalty, on
+scikit-learn's scale (for NetRegressor, half of minnet's ``history_.loss``: MLPRegressor's
+half squared error), and the last one.
 """
 
 from __future__ import annotations
@@ -67,8 +76,9 @@ class BatchPenalty(Callback):
     def __init__(self, penalty: float, full: int) -> None:
         self.penalty, self.full = penalty, full
 
-    def on_train_batch_begin(self, batch: int, logs: dict[str, int]) -> None:
-        self.model.l2 = self.penalty / logs["size"]
+    def on_train_batch_begin(self, batch: int, logs: dict[str, float]) -> None:
+        # n is the batch's rows, or the sum of their sample weights (MLPClassifier's sw_sum)
+        self.model.l2 = self.penalty / logs.get("weight", logs["size"])
 
     def on_train_end(self, logs: dict[str, float]) -> None:
         self.model.l2 = self.penalty / self.full
@@ -98,7 +108,8 @@ class _NetBase(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    #: Scales the L2 penalty to the loss (see the module's docstring).
+    #: Scales the L2 penalty to the loss (see the module's docstring): minnet's loss is
+    #: ``penalty_factor`` times scikit-learn's.
     penalty_factor = 1.0
 
     def _hidden_sizes(self) -> list[int]:
@@ -136,8 +147,17 @@ class _NetBase(BaseEstimator):
         if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
 
-    def _train(self, X: np.ndarray, Y: np.ndarray, outputs: int, head: list[Layer], loss: Loss):
-        """Build the net for ``outputs`` outputs ending in ``head``, train it on ``X``, ``Y``."""
+    def _train(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        outputs: int,
+        head: list[Layer],
+        loss: Loss,
+        sample_weight: Any = None,
+    ):
+        """Build the net for ``outputs`` outputs ending in ``head``, train it on ``X``, ``Y``
+        (rows weighted by ``sample_weight``, if given)."""
         self._check_parameters()
         hidden = self._hidden_sizes()
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
@@ -162,10 +182,13 @@ class _NetBase(BaseEstimator):
             batch_size=batch_size,
             seed=int(seeds[1]),
             callbacks=[penalty],
+            sample_weight=sample_weight,
             progress=bool(self.verbose),
         )
         self.model_ = model
         self.n_iter_ = int(self.max_iter)
+        self.loss_curve_ = [loss / self.penalty_factor for loss in self.history_.loss]
+        self.loss_ = self.loss_curve_[-1]
         return self
 
 
@@ -204,11 +227,13 @@ class NetClassifier(ClassifierMixin, _NetBase):
     ----------
     classes_, n_features_in_, feature_names_in_ (given DataFrame columns), n_iter_ (epochs),
     model_ (the fitted :class:`~minnet.Sequential`), history_ (its
-    :class:`~minnet.training.History`).
+    :class:`~minnet.training.History`), loss_curve_ (each epoch's loss, MLPClassifier's),
+    loss_ (the last).
     """
 
-    def fit(self, X: Any, y: Any) -> NetClassifier:
-        """Train a new net on ``X: (n_samples, n_features)`` and labels ``y: (n_samples,)``."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NetClassifier:
+        """Train a new net on ``X: (n_samples, n_features)`` and labels ``y: (n_samples,)``,
+        row ``i`` counted ``sample_weight[i]`` times (non-negative, ``(n_samples,)``) if given."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -218,7 +243,9 @@ class NetClassifier(ClassifierMixin, _NetBase):
                 f"{type(self).__name__} needs samples of at least 2 classes, got 1 class "
                 f"({self.classes_[0]!r})"
             )
-        return self._train(X, indices, len(self.classes_), [Softmax()], CrossEntropyLoss())
+        return self._train(
+            X, indices, len(self.classes_), [Softmax()], CrossEntropyLoss(), sample_weight
+        )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n_samples, n_classes)``, columns in the order of ``classes_``."""
@@ -251,12 +278,13 @@ class NetRegressor(RegressorMixin, _NetBase):
 
     penalty_factor = 2.0  # MSELoss is twice MLPRegressor's squared error: see the module
 
-    def fit(self, X: Any, y: Any) -> NetRegressor:
-        """Train a new net on ``X: (n_samples, n_features)`` and ``y``."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NetRegressor:
+        """Train a new net on ``X: (n_samples, n_features)`` and ``y``, row ``i`` counted
+        ``sample_weight[i]`` times if given (see :class:`NetClassifier`)."""
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        return self._train(X, Y, Y.shape[1], [], MSELoss())
+        return self._train(X, Y, Y.shape[1], [], MSELoss(), sample_weight)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions ``(n_samples,)``, or ``(n_samples, n_targets)`` for several targets."""
