@@ -655,10 +655,12 @@ def class_weights(weight: Any) -> np.ndarray | None:
     if isinstance(weight, str | bytes):
         raise TypeError(f"weight must be None or one number per class, got {weight!r}")
     array = as_array(weight, "weight")
-    if array.dtype.kind not in "biuf" or array.ndim != 1 or array.size == 0:
+    if array.dtype.kind == "b":
+        _checks.real_array("weight", array)  # booleans are not weights: its TypeError
+    if array.dtype.kind not in "iuf" or array.ndim != 1 or array.size == 0:
         raise ValueError(
             "weight must be None or a 1-D array of numbers, one per class, got "
-            f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'biuf' else array.shape}"
+            f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'iuf' else array.shape}"
         )
     array = np.array(array, dtype=np.float64)
     _checks.finite("weight", array)
@@ -903,7 +905,7 @@ class MultiMarginLoss(ClassLoss):
     ) -> None:
         super().__init__(weight, reduction=reduction)
         self.margin = _checks.real_number("margin", margin)
-        if isinstance(p, bool) or p not in (1, 2):
+        if _checks.is_boolean(p) or p not in (1, 2):
             raise ValueError(f"p must be 1 or 2 (PyTorch's choices), got {p!r}")
         self.p = int(p)
 
