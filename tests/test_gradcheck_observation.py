@@ -183,7 +183,8 @@ def test_fast_false_runs_the_full_check_and_true_the_fast_one():
 def test_the_check_command_refuses_a_bad_seed_before_building_anything(tmp_path):
     path = tmp_path / "layers.py"
     path.write_text(
-        "import minnet\nclass Double(minnet.Layer):\n    def forward(self, x): return 2 * x\n    def backward(self, g): return 2 * g\n"
+        "import minnet\nclass Double(minnet.Layer):\n"
+        "    def forward(self, x): return 2 * x\n    def backward(self, g): return 2 * g\n"
     )
     for seed in ("-1", "-7"):
         run = subprocess.run(
