@@ -18,9 +18,12 @@ subclass defined in that file on its own (see :func:`check_file`).
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
+import re
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,15 @@ from typing import Any
 import numpy as np
 from attrs import frozen
 
-from .gradcheck import GradcheckReport, check_function, check_layer, check_loss, check_model
+from .gradcheck import (
+    DEFAULT_THRESHOLD,
+    GradcheckReport,
+    check_function,
+    check_layer,
+    check_loss,
+    check_model,
+)
+from .gradcheck.inputs import check_options
 from .gradcheck.targets import stream
 from .layers import Layer
 from .model import Sequential
@@ -36,6 +47,8 @@ from .model import Sequential
 #: The name of the optional dict in a user's file that says how to build each layer for
 #: ``python -m minnet check``: ``{LayerClass: lambda: (layer, x)}``.
 EXAMPLES_NAME = "CHECK_EXAMPLES"
+#: The check's options and their defaults (:func:`minnet.gradcheck.check_layer`).
+DEFAULT_OPTIONS = dict(epsilon=None, threshold=DEFAULT_THRESHOLD, fast=False, samples=None, seed=0)
 
 
 def check(obj: Any, *inputs: Any, **options: Any) -> GradcheckReport:
@@ -76,7 +89,7 @@ class LayerResult:
     """The outcome of checking one layer class of a file."""
 
     name: str
-    status: str  # "passed", "failed", "inconclusive", "not built" or "error"
+    status: str  # "passed", "failed", "inconclusive", "not built", "skipped" or "error"
     report: GradcheckReport | None
     detail: str = ""
 
@@ -94,13 +107,76 @@ def _load_module(path: Path):
 
 
 def layer_classes(module: Any) -> list[type[Layer]]:
-    """The concrete Layer subclasses defined in ``module`` (not imported into it), in order."""
-    found = []
-    for _, cls in inspect.getmembers(module, inspect.isclass):
-        if issubclass(cls, Layer) and cls.__module__ == module.__name__:
-            if cls.forward is not Layer.forward and cls.backward is not Layer.backward:
-                found.append(cls)
+    """The Layer subclasses defined in ``module`` (not imported into it), in order of
+    definition: every one that defines or inherits a ``forward``, and every one that has none
+    and no subclass in ``module`` (a layer whose ``forward`` is missing or misspelled; a class
+    that others in the file build on may leave ``forward`` to them)."""
+    defined = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Layer) and cls is not Layer and cls.__module__ == module.__name__
+    ]
+    found = [
+        cls for cls in defined if cls.forward is not Layer.forward or not _subclasses(cls, defined)
+    ]
     return sorted(found, key=lambda cls: inspect.getsourcelines(cls)[1])
+
+
+def _subclasses(cls: type, classes: list[type]) -> list[type]:
+    """The classes among ``classes`` that build on ``cls``."""
+    return [other for other in classes if other is not cls and issubclass(other, cls)]
+
+
+def missing_method(cls: type[Layer]) -> str | None:
+    """Why ``cls`` cannot be checked when it keeps :class:`Layer`'s ``forward`` or
+    ``backward`` (which raise ``NotImplementedError``), with the near-miss name it defines
+    instead, if any (``backwards``); ``None`` when it has both."""
+    for method, signature in (("forward", "forward(x)"), ("backward", "backward(grad_output)")):
+        if getattr(cls, method) is getattr(Layer, method):
+            reason = f"{cls.__name__} does not define {signature}"
+            near = _near_miss(cls, method)
+            if near is not None:
+                reason += f": it defines {near!r}; did you mean {method!r}?"
+            return reason
+    return None
+
+
+def _near_miss(cls: type, method: str) -> str | None:
+    """A name ``cls`` (or a base of it other than Layer) defines that is a likely misspelling of
+    ``method``: ``backwards``, ``Backward``, ``backword``."""
+    own = {
+        name
+        for klass in cls.__mro__
+        if klass not in Layer.__mro__
+        for name, value in vars(klass).items()
+        if callable(value) and name != method
+    }
+    by_lower = {name.lower(): name for name in sorted(own)}
+    close = difflib.get_close_matches(method, list(by_lower), n=1, cutoff=0.75)
+    return by_lower[close[0]] if close else None
+
+
+def abstract_base(cls: type, classes: list[type], err: BaseException) -> str | None:
+    """If ``err`` (raised while building or checking ``cls``) says that ``cls`` cannot run
+    because it lacks a method its subclasses in ``classes`` define (an ``AttributeError`` for
+    it, or a ``NotImplementedError`` raised in it), why ``cls`` is a base class to skip;
+    else ``None``."""
+    subclasses = _subclasses(cls, classes)
+    given = {name for sub in subclasses for name in vars(sub)}
+    if isinstance(err, AttributeError):
+        names = {getattr(err, "name", None)} | set(re.findall(r"'(\w+)'", str(err)))
+    elif isinstance(err, NotImplementedError):
+        frames = traceback.extract_tb(err.__traceback__)
+        names = {frames[-1].name} if frames else set()
+    else:
+        return None
+    needed = sorted(name for name in names if name in given)
+    if not needed:
+        return None
+    return (
+        f"base class: it needs {', '.join(needed)}, which its subclasses "
+        f"({', '.join(sub.__name__ for sub in subclasses)}) define; they are checked instead"
+    )
 
 
 def random_input(shape: tuple[int, ...], seed: int | None = 0) -> np.ndarray:
@@ -124,15 +200,31 @@ def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
     A layer is built from the file's ``CHECK_EXAMPLES`` dict when it has an entry for the class
     (or its name): a callable returning ``(layer, x)``, or such a tuple. Otherwise the class is
     built with no arguments and checked on a random ``(5, in_features)`` input (``in_features``
-    read from the layer, else 3). A class that cannot be built this way is reported as
-    ``"not built"``, with the error; a layer whose check raises is reported as ``"error"``,
-    with the error, and the other layers are still checked.
+    read from the layer, else 3). Each class of :func:`layer_classes` gets a result:
+
+    - ``"failed"`` with no report when it keeps Layer's ``forward`` or ``backward`` (it does
+      not define one, or misspelled it: ``backwards``);
+    - ``"not built"``, with the error, when it cannot be built this way;
+    - ``"skipped"`` for a **base class**: other classes of the file subclass it, and it cannot
+      run on its own because it lacks a method they define (an ``AttributeError`` for it, or
+      a ``NotImplementedError`` raised in it); its subclasses are checked instead;
+    - ``"error"``, with the error, when its check raises otherwise;
+    - else the check's status. The other layers are checked whatever one of them does.
+
+    The options are the check's (``epsilon``, ``threshold``, ``fast``, ``samples``, ``seed``),
+    validated before anything is built.
     """
+    options = check_options(**{**DEFAULT_OPTIONS, **options})
     module = _load_module(Path(path))
-    seed = options.get("seed", 0)
+    seed = options["seed"]
     examples: dict[Any, Any] = getattr(module, EXAMPLES_NAME, {}) or {}
+    classes = layer_classes(module)
     results = []
-    for cls in layer_classes(module):
+    for cls in classes:
+        missing = missing_method(cls)
+        if missing is not None:
+            results.append(LayerResult(cls.__name__, "failed", None, missing))
+            continue
         make: Callable[[], Any] | Any = examples.get(cls, examples.get(cls.__name__))
         try:
             if make is None:
@@ -140,6 +232,10 @@ def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
             else:
                 layer, x = make() if callable(make) else make
         except Exception as err:  # a user's constructor: any error means "could not build"
+            base = abstract_base(cls, classes, err)
+            if base is not None:
+                results.append(LayerResult(cls.__name__, "skipped", None, base))
+                continue
             detail = (
                 f"{type(err).__name__}: {err}. Give an example: {EXAMPLES_NAME} = "
                 f"{{{cls.__name__}: lambda: ({cls.__name__}(...), x)}}"
@@ -149,6 +245,10 @@ def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
         try:
             report = check_layer(layer, x, **options)
         except Exception as err:  # a user's forward or backward: report it, check the others
+            base = abstract_base(cls, classes, err)
+            if base is not None:
+                results.append(LayerResult(cls.__name__, "skipped", None, base))
+                continue
             detail = f"the check raised {type(err).__name__}: {err}"
             results.append(LayerResult(cls.__name__, "error", None, detail))
             continue
@@ -158,7 +258,13 @@ def check_file(path: str | Path, **options: Any) -> list[LayerResult]:
 
 def main_check(path: str, **options: Any) -> int:
     """``python -m minnet check path``: one line per layer, the full report of each that does
-    not pass; exit code 0 when every layer passes, 1 otherwise."""
+    not pass; exit code 0 when every layer passes (base classes skipped), 1 otherwise, 2 for
+    options the check does not take."""
+    try:
+        check_options(**{**DEFAULT_OPTIONS, **options})
+    except (TypeError, ValueError) as err:
+        print(f"minnet check: {err}", file=sys.stderr)
+        return 2
     try:
         results = check_file(path, **options)
     except (OSError, ValueError, SyntaxError, ImportError) as err:
@@ -176,7 +282,7 @@ def main_check(path: str, **options: Any) -> int:
     for result in results:
         if result.report is not None and not result.report.passed:
             print(f"\n== {result.name} ==\n{result.report}")
-    return 0 if all(result.status == "passed" for result in results) else 1
+    return 0 if all(result.status in ("passed", "skipped") for result in results) else 1
 
 
 __all__ = [

@@ -15,7 +15,8 @@ The package is four small pieces, each readable on its own:
 - :mod:`.batched`: the accelerator that evaluates many perturbations of a model at once, used
   only where it computes exactly what the reference does.
 
-:mod:`.targets` says what ``J`` is for a function, a loss, a layer and a model, and
+:mod:`.targets` says what ``J`` is for a function, a loss, a layer and a model,
+:mod:`.inputs` what every check refuses before it measures (bad options, a non-finite point), and
 :mod:`.checks` runs the judge over every entry. All checks run in float64 and leave the
 caller's parameters, gradients, buffers and data as they were. ``docs/gradcheck.md`` explains
 the rules and why no wrong gradient can be excused.

@@ -11,6 +11,7 @@ from attrs import evolve
 from ..flat import FlatLayout
 from ..layers import Layer
 from .contract import UNMEASURABLE, contract_violations
+from .inputs import check_options, finite_point, finite_value, fused_loss
 from .judge import (
     AGREE,
     EPS,
@@ -628,8 +629,14 @@ def check_function(
     keep it. The tutorial's 1-D check is
     ``check_function(lambda theta: theta * 2, 4.0, 2.0, epsilon=1e-7, threshold=1e-7)``.
     """
+    options = check_options(
+        epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
+    )
+    finite_point("x", float64_copy(x))
     target = FunctionTarget(f, x, grad)
-    return _run(target, epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
+    if target.empty_reason is None:
+        finite_value("f(x)", target.value(None, False)[0], "x")
+    return _run(target, **options)
 
 
 def check_loss(
@@ -648,8 +655,15 @@ def check_loss(
     targets)`` (of ``loss.forward_fused``, the loss from the fused activation's input, with
     ``fused=True``) with respect to ``outputs: (m, k)``, in float64. The targets are checked by
     the loss's ``check_targets``. ``by_parameter`` has the one entry ``"outputs"``."""
+    options = check_options(
+        epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
+    )
+    fused = fused_loss(loss, fused)
+    finite_point("outputs", float64_copy(outputs))
     target = LossTarget(loss, outputs, targets, fused)
-    return _run(target, epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
+    if target.empty_reason is None:
+        finite_value("the loss", target.value(None, False)[0], "outputs")
+    return _run(target, **options)
 
 
 def check_layer(
@@ -674,15 +688,19 @@ def check_layer(
             f"check_layer takes a minnet Layer, got {type(layer).__name__}: subclass "
             "minnet.Layer (and call super().__init__() in your __init__)"
         )
-    options = dict(epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
-    _check_options(epsilon, threshold, samples)
+    options = check_options(
+        epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
+    )
+    seed = options["seed"]
+    given = float64_copy(x)
+    finite_point("x", given)
     with checking([layer]):
         violations, notes = [], []
-        given = float64_copy(x)
         if given.ndim >= 1 and len(given) > 0:
             # The contract first, on the caller's input: a forward that changes its input in
             # place would otherwise have changed the check's copy before anyone looked.
             out = np.asarray(layer.forward(given.copy()))
+            finite_value(f"{layer!r}.forward(x)", out, "x")
             upstream = upstream_gradient(out.shape, seed, 0)
             violations, notes = contract_violations(layer, given, upstream)
         if violations and _unmeasurable(violations):
@@ -760,9 +778,13 @@ def check_model(
     the check does not pass, every layer is also checked on its own at the input it sees in the
     model (``report.by_layer``), which points at the wrong layer.
     """
-    options = dict(epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed)
+    options = check_options(
+        epsilon=epsilon, threshold=threshold, fast=fast, samples=samples, seed=seed
+    )
     with checking(model.layers):
         target = ModelTarget(model, X, Y)
+        if target.empty_reason is None:
+            finite_value("model.cost(X, Y)", target.value(None, False)[0], "X and Y")
         report = _run(target, **options)
         if report.passed or target.empty_reason is not None:
             return report

@@ -213,11 +213,13 @@ def holding_randomness(layers: list[Layer]) -> Iterator[None]:
     attribute replays its first draw for the same call, and a layer's own
     ``fixed_randomness()`` context (if it has one) is entered."""
     replaced: list[tuple[Any, Any, np.random.Generator]] = []  # (holder, key, generator)
+    states: dict[int, tuple[np.random.Generator, dict[str, Any]]] = {}
     with ExitStack() as stack:
         for layer in _with_sublayers(layers):
             for holder, key, value in _slots(layer):
                 if isinstance(value, np.random.Generator):
                     replaced.append((holder, key, value))
+                    states.setdefault(id(value), (value, value.bit_generator.state))
                     _put(holder, key, _Replay(value))
             hold = getattr(type(layer), "fixed_randomness", None)
             if hold is not None:
@@ -227,6 +229,58 @@ def holding_randomness(layers: list[Layer]) -> Iterator[None]:
         finally:
             for holder, key, value in replaced:
                 _put(holder, key, value)
+            # A check is an observation: the generators draw next what they would have drawn
+            # without it (training after a check is training without one).
+            for generator, state in states.values():
+                generator.bit_generator.state = state
+
+
+@contextmanager
+def keeping_state(layers: list[Layer]) -> Iterator[None]:
+    """Within this block the layers may run forward and backward as they like; afterwards
+    every attribute of them and of their sub-layers is what it was before: the same objects
+    (what ``forward`` cached for a pending ``backward`` too), and the same contents for arrays
+    and for the items of lists and dicts held as attributes (``Parameter`` objects keep their
+    identity; :func:`.targets.checking` puts their arrays back)."""
+    saved = []
+    for layer in _with_sublayers(layers):
+        attributes = dict(vars(layer))
+        contents = [
+            (value, _contents(value))
+            for value in attributes.values()
+            if _contents(value) is not None
+        ]
+        saved.append((layer, attributes, contents))
+    try:
+        yield
+    finally:
+        for layer, attributes, contents in saved:
+            vars(layer).clear()
+            vars(layer).update(attributes)
+            for value, content in contents:
+                _restore(value, content)
+
+
+def _contents(value: Any) -> Any:
+    """A copy of what can change in place: an array's entries, a list's or dict's items."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return None
+
+
+def _restore(value: Any, content: Any) -> None:
+    if isinstance(value, np.ndarray):
+        if value.flags.writeable:
+            value[...] = content
+    elif isinstance(value, list):
+        value[:] = content
+    else:
+        value.clear()
+        value.update(content)
 
 
 def _with_sublayers(layers: list[Layer]) -> list[Layer]:
@@ -279,6 +333,7 @@ __all__ = [
     "forward_perturbed",
     "holding_randomness",
     "is_rowwise",
+    "keeping_state",
     "kinks_of",
     "parameter_getter",
     "register_kinks",

@@ -21,7 +21,7 @@ import numpy as np
 
 from .batched import batched_values, can_batch
 from .judge import KINKS_MEET, NEAR_KINK, NO_KINK, ONE_KINK, Measurement
-from .layer_registry import holding_randomness, kinks_of
+from .layer_registry import holding_randomness, keeping_state, kinks_of
 from .reference import evaluate_moved, taken_step
 
 if TYPE_CHECKING:
@@ -253,7 +253,9 @@ def checking(layers: Sequence[Layer]) -> Iterator[None]:
     a batch norm's running statistics, which every training forward updates). The check works on
     the caller's own layers (so a subclass behaves as it does for the caller) without changing
     them. Random layers (``Dropout``) repeat their last draw, so every evaluation sees the same
-    function.
+    function, and their generators are put back to the state they had. Every other attribute
+    of the layers (what ``forward`` cached for ``backward``) is put back as well, so that a
+    ``backward`` after the check computes what it would have computed without it.
     """
     parameters = [p for layer in layers for p in layer.parameters()]
     saved = [(p.value, p.grad) for p in parameters]
@@ -263,7 +265,7 @@ def checking(layers: Sequence[Layer]) -> Iterator[None]:
         for name, value in layer.named_buffers()
     ]
     try:
-        with holding_randomness(list(layers)):
+        with keeping_state(list(layers)), holding_randomness(list(layers)):
             for p in parameters:
                 p.value = float64_copy(p.value)
                 p.grad = np.zeros_like(p.value)
