@@ -266,17 +266,21 @@ class Loss:
         for a fixed random ``G`` (from the ``seed`` option), and the claimed gradient
         ``backward(G)``. See :func:`minnet.gradcheck.check_loss` for the options.
         """
-        from .gradcheck import check_function, check_loss
+        from .gradcheck import check_function, check_loss, inputs
 
         if getattr(self, "reduction", "mean") != "none":
             return check_loss(self, outputs, targets, fused=fused, **options)
+        fused = inputs.fused_loss(self, fused)
+        seed = options.get("seed", 0)
+        seed = 0 if seed is None else _checks.whole_number("seed", seed, low=0)
         outputs = np.array(outputs, dtype=np.float64)
+        inputs.finite_point("outputs", outputs)
         targets = np.array(self.check_targets(targets, outputs.shape), copy=True)
         if targets.shape == outputs.shape:
             targets = targets.astype(np.float64)
         forward = self.forward_fused if fused else self.forward
         values = forward(outputs, targets)
-        G = np.random.default_rng(options.get("seed", 0)).standard_normal(np.shape(values))
+        G = np.random.default_rng(seed).standard_normal(np.shape(values))
         claimed = self.backward(G)
         return check_function(
             lambda o: float(np.sum(G * forward(o, targets))), outputs, claimed, **options

@@ -146,6 +146,9 @@ def _entry_points(rng):
         "loss method": lambda **o: minnet.BCELoss().gradcheck(
             x[:, :1] ** 2 / 9 + 0.1, np.ones((4, 1)), **o
         ),
+        "loss method, reduction='none'": lambda **o: minnet.MSELoss(reduction="none").gradcheck(
+            x, np.zeros((4, 3)), **o
+        ),
         "layer": lambda **o: check_layer(minnet.Linear(3, 2, rng=0), x, **o),
         "model": lambda **o: check_model(model, X, rng.integers(0, 2, 4), **o),
     }
@@ -202,15 +205,18 @@ def test_the_check_command_refuses_a_bad_seed_before_building_anything(tmp_path)
 # --- #21: fused=True only for a loss that fuses -------------------------------------------------
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("cls", _loss_classes(), ids=lambda cls: cls.__name__)
-def test_fused_is_a_checked_flag_and_only_for_losses_that_fuse(cls):
+def test_fused_is_a_checked_flag_and_only_for_losses_that_fuse(cls, reduction):
     rng = np.random.default_rng(0)
-    loss = cls()
+    if reduction != "mean" and "reduction" not in inspect.signature(cls).parameters:
+        pytest.skip(f"{cls.__name__} has no reduction")
+    loss = cls(reduction=reduction) if reduction != "mean" else cls()
     index_targets = issubclass(cls, ClassLoss)
     outputs = rng.standard_normal((4, 3)) if index_targets else rng.uniform(0.1, 0.9, (4, 3))
     targets = rng.integers(0, 3, 4) if index_targets else rng.integers(0, 2, (4, 3)).astype(float)
     with pytest.raises(TypeError, match="^fused must be True or False"):
-        check_loss(loss, outputs, targets, fused="yes")
+        loss.gradcheck(outputs, targets, fused="yes")
     if cls.fuses is None:
         with pytest.raises(ValueError, match=f"{cls.__name__} fuses with no activation") as err:
             loss.gradcheck(outputs, targets, fused=True)
