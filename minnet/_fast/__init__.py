@@ -103,6 +103,9 @@ def _same(cached: tuple, layers: list) -> bool:
 def zero_grad(model) -> None:
     """``p.zero_grad()`` for every parameter of ``model``: one ``fill`` of its flat storage
     when the storage holds exactly its parameters."""
+    plan = _PLANS.get(id(model)) if _ENABLED else None
+    if plan is not None and plan.zero_grad(model):
+        return
     storage = _STORAGE_OF.get(model) if _ENABLED else None
     parameters = current_parameters(model) if _ENABLED else model.parameters()
     if storage is not None and storage.holds(parameters):
@@ -122,6 +125,8 @@ def backward(body: list, grad_output: np.ndarray) -> bool:
     """
     if not _ENABLED:
         return False
+    if type(body) is _Body and body.plan.backward(grad_output):  # after a planned cost
+        return True
     for i in range(len(body) - 1, -1, -1):
         layer = body[i]
         if type(layer) is Linear and "backward" not in vars(layer):
@@ -180,6 +185,30 @@ def backward_first(layer, grad_output: np.ndarray) -> None:
     backward([layer], grad_output)
 
 
+# id(model) -> its plan (see .plan), while the model lives
+_PLANS: dict[int, Plan] = {}
+
+
+def cost(model, X, Y, sample_weight=None) -> float | None:
+    """``model.cost(X, Y)`` by the model's planned step (see :mod:`.plan`), or ``None`` when the
+    accelerator is off, does not know the model, or ``X``, ``Y`` or ``sample_weight`` are not
+    the common case: then the textbook ``cost`` runs, with its checks and its errors."""
+    if not _ENABLED or sample_weight is not None:
+        return None
+    key = id(model)
+    plan = _PLANS.get(key)
+    if plan is None or plan.model() is not model or not plan.fits(model):
+        plan = plan_of(model, _STORAGE_OF.get(model))
+        if plan is None:
+            return None
+        if key not in _PLANS:
+            weakref.finalize(model, _PLANS.pop, key, None)
+        _PLANS[key] = plan
+    return plan.cost(model, X, Y)
+
+
+from .plan import Plan, _Body, plan_of  # noqa: E402  (it uses add_product, above)
+
 __all__ = [
     "BLOCK",
     "PRODUCT_BLOCK",
@@ -187,6 +216,7 @@ __all__ = [
     "add_product",
     "backward",
     "backward_first",
+    "cost",
     "current_parameters",
     "fast_path_enabled",
     "place",
