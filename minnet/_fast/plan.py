@@ -35,7 +35,10 @@ import numpy as np
 from .. import _checks
 from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
-from . import PRODUCT_BLOCK, add_product  # defined before the package imports this module, at its end
+from . import (
+    PRODUCT_BLOCK,
+    add_product,
+)  # defined before the package imports this module, at its end
 
 # What a layer's forward keeps, for its backward: the plan needs it to exist before it plans.
 _KEPT = {Linear: "x", ReLU: "out", Sigmoid: "out", Tanh: "out"}
@@ -239,4 +242,3 @@ def plan_of(model, storage) -> Plan | None:
 
 def _is(a, b) -> bool:
     return a is b
-
