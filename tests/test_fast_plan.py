@@ -85,14 +85,20 @@ def step(model, optimizer, X, Y) -> dict:
     )
 
 
+def assert_bits(a: np.ndarray, b: np.ndarray) -> None:
+    """The same numbers to the bit (a -0.0 for a 0.0 too)."""
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+    assert a.tobytes() == b.tobytes()
+
+
 def assert_same(fast: dict, textbook: dict) -> None:
     assert fast["loss"] == textbook["loss"]
-    np.testing.assert_array_equal(fast["outputs"], textbook["outputs"])
+    assert_bits(fast["outputs"], textbook["outputs"])
     for key in ("grads", "params"):
         assert len(fast[key]) == len(textbook[key])
         for a, b in zip(fast[key], textbook[key], strict=True):
-            assert a.dtype == b.dtype
-            np.testing.assert_array_equal(a, b)
+            assert_bits(a, b)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -246,7 +252,7 @@ def test_switching_the_accelerator_off_between_cost_and_backward_changes_no_numb
     on_path(False, fast[0].backward)
     on_path(False, textbook[0].backward)
     for a, b in zip(fast[0].parameters(), textbook[0].parameters(), strict=True):
-        np.testing.assert_array_equal(a.grad, b.grad)
+        assert_bits(a.grad, b.grad)
 
 
 def test_the_plan_is_made_only_for_models_it_knows():
@@ -288,4 +294,28 @@ def test_a_backward_patched_between_cost_and_backward_is_the_one_that_runs():
         layer.backward = lambda g, layer=layer, original=original: original(layer, 3 * g)
         on_path(path, model.backward)
     for a, b in zip(fast[0].parameters(), textbook[0].parameters(), strict=True):
-        np.testing.assert_array_equal(a.grad, b.grad)
+        assert_bits(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dead_unit_gets_the_textbook_zero_gradient_not_a_negative_zero(dtype, sign):
+    # Unit 0 of the hidden layer is dead (its input is -1 for any x): its bias's gradient is
+    # (sigmoid(z) - 1) * W2[0, 0] * 0, a -0.0 for W2[0, 0] > 0, which the textbook adds to 0
+    # and so makes 0.
+    def make():
+        first, second = (
+            minnet.Linear(2, 3, rng=0, dtype=dtype),
+            minnet.Linear(3, 1, rng=1, dtype=dtype),
+        )
+        first.W.value[0], first.b.value[0], second.W.value[0, 0] = 0, -1, sign
+        model = minnet.Sequential([first, minnet.ReLU(), second, minnet.Sigmoid()], dtype=dtype)
+        return model, minnet.SGD(model.parameters(), lr=0.1)
+
+    fast, textbook = on_path(True, make), on_path(False, make)
+    X, Y = np.array([[0.5, -2.0]], dtype=dtype), np.ones((1, 1), dtype=dtype)
+    for _ in range(3):
+        result = on_path(True, step, *fast, X, Y)
+        assert_same(result, on_path(False, step, *textbook, X, Y))
+    assert result["planned"]
+    assert result["grads"][1][0] == 0 and result["grads"][2][0, 0] == 0  # the dead unit's

@@ -35,14 +35,14 @@ import numpy as np
 from .. import _checks
 from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
-from . import (
-    PRODUCT_BLOCK,
-    add_product,
-)  # defined before the package imports this module, at its end
+from . import add_product  # defined before the package imports this module, at its end
 
 # What a layer's forward keeps, for its backward: the plan needs it to exist before it plans.
 _KEPT = {Linear: "x", ReLU: "out", Sigmoid: "out", Tanh: "out"}
 _LINEAR, _RELU, _OTHER = 0, 1, 2
+# Up to this many parameters, backward writes the gradients after a zero_grad (one pass over
+# them to check they are zero, one to add a zero at the end) instead of adding to them.
+FIRST_WRITE = 1 << 16
 
 
 class _Body(list):
@@ -79,6 +79,8 @@ class Plan:
         # The flat storage of the model's parameters (None: not all of them are in one), and
         # each Linear with its parameters and their gradients, views of the storage's
         self.storage = storage
+        # a storage small enough that writing the gradients pays (see backward)
+        self.small_storage = storage if storage and storage.grads.size <= FIRST_WRITE else None
         self.held = [
             (layer, layer.W, layer.b, layer.W.grad, layer.b.grad)
             for layer in body
@@ -164,9 +166,25 @@ class Plan:
     # -- backward --------------------------------------------------------------------------------
     def backward(self, grad: np.ndarray) -> bool:
         """The body's backward from the loss's gradient ``grad``, as ``_fast.backward`` runs it;
-        ``False`` (nothing done) when a layer changed since the cost."""
+        ``False`` (nothing done) when a layer changed since the cost.
+
+        When every gradient is zero (``zero_grad`` came before), a small model's ``Linear``
+        gradients are written instead of added to, and a zero is added to all of them once at
+        the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``), which the
+        final addition makes ``0`` too, so the numbers are the textbook's to the bit.
+        """
         if list(map(len, self.body_dicts)) != self.body_sizes:
             return False
+        storage = self.small_storage
+        first = storage is not None and self.holds() and not np.count_nonzero(storage.grads)
+        try:
+            self._backward(grad, first)
+        finally:
+            if first:
+                np.add(storage.grads, self.zero, out=storage.grads)
+        return True
+
+    def _backward(self, grad: np.ndarray, first: bool) -> None:
         fresh = False
         for i, kind, layer in self.backward_steps:
             if kind == _LINEAR:
@@ -174,14 +192,14 @@ class Plan:
                 if grad.shape != (len(x), layer.out_features):
                     _checks.gradient_shape(layer, grad, (len(x), layer.out_features))
                 W, b = layer.W, layer.b
-                W_grad = W.grad
-                if W_grad.size <= PRODUCT_BLOCK:
-                    W_grad += grad.T @ x
+                if first:
+                    np.matmul(grad.T, x, out=W.grad)
+                    np.add.reduce(grad, axis=0, out=b.grad)
                 else:
-                    add_product(W_grad, grad.T, x)
-                b.grad += np.add.reduce(grad, axis=0)
+                    add_product(W.grad, grad.T, x)
+                    b.grad += np.add.reduce(grad, axis=0)
                 if not i:
-                    break  # the first layer's input is the data: nobody needs its gradient
+                    return  # the first layer's input is the data: nobody needs its gradient
                 grad, fresh = grad @ W.value, True
             elif kind == _RELU:
                 out = layer.out
@@ -191,7 +209,6 @@ class Plan:
                 fresh = True
             else:
                 grad, fresh = layer.backward(grad), False
-        return True
 
     # -- zero_grad -------------------------------------------------------------------------------
     def zero_grad(self, model) -> bool:
@@ -201,10 +218,16 @@ class Plan:
         storage = self.storage
         if storage is None or self.model() is not model or not self.same_layers(model):
             return False
+        if not self.holds():
+            return False
+        storage.grads.fill(0)
+        return True
+
+    def holds(self) -> bool:
+        """Are the model's parameters still those of the flat storage, with its gradients?"""
         for layer, W, b, W_grad, b_grad in self.held:
             if layer.W is not W or layer.b is not b or W.grad is not W_grad or b.grad is not b_grad:
                 return False
-        storage.grads.fill(0)
         return True
 
 
