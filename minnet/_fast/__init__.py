@@ -9,11 +9,15 @@ What it does (each piece tested to give the textbook path's numbers):
   of rows at a time (no temporary as large as ``W``) and without the first layer's input
   gradient, which nobody uses (the input is the data): for a ``Linear``, a product as large as
   its forward, skipped; for a ``Conv2d``, a product and a ``col2im``;
-- :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``.
+- :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``;
+- :func:`cost` and :mod:`.plan`: a model's training step planned once, for models of plain
+  ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh`` layers with a binary cross-entropy from the
+  logits: ``Sequential.cost`` asks :func:`cost` first, and :func:`backward` runs the plan's
+  backward after a planned cost.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
-model or an optimizer is built, and by each backward.
+model or an optimizer is built, and by each cost, backward and zero_grad.
 """
 
 from __future__ import annotations
