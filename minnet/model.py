@@ -302,8 +302,9 @@ class Sequential:
         :meth:`backward` needs.
         """
         planned = _fast.cost(self, X, Y, sample_weight)  # the accelerator's step, when it can
-        if planned is not None:
-            return planned
+        if planned is not None:  # the cost, and what backward needs, as cost_prepared keeps it
+            value, self._outputs, self._pending, self._row_scale = planned
+            return value
         X = self.check_inputs(X)
         if len(X) == 0:
             raise ValueError(

@@ -10,7 +10,7 @@ import pytest
 
 import minnet
 from minnet import _fast
-from minnet._fast.plan import _Body
+from minnet._fast.plan import Body
 
 ACTIVATIONS = (minnet.ReLU, minnet.Sigmoid, minnet.Tanh)
 
@@ -72,7 +72,7 @@ def random_data(rng: np.random.Generator, spec: dict, m: int):
 def step(model, optimizer, X, Y) -> dict:
     model.zero_grad()
     loss = model.cost(X, Y)
-    planned = type(model._pending) is _Body
+    planned = type(model._pending) is Body
     model.backward()
     grads = [p.grad.copy() for p in model.parameters()]
     optimizer.step()
@@ -269,13 +269,13 @@ def test_the_plan_is_made_only_for_models_it_knows():
     for model in [known, *unknown]:
         for _ in range(2):
             model.cost(X, Y)
-    assert type(known._pending) is _Body
+    assert type(known._pending) is Body
     assert id(known) in _fast._PLANS
     for model in unknown[:2]:
-        assert type(model._pending) is not _Body
+        assert type(model._pending) is not Body
     sample_weight = np.array([1.0, 2.0, 0.5])
     known.cost(X, Y, sample_weight)  # sample weights: the textbook path
-    assert type(known._pending) is not _Body
+    assert type(known._pending) is not Body
 
 
 def test_a_backward_patched_between_cost_and_backward_is_the_one_that_runs():

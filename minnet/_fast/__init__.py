@@ -1,4 +1,4 @@
-"""The accelerator, behind one seam. Nothing here changes a number, only how fast it comes.
+"""The accelerator, behind the textbook path's seams. Nothing here changes a number, only speed.
 
 What it does (each piece tested to give the textbook path's numbers):
 
@@ -31,6 +31,8 @@ import numpy as np
 from .. import _checks
 from ..layers.linear import Linear
 from ..parameter import Parameter
+from .plan import Body, Plan, plan_of
+from .products import PRODUCT_BLOCK, add_product
 from .storage import BLOCK, FlatStorage
 
 _ENABLED = True
@@ -129,7 +131,7 @@ def backward(body: list, grad_output: np.ndarray) -> bool:
     """
     if not _ENABLED:
         return False
-    if type(body) is _Body and body.plan.backward(grad_output):  # after a planned cost
+    if type(body) is Body and body.plan.backward(grad_output):  # after a planned cost
         return True
     for i in range(len(body) - 1, -1, -1):
         layer = body[i]
@@ -168,20 +170,6 @@ def _linear_backward(layer: Linear, grad_output: np.ndarray, needs_input_grad: b
     return grad_output @ layer.W.value if needs_input_grad else None
 
 
-def add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """``out += a @ b`` for ``out: (rows, cols)``, with temporaries of at most ``PRODUCT_BLOCK``
-    entries: a block of rows at a time when ``out`` is larger."""
-    if out.size <= PRODUCT_BLOCK:
-        out += a @ b
-        return
-    rows = max(1, PRODUCT_BLOCK // out.shape[1])
-    for start in range(0, len(out), rows):
-        out[start : start + rows] += a[start : start + rows] @ b
-
-
-PRODUCT_BLOCK = 1 << 18  # entries of add_product's temporary: 2 MiB in float64
-
-
 def backward_first(layer, grad_output: np.ndarray) -> None:
     """A model's first layer's backward as the accelerator runs it: ``layer.backward`` adding
     the same parameter gradients, without the input gradient nobody uses (for a plain
@@ -193,10 +181,11 @@ def backward_first(layer, grad_output: np.ndarray) -> None:
 _PLANS: dict[int, Plan] = {}
 
 
-def cost(model, X, Y, sample_weight=None) -> float | None:
-    """``model.cost(X, Y)`` by the model's planned step (see :mod:`.plan`), or ``None`` when the
-    accelerator is off, does not know the model, or ``X``, ``Y`` or ``sample_weight`` are not
-    the common case: then the textbook ``cost`` runs, with its checks and its errors."""
+def cost(model, X, Y, sample_weight=None) -> tuple | None:
+    """``model.cost(X, Y)`` by the model's planned step (see :mod:`.plan`): the cost and what
+    the model keeps for backward (:meth:`.Plan.cost`); or ``None`` when the accelerator is off,
+    does not know the model, or ``X``, ``Y`` or ``sample_weight`` are not the common case: then
+    the textbook ``cost`` runs, with its checks and its errors."""
     if not _ENABLED or sample_weight is not None:
         return None
     key = id(model)
@@ -210,8 +199,6 @@ def cost(model, X, Y, sample_weight=None) -> float | None:
         _PLANS[key] = plan
     return plan.cost(model, X, Y)
 
-
-from .plan import Plan, _Body, plan_of  # noqa: E402  (it uses add_product, above)
 
 __all__ = [
     "BLOCK",

@@ -12,12 +12,13 @@ operations in the same order (so the same numbers), but:
   from the start, checks, converts, refuses with its own errors;
 - ``Linear`` and ``ReLU`` run inline, ``ReLU`` in place on the ``Linear``'s fresh output (nobody
   else holds it), and ``Sigmoid``/``Tanh`` by their own methods;
-- the loss's terms and its reduction are computed inline, into one buffer for the gradient.
+- the loss runs by its own methods (``forward_fused`` or ``forward``), which keep its gradient.
 
 The plan leaves the model as the textbook would: each layer keeps what its forward keeps
-(``Linear.x``, ``ReLU.out``), the loss its gradient, the model its outputs and the layers a
-``backward`` runs; so a textbook ``backward`` may follow a planned ``cost``, and the planned
-``backward`` reads the layers' state and parameters as the textbook does.
+(``Linear.x``, ``ReLU.out``), the loss its gradient, and ``Sequential.cost`` keeps the body's
+outputs and the layers a ``backward`` runs, which the plan returns with the cost; so a
+textbook ``backward`` may follow a planned ``cost``, and the planned ``backward`` reads the
+layers' state and parameters as the textbook does.
 
 A plan is checked before each use (:meth:`Plan.fits`) and rebuilt when it does not fit: the list
 of layers changed (or any layer's attributes were added to, e.g. a ``forward`` replaced on an
@@ -35,7 +36,7 @@ import numpy as np
 from .. import _checks
 from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
-from . import add_product  # defined before the package imports this module, at its end
+from .products import add_product
 
 # What a layer's forward keeps, for its backward: the plan needs it to exist before it plans.
 _KEPT = {Linear: "x", ReLU: "out", Sigmoid: "out", Tanh: "out"}
@@ -45,7 +46,7 @@ _LINEAR, _RELU, _OTHER = 0, 1, 2
 FIRST_WRITE = 1 << 16
 
 
-class _Body(list):
+class Body(list):
     """The layers a planned ``cost`` hands to ``backward`` (``model._pending``), knowing their
     plan: ``backward`` recognises it."""
 
@@ -69,7 +70,7 @@ class Plan:
         # checked of that dtype), so the results are the same
         self.zero, self.one = np.zeros((), self.dtype), np.ones((), self.dtype)
         self.fused = fused
-        self.body = _Body(body)
+        self.body = Body(body)
         self.body.plan = self
         self.body_dicts = [vars(layer) for layer in body]
         self.body_sizes = [len(attributes) for attributes in self.body_dicts]
@@ -105,9 +106,11 @@ class Plan:
         return model.layers == self.layers and list(map(len, self.dicts)) == self.sizes
 
     # -- cost ------------------------------------------------------------------------------------
-    def cost(self, model, X, Y) -> float | None:
-        """``model.cost(X, Y)``, or ``None`` (nothing done that counts) when ``X`` or ``Y`` is
-        not the common case: then the textbook path checks them (and refuses them) itself."""
+    def cost(self, model, X, Y) -> tuple | None:
+        """``model.cost(X, Y)`` and what the model keeps for backward, ``(cost, the body's
+        outputs, the layers backward runs, None: no sample weights)``; or ``None`` (nothing done
+        that counts) when ``X`` or ``Y`` is not the common case: then the textbook path checks
+        them (and refuses them) itself."""
         if type(X) is not np.ndarray or type(Y) is not np.ndarray:
             return None
         dtype = self.dtype
@@ -143,25 +146,10 @@ class Plan:
                 x, fresh = layer.forward(x), False
         if x.shape != Y.shape:
             return None  # the loss refuses it
-        # the loss: BCELoss.fused_terms, then ReducedLoss._reduce
-        log_one_plus_exp = np.logaddexp(self.zero, x)
-        values = Y * x
-        np.subtract(log_one_plus_exp, values, out=values)
-        gradient = np.subtract(x, log_one_plus_exp, out=log_one_plus_exp)
-        np.exp(gradient, out=gradient)
-        gradient -= Y
-        total = np.add.reduce(values, axis=None)
-        if self.reduction == "sum":
-            value = float(total)
-        else:
-            count = float(values.size)
-            gradient *= 1.0 / count
-            value = float(total / count)
-        self.loss._grad = gradient
-        model._row_scale = None
-        model._outputs = x
-        model._pending = self.body
-        return value + model.penalty() if model.l2 else value
+        # the loss, by its own methods (they keep its gradient for backward)
+        value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
+        value = value + model.penalty() if model.l2 else value
+        return value, x, self.body, None
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, grad: np.ndarray) -> bool:
