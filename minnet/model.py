@@ -416,6 +416,10 @@ class Sequential:
         times (``loss.weighted``: ``sum(w * loss_i) / sum(w)`` for a plain mean). Keeps what
         :meth:`backward` needs.
         """
+        planned = _fast.cost(self, X, Y, sample_weight)  # the accelerator's step, when it can
+        if planned is not None:  # the cost, and what backward needs, as cost_prepared keeps it
+            value, self._outputs, self._pending, self._row_scale = planned
+            return value
         X = self.check_inputs(X)
         if len(X) == 0:
             raise ValueError(

@@ -166,7 +166,7 @@ def test_a_grad_output_of_another_shape_is_a_clear_error(layer):
 
 @pytest.mark.parametrize("block", [1, 7, 64, 1 << 18])
 def test_products_added_a_block_at_a_time_are_the_products(monkeypatch, block):
-    monkeypatch.setattr(minnet._fast, "PRODUCT_BLOCK", block)
+    monkeypatch.setattr(minnet._fast.products, "PRODUCT_BLOCK", block)
     rng = np.random.default_rng(7)
     for rows, inner, cols in [(1, 3, 1), (13, 5, 9), (40, 2, 33)]:
         a, b = rng.standard_normal((rows, inner)), rng.standard_normal((inner, cols))
@@ -177,7 +177,7 @@ def test_products_added_a_block_at_a_time_are_the_products(monkeypatch, block):
 
 
 def test_a_wide_model_trains_alike_on_both_paths(monkeypatch):
-    monkeypatch.setattr(minnet._fast, "PRODUCT_BLOCK", 16)  # every W added in blocks
+    monkeypatch.setattr(minnet._fast.products, "PRODUCT_BLOCK", 16)  # every W added in blocks
     X, Y = random_data(np.random.default_rng(8), 7, 6)
     same_on_both_paths(
         lambda: Sequential(

@@ -1,4 +1,4 @@
-"""The accelerator, behind one seam. Nothing here changes a number, only how fast it comes.
+"""The accelerator, behind the textbook path's seams. Nothing here changes a number, only speed.
 
 What it does (each piece tested to give the textbook path's numbers):
 
@@ -9,11 +9,15 @@ What it does (each piece tested to give the textbook path's numbers):
   of rows at a time (no temporary as large as ``W``) and without the first layer's input
   gradient, which nobody uses (the input is the data): for a ``Linear``, a product as large as
   its forward, skipped; for a ``Conv2d``, a product and a ``col2im``;
-- :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``.
+- :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``;
+- :func:`cost` and :mod:`.plan`: a model's training step planned once, for models of plain
+  ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh`` layers with a binary cross-entropy from the
+  logits: ``Sequential.cost`` asks :func:`cost` first, and :func:`backward` runs the plan's
+  backward after a planned cost.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
-model or an optimizer is built, and by each backward.
+model or an optimizer is built, and by each cost, backward and zero_grad.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import numpy as np
 from .. import _checks
 from ..layers.linear import Linear
 from ..parameter import Parameter
+from .plan import Body, Plan, plan_of
+from .products import PRODUCT_BLOCK, add_product
 from .storage import BLOCK, FlatStorage
 
 _ENABLED = True
@@ -103,6 +109,9 @@ def _same(cached: tuple, layers: list) -> bool:
 def zero_grad(model) -> None:
     """``p.zero_grad()`` for every parameter of ``model``: one ``fill`` of its flat storage
     when the storage holds exactly its parameters."""
+    plan = _PLANS.get(id(model)) if _ENABLED else None
+    if plan is not None and plan.zero_grad(model):
+        return
     storage = _STORAGE_OF.get(model) if _ENABLED else None
     parameters = current_parameters(model) if _ENABLED else model.parameters()
     if storage is not None and storage.holds(parameters):
@@ -122,6 +131,8 @@ def backward(body: list, grad_output: np.ndarray) -> bool:
     """
     if not _ENABLED:
         return False
+    if type(body) is Body and body.plan.backward(grad_output):  # after a planned cost
+        return True
     for i in range(len(body) - 1, -1, -1):
         layer = body[i]
         if type(layer) is Linear and "backward" not in vars(layer):
@@ -159,25 +170,34 @@ def _linear_backward(layer: Linear, grad_output: np.ndarray, needs_input_grad: b
     return grad_output @ layer.W.value if needs_input_grad else None
 
 
-def add_product(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """``out += a @ b`` for ``out: (rows, cols)``, with temporaries of at most ``PRODUCT_BLOCK``
-    entries: a block of rows at a time when ``out`` is larger."""
-    if out.size <= PRODUCT_BLOCK:
-        out += a @ b
-        return
-    rows = max(1, PRODUCT_BLOCK // out.shape[1])
-    for start in range(0, len(out), rows):
-        out[start : start + rows] += a[start : start + rows] @ b
-
-
-PRODUCT_BLOCK = 1 << 18  # entries of add_product's temporary: 2 MiB in float64
-
-
 def backward_first(layer, grad_output: np.ndarray) -> None:
     """A model's first layer's backward as the accelerator runs it: ``layer.backward`` adding
     the same parameter gradients, without the input gradient nobody uses (for a plain
     ``Linear`` or ``Conv2d``). The gradient check compares the two."""
     backward([layer], grad_output)
+
+
+# id(model) -> its plan (see .plan), while the model lives
+_PLANS: dict[int, Plan] = {}
+
+
+def cost(model, X, Y, sample_weight=None) -> tuple | None:
+    """``model.cost(X, Y)`` by the model's planned step (see :mod:`.plan`): the cost and what
+    the model keeps for backward (:meth:`.Plan.cost`); or ``None`` when the accelerator is off,
+    does not know the model, or ``X``, ``Y`` or ``sample_weight`` are not the common case: then
+    the textbook ``cost`` runs, with its checks and its errors."""
+    if not _ENABLED or sample_weight is not None:
+        return None
+    key = id(model)
+    plan = _PLANS.get(key)
+    if plan is None or plan.model() is not model or not plan.fits(model):
+        plan = plan_of(model, _STORAGE_OF.get(model))
+        if plan is None:
+            return None
+        if key not in _PLANS:
+            weakref.finalize(model, _PLANS.pop, key, None)
+        _PLANS[key] = plan
+    return plan.cost(model, X, Y)
 
 
 __all__ = [
@@ -187,6 +207,7 @@ __all__ = [
     "add_product",
     "backward",
     "backward_first",
+    "cost",
     "current_parameters",
     "fast_path_enabled",
     "place",

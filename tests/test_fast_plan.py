@@ -1,0 +1,321 @@
+"""The planned training step (minnet/_fast/plan.py) against the textbook path
+(``use_fast_path(False)``): random nets, data and dtypes give the same losses, gradients and
+parameters, bad data the same errors, and a model changed between steps (its loss, l2, layers,
+parameters, a patched layer) the same numbers as the textbook model changed the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minnet
+from minnet import _fast
+from minnet._fast.plan import Body
+
+ACTIVATIONS = (minnet.ReLU, minnet.Sigmoid, minnet.Tanh)
+
+
+def on_path(fast: bool, fn, *args):
+    """``fn(*args)`` with the accelerator on (``fast``) or off, then on again."""
+    minnet.use_fast_path(fast)
+    try:
+        return fn(*args)
+    finally:
+        minnet.use_fast_path(True)
+
+
+def random_spec(rng: np.random.Generator) -> dict:
+    widths = [int(rng.integers(1, 6))] + [
+        int(rng.integers(1, 7)) for _ in range(rng.integers(0, 4))
+    ]
+    widths.append(int(rng.integers(1, 4)))
+    return dict(
+        dtype=[np.float32, np.float64][rng.integers(2)],
+        widths=widths,
+        activations=[int(rng.integers(3)) for _ in widths[1:-1]],
+        first_relu=bool(rng.random() < 0.2),  # an activation first: it gets the data itself
+        logits=bool(rng.random() < 0.3),  # BCEWithLogitsLoss, no final Sigmoid
+        reduction=["mean", "sum"][rng.integers(2)],
+        l2=[0.0, 0.01][rng.integers(2)],
+        momentum=[0.0, 0.9][rng.integers(2)],
+        seed=int(rng.integers(1 << 30)),
+    )
+
+
+def build(spec: dict) -> tuple[minnet.Sequential, minnet.SGD]:
+    widths, rng = spec["widths"], np.random.default_rng(spec["seed"])
+    layers = [minnet.ReLU()] if spec["first_relu"] else []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layer = minnet.Linear(n_in, n_out, rng=rng, dtype=spec["dtype"])
+        layer.b.value[...] = 0.1 * rng.standard_normal(n_out)
+        layers.append(layer)
+        if i < len(widths) - 2:
+            layers.append(ACTIVATIONS[spec["activations"][i]]())
+    if spec["logits"]:
+        loss = minnet.BCEWithLogitsLoss(reduction=spec["reduction"])
+    else:
+        layers.append(minnet.Sigmoid())
+        loss = minnet.BCELoss(reduction=spec["reduction"])
+    model = minnet.Sequential(layers, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
+    return model, minnet.SGD(model.parameters(), lr=0.1, momentum=spec["momentum"])
+
+
+def random_data(rng: np.random.Generator, spec: dict, m: int):
+    n, k = spec["widths"][0], spec["widths"][-1]
+    X = (rng.standard_normal((m, n)) * 3).astype(spec["dtype"])
+    Y = rng.random((m, k)) if rng.random() < 0.3 else (rng.random((m, k)) < 0.5) * 1.0
+    if k == 1 and rng.random() < 0.3:
+        Y = Y[:, 0]
+    return X, Y.astype(spec["dtype"])
+
+
+def step(model, optimizer, X, Y) -> dict:
+    model.zero_grad()
+    loss = model.cost(X, Y)
+    planned = type(model._pending) is Body
+    model.backward()
+    grads = [p.grad.copy() for p in model.parameters()]
+    optimizer.step()
+    return dict(
+        loss=loss,
+        planned=planned,
+        outputs=model.last_outputs.copy(),
+        grads=grads,
+        params=[p.value.copy() for p in model.parameters()],
+    )
+
+
+def assert_bits(a: np.ndarray, b: np.ndarray) -> None:
+    """The same numbers to the bit (a -0.0 for a 0.0 too)."""
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+    assert a.tobytes() == b.tobytes()
+
+
+def assert_same(fast: dict, textbook: dict) -> None:
+    assert fast["loss"] == textbook["loss"]
+    assert_bits(fast["outputs"], textbook["outputs"])
+    for key in ("grads", "params"):
+        assert len(fast[key]) == len(textbook[key])
+        for a, b in zip(fast[key], textbook[key], strict=True):
+            assert_bits(a, b)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_nets_train_to_the_same_numbers_as_the_textbook_path(seed):
+    rng = np.random.default_rng(seed)
+    spec = random_spec(rng)
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    planned = []
+    for _ in range(4):
+        X, Y = random_data(rng, spec, int(rng.integers(1, 9)))
+        result = on_path(True, step, *fast, X, Y)
+        assert_same(result, on_path(False, step, *textbook, X, Y))
+        planned.append(result["planned"])
+    assert all(planned[1:])  # the plan is made after the first cost, then used
+
+
+def bad_inputs(spec: dict, rng: np.random.Generator):
+    """Pairs (X, Y) the textbook cost refuses or converts."""
+    X, Y = random_data(rng, spec, 5)
+    Y = Y.reshape(5, -1)
+    other = np.float64 if spec["dtype"] == np.float32 else np.float32
+    nan, inf, big = X.copy(), X.copy(), X.copy()
+    nan[2, 0], inf[1, -1], big[0, 0] = np.nan, -np.inf, 1e30
+    yield nan, Y
+    yield inf, Y
+    yield big, Y  # finite: trains (overflows in float32 later, in both)
+    yield X.astype(other), Y
+    yield X.astype(other), Y.astype(other)
+    yield X, Y.astype(other)
+    yield np.rint(X).astype(int), Y
+    yield X.tolist(), Y.tolist()
+    yield X[:, :-1], Y
+    yield X[:, 0], Y
+    yield X[None], Y
+    yield X[:0], Y[:0]
+    yield X, Y[:-1]
+    yield X, np.concatenate([Y, Y], axis=1)
+    yield X, Y[:, 0] if Y.shape[1] > 1 else Y[:, 0].astype(int)
+    for value in (1.5, -0.25, np.nan, np.inf):
+        wrong = Y.copy()
+        wrong[3, 0] = value
+        yield X, wrong
+    yield X, Y.astype(bool)
+    yield X, np.asfortranarray(Y)
+    yield np.asfortranarray(X), Y
+
+
+def outcome(model, X, Y):
+    try:
+        return ("value", model.cost(X, Y))
+    except Exception as err:  # noqa: BLE001  (the error itself is what is compared)
+        return (type(err), str(err))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bad_data_gets_the_textbook_errors_and_conversions(seed):
+    rng = np.random.default_rng(100 + seed)
+    spec = random_spec(rng)
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 4)
+    for _ in range(2):  # the plan exists after these
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for bad_X, bad_Y in bad_inputs(spec, rng):
+            got = on_path(True, outcome, fast[0], bad_X, bad_Y)
+            assert got == on_path(False, outcome, textbook[0], bad_X, bad_Y), (bad_X, bad_Y)
+            # and the next good step agrees again
+            assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+
+
+def _scaled_forward(layer):
+    original = type(layer).forward
+    return lambda x: original(layer, 2 * x)
+
+
+CHANGES = {
+    "loss": lambda model: setattr(model, "loss", type(model.loss)(reduction="sum")),
+    "l2": lambda model: setattr(model, "l2", 0.05),
+    "a value array": lambda model: _replace_value(model),
+    "a parameter": lambda model: _replace_parameter(model),
+    "a patched forward": lambda model: _patch(model),
+    "a layer inserted": lambda model: _insert(model),
+    "eval and train": lambda model: model.eval().train(),
+    "a parameter added": lambda model: _add_parameter(model),
+}
+
+
+def _linears(model):
+    return [layer for layer in model if isinstance(layer, minnet.Linear)]
+
+
+def _replace_value(model):
+    layer = _linears(model)[0]
+    layer.W.value = layer.W.value * 0.5  # a new array: the flat storage no longer holds it
+    layer.W.grad = np.zeros_like(layer.W.value)
+
+
+def _replace_parameter(model):
+    layer = _linears(model)[-1]
+    layer.b = minnet.Parameter(layer.b.value + 0.25)
+
+
+def _patch(model):
+    layer = _linears(model)[-1]
+    layer.forward = _scaled_forward(layer)
+
+
+def _insert(model):
+    for i, layer in enumerate(model.layers[:-1]):
+        if isinstance(layer, minnet.Linear):
+            model.insert(i + 1, minnet.Tanh())
+            return
+
+
+def _add_parameter(model):
+    layer = _linears(model)[0]
+    layer.extra = minnet.Parameter(np.ones(2, dtype=layer.W.dtype))
+    layer.extra.grad[...] = 5.0  # zero_grad must reach it
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("seed", range(4))
+def test_a_model_changed_between_steps_trains_as_the_textbook_model(change, seed):
+    rng = np.random.default_rng(200 + seed)
+    spec = random_spec(rng)
+    spec["logits"] = False  # a final Sigmoid after the last Linear
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 6)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    CHANGES[change](fast[0])
+    CHANGES[change](textbook[0])
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+        for p in fast[0].parameters():  # zero_grad reached every parameter, the new ones too
+            fast[0].zero_grad()
+            assert not np.any(p.grad)
+
+
+def test_switching_the_accelerator_off_between_cost_and_backward_changes_no_number():
+    rng = np.random.default_rng(7)
+    spec = random_spec(rng)
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):
+        on_path(True, step, *fast, X, Y)
+        on_path(False, step, *textbook, X, Y)
+    for model in (fast[0], textbook[0]):
+        model.zero_grad()
+    assert on_path(True, fast[0].cost, X, Y) == on_path(False, textbook[0].cost, X, Y)
+    on_path(False, fast[0].backward)
+    on_path(False, textbook[0].backward)
+    for a, b in zip(fast[0].parameters(), textbook[0].parameters(), strict=True):
+        assert_bits(a.grad, b.grad)
+
+
+def test_the_plan_is_made_only_for_models_it_knows():
+    X, Y = np.ones((3, 2)), np.array([0.0, 1.0, 1.0])
+    known = minnet.Sequential(
+        [minnet.Linear(2, 3), minnet.ReLU(), minnet.Linear(3, 1), minnet.Sigmoid()]
+    )
+    unknown = [
+        minnet.Sequential(
+            [minnet.Linear(2, 3), minnet.LeakyReLU(), minnet.Linear(3, 1), minnet.Sigmoid()]
+        ),
+        minnet.Sequential([minnet.Linear(2, 1)], loss=minnet.MSELoss()),
+    ]
+    for model in [known, *unknown]:
+        for _ in range(2):
+            model.cost(X, Y)
+    assert type(known._pending) is Body
+    assert id(known) in _fast._PLANS
+    for model in unknown[:2]:
+        assert type(model._pending) is not Body
+    sample_weight = np.array([1.0, 2.0, 0.5])
+    known.cost(X, Y, sample_weight)  # sample weights: the textbook path
+    assert type(known._pending) is not Body
+
+
+def test_a_backward_patched_between_cost_and_backward_is_the_one_that_runs():
+    rng = np.random.default_rng(8)
+    spec = random_spec(rng)
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):
+        on_path(True, step, *fast, X, Y)
+        on_path(False, step, *textbook, X, Y)
+    for path, (model, _) in ((True, fast), (False, textbook)):
+        model.zero_grad()
+        on_path(path, model.cost, X, Y)
+        layer = _linears(model)[-1]
+        original = type(layer).backward
+        layer.backward = lambda g, layer=layer, original=original: original(layer, 3 * g)
+        on_path(path, model.backward)
+    for a, b in zip(fast[0].parameters(), textbook[0].parameters(), strict=True):
+        assert_bits(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dead_unit_gets_the_textbook_zero_gradient_not_a_negative_zero(dtype, sign):
+    # Unit 0 of the hidden layer is dead (its input is -1 for any x): its bias's gradient is
+    # (sigmoid(z) - 1) * W2[0, 0] * 0, a -0.0 for W2[0, 0] > 0, which the textbook adds to 0
+    # and so makes 0.
+    def make():
+        first, second = (
+            minnet.Linear(2, 3, rng=0, dtype=dtype),
+            minnet.Linear(3, 1, rng=1, dtype=dtype),
+        )
+        first.W.value[0], first.b.value[0], second.W.value[0, 0] = 0, -1, sign
+        model = minnet.Sequential([first, minnet.ReLU(), second, minnet.Sigmoid()], dtype=dtype)
+        return model, minnet.SGD(model.parameters(), lr=0.1)
+
+    fast, textbook = on_path(True, make), on_path(False, make)
+    X, Y = np.array([[0.5, -2.0]], dtype=dtype), np.ones((1, 1), dtype=dtype)
+    for _ in range(3):
+        result = on_path(True, step, *fast, X, Y)
+        assert_same(result, on_path(False, step, *textbook, X, Y))
+    assert result["planned"]
+    assert result["grads"][1][0] == 0 and result["grads"][2][0, 0] == 0  # the dead unit's
