@@ -410,8 +410,12 @@ def _confirm_failure(target, judge, t, index, a, verdict, floor) -> Verdict:
     else:
         sigma = estimate_noise(np.array(values))
         if sigma is None:
-            return verdict
-        own = NOISE_SIGMAS * sigma
+            # No noise level shows (the second differences sit in a few places: a staircase
+            # whose treads the spacing straddles, float32 inside, or a kink in the table): J
+            # may then be off a straight line by its largest second difference.
+            own = float(np.max(np.abs(np.diff(values, 2))))
+        else:
+            own = NOISE_SIGMAS * sigma
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
@@ -448,12 +452,21 @@ def _check_kinks_together(
             max_step=float(max_step_for(theta)),
             floor=0.0,
         )
-        if together.status == FAIL:
-            reason = f"the {len(kinks)} kinks of {target.names[t]} together disagree"
+        if together.status == FAIL or (
+            together.status == UNDECIDED and together.reason != KINKS_MEET_REASON
+        ):
+            # Failed together, or not shown to agree together: a tie whose entries each claim
+            # the whole share sits between each entry's slopes; only the set shows it.
+            status = together.status
+            reason = f"the {len(kinks)} kinks of {target.names[t]} together " + (
+                "disagree" if status == FAIL else f"are undecided ({together.reason})"
+            )
             for k in kinks:
                 v = verdicts.get(k)
+                if v is not None and v.status == FAIL:
+                    continue
                 n, at, bar = (v.numeric, v.step, v.error_bar) if v else (numeric[k], h[k], 0.0)
-                verdicts[k] = Verdict(FAIL, float(n), float(at), float(bar), reason)
+                verdicts[k] = Verdict(status, float(n), float(at), float(bar), reason)
             return
 
 

@@ -93,6 +93,10 @@ CLIMBED = "agrees within the noise at the step asked for, disagrees at larger st
 #: The reason of an entry where declared kinks of several units meet: backprop takes each
 #: unit's own convention there, and its value need not lie between J's one-sided slopes.
 KINKS_MEET_REASON = "outside the one-sided slopes where kinks meet"
+#: The reason of an entry outside the one-sided slopes of a kink that no layer declared: the
+#: kinks of several pieces may meet there (unlike KINKS_MEET_REASON, it keeps a check from
+#: passing: nobody showed that they do).
+UNDECLARED_KINK_REASON = "outside the one-sided slopes of an undeclared kink"
 
 #: What an evaluation crossed (the largest wins when several are seen):
 #: NO_KINK: no declared kink. ONE_KINK: inputs of one layer that sat *exactly* on a kink at theta,
@@ -279,15 +283,45 @@ class Judge:
                 # ... unless n itself still moves that much from step to step: steps beyond
                 # J's own scale of variation (n falling like 1/h) bound nothing.
                 return None
-            slack = tol + 2 * self.noise_of(m)
-            if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
-                return Verdict(FAIL, n, m.step, error_bar)
             if self._curvature(m, witness):
+                # The slopes close in on n as the step shrinks, not on a: J is smooth here.
                 return Verdict(FAIL, n, m.step, error_bar)
-            return None  # within the slopes: a smaller step may still tell
+            slack = tol + self._slope_error(m, witness)
+            if min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
+                return None  # within the slopes: a smaller step may still tell
+            if self._kink_like(m, witness):
+                # Outside the one-sided slopes where they keep apart as the step shrinks: a kink
+                # at theta, where a backward that takes each unit's own convention (a ReLU at 0
+                # feeding a tie of a max) need not lie between J's slopes. Only smaller steps
+                # (that show a declared kink crossed by one unit) may fail it.
+                return None
+            return Verdict(FAIL, n, m.step, error_bar)
         if abs(a - n) + error_bar <= tol + floor:  # |a - g| <= |a - n| + |n - g|: right
             return Verdict(AGREE, n, m.step, error_bar)
         return None
+
+    def _slope_error(self, m: Measurement, witness: Measurement) -> float:
+        """Bound on the error of ``m``'s one-sided slopes: their rounding (two values of J over
+        the step) and their truncation, which is first order (``c h``): the change of each slope
+        between ``m`` and the ``witness`` at another step bounds it, as :meth:`_error_bar` does
+        for the central difference."""
+        ratio = max(witness.step / m.step, m.step / witness.step)
+        factor = TRUNCATION_SAFETY * (ratio if m.step > witness.step else 1.0) / (ratio - 1)
+        change = max(abs(m.left - witness.left), abs(m.right - witness.right))
+        noise = 2 * (self.noise_of(m) + self.noise_of(witness))
+        truncation = factor * (change + noise) if np.isfinite(change) else np.inf
+        return 2 * self.noise_of(m) + truncation
+
+    def _kink_like(self, m: Measurement, witness: Measurement) -> bool:
+        """Do the one-sided slopes of ``m`` and ``witness`` stay apart by about the same jump,
+        far above their noise, as a kink's do (curvature's jump shrinks with the step)?"""
+        jumps = [x.right - x.left for x in (m, witness)]
+        noise = 4 * max(self.noise_of(m), self.noise_of(witness))
+        return bool(
+            np.all(np.isfinite(jumps))
+            and min(abs(j) for j in jumps) > JUMP_NOISE * noise
+            and abs(jumps[0] - jumps[1]) <= JUMP_STABLE * max(abs(j) for j in jumps)
+        )
 
     def _curvature(self, m: Measurement, other: Measurement) -> bool:
         """Does the jump between the one-sided slopes shrink with the step, as curvature's does
@@ -510,6 +544,11 @@ class Judge:
             return Verdict(KINK, m.numeric, m.step, slack)
         if KINKS_MEET in (m.crossed, larger.crossed):
             return Verdict(UNDECIDED, m.numeric, m.step, slack, KINKS_MEET_REASON)
+        if ONE_KINK not in (m.crossed, larger.crossed):
+            # Nobody declared which units kink here: several may, and backprop takes each
+            # unit's own convention (a ReLU at 0 feeding a tie of a max), so a right value need
+            # not lie between J's one-sided slopes. Undecided, and the check cannot pass.
+            return Verdict(UNDECIDED, m.numeric, m.step, slack, UNDECLARED_KINK_REASON)
         return Verdict(FAIL, m.numeric, m.step, slack, "outside the one-sided slopes of a kink")
 
 
