@@ -278,10 +278,15 @@ class Judge:
         if abs(a - n) > tol + floor + error_bar:
             # Wrong by the definition (docs/gradcheck.md) whatever the error within the bar...
             wobble = abs(witness.numeric - n) if spread is None else spread
-            quiet = min(self.noise_of(m), self.noise_of(witness))
+            quiet = max(self.noise_of(m), self.noise_of(witness))
             if wobble > abs(a - n) / STABLE_FAIL or wobble > abs(n) / STABLE_FAIL + quiet:
                 # ... unless n itself still moves that much from step to step: steps beyond
                 # J's own scale of variation (n falling like 1/h) bound nothing.
+                return None
+            if quiet > abs(a - n) / STABLE_FAIL:
+                # ... or the noise is not far below the disagreement: steps that agree only
+                # "within the noise" then say nothing about n's truncation (the noise is an
+                # upper bound; a larger one must never make a failure easier).
                 return None
             if self._curvature(m, witness):
                 # The slopes close in on n as the step shrinks, not on a: J is smooth here.
@@ -385,6 +390,7 @@ class Judge:
     ) -> Verdict:
         ladder = [first] if first.finite else []
         best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_of(first), NOISY)
+        pending: Verdict | None = None  # a failure waiting for the next step to confirm it
         step = first.step
         if step * LADDER**2 < natural_step:  # from far below the natural step: start near it
             step = natural_step / LADDER**2
@@ -402,12 +408,12 @@ class Judge:
             if m.crossed or not m.finite or not self._consistent(previous, m):
                 # A kink, overflow or truncation: larger steps cannot help. The last good step
                 # may still be judged with the one below it.
-                if len(ladder) >= 2:
+                if len(ladder) >= 2 and pending is None:
                     witness = ladder[-2]
                     error_bar = self._error_bar(previous, witness)
                     spread = _spread(ladder[-3:])
                     verdict = self._decide(a, previous, witness, error_bar, floor, spread)
-                    if verdict is not None:
+                    if verdict is not None and verdict.status == AGREE:
                         return verdict
                     best = self._better(best, previous, error_bar)
                 break
@@ -415,10 +421,15 @@ class Judge:
             spread = _spread([*ladder[-2:], m])
             verdict = self._decide(a, previous, m, error_bar, floor, spread)
             if verdict is not None:
-                return verdict
+                settled = _settle(verdict, pending)
+                if settled is not None:
+                    return settled
+                pending = verdict
+            elif pending is not None:
+                return _unconfirmed(pending)
             best = self._better(best, previous, error_bar)
             ladder.append(m)
-        return best
+        return best if pending is None else _unconfirmed(pending)
 
     @staticmethod
     def _better(best: Verdict, m: Measurement, error_bar: float) -> Verdict:
@@ -439,6 +450,7 @@ class Judge:
         previous = first if usable else None
         seen: list[Measurement] = [first] if usable else []
         jumping: tuple[Measurement, Measurement] | None = None  # a slope jump holding so far
+        pending: Verdict | None = None  # a failure waiting for the next step to confirm it
         step = first.step
         for _ in range(MAX_DESCENT):
             step /= LADDER
@@ -461,11 +473,20 @@ class Judge:
                         [(large, middle), (middle, large), (small, middle)],
                         key=lambda pair: self._error_bar(*pair),
                     )
+                    decided = None
                     for judged, witness in pairs:
                         bar = self._error_bar(judged, witness)
                         verdict = self._decide(a, judged, witness, bar, floor, _spread(seen[-3:]))
                         if verdict is not None:
-                            return verdict
+                            decided = verdict
+                            break
+                    if decided is not None:
+                        settled = _settle(decided, pending)
+                        if settled is not None:
+                            return settled
+                        pending = decided
+                    elif pending is not None:
+                        return _unconfirmed(pending)
                 if step <= kink_step and self._declared_kink_at_theta(seen):
                     return self._at_kink(a, previous, m)
                 # An undeclared kink at theta keeps its jump however small the step: follow it
@@ -482,6 +503,8 @@ class Judge:
             previous = m
         if jumping:
             return self._at_kink(a, *jumping)
+        if pending is not None:
+            return _unconfirmed(pending)
         if previous is None:
             return Verdict(FAIL, np.nan, step, np.inf, "the numeric value is NaN or infinite")
         return Verdict(
@@ -597,6 +620,24 @@ def estimate_noise(values: np.ndarray) -> float | None:
         if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
             return window[0]
     return None
+
+
+#: The reason of an entry that failed at one step (or triple of steps) and not at the next.
+UNCONFIRMED = "disagrees at one step, not confirmed at the next"
+
+
+def _settle(verdict: Verdict, pending: Verdict | None) -> Verdict | None:
+    """A failure stands only when the next step (the next triple, in a descent) fails it too:
+    three steps of a J that varies on a scale far below them (sin at x ~ 1e-8 with steps of
+    1e-7) may mimic the ``c h^2`` pattern by chance, twice in a row they do not. An agreement
+    right after a failure contradicts it: the error model does not hold there."""
+    if verdict.status == AGREE:
+        return verdict if pending is None else _unconfirmed(pending)
+    return verdict if pending is not None else None
+
+
+def _unconfirmed(pending: Verdict) -> Verdict:
+    return Verdict(UNDECIDED, pending.numeric, pending.step, pending.error_bar, UNCONFIRMED)
 
 
 def _spread(measurements: list[Measurement]) -> float:
