@@ -396,30 +396,49 @@ def _confirm_failure(target, judge, t, index, a, verdict, floor) -> Verdict:
     computed in float32, a log(1 - p) losing its digits): its table is then a staircase, or
     shows that noise."""
     measure = target.measure(t, index, target.center)
-    spacing = verdict.step / (PROBE_POINTS // 2)
-    values = [target.center]
-    for k in range(1, PROBE_POINTS // 2 + 1):
-        m = measure(k * spacing)
-        if m.crossed or not m.finite:
+    # Tables from the failure's step up to the largest step its evidence rests on (a triple of
+    # steps, each 4 times the next, whose central differences showed c h^2): a piece computed
+    # in float32 is a staircase that may look exactly linear (with a slope off by a fraction of
+    # a tread) at the failure's step, and shows its treads only at larger spacings.
+    top = LADDER**2 * verdict.step
+    # At the larger spacings only a staircase or localized jumps count: there a smooth J that
+    # varies on a scale below them would show its variation as "noise".
+    own, spacing, finest = 0.0, verdict.step / (PROBE_POINTS // 2), True
+    while True:
+        level = _own_noise(measure, spacing, target.center, finest)
+        if level is None:
             return verdict  # a declared kink or overflow in the table: the failure stands
-        values = [m.minus, *values, m.plus]
-    steps = np.diff(values)
-    if np.any(steps == 0) and not np.all(steps == 0):
-        # A staircase: each value of J may be off by up to the highest tread in the table.
-        own = float(np.max(np.abs(steps)))
-    else:
-        sigma = estimate_noise(np.array(values))
-        if sigma is None:
-            # No noise level shows (the second differences sit in a few places: a staircase
-            # whose treads the spacing straddles, float32 inside, or a kink in the table): J
-            # may then be off a straight line by its largest second difference.
-            own = float(np.max(np.abs(np.diff(values, 2))))
-        else:
-            own = NOISE_SIGMAS * sigma
+        own, finest = max(own, level), False
+        spacing *= LADDER
+        if spacing > top / (PROBE_POINTS // 2):
+            break
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
     return verdict
+
+
+def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) -> float | None:
+    """How far one value of J may be off a smooth J, from a table of J along one entry with
+    this spacing (``None``: the table crossed a declared kink or overflowed). Without
+    ``smooth_too``, only a staircase or jumps in a few places count (0 otherwise)."""
+    values = [center]
+    for k in range(1, PROBE_POINTS // 2 + 1):
+        m = measure(k * spacing)
+        if m.crossed or not m.finite:
+            return None
+        values = [m.minus, *values, m.plus]
+    steps = np.diff(values)
+    if np.any(steps == 0) and not np.all(steps == 0):
+        # A staircase: each value of J may be off by up to the highest tread in the table.
+        return float(np.max(np.abs(steps)))
+    sigma = estimate_noise(np.array(values))
+    if sigma is None:
+        # No noise level shows (the second differences sit in a few places: a staircase whose
+        # treads the spacing straddles, float32 inside, or a kink in the table): J may then be
+        # off a straight line by its largest second difference.
+        return float(np.max(np.abs(np.diff(values, 2))))
+    return NOISE_SIGMAS * sigma if smooth_too else 0.0
 
 
 def _check_kinks_together(

@@ -420,6 +420,8 @@ class Judge:
             error_bar = self._error_bar(previous, m)
             spread = _spread([*ladder[-2:], m])
             verdict = self._decide(a, previous, m, error_bar, floor, spread)
+            if verdict is not None and verdict.status == FAIL and not _linear([*ladder[-2:], m]):
+                verdict = None  # no evidence that J is smooth at these steps
             if verdict is not None:
                 settled = _settle(verdict, pending)
                 if settled is not None:
@@ -638,6 +640,20 @@ def _settle(verdict: Verdict, pending: Verdict | None) -> Verdict | None:
 
 def _unconfirmed(pending: Verdict) -> Verdict:
     return Verdict(UNDECIDED, pending.numeric, pending.step, pending.error_bar, UNCONFIRMED)
+
+
+def _linear(measurements: list[Measurement]) -> bool:
+    """Is J shown to be smooth at these (larger) steps? Either its central differences agree
+    with each other within an eighth of their size (``J(theta + h) - J(theta - h)`` grows like
+    ``h``: J is close to linear across them), or J stood exactly still at every one of them (a
+    flat J: its derivative is 0). Central differences that fall like ``1/h`` or ``1/h^2`` are
+    what a J that varies on a scale far below the steps gives (it changed, then saturated); the
+    noise bound, however wide, says nothing about that, so no failure may rest on them."""
+    values = [m.numeric for m in measurements]
+    size = min(abs(v) for v in values)
+    if size > 0 and max(values) - min(values) <= size / STABLE_FAIL:
+        return True
+    return all(m.plus == m.center == m.minus for m in measurements)
 
 
 def _spread(measurements: list[Measurement]) -> float:
