@@ -15,8 +15,11 @@ share.
 What counts as wrong is docs/gradcheck.md's definition: a claim ``a`` for an entry whose true
 derivative is ``g`` is wrong when ``|a - g| > threshold * (|a| + |g|) + threshold * max|g|``
 (the largest true derivative of the case); a case whose bug changes no entry by more than that
-is counted as right. A tie claimed in full by each tied entry is wrong (the directional
-derivative along their sum is 1, the claims add up to more).
+is counted as right. On a kink (ReLU or abs at exactly 0) and on a tie of a max, the true
+gradient is a set: any slope between the kink's two sides, and any split of the max's share
+among the tied entries (the tied entries are exactly equal in float64). A claim is right when
+some member of the set is within the tolerance of it in every entry: a swap of two tied
+entries' shares is no bug, every tied entry claiming the whole share is one.
 
 It prints the wrong gradients passed (must be 0), the right gradients failed, split into smooth
 float64 cases (must be 0) and cases at kinks, ties or float32 pieces (may be inconclusive, never

@@ -23,15 +23,18 @@ The judge gives each entry one of four verdicts, and each one needs positive evi
 ``fail``
     The analytic or numeric value is NaN or infinite; or ``|a - n| > threshold * (|a| + |n|) +
     floor + E`` (wrong by docs/gradcheck.md's definition), the central differences it rests on
-    are stable, and ``a`` also lies outside the one-sided slopes ``(J(theta) - J(theta - h)) / h``
-    and ``(J(theta + h) - J(theta)) / h`` (or their gap shrinks like curvature's); or ``a`` lies
-    outside those slopes at a kink.
+    are stable, the noise is far below the disagreement, and ``a`` also lies outside the
+    one-sided slopes ``(J(theta) - J(theta - h)) / h`` and ``(J(theta + h) - J(theta)) / h``
+    (with their own error bar; or their gap shrinks like curvature's); and the next step fails it
+    too (:func:`_settle`). Or ``a`` lies outside the slopes of a kink that one declared unit
+    crosses.
 ``kink``
     There is evidence of a kink at theta: a declared ``kink_points`` value of some layer is
     still crossed at steps far below the natural one, or the jump between the one-sided slopes
     keeps its size as the step shrinks by 4 (curvature would shrink it 4 times, noise would grow
     it). *And* ``a`` lies between the one-sided slopes, as a right backward's value at a kink
-    does. Such entries are left out of the verdict (excused), and reported.
+    does. Such entries are left out of the verdict (excused), and reported. Outside the slopes of
+    a kink nobody declared, or where declared kinks meet, the entry is undecided.
 ``undecided``
     Nothing of the above could be shown: the noise is too large to tell, even after trying a
     larger step (when the disagreement looks like noise) or smaller steps (when it looks like
