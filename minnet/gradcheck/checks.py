@@ -328,7 +328,9 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
         )
     for k, v in verdicts.items():
         if v.status == FAIL and np.isfinite(v.numeric) and np.isfinite(a[k]):
-            verdicts[k] = _confirm_failure(target, judge, t, int(flat_index[k]), a[k], v, floor)
+            verdicts[k] = _confirm_failure(
+                target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+            )
     for k, v in verdicts.items():
         if (
             v.status == UNDECIDED
@@ -377,7 +379,9 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
                 floor=floor,
             )
             if v.status == FAIL and np.isfinite(v.numeric):
-                v = _confirm_failure(target, judge, t, int(flat_index[k]), a[k], v, floor)
+                v = _confirm_failure(
+                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+                )
             if v.status != AGREE:
                 verdicts[int(k)] = v
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
@@ -389,13 +393,17 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
 OWN_NOISE = "J's own rounding at this entry is too coarse to tell (float32 inside, lost digits)"
 
 
-def _confirm_failure(target, judge, t, index, a, verdict, floor) -> Verdict:
-    """A failure stands only if the noise of J measured along this entry alone, at the step
-    the failure was found (an ECnoise table over +-that step), does not explain it. The noise
-    of a check is measured once per tensor; one entry may be far noisier than the rest (a piece
-    computed in float32, a log(1 - p) losing its digits): its table is then a staircase, or
-    shows that noise."""
-    measure = target.measure(t, index, target.center)
+def _along(target, t, index):
+    """``measure(step)`` for one entry of tensor ``t``."""
+    return target.measure(t, int(index), target.center)
+
+
+def _confirm_failure(target, judge, measure, a, verdict, floor) -> Verdict:
+    """A failure stands only if the noise of J measured along the failing line alone (one entry,
+    or the direction of a set of kinks), at the step the failure was found (ECnoise tables over
+    +-that step), does not explain it. The noise of a check is measured once per tensor; one
+    entry may be far noisier than the rest (a piece computed in float32, a log(1 - p) losing its
+    digits): its table is then a staircase, or shows that noise."""
     # Tables from the failure's step up to the largest step its evidence rests on (a triple of
     # steps, each 4 times the next, whose central differences showed c h^2): a piece computed
     # in float32 is a staircase that may look exactly linear (with a slope off by a fraction of
@@ -471,6 +479,8 @@ def _check_kinks_together(
             max_step=float(max_step_for(theta)),
             floor=0.0,
         )
+        if together.status == FAIL and np.isfinite(together.numeric):
+            together = _confirm_failure(target, judge, measure, analytic, together, 0.0)
         if together.status == FAIL or (
             together.status == UNDECIDED and together.reason != KINKS_MEET_REASON
         ):
