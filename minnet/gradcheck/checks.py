@@ -460,12 +460,17 @@ def _check_kinks_together(
     each of two tied maxima puts each entry between its slopes, but not the pair. A failure
     fails them all."""
     kinks = [k for k, v in verdicts.items() if v.status == KINK] + list(hidden_kinks)
-    if len(kinks) < 2:
-        return
+    if len(kinks) < 2 and not hidden_kinks:
+        return  # one kink, judged on its own already
+    # A hidden kink alone is judged too: its claim agreed with the central difference only, and
+    # a kink *near* theta (|x| at 1e-10 from 0, steps of 1e-6) makes that central difference
+    # the average of two slopes, neither of which need be the derivative at theta.
     theta = float(np.max(np.abs(target.arrays[t].reshape(-1)[flat_index[kinks]])))
     step = float(natural_step_for(theta))
     signs = stream(0, "directions", len(kinks)).choice([-1.0, 1.0], size=len(kinks))
-    for weights in (np.ones(len(kinks)), signs):
+    # The definition's allowance: threshold times the tensor's largest derivative.
+    floor = judge.threshold * float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+    for weights in (np.ones(len(kinks)), signs)[: 1 if len(kinks) == 1 else 2]:
         direction = np.zeros(target.arrays[t].size)
         direction[flat_index[kinks]] = weights / np.sqrt(len(kinks))
         direction = direction.reshape(target.arrays[t].shape)
@@ -477,18 +482,23 @@ def _check_kinks_together(
             measure,
             natural_step=step,
             max_step=float(max_step_for(theta)),
-            floor=0.0,
+            floor=floor,
         )
         if together.status == FAIL and np.isfinite(together.numeric):
-            together = _confirm_failure(target, judge, measure, analytic, together, 0.0)
+            together = _confirm_failure(target, judge, measure, analytic, together, floor)
         if together.status == FAIL or (
             together.status == UNDECIDED and together.reason != KINKS_MEET_REASON
         ):
             # Failed together, or not shown to agree together: a tie whose entries each claim
             # the whole share sits between each entry's slopes; only the set shows it.
             status = together.status
-            reason = f"the {len(kinks)} kinks of {target.names[t]} together " + (
-                "disagree" if status == FAIL else f"are undecided ({together.reason})"
+            name = target.names[t]
+            if len(kinks) > 1:
+                what, verbs = f"the {len(kinks)} kinks of {name} together", ("disagree", "are")
+            else:
+                what, verbs = f"a slope jump of {name} at smaller steps", ("disagrees", "is")
+            reason = f"{what} " + (
+                verbs[0] if status == FAIL else f"{verbs[1]} undecided ({together.reason})"
             )
             for k in kinks:
                 v = verdicts.get(k)
