@@ -15,8 +15,11 @@ share.
 What counts as wrong is docs/gradcheck.md's definition: a claim ``a`` for an entry whose true
 derivative is ``g`` is wrong when ``|a - g| > threshold * (|a| + |g|) + threshold * max|g|``
 (the largest true derivative of the case); a case whose bug changes no entry by more than that
-is counted as right. A tie claimed in full by each tied entry is wrong (the directional
-derivative along their sum is 1, the claims add up to more).
+is counted as right. On a kink (ReLU or abs at exactly 0) and on a tie of a max, the true
+gradient is a set: any slope between the kink's two sides, and any split of the max's share
+among the tied entries (the tied entries are exactly equal in float64). A claim is right when
+some member of the set is within the tolerance of it in every entry: a swap of two tied
+entries' shares is no bug, every tied entry claiming the whole share is one.
 
 It prints the wrong gradients passed (must be 0), the right gradients failed, split into smooth
 float64 cases (must be 0) and cases at kinks, ties or float32 pieces (may be inconclusive, never
@@ -67,6 +70,15 @@ class Case:
     grad: np.ndarray
     tags: set[str] = field(default_factory=set)
     ties: list[int] = field(default_factory=list)
+    #: Every claim in ``[low, high]`` entry by entry, plus shares of the tie (``share_unit``
+    #: times a point of the simplex over ``ties``), is a valid subgradient: an entry on a kink
+    #: (ReLU or abs at exactly 0) has an interval of them, and a tie of a max may give its share
+    #: to any mix of the tied entries. Elsewhere ``low == high == grad``.
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    share_unit: float = 0.0
+    #: How the case was built (scale, center, offset, pieces): for reading a misjudged case.
+    description: str = ""
 
 
 def random_case(rng: np.random.Generator) -> Case:
@@ -76,6 +88,7 @@ def random_case(rng: np.random.Generator) -> Case:
     offset = 10.0 ** rng.uniform(-12, 20) * rng.choice([-1, 1]) if rng.random() < 0.4 else 0.0
     u0 = rng.uniform(-1.5, 1.5, size=n)
     pieces = []  # (entry, weight, g, dg, float32)
+    names: list[str] = []
     tags: set[str] = set()
     ties: list[int] = []
     kinked = rng.random() < 0.4
@@ -91,6 +104,7 @@ def random_case(rng: np.random.Generator) -> Case:
                 "off": u0[i],
             }[str(where)]
             tags.add(f"kink-{where}")
+            names.append(f"{kind}-{where}")
             if kind == "abs":
                 pieces.append((i, weight, np.abs, lambda u: np.sign(u), float32))
             else:
@@ -99,7 +113,9 @@ def random_case(rng: np.random.Generator) -> Case:
                 )
         else:
             kind = str(rng.choice(SMOOTH))
-            g, dg = _smooth(kind, int(rng.integers(1, 4)))
+            power = int(rng.integers(1, 4))
+            g, dg = _smooth(kind, power)
+            names.append(f"{kind}{power if kind == 'poly' else ''}")
             pieces.append((i, weight, g, dg, float32))
         if float32:
             tags.add("float32")
@@ -107,6 +123,9 @@ def random_case(rng: np.random.Generator) -> Case:
         group = sorted(rng.choice(n, size=int(rng.integers(2, n + 1)), replace=False).tolist())
         if rng.random() < 0.6:
             u0[group] = u0[group[0]]
+            # An exact tie: the tied entries of x are equal, so float64 keeps their u equal.
+            if np.ndim(center):
+                center[group] = center[group[0]]
             ties = group
             tags.add("tie")
     else:
@@ -125,11 +144,26 @@ def random_case(rng: np.random.Generator) -> Case:
 
     u = (x - center) / scale
     grad = np.zeros(n)
+    low, high = np.zeros(n), np.zeros(n)
     for i, w, _, dg, _ in pieces:
         grad[i] += w * float(dg(u[i])) / scale
+        low[i] = high[i] = grad[i]
+        if names[i].endswith("-on"):  # exactly on the kink: any slope between the sides
+            sides = [w * float(dg(np.float64(side))) / scale for side in (-1.0, 1.0)]
+            low[i], high[i] = min(sides), max(sides)
+            low[i], high[i] = min(low[i], grad[i]), max(high[i], grad[i])
     if group:
         grad[group[int(np.argmax(u[group]))]] += 1 / scale  # numpy's argmax: the first tie
-    return Case(f, x, grad, tags or {"smooth"}, ties)
+    description = (
+        f"scale {scale:.3g} offset {offset:.3g} center {center} u {u} "
+        f"pieces {[(name, w, low) for name, (_, w, _, _, low) in zip(names, pieces, strict=True)]}"
+        f" max over {group}"
+    )
+    if group and not ties:  # the one largest entry takes the whole share: no choice
+        low[group[int(np.argmax(u[group]))]] += 1 / scale
+        high[group[int(np.argmax(u[group]))]] += 1 / scale
+    share = 1 / scale if ties else 0.0
+    return Case(f, x, grad, tags or {"smooth"}, ties, low, high, share, description)
 
 
 def random_bug(rng: np.random.Generator, case: Case) -> tuple[str, np.ndarray]:
@@ -154,12 +188,25 @@ def random_bug(rng: np.random.Generator, case: Case) -> tuple[str, np.ndarray]:
 
 
 def is_wrong(claim: np.ndarray, case: Case, kind: str, threshold: float) -> bool:
-    """docs/gradcheck.md's definition, per entry against the case's largest derivative."""
-    if kind == "share":
-        return True
+    """docs/gradcheck.md's definition, per entry against the case's largest derivative, with
+    the true gradient a set at kinks and ties: the claim is right when some valid subgradient
+    (:attr:`Case.low`, :attr:`Case.high`, shares of the tie) is within the tolerance of it in
+    every entry."""
     g = case.grad
-    bound = threshold * (np.abs(claim) + np.abs(g)) + threshold * np.max(np.abs(g))
-    return bool(np.any(np.abs(claim - g) > bound))
+    slack = threshold * (np.abs(claim) + np.abs(g)) + threshold * np.max(np.abs(g))
+    nearest = np.clip(claim, case.low - slack, case.high + slack)
+    outside = np.abs(claim - nearest) > 0
+    ties = np.array(case.ties, dtype=int)
+    if ties.size == 0:
+        return bool(np.any(outside))
+    if np.any(np.delete(outside, ties)):
+        return True
+    # The tied entries' shares: entry i may take a share in [lo_i, hi_i] (what its claim leaves
+    # over its own interval, in units of the whole share); the shares must add up to 1.
+    unit = case.share_unit
+    lo = np.maximum((claim[ties] - case.high[ties] - slack[ties]) / unit, 0.0)
+    hi = np.minimum((claim[ties] - case.low[ties] + slack[ties]) / unit, 1.0)
+    return bool(np.any(lo > hi) or lo.sum() > 1 or hi.sum() < 1)
 
 
 def run(cases: int, seed: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Counter]:

@@ -329,7 +329,9 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
         )
     for k, v in verdicts.items():
         if v.status == FAIL and np.isfinite(v.numeric) and np.isfinite(a[k]):
-            verdicts[k] = _confirm_failure(target, judge, t, int(flat_index[k]), a[k], v, floor)
+            verdicts[k] = _confirm_failure(
+                target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+            )
     for k, v in verdicts.items():
         if (
             v.status == UNDECIDED
@@ -378,7 +380,9 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
                 floor=floor,
             )
             if v.status == FAIL and np.isfinite(v.numeric):
-                v = _confirm_failure(target, judge, t, int(flat_index[k]), a[k], v, floor)
+                v = _confirm_failure(
+                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+                )
             if v.status != AGREE:
                 verdicts[int(k)] = v
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
@@ -390,33 +394,60 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
 OWN_NOISE = "J's own rounding at this entry is too coarse to tell (float32 inside, lost digits)"
 
 
-def _confirm_failure(target, judge, t, index, a, verdict, floor) -> Verdict:
-    """A failure stands only if the noise of J measured along this entry alone, at the step
-    the failure was found (an ECnoise table over +-that step), does not explain it. The noise
-    of a check is measured once per tensor; one entry may be far noisier than the rest (a piece
-    computed in float32, a log(1 - p) losing its digits): its table is then a staircase, or
-    shows that noise."""
-    measure = target.measure(t, index, target.center)
-    spacing = verdict.step / (PROBE_POINTS // 2)
-    values = [target.center]
-    for k in range(1, PROBE_POINTS // 2 + 1):
-        m = measure(k * spacing)
-        if m.crossed or not m.finite:
+def _along(target, t, index):
+    """``measure(step)`` for one entry of tensor ``t``."""
+    return target.measure(t, int(index), target.center)
+
+
+def _confirm_failure(target, judge, measure, a, verdict, floor) -> Verdict:
+    """A failure stands only if the noise of J measured along the failing line alone (one entry,
+    or the direction of a set of kinks), at the step the failure was found (ECnoise tables over
+    +-that step), does not explain it. The noise of a check is measured once per tensor; one
+    entry may be far noisier than the rest (a piece computed in float32, a log(1 - p) losing its
+    digits): its table is then a staircase, or shows that noise."""
+    # Tables from the failure's step up to the largest step its evidence rests on (a triple of
+    # steps, each 4 times the next, whose central differences showed c h^2): a piece computed
+    # in float32 is a staircase that may look exactly linear (with a slope off by a fraction of
+    # a tread) at the failure's step, and shows its treads only at larger spacings.
+    top = LADDER**2 * verdict.step
+    # At the larger spacings only a staircase or localized jumps count: there a smooth J that
+    # varies on a scale below them would show its variation as "noise".
+    own, spacing, finest = 0.0, verdict.step / (PROBE_POINTS // 2), True
+    while True:
+        level = _own_noise(measure, spacing, target.center, finest)
+        if level is None:
             return verdict  # a declared kink or overflow in the table: the failure stands
-        values = [m.minus, *values, m.plus]
-    steps = np.diff(values)
-    if np.any(steps == 0) and not np.all(steps == 0):
-        # A staircase: each value of J may be off by up to the highest tread in the table.
-        own = float(np.max(np.abs(steps)))
-    else:
-        sigma = estimate_noise(np.array(values))
-        if sigma is None:
-            return verdict
-        own = NOISE_SIGMAS * sigma
+        own, finest = max(own, level), False
+        spacing *= LADDER
+        if spacing > top / (PROBE_POINTS // 2):
+            break
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
     return verdict
+
+
+def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) -> float | None:
+    """How far one value of J may be off a smooth J, from a table of J along one entry with
+    this spacing (``None``: the table crossed a declared kink or overflowed). Without
+    ``smooth_too``, only a staircase or jumps in a few places count (0 otherwise)."""
+    values = [center]
+    for k in range(1, PROBE_POINTS // 2 + 1):
+        m = measure(k * spacing)
+        if m.crossed or not m.finite:
+            return None
+        values = [m.minus, *values, m.plus]
+    steps = np.diff(values)
+    if np.any(steps == 0) and not np.all(steps == 0):
+        # A staircase: each value of J may be off by up to the highest tread in the table.
+        return float(np.max(np.abs(steps)))
+    sigma = estimate_noise(np.array(values))
+    if sigma is None:
+        # No noise level shows (the second differences sit in a few places: a staircase whose
+        # treads the spacing straddles, float32 inside, or a kink in the table): J may then be
+        # off a straight line by its largest second difference.
+        return float(np.max(np.abs(np.diff(values, 2))))
+    return NOISE_SIGMAS * sigma if smooth_too else 0.0
 
 
 def _check_kinks_together(
@@ -430,12 +461,17 @@ def _check_kinks_together(
     each of two tied maxima puts each entry between its slopes, but not the pair. A failure
     fails them all."""
     kinks = [k for k, v in verdicts.items() if v.status == KINK] + list(hidden_kinks)
-    if len(kinks) < 2:
-        return
+    if len(kinks) < 2 and not hidden_kinks:
+        return  # one kink, judged on its own already
+    # A hidden kink alone is judged too: its claim agreed with the central difference only, and
+    # a kink *near* theta (|x| at 1e-10 from 0, steps of 1e-6) makes that central difference
+    # the average of two slopes, neither of which need be the derivative at theta.
     theta = float(np.max(np.abs(target.arrays[t].reshape(-1)[flat_index[kinks]])))
     step = float(natural_step_for(theta))
     signs = stream(0, "directions", len(kinks)).choice([-1.0, 1.0], size=len(kinks))
-    for weights in (np.ones(len(kinks)), signs):
+    # The definition's allowance: threshold times the tensor's largest derivative.
+    floor = judge.threshold * float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+    for weights in (np.ones(len(kinks)), signs)[: 1 if len(kinks) == 1 else 2]:
         direction = np.zeros(target.arrays[t].size)
         direction[flat_index[kinks]] = weights / np.sqrt(len(kinks))
         direction = direction.reshape(target.arrays[t].shape)
@@ -447,14 +483,30 @@ def _check_kinks_together(
             measure,
             natural_step=step,
             max_step=float(max_step_for(theta)),
-            floor=0.0,
+            floor=floor,
         )
-        if together.status == FAIL:
-            reason = f"the {len(kinks)} kinks of {target.names[t]} together disagree"
+        if together.status == FAIL and np.isfinite(together.numeric):
+            together = _confirm_failure(target, judge, measure, analytic, together, floor)
+        if together.status == FAIL or (
+            together.status == UNDECIDED and together.reason != KINKS_MEET_REASON
+        ):
+            # Failed together, or not shown to agree together: a tie whose entries each claim
+            # the whole share sits between each entry's slopes; only the set shows it.
+            status = together.status
+            name = target.names[t]
+            if len(kinks) > 1:
+                what, verbs = f"the {len(kinks)} kinks of {name} together", ("disagree", "are")
+            else:
+                what, verbs = f"a slope jump of {name} at smaller steps", ("disagrees", "is")
+            reason = f"{what} " + (
+                verbs[0] if status == FAIL else f"{verbs[1]} undecided ({together.reason})"
+            )
             for k in kinks:
                 v = verdicts.get(k)
+                if v is not None and v.status == FAIL:
+                    continue
                 n, at, bar = (v.numeric, v.step, v.error_bar) if v else (numeric[k], h[k], 0.0)
-                verdicts[k] = Verdict(FAIL, float(n), float(at), float(bar), reason)
+                verdicts[k] = Verdict(status, float(n), float(at), float(bar), reason)
             return
 
 

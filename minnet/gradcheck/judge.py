@@ -23,15 +23,18 @@ The judge gives each entry one of four verdicts, and each one needs positive evi
 ``fail``
     The analytic or numeric value is NaN or infinite; or ``|a - n| > threshold * (|a| + |n|) +
     floor + E`` (wrong by docs/gradcheck.md's definition), the central differences it rests on
-    are stable, and ``a`` also lies outside the one-sided slopes ``(J(theta) - J(theta - h)) / h``
-    and ``(J(theta + h) - J(theta)) / h`` (or their gap shrinks like curvature's); or ``a`` lies
-    outside those slopes at a kink.
+    are stable, the noise is far below the disagreement, and ``a`` also lies outside the
+    one-sided slopes ``(J(theta) - J(theta - h)) / h`` and ``(J(theta + h) - J(theta)) / h``
+    (with their own error bar; or their gap shrinks like curvature's); and the next step fails it
+    too (:func:`_settle`). Or ``a`` lies outside the slopes of a kink that one declared unit
+    crosses.
 ``kink``
     There is evidence of a kink at theta: a declared ``kink_points`` value of some layer is
     still crossed at steps far below the natural one, or the jump between the one-sided slopes
     keeps its size as the step shrinks by 4 (curvature would shrink it 4 times, noise would grow
     it). *And* ``a`` lies between the one-sided slopes, as a right backward's value at a kink
-    does. Such entries are left out of the verdict (excused), and reported.
+    does. Such entries are left out of the verdict (excused), and reported. Outside the slopes of
+    a kink nobody declared, or where declared kinks meet, the entry is undecided.
 ``undecided``
     Nothing of the above could be shown: the noise is too large to tell, even after trying a
     larger step (when the disagreement looks like noise) or smaller steps (when it looks like
@@ -93,6 +96,10 @@ CLIMBED = "agrees within the noise at the step asked for, disagrees at larger st
 #: The reason of an entry where declared kinks of several units meet: backprop takes each
 #: unit's own convention there, and its value need not lie between J's one-sided slopes.
 KINKS_MEET_REASON = "outside the one-sided slopes where kinks meet"
+#: The reason of an entry outside the one-sided slopes of a kink that no layer declared: the
+#: kinks of several pieces may meet there (unlike KINKS_MEET_REASON, it keeps a check from
+#: passing: nobody showed that they do).
+UNDECLARED_KINK_REASON = "outside the one-sided slopes of an undeclared kink"
 
 #: What an evaluation crossed (the largest wins when several are seen):
 #: NO_KINK: no declared kink. ONE_KINK: inputs of one layer that sat *exactly* on a kink at theta,
@@ -274,20 +281,55 @@ class Judge:
         if abs(a - n) > tol + floor + error_bar:
             # Wrong by the definition (docs/gradcheck.md) whatever the error within the bar...
             wobble = abs(witness.numeric - n) if spread is None else spread
-            quiet = min(self.noise_of(m), self.noise_of(witness))
+            quiet = max(self.noise_of(m), self.noise_of(witness))
             if wobble > abs(a - n) / STABLE_FAIL or wobble > abs(n) / STABLE_FAIL + quiet:
                 # ... unless n itself still moves that much from step to step: steps beyond
                 # J's own scale of variation (n falling like 1/h) bound nothing.
                 return None
-            slack = tol + 2 * self.noise_of(m)
-            if not min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
-                return Verdict(FAIL, n, m.step, error_bar)
+            if quiet > abs(a - n) / STABLE_FAIL:
+                # ... or the noise is not far below the disagreement: steps that agree only
+                # "within the noise" then say nothing about n's truncation (the noise is an
+                # upper bound; a larger one must never make a failure easier).
+                return None
             if self._curvature(m, witness):
+                # The slopes close in on n as the step shrinks, not on a: J is smooth here.
                 return Verdict(FAIL, n, m.step, error_bar)
-            return None  # within the slopes: a smaller step may still tell
+            slack = tol + self._slope_error(m, witness)
+            if min(m.left, m.right) - slack <= a <= max(m.left, m.right) + slack:
+                return None  # within the slopes: a smaller step may still tell
+            if self._kink_like(m, witness):
+                # Outside the one-sided slopes where they keep apart as the step shrinks: a kink
+                # at theta, where a backward that takes each unit's own convention (a ReLU at 0
+                # feeding a tie of a max) need not lie between J's slopes. Only smaller steps
+                # (that show a declared kink crossed by one unit) may fail it.
+                return None
+            return Verdict(FAIL, n, m.step, error_bar)
         if abs(a - n) + error_bar <= tol + floor:  # |a - g| <= |a - n| + |n - g|: right
             return Verdict(AGREE, n, m.step, error_bar)
         return None
+
+    def _slope_error(self, m: Measurement, witness: Measurement) -> float:
+        """Bound on the error of ``m``'s one-sided slopes: their rounding (two values of J over
+        the step) and their truncation, which is first order (``c h``): the change of each slope
+        between ``m`` and the ``witness`` at another step bounds it, as :meth:`_error_bar` does
+        for the central difference."""
+        ratio = max(witness.step / m.step, m.step / witness.step)
+        factor = TRUNCATION_SAFETY * (ratio if m.step > witness.step else 1.0) / (ratio - 1)
+        change = max(abs(m.left - witness.left), abs(m.right - witness.right))
+        noise = 2 * (self.noise_of(m) + self.noise_of(witness))
+        truncation = factor * (change + noise) if np.isfinite(change) else np.inf
+        return 2 * self.noise_of(m) + truncation
+
+    def _kink_like(self, m: Measurement, witness: Measurement) -> bool:
+        """Do the one-sided slopes of ``m`` and ``witness`` stay apart by about the same jump,
+        far above their noise, as a kink's do (curvature's jump shrinks with the step)?"""
+        jumps = [x.right - x.left for x in (m, witness)]
+        noise = 4 * max(self.noise_of(m), self.noise_of(witness))
+        return bool(
+            np.all(np.isfinite(jumps))
+            and min(abs(j) for j in jumps) > JUMP_NOISE * noise
+            and abs(jumps[0] - jumps[1]) <= JUMP_STABLE * max(abs(j) for j in jumps)
+        )
 
     def _curvature(self, m: Measurement, other: Measurement) -> bool:
         """Does the jump between the one-sided slopes shrink with the step, as curvature's does
@@ -351,6 +393,7 @@ class Judge:
     ) -> Verdict:
         ladder = [first] if first.finite else []
         best = Verdict(UNDECIDED, first.numeric, first.step, self.noise_of(first), NOISY)
+        pending: Verdict | None = None  # a failure waiting for the next step to confirm it
         step = first.step
         if step * LADDER**2 < natural_step:  # from far below the natural step: start near it
             step = natural_step / LADDER**2
@@ -368,23 +411,30 @@ class Judge:
             if m.crossed or not m.finite or not self._consistent(previous, m):
                 # A kink, overflow or truncation: larger steps cannot help. The last good step
                 # may still be judged with the one below it.
-                if len(ladder) >= 2:
+                if len(ladder) >= 2 and pending is None:
                     witness = ladder[-2]
                     error_bar = self._error_bar(previous, witness)
                     spread = _spread(ladder[-3:])
                     verdict = self._decide(a, previous, witness, error_bar, floor, spread)
-                    if verdict is not None:
+                    if verdict is not None and verdict.status == AGREE:
                         return verdict
                     best = self._better(best, previous, error_bar)
                 break
             error_bar = self._error_bar(previous, m)
             spread = _spread([*ladder[-2:], m])
             verdict = self._decide(a, previous, m, error_bar, floor, spread)
+            if verdict is not None and verdict.status == FAIL and not _linear([*ladder[-2:], m]):
+                verdict = None  # no evidence that J is smooth at these steps
             if verdict is not None:
-                return verdict
+                settled = _settle(verdict, pending)
+                if settled is not None:
+                    return settled
+                pending = verdict
+            elif pending is not None:
+                return _unconfirmed(pending)
             best = self._better(best, previous, error_bar)
             ladder.append(m)
-        return best
+        return best if pending is None else _unconfirmed(pending)
 
     @staticmethod
     def _better(best: Verdict, m: Measurement, error_bar: float) -> Verdict:
@@ -405,6 +455,7 @@ class Judge:
         previous = first if usable else None
         seen: list[Measurement] = [first] if usable else []
         jumping: tuple[Measurement, Measurement] | None = None  # a slope jump holding so far
+        pending: Verdict | None = None  # a failure waiting for the next step to confirm it
         step = first.step
         for _ in range(MAX_DESCENT):
             step /= LADDER
@@ -427,11 +478,20 @@ class Judge:
                         [(large, middle), (middle, large), (small, middle)],
                         key=lambda pair: self._error_bar(*pair),
                     )
+                    decided = None
                     for judged, witness in pairs:
                         bar = self._error_bar(judged, witness)
                         verdict = self._decide(a, judged, witness, bar, floor, _spread(seen[-3:]))
                         if verdict is not None:
-                            return verdict
+                            decided = verdict
+                            break
+                    if decided is not None:
+                        settled = _settle(decided, pending)
+                        if settled is not None:
+                            return settled
+                        pending = decided
+                    elif pending is not None:
+                        return _unconfirmed(pending)
                 if step <= kink_step and self._declared_kink_at_theta(seen):
                     return self._at_kink(a, previous, m)
                 # An undeclared kink at theta keeps its jump however small the step: follow it
@@ -448,6 +508,8 @@ class Judge:
             previous = m
         if jumping:
             return self._at_kink(a, *jumping)
+        if pending is not None:
+            return _unconfirmed(pending)
         if previous is None:
             return Verdict(FAIL, np.nan, step, np.inf, "the numeric value is NaN or infinite")
         return Verdict(
@@ -510,6 +572,11 @@ class Judge:
             return Verdict(KINK, m.numeric, m.step, slack)
         if KINKS_MEET in (m.crossed, larger.crossed):
             return Verdict(UNDECIDED, m.numeric, m.step, slack, KINKS_MEET_REASON)
+        if ONE_KINK not in (m.crossed, larger.crossed):
+            # Nobody declared which units kink here: several may, and backprop takes each
+            # unit's own convention (a ReLU at 0 feeding a tie of a max), so a right value need
+            # not lie between J's one-sided slopes. Undecided, and the check cannot pass.
+            return Verdict(UNDECIDED, m.numeric, m.step, slack, UNDECLARED_KINK_REASON)
         return Verdict(FAIL, m.numeric, m.step, slack, "outside the one-sided slopes of a kink")
 
 
@@ -558,6 +625,38 @@ def estimate_noise(values: np.ndarray) -> float | None:
         if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
             return window[0]
     return None
+
+
+#: The reason of an entry that failed at one step (or triple of steps) and not at the next.
+UNCONFIRMED = "disagrees at one step, not confirmed at the next"
+
+
+def _settle(verdict: Verdict, pending: Verdict | None) -> Verdict | None:
+    """A failure stands only when the next step (the next triple, in a descent) fails it too:
+    three steps of a J that varies on a scale far below them (sin at x ~ 1e-8 with steps of
+    1e-7) may mimic the ``c h^2`` pattern by chance, twice in a row they do not. An agreement
+    right after a failure contradicts it: the error model does not hold there."""
+    if verdict.status == AGREE:
+        return verdict if pending is None else _unconfirmed(pending)
+    return verdict if pending is not None else None
+
+
+def _unconfirmed(pending: Verdict) -> Verdict:
+    return Verdict(UNDECIDED, pending.numeric, pending.step, pending.error_bar, UNCONFIRMED)
+
+
+def _linear(measurements: list[Measurement]) -> bool:
+    """Is J shown to be smooth at these (larger) steps? Either its central differences agree
+    with each other within an eighth of their size (``J(theta + h) - J(theta - h)`` grows like
+    ``h``: J is close to linear across them), or J stood exactly still at every one of them (a
+    flat J: its derivative is 0). Central differences that fall like ``1/h`` or ``1/h^2`` are
+    what a J that varies on a scale far below the steps gives (it changed, then saturated); the
+    noise bound, however wide, says nothing about that, so no failure may rest on them."""
+    values = [m.numeric for m in measurements]
+    size = min(abs(v) for v in values)
+    if size > 0 and max(values) - min(values) <= size / STABLE_FAIL:
+        return True
+    return all(m.plus == m.center == m.minus for m in measurements)
 
 
 def _spread(measurements: list[Measurement]) -> float:
