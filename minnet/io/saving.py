@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,6 @@ import safetensors.numpy
 from ..layers import Layer
 from ..model import Sequential
 from .architecture import layer_spec, loss_spec
-from .atomic import write_atomically
 from .format import (
     ARCHITECTURE_KEY,
     DTYPES,
@@ -23,10 +24,9 @@ from .format import (
     SUPPORTED_DTYPES,
     VERSION_KEY,
     count_non_finite,
-    header_length,
     model_path,
 )
-from .reader import Reader
+from .loading import Reader
 
 
 def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
@@ -42,10 +42,11 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
     path = model_path(path)
     tensors, metadata = contents(model)
     data = safetensors.numpy.save(tensors, metadata=metadata)
-    if header_length(data[:8]) > MAX_HEADER_BYTES:
+    length = int.from_bytes(data[:8], "little")
+    if length > MAX_HEADER_BYTES:
         raise ValueError(
             f"cannot save the model: its file header (architecture and tensor table) would have "
-            f"{header_length(data[:8]):,} bytes; load reads at most {MAX_HEADER_BYTES:,}"
+            f"{length:,} bytes; load reads at most {MAX_HEADER_BYTES:,}"
         )
     write_atomically(path, data)
     return path
@@ -115,3 +116,47 @@ def _layer_tensors(index: int, layer: Layer, dtype: np.dtype | None) -> dict[str
             raise ValueError(f"{what}: {bad} of its values are NaN or infinite in {array.dtype}")
         arrays[name] = array
     return arrays
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file beside ``path``, then put that file at ``path``.
+
+    - The temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a random short
+      name: it is always a new file of ours (a symlink planted at its name is never followed),
+      with the permissions any new file gets (``0o666`` less the umask, or the folder's default
+      ACL), no setuid bit and the saving user as owner, whatever ``path`` held before.
+    - It is flushed to disk and renamed over ``path`` (``os.replace``, atomic): ``path`` holds the
+      old file or the complete new one, never a part; a symlink at ``path`` is itself replaced.
+    - On any failure the temporary file is removed and the error raised.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = path.parent / f".minnet-{secrets.token_hex(8)}.tmp"
+        try:
+            handle = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"cannot write {path}: its folder {path.parent} does not exist"
+            ) from None
+    else:
+        raise FileExistsError(f"no free temporary name in {path.parent}")
+    try:
+        with open(handle, "wb", closefd=True) as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # the folder's entry for it to disk, where allowed
+        handle = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)

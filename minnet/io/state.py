@@ -55,10 +55,8 @@ def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
                     f"{kind} {name!r}: expected {target.dtype} of shape {target.shape}, got "
                     f"{given.dtype} of shape {given.shape}"
                 )
-            elif count_non_finite(given):  # as save, load and fit refuse them
-                problems.append(
-                    f"{kind} {name!r} holds {count_non_finite(given)} NaN or infinite values"
-                )
+            elif bad := count_non_finite(given):  # as save, load and fit refuse them
+                problems.append(f"{kind} {name!r} holds {bad} NaN or infinite values")
     if problems:
         raise ValueError(f"load_state_dict changed nothing: {'; '.join(problems)}")
     for name, (_, target) in targets.items():
