@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 SUFFIX = ".safetensors"
-FORMAT_KEY, FORMAT = "format", "minnet.Sequential"
-VERSION_KEY, FORMAT_VERSION = "format_version", "3"
-ARCHITECTURE_KEY = "architecture"
+FORMAT_VERSION = "3"  # the metadata's "format_version"; its "format" is "minnet.Sequential"
 SUPPORTED_DTYPES = ("float16", "float32", "float64")
 
 #: The largest JSON header (the architecture and the tensor table) load reads: checked from the

@@ -20,13 +20,9 @@ from ..layers import Layer, Linear
 from ..model import Sequential
 from .architecture import MAX_ARCHITECTURE_CHARS, check_declared_size, check_spec, parse_json
 from .format import (
-    ARCHITECTURE_KEY,
     DTYPES,
-    FORMAT,
-    FORMAT_KEY,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
-    VERSION_KEY,
     ModelFileError,
     count_non_finite,
     model_path,
@@ -157,20 +153,20 @@ class Reader:
 
     def architecture(self, metadata: dict[str, str]) -> dict[str, Any]:
         """The checked architecture (see :func:`check_spec`) from the file's metadata."""
-        if metadata.get(FORMAT_KEY) != FORMAT:
+        if metadata.get("format") != "minnet.Sequential":
             raise self.fail(
-                f"not a minnet model file (its metadata has no {FORMAT_KEY!r}: {FORMAT!r}); the "
+                "not a minnet model file (its metadata has no 'format': 'minnet.Sequential'); the "
                 "weights of any safetensors file open with safetensors.numpy.load_file, and "
                 "model.load_state_dict takes them"
             )
-        if metadata.get(VERSION_KEY) != FORMAT_VERSION:
+        if metadata.get("format_version") != FORMAT_VERSION:
             raise self.fail(
-                f"format version {reprlib.repr(metadata.get(VERSION_KEY))}; this minnet reads "
+                f"format version {reprlib.repr(metadata.get('format_version'))}; this minnet reads "
                 f"version {FORMAT_VERSION}"
             )
-        text = metadata.get(ARCHITECTURE_KEY)
+        text = metadata.get("architecture")
         if text is None:
-            raise self.fail(f"its metadata has no {ARCHITECTURE_KEY!r}")
+            raise self.fail("its metadata has no 'architecture'")
         if len(text) > MAX_ARCHITECTURE_CHARS:
             raise self.fail(
                 f"the architecture text has {len(text):,} characters; minnet reads at most "

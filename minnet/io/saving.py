@@ -15,14 +15,10 @@ from ..layers import Layer
 from ..model import Sequential
 from .architecture import layer_spec, loss_spec
 from .format import (
-    ARCHITECTURE_KEY,
     DTYPES,
-    FORMAT,
-    FORMAT_KEY,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     SUPPORTED_DTYPES,
-    VERSION_KEY,
     count_non_finite,
     model_path,
 )
@@ -68,7 +64,11 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         stored = _layer_tensors(i, layer, dtype)
         tensors.update({f"{i}.{name}": array for name, array in stored.items()})
     text = json.dumps(spec, allow_nan=False)
-    metadata = {FORMAT_KEY: FORMAT, VERSION_KEY: FORMAT_VERSION, ARCHITECTURE_KEY: text}
+    metadata = {
+        "format": "minnet.Sequential",
+        "format_version": FORMAT_VERSION,
+        "architecture": text,
+    }
     names = {numpy: name for name, numpy in DTYPES.items()}  # safetensors' dtype names
     table = {key: (names[a.dtype.name], list(a.shape)) for key, a in tensors.items()}
     Reader("the model", doing="save").header(metadata, table)
