@@ -209,18 +209,3 @@ def declared_size(args: dict[str, Any], limit: int) -> int:
             if size > limit:
                 return size
     return size
-
-
-def check_declared_size(what: str, args: dict[str, Any], shapes: list[tuple[int, ...]]) -> None:
-    """Refuse a layer whose integer arguments declare more entries than its stored tensors hold
-    (and more than ``FREE_SIZE``): it would be built at a size the file does not back.
-    ``shapes``: those of its stored tensors."""
-    entries = sum(math.prod(shape) for shape in shapes)
-    limit = max(entries, FREE_SIZE)
-    declared = declared_size(args, limit)
-    if declared > limit:
-        ints = {k: v for k, v in args.items() if declared_size({k: v}, limit) != 1}
-        raise ValueError(
-            f"{what}: its integer arguments {reprlib.repr(ints)} declare more than {limit:,} "
-            f"entries, but its tensors in the file hold {entries:,}: it is not built"
-        )

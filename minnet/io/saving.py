@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import safetensors.numpy
 
-from ..layers import Layer
 from ..model import Sequential
 from .architecture import layer_spec, loss_spec
 from .format import (
@@ -59,10 +58,29 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     }
     if model.l2:  # the L2 penalty, written only when there is one
         spec["l2"] = model.l2
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, np.ndarray] = {}  # finite; parameters in dtype, float buffers made so
     for i, layer in enumerate(model.layers):
-        stored = _layer_tensors(i, layer, dtype)
-        tensors.update({f"{i}.{name}": array for name, array in stored.items()})
+        named = [("parameter", name, p.value) for name, p in layer.named_parameters()]
+        named += [("buffer", name, array) for name, array in layer.named_buffers()]
+        for kind, name, array in named:
+            key = f"{i}.{name}"
+            what = f"cannot save {kind} '{key}'"
+            if not isinstance(name, str) or not name or key in tensors:
+                raise ValueError(f"{what}: a name must be a new non-empty string")
+            if not isinstance(array, np.ndarray):
+                raise ValueError(f"{what}: expected a numpy array, got {type(array).__name__}")
+            if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
+                raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
+            if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
+                if kind == "parameter":
+                    raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
+                with np.errstate(over="ignore"):
+                    array = array.astype(dtype)  # a float buffer follows the model's dtype
+            if bad := count_non_finite(array):
+                raise ValueError(
+                    f"{what}: {bad} of its values are NaN or infinite in {array.dtype}"
+                )
+            tensors[key] = array
     text = json.dumps(spec, allow_nan=False)
     metadata = {
         "format": "minnet.Sequential",
@@ -90,32 +108,6 @@ def _model_dtype(model: Sequential) -> np.dtype | None:
             " (the size of longdouble differs between machines)"
         )
     return dtype
-
-
-def _layer_tensors(index: int, layer: Layer, dtype: np.dtype | None) -> dict[str, np.ndarray]:
-    """``{name: array}`` of one layer's parameters and buffers as stored: finite, parameters in
-    ``dtype``, float buffers converted to ``dtype``."""
-    arrays: dict[str, np.ndarray] = {}
-    named = [("parameter", name, p.value) for name, p in layer.named_parameters()]
-    named += [("buffer", name, array) for name, array in layer.named_buffers()]
-    for kind, name, array in named:
-        what = f"cannot save {kind} '{index}.{name}'"
-        if not isinstance(name, str) or not name or name in arrays:
-            raise ValueError(f"{what}: a name must be a new non-empty string")
-        if not isinstance(array, np.ndarray):
-            raise ValueError(f"{what}: expected a numpy array, got {type(array).__name__}")
-        if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
-            raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
-        if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
-            if kind == "parameter":
-                raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
-            with np.errstate(over="ignore"):
-                array = array.astype(dtype)  # a float buffer follows the model's dtype
-        bad = count_non_finite(array)
-        if bad:
-            raise ValueError(f"{what}: {bad} of its values are NaN or infinite in {array.dtype}")
-        arrays[name] = array
-    return arrays
 
 
 def write_atomically(path: Path, data: bytes) -> None:
