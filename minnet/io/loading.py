@@ -28,6 +28,7 @@ from .format import (
     model_path,
 )
 from .registry import layer_registry, loss_classes
+from .state import layer_arrays
 
 #: The most tensors (parameters and buffers) one layer may have in a file.
 MAX_ARRAYS_PER_LAYER = 64
@@ -299,9 +300,10 @@ class Reader:
         args = entry["args"]
         try:
             layer = linear_without_weights(args) if cls is Linear else cls(**args)
-            expected = {n: ("parameter", p.shape, dtype) for n, p in layer.named_parameters()}
-            for n, array in layer.named_buffers():
-                expected[n] = ("buffer", np.shape(array), getattr(array, "dtype", None))
+            expected = {}  # parameters in the model's dtype, buffers in their own
+            for kind, name, array in layer_arrays(layer):
+                wanted = dtype if kind == "parameter" else getattr(array, "dtype", None)
+                expected[name] = (kind, np.shape(array), wanted)
         except Exception as err:  # TypeError, ValueError, OverflowError, even MemoryError
             raise self.fail(
                 f"{what} rejects the arguments {reprlib.repr(args)}: {type(err).__name__}: {err}"

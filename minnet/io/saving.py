@@ -22,6 +22,7 @@ from .format import (
     model_path,
 )
 from .loading import Reader
+from .state import layer_arrays
 
 
 def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
@@ -60,9 +61,7 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         spec["l2"] = model.l2
     tensors: dict[str, np.ndarray] = {}  # finite; parameters in dtype, float buffers made so
     for i, layer in enumerate(model.layers):
-        named = [("parameter", name, p.value) for name, p in layer.named_parameters()]
-        named += [("buffer", name, array) for name, array in layer.named_buffers()]
-        for kind, name, array in named:
+        for kind, name, array in layer_arrays(layer):
             key = f"{i}.{name}"
             what = f"cannot save {kind} '{key}'"
             if not isinstance(name, str) or not name or key in tensors:
