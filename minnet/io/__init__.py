@@ -9,10 +9,10 @@ is built, and any bad file is a ``ValueError`` (:class:`ModelFileError`) naming 
 
 One job per module:
 
-- :mod:`.format`: the file's name, metadata keys, dtypes and header bound;
+- :mod:`.format`: the file's name, format version, dtypes and header bound;
 - :mod:`.registry`: the layer and loss classes load builds, by name (:func:`register_layer`);
 - :mod:`.architecture`: the model described as JSON, and that description checked;
-- :mod:`.state`: ``state_dict`` and ``load_state_dict``;
+- :mod:`.state`: a model's arrays by name, ``state_dict`` and ``load_state_dict``;
 - :mod:`.saving`: :func:`save`, the file written atomically;
 - :mod:`.loading`: :func:`load`, and the checks of one file.
 """

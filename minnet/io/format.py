@@ -1,4 +1,4 @@
-"""The file itself: its name, its metadata keys, the dtypes it holds, the header's bound.
+"""The file itself: its name, its format version, the dtypes it holds, the header's bound.
 
 A minnet model file is a safetensors file (read and written by the ``safetensors`` package):
 tensors, and string metadata holding the architecture (:mod:`.architecture`).
