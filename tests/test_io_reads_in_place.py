@@ -92,7 +92,7 @@ def swapped(monkeypatch, checked: Path) -> None:
     """Make safetensors check the header of ``checked`` whatever path load opens: as if the
     file at the path were replaced between minnet's open and safetensors'."""
     monkeypatch.setattr(
-        minnet.io.reader.safetensors,
+        minnet.io.loading.safetensors,
         "safe_open",
         lambda path, **kwargs: SAFE_OPEN(str(checked), **kwargs),
     )
@@ -161,7 +161,7 @@ def test_a_file_replaced_by_a_save_while_it_is_read_is_read_anew(
             replaced.append(new.save(tmp_path / "shared"))  # os.replace over the path
         return SAFE_OPEN(name, **kwargs)
 
-    monkeypatch.setattr(minnet.io.reader.safetensors, "safe_open", save_then_open)
+    monkeypatch.setattr(minnet.io.loading.safetensors, "safe_open", save_then_open)
     loaded = minnet.load(path)
     assert replaced and not loaded.layers[0].training
     stored = safetensors.numpy.load_file(path)

@@ -104,7 +104,7 @@ def test_a_symlink_planted_at_the_temporary_name_is_never_followed(tmp_path, mon
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     names = iter(["planted", "fresh"])
-    monkeypatch.setattr(minnet.io.atomic.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(minnet.io.saving.secrets, "token_hex", lambda n: next(names))
     (tmp_path / ".minnet-planted.tmp").symlink_to(victim)
     path = model().save(tmp_path / "model")
     assert victim.read_text() == "precious"

@@ -9,26 +9,19 @@ is built, and any bad file is a ``ValueError`` (:class:`ModelFileError`) naming 
 
 One job per module:
 
-- :mod:`.format`: the file's name, metadata keys, dtypes and header bound;
+- :mod:`.format`: the file's name, format version, dtypes and header bound;
 - :mod:`.registry`: the layer and loss classes load builds, by name (:func:`register_layer`);
 - :mod:`.architecture`: the model described as JSON, and that description checked;
-- :mod:`.state`: ``state_dict`` and ``load_state_dict``;
-- :mod:`.saving` and :mod:`.atomic`: :func:`save`, and writing the file atomically;
-- :mod:`.reader` and :mod:`.loading`: the checks of one file, and :func:`load`.
+- :mod:`.state`: a model's arrays by name, ``state_dict`` and ``load_state_dict``;
+- :mod:`.saving`: :func:`save`, the file written atomically;
+- :mod:`.loading`: :func:`load`, and the checks of one file.
 """
 
 from __future__ import annotations
 
-from .architecture import (
-    MAX_ARCHITECTURE_CHARS,
-    MAX_ARGUMENT_DEPTH,
-    MAX_ARRAYS_PER_LAYER,
-    MAX_LAYERS,
-    declared_size,
-)
+from .architecture import MAX_ARCHITECTURE_CHARS, MAX_ARGUMENT_DEPTH, MAX_LAYERS, declared_size
 from .format import FORMAT_VERSION, MAX_HEADER_BYTES, SUFFIX, ModelFileError, model_path
-from .loading import load
-from .reader import linear_without_weights
+from .loading import MAX_ARRAYS_PER_LAYER, linear_without_weights, load
 from .registry import layer_registry, loss_classes, register_layer
 from .saving import contents, save
 from .state import load_state_dict, named_arrays, state_dict

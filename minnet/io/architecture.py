@@ -19,8 +19,6 @@ from .registry import layer_registry, loss_classes
 MAX_ARCHITECTURE_CHARS = 1_000_000
 #: The most layers load builds (Sequential's same-object check is quadratic in their number).
 MAX_LAYERS = 1_000
-#: The most tensors (parameters and buffers) one layer may have in a file.
-MAX_ARRAYS_PER_LAYER = 64
 #: How deeply a list may nest inside an argument.
 MAX_ARGUMENT_DEPTH = 4
 #: A layer whose integer arguments declare at most this many entries is built even without
@@ -71,11 +69,13 @@ def _init_args(obj: Any, what: str) -> dict[str, Any]:
                     "which has no JSON form, and __init__ has no default for it"
                 )
             continue
-        if not _all_finite(plain):
+        try:
+            json.dumps(plain, allow_nan=False)  # NaN and infinities have no JSON form
+        except ValueError:
             raise ValueError(
                 f"cannot save {what}: its argument {name!r} is {plain!r}, and load refuses "
                 "non-finite arguments"
-            )
+            ) from None
         args[name] = plain
     return args
 
@@ -92,14 +92,6 @@ def _to_json(value: Any) -> Any:
         items = [_to_json(item) for item in value]
         return _SKIP if any(item is _SKIP for item in items) else items
     return _SKIP
-
-
-def _all_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_all_finite(item) for item in value)
-    return True
 
 
 def parse_json(text: str) -> Any:
@@ -217,18 +209,3 @@ def declared_size(args: dict[str, Any], limit: int) -> int:
             if size > limit:
                 return size
     return size
-
-
-def check_declared_size(what: str, args: dict[str, Any], shapes: list[tuple[int, ...]]) -> None:
-    """Refuse a layer whose integer arguments declare more entries than its stored tensors hold
-    (and more than ``FREE_SIZE``): it would be built at a size the file does not back.
-    ``shapes``: those of its stored tensors."""
-    entries = sum(math.prod(shape) for shape in shapes)
-    limit = max(entries, FREE_SIZE)
-    declared = declared_size(args, limit)
-    if declared > limit:
-        ints = {k: v for k, v in args.items() if declared_size({k: v}, limit) != 1}
-        raise ValueError(
-            f"{what}: its integer arguments {reprlib.repr(ints)} declare more than {limit:,} "
-            f"entries, but its tensors in the file hold {entries:,}: it is not built"
-        )

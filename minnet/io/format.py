@@ -1,4 +1,4 @@
-"""The file itself: its name, its metadata keys, the dtypes it holds, the header's bound.
+"""The file itself: its name, its format version, the dtypes it holds, the header's bound.
 
 A minnet model file is a safetensors file (read and written by the ``safetensors`` package):
 tensors, and string metadata holding the architecture (:mod:`.architecture`).
@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 SUFFIX = ".safetensors"
-FORMAT_KEY, FORMAT = "format", "minnet.Sequential"
-VERSION_KEY, FORMAT_VERSION = "format_version", "3"
-ARCHITECTURE_KEY = "architecture"
+FORMAT_VERSION = "3"  # the metadata's "format_version"; its "format" is "minnet.Sequential"
 SUPPORTED_DTYPES = ("float16", "float32", "float64")
 
 #: The largest JSON header (the architecture and the tensor table) load reads: checked from the
@@ -37,7 +35,6 @@ DTYPES = {
     "F32": "float32",
     "F64": "float64",
 }
-ZIP_MAGIC = b"PK\x03\x04"  # the start of an .npz file (minnet 0.1)
 
 
 class ModelFileError(ValueError):
@@ -56,12 +53,6 @@ def count_non_finite(array: np.ndarray, block: int = 1 << 16) -> int:
     return bad
 
 
-def header_length(start: bytes) -> int:
-    """The length of the JSON header a safetensors file declares in its first 8 bytes
-    (little-endian); 0 if there are fewer (safetensors then refuses the file)."""
-    return int.from_bytes(start, "little") if len(start) == 8 else 0
-
-
 def model_path(path: str | os.PathLike[str]) -> Path:
     """``path`` with ``.safetensors`` appended unless it ends so already."""
     text = os.fspath(path)
@@ -70,13 +61,3 @@ def model_path(path: str | os.PathLike[str]) -> Path:
     if os.path.basename(text) in ("", ".", ".."):  # "", "folder/", ".", "a/..": no file
         raise ValueError(f"a model's path names a file, got {text!r}")
     return Path(text if text.endswith(SUFFIX) else text + SUFFIX)
-
-
-def readable_path(path: str | os.PathLike[str]) -> Path:
-    """The file :func:`load` reads: :func:`model_path`, or ``path`` itself when only it exists
-    (an old ``.npz`` file, or a file named otherwise)."""
-    full = model_path(path)
-    given = Path(os.fspath(path))
-    if given != full and not full.exists() and given.is_file():
-        return given
-    return full

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 from pathlib import Path
 
 import numpy as np
 import safetensors.numpy
 
-from ..layers import Layer
 from ..model import Sequential
 from .architecture import layer_spec, loss_spec
-from .atomic import write_atomically
 from .format import (
-    ARCHITECTURE_KEY,
     DTYPES,
-    FORMAT,
-    FORMAT_KEY,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     SUPPORTED_DTYPES,
-    VERSION_KEY,
     count_non_finite,
-    header_length,
     model_path,
 )
-from .reader import Reader
+from .loading import Reader
+from .state import layer_arrays
 
 
 def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
@@ -42,10 +38,11 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
     path = model_path(path)
     tensors, metadata = contents(model)
     data = safetensors.numpy.save(tensors, metadata=metadata)
-    if header_length(data[:8]) > MAX_HEADER_BYTES:
+    length = int.from_bytes(data[:8], "little")
+    if length > MAX_HEADER_BYTES:
         raise ValueError(
             f"cannot save the model: its file header (architecture and tensor table) would have "
-            f"{header_length(data[:8]):,} bytes; load reads at most {MAX_HEADER_BYTES:,}"
+            f"{length:,} bytes; load reads at most {MAX_HEADER_BYTES:,}"
         )
     write_atomically(path, data)
     return path
@@ -62,12 +59,33 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     }
     if model.l2:  # the L2 penalty, written only when there is one
         spec["l2"] = model.l2
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, np.ndarray] = {}  # finite; parameters in dtype, float buffers made so
     for i, layer in enumerate(model.layers):
-        stored = _layer_tensors(i, layer, dtype)
-        tensors.update({f"{i}.{name}": array for name, array in stored.items()})
+        for kind, name, array in layer_arrays(layer):
+            key = f"{i}.{name}"
+            what = f"cannot save {kind} '{key}'"
+            if not isinstance(name, str) or not name or key in tensors:
+                raise ValueError(f"{what}: a name must be a new non-empty string")
+            if not isinstance(array, np.ndarray):
+                raise ValueError(f"{what}: expected a numpy array, got {type(array).__name__}")
+            if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
+                raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
+            if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
+                if kind == "parameter":
+                    raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
+                with np.errstate(over="ignore"):
+                    array = array.astype(dtype)  # a float buffer follows the model's dtype
+            if bad := count_non_finite(array):
+                raise ValueError(
+                    f"{what}: {bad} of its values are NaN or infinite in {array.dtype}"
+                )
+            tensors[key] = array
     text = json.dumps(spec, allow_nan=False)
-    metadata = {FORMAT_KEY: FORMAT, VERSION_KEY: FORMAT_VERSION, ARCHITECTURE_KEY: text}
+    metadata = {
+        "format": "minnet.Sequential",
+        "format_version": FORMAT_VERSION,
+        "architecture": text,
+    }
     names = {numpy: name for name, numpy in DTYPES.items()}  # safetensors' dtype names
     table = {key: (names[a.dtype.name], list(a.shape)) for key, a in tensors.items()}
     Reader("the model", doing="save").header(metadata, table)
@@ -91,27 +109,45 @@ def _model_dtype(model: Sequential) -> np.dtype | None:
     return dtype
 
 
-def _layer_tensors(index: int, layer: Layer, dtype: np.dtype | None) -> dict[str, np.ndarray]:
-    """``{name: array}`` of one layer's parameters and buffers as stored: finite, parameters in
-    ``dtype``, float buffers converted to ``dtype``."""
-    arrays: dict[str, np.ndarray] = {}
-    named = [("parameter", name, p.value) for name, p in layer.named_parameters()]
-    named += [("buffer", name, array) for name, array in layer.named_buffers()]
-    for kind, name, array in named:
-        what = f"cannot save {kind} '{index}.{name}'"
-        if not isinstance(name, str) or not name or name in arrays:
-            raise ValueError(f"{what}: a name must be a new non-empty string")
-        if not isinstance(array, np.ndarray):
-            raise ValueError(f"{what}: expected a numpy array, got {type(array).__name__}")
-        if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
-            raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
-        if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
-            if kind == "parameter":
-                raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
-            with np.errstate(over="ignore"):
-                array = array.astype(dtype)  # a float buffer follows the model's dtype
-        bad = count_non_finite(array)
-        if bad:
-            raise ValueError(f"{what}: {bad} of its values are NaN or infinite in {array.dtype}")
-        arrays[name] = array
-    return arrays
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file beside ``path``, then put that file at ``path``.
+
+    - The temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a random short
+      name: it is always a new file of ours (a symlink planted at its name is never followed),
+      with the permissions any new file gets (``0o666`` less the umask, or the folder's default
+      ACL), no setuid bit and the saving user as owner, whatever ``path`` held before.
+    - It is flushed to disk and renamed over ``path`` (``os.replace``, atomic): ``path`` holds the
+      old file or the complete new one, never a part; a symlink at ``path`` is itself replaced.
+    - On any failure the temporary file is removed and the error raised.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = path.parent / f".minnet-{secrets.token_hex(8)}.tmp"
+        try:
+            handle = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"cannot write {path}: its folder {path.parent} does not exist"
+            ) from None
+    else:
+        raise FileExistsError(f"no free temporary name in {path.parent}")
+    try:
+        with open(handle, "wb", closefd=True) as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # the folder's entry for it to disk, where allowed
+        handle = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)

@@ -8,18 +8,23 @@ from typing import Any
 
 import numpy as np
 
+from ..layers import Layer
 from ..model import Sequential
 from .format import count_non_finite
 
 
+def layer_arrays(layer: Layer) -> list[tuple[str, str, Any]]:
+    """``("parameter" | "buffer", name, array)`` for every array of one layer, parameters
+    first; the arrays themselves, not copies."""
+    parameters = [("parameter", name, p.value) for name, p in layer.named_parameters()]
+    return parameters + [("buffer", name, array) for name, array in layer.named_buffers()]
+
+
 def named_arrays(model: Sequential) -> Iterator[tuple[str, str, np.ndarray]]:
-    """``("parameter" | "buffer", "<layer index>.<name>", array)`` for every array of the
-    model, parameters first in each layer; the arrays themselves, not copies."""
+    """:func:`layer_arrays` of every layer, named ``"<layer index>.<name>"``."""
     for i, layer in enumerate(model.layers):
-        for name, p in layer.named_parameters():
-            yield "parameter", f"{i}.{name}", p.value
-        for name, array in layer.named_buffers():
-            yield "buffer", f"{i}.{name}", array
+        for kind, name, array in layer_arrays(layer):
+            yield kind, f"{i}.{name}", array
 
 
 def state_dict(model: Sequential) -> dict[str, np.ndarray]:
@@ -55,10 +60,8 @@ def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
                     f"{kind} {name!r}: expected {target.dtype} of shape {target.shape}, got "
                     f"{given.dtype} of shape {given.shape}"
                 )
-            elif count_non_finite(given):  # as save, load and fit refuse them
-                problems.append(
-                    f"{kind} {name!r} holds {count_non_finite(given)} NaN or infinite values"
-                )
+            elif bad := count_non_finite(given):  # as save, load and fit refuse them
+                problems.append(f"{kind} {name!r} holds {bad} NaN or infinite values")
     if problems:
         raise ValueError(f"load_state_dict changed nothing: {'; '.join(problems)}")
     for name, (_, target) in targets.items():
