@@ -14,33 +14,18 @@ import pytest
 
 from minnet.testing import check_file, main_check
 
-RIGHT = """
-class {name}({base}):
+SQUARE = """
+class {{name}}({{base}}):
     def forward(self, x):
         self.x = x
         return x ** 2
 
-    def backward(self, g):
-        return 2 * self.x * g
+    def {method}(self, g):
+        return {factor} * self.x * g
 """
-WRONG = """
-class {name}({base}):
-    def forward(self, x):
-        self.x = x
-        return x ** 2
-
-    def backward(self, g):
-        return 3 * self.x * g
-"""
-MISSPELLED = """
-class {name}({base}):
-    def forward(self, x):
-        self.x = x
-        return x ** 2
-
-    def {typo}(self, g):
-        return 2 * self.x * g
-"""
+RIGHT = SQUARE.format(method="backward", factor=2)
+WRONG = SQUARE.format(method="backward", factor=3)
+MISSPELLED = SQUARE.format(method="{typo}", factor=2)
 NO_BACKWARD = """
 class {name}({base}):
     def forward(self, x):
