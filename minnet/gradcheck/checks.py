@@ -484,6 +484,7 @@ def _check_kinks_together(
             natural_step=step,
             max_step=float(max_step_for(theta)),
             floor=floor,
+            kinked=True,
         )
         if together.status == FAIL and np.isfinite(together.numeric):
             together = _confirm_failure(target, judge, measure, analytic, together, floor)

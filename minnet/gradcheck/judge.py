@@ -103,6 +103,10 @@ UNDECLARED_KINK_REASON = "outside the one-sided slopes of an undeclared kink"
 #: The reason of an entry at a kink whose claim lies within the error bar of a one-sided slope:
 #: neither shown between the slopes nor outside them (it keeps a check from passing).
 KINK_UNSURE = "at a kink, within the error bar of a one-sided slope"
+#: The reason of an entry strictly between the slopes of an undeclared kink: right only if the
+#: kink is exactly at theta, which no step the noise allows can show (it keeps a check from
+#: passing).
+KINK_BESIDE = "between the slopes of an undeclared kink that may lie beside theta"
 
 #: What an evaluation crossed (the largest wins when several are seen):
 #: NO_KINK: no declared kink. ONE_KINK: inputs of one layer that sat *exactly* on a kink at theta,
@@ -216,13 +220,17 @@ class Judge:
         natural_step: float,
         max_step: float,
         floor: float,
+        kinked: bool = False,
     ) -> Verdict:
         """The verdict for one entry.
 
         ``first``: the measurement at the check's step; ``measure(step)``: a new one (it may
         watch for declared kinks); ``natural_step``: ``cbrt(eps) * max(1, |theta|)``, the step
         that balances noise and truncation; ``max_step``: the largest step worth trying;
-        ``floor``: an error bar below ``threshold`` times the tensor's largest gradient decides.
+        ``floor``: an error bar below ``threshold`` times the tensor's largest gradient decides;
+        ``kinked``: the one-sided slopes were seen to jump at ``first`` (a kink, or several): its
+        central difference is then no evidence of a derivative, and neither are larger steps,
+        which cross the kink too. Only smaller steps are tried.
         """
         a = float(analytic)
         if not np.isfinite(a):
@@ -233,6 +241,8 @@ class Judge:
             # theta + h == theta: the step measured nothing (epsilon=1e-20, or a theta so large
             # that h is below its last place). Only larger steps can tell.
             return self._climb(a, first, measure, natural_step, max_step, floor)
+        if kinked:
+            return self._descend(a, first, measure, natural_step, floor)
         if first.finite and a != 0 and first.plus == first.center == first.minus:
             # J did not move at all, against a claim that says it should have: J may be flat
             # here (a dead unit: larger steps stay flat and show it), or its resolution at
@@ -308,6 +318,12 @@ class Judge:
                 return None
             return Verdict(FAIL, n, m.step, error_bar)
         if abs(a - n) + error_bar <= tol + floor:  # |a - g| <= |a - n| + |n - g|: right
+            if self._kink_like(m, witness):
+                # The slopes keep apart by a jump that does not shrink with the step: n is the
+                # average of two slopes across a kink at or near theta, not a derivative, and
+                # its steadiness says nothing (|x| at 1e-8 from 0 with steps of 1e-1: n ~ 0 at
+                # every step). Smaller steps tell where the kink is.
+                return None
             return Verdict(AGREE, n, m.step, error_bar)
         return None
 
@@ -594,6 +610,12 @@ class Judge:
             tol = self.tolerance(low, high) + floor
             inside = low + error - tol <= a <= high - error + tol
             near = low - error - tol <= a <= high + error + tol
+            if inside and min(abs(a - low), abs(a - high)) > error + tol:
+                # Strictly between the slopes, a value right only if the kink is exactly at
+                # theta: a kink nobody declared may lie beside theta, closer than the smallest
+                # step the noise allows (|x| at 1e-12 from 0), where J' is one of the slopes and
+                # a zeroed claim sits halfway between them.
+                return Verdict(UNDECIDED, m.numeric, m.step, error, KINK_BESIDE)
         if inside:
             return Verdict(KINK, m.numeric, m.step, error)
         if near:
