@@ -473,7 +473,7 @@ class Judge:
         usable = first.finite and first.step <= ASYMPTOTIC * natural_step
         previous = first if usable else None
         seen: list[Measurement] = [first] if usable else []
-        jumping: tuple[Measurement, Measurement] | None = None  # a slope jump holding so far
+        jumping: list[tuple[Measurement, Measurement]] = []  # a slope jump holding so far
         pending: Verdict | None = None  # a failure waiting for the next step to confirm it
         step = first.step
         for _ in range(MAX_DESCENT):
@@ -482,7 +482,7 @@ class Judge:
             if m.swallowed:
                 break  # theta + step == theta: smaller steps measure nothing either
             if not m.finite:
-                previous, seen, jumping = None, [], None
+                previous, seen, jumping = None, [], []
                 continue
             if previous is not None and _stalled(previous, m):
                 break  # J's resolution is reached: smaller steps show its staircase, not J'
@@ -516,25 +516,17 @@ class Judge:
                 # An undeclared kink at theta keeps its jump however small the step: follow it
                 # down while the noise lets the jump show, so that a kink merely near theta
                 # (whose jump fades once the step no longer reaches it) is not taken for one.
-                if self._stable_jump(seen):
-                    # The verdict is taken at the pair of steps along the jump whose slopes
-                    # have the smallest error bar (less truncation below, less noise above).
-                    if jumping is None or self._kink_error(previous, m) < self._kink_error(
-                        *jumping
-                    ):
-                        jumping = (previous, m)
-                else:
-                    jumping = None
+                jumping = [*jumping, (previous, m)] if self._stable_jump(seen) else []
                 if jumping and JUMP_NOISE * 4 * self.noise_at(step / LADDER) >= abs(
                     m.right - m.left
                 ):
-                    return self._at_kink(a, *jumping, floor)
+                    return self._along_jump(a, jumping, floor)
             reach = max(self.tolerance(a, m.numeric) + floor, abs(a - m.numeric))
             if self.noise_at(step) > reach and not jumping:
                 break  # the noise now swamps anything a smaller step could show
             previous = m
         if jumping:
-            return self._at_kink(a, *jumping, floor)
+            return self._along_jump(a, jumping, floor)
         if pending is not None:
             return _unconfirmed(pending)
         if previous is None:
@@ -592,12 +584,30 @@ class Judge:
         truncation, which their change from the ``larger`` step bounds."""
         return 4 * self.noise_of(m) + max(abs(m.left - larger.left), abs(m.right - larger.right))
 
-    def _at_kink(self, a: float, larger: Measurement, m: Measurement, floor: float) -> Verdict:
+    def _along_jump(
+        self, a: float, pairs: list[tuple[Measurement, Measurement]], floor: float
+    ) -> Verdict:
+        """The kink verdict along a slope jump followed down ``pairs`` of steps: taken at the
+        pair whose slopes have the smallest error bar (less truncation below, less noise above),
+        plus whatever the slopes still moved beyond their noise at the smaller steps (a slope
+        that keeps changing, 4 times per step, is a kink beside theta within the steps, not one
+        at theta)."""
+        errors = [self._kink_error(*pair) for pair in pairs]
+        best = int(np.argmin(errors))
+        drift = 0.0
+        for larger, m in pairs[best + 1 :]:
+            moved = max(abs(m.left - larger.left), abs(m.right - larger.right))
+            drift = max(drift, moved - 4 * (self.noise_of(m) + self.noise_of(larger)))
+        return self._at_kink(a, *pairs[best], floor, drift)
+
+    def _at_kink(
+        self, a: float, larger: Measurement, m: Measurement, floor: float, drift: float = 0.0
+    ) -> Verdict:
         """Three-valued at a kink: ``a`` between the one-sided slopes beyond their error bar
         (a kink), outside them beyond it (what a kink's kind allows), or neither (undecided:
         the bar is too wide to tell, and the check cannot pass)."""
         low, high = sorted((m.left, m.right))
-        error = self._kink_error(larger, m)
+        error = self._kink_error(larger, m) + drift
         declared = bool({ONE_KINK, KINKS_MEET} & {m.crossed, larger.crossed})
         if declared:
             # A declared kink, crossed exactly at theta: a right backward takes one side's
