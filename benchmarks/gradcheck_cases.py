@@ -209,8 +209,12 @@ def is_wrong(claim: np.ndarray, case: Case, kind: str, threshold: float) -> bool
     return bool(np.any(lo > hi) or lo.sum() > 1 or hi.sum() < 1)
 
 
-def run(cases: int, seed: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Counter]:
-    """Check ``cases`` random cases; counts by (claim kind, smooth or not) and status."""
+def run(
+    cases: int, seed: int, threshold: float = DEFAULT_THRESHOLD, only: int | None = None
+) -> dict[str, Counter]:
+    """Check ``cases`` random cases; counts by (claim kind, smooth or not) and status. With
+    ``only``, the cases are drawn as usual but only case number ``only`` is checked, and its
+    description, claim and report are printed."""
     rng = np.random.default_rng(seed)
     counts: dict[str, Counter] = {
         "wrong": Counter(),
@@ -223,8 +227,17 @@ def run(cases: int, seed: int, threshold: float = DEFAULT_THRESHOLD) -> dict[str
         buggy = rng.random() < 0.5
         kind, claim = random_bug(rng, case) if buggy else ("right", case.grad)
         wrong = buggy and is_wrong(claim, case, kind, threshold)
+        if only is not None and number != only:
+            continue
         with np.errstate(all="ignore"):
-            status = check_function(case.f, case.x, claim, threshold=threshold).status
+            report = check_function(case.f, case.x, claim, threshold=threshold)
+        status = report.status
+        if only is not None:
+            print(f"case {number} (seed {seed}): wrong={wrong} {kind} {sorted(case.tags)}")
+            print(f"  {case.description}")
+            print(f"  x {case.x!r}\n  true {case.grad!r}\n  claim {claim!r}")
+            print(f"  low {case.low!r} high {case.high!r} ties {case.ties}")
+            print(report)
         smooth = case.tags == {"smooth"}
         group = "wrong" if wrong else "right smooth" if smooth else "right kinked"
         counts[group][status] += 1
@@ -238,8 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", type=int, help="check only this case number, and show it")
+    parser.add_argument("--all", action="store_true", help="print every misjudged case")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    if args.only is not None:
+        run(args.only + 1, args.seed, only=args.only)
+        return 0
     counts = run(args.cases, args.seed)
     wrong, smooth, kinked = counts["wrong"], counts["right smooth"], counts["right kinked"]
     right = smooth + kinked
@@ -248,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  right gradients failed:  {right['failed']} of {sum(right.values())}")
     print(f"    smooth float64:        {smooth['failed']} of {sum(smooth.values())} {dict(smooth)}")
     print(f"    kinks, ties, float32:  {kinked['failed']} of {sum(kinked.values())} {dict(kinked)}")
-    for example in list(counts["examples"])[:10]:
+    for example in list(counts["examples"])[: None if args.all else 10]:
         print(f"  ! {example}")
     return 1 if wrong["passed"] or smooth["failed"] or kinked["failed"] else 0
 

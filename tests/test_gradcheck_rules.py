@@ -18,7 +18,7 @@ from user_layers import PlainScale, UserBatchNorm
 
 import minnet
 from minnet import Layer, Linear, ReLU, Sequential, Sigmoid, Tanh, check_function
-from minnet.gradcheck.judge import ONE_KINK, UNDECLARED_KINK_REASON, Judge, Measurement
+from minnet.gradcheck.judge import KINK_BESIDE, ONE_KINK, UNDECLARED_KINK_REASON, Judge, Measurement
 from minnet.gradcheck.targets import ModelTarget, checking
 from minnet.testing import assert_gradients
 
@@ -105,19 +105,25 @@ def abs_plus_square(x):
     return float(abs(x[0]) + (x[1:] ** 2).sum())
 
 
-def test_an_undeclared_kink_is_excused_only_between_the_one_sided_slopes():
+def test_an_undeclared_kink_is_excused_only_on_a_one_sided_slope():
     # Outside the slopes of a kink nobody declared, the claim is undecided, never passed: the
     # kinks of several pieces may meet there (a ReLU at 0 feeding a tie of a max), where a
-    # right backward need not lie between J's one-sided slopes.
+    # right backward need not lie between J's one-sided slopes. Strictly between them it is
+    # undecided too: the kink may lie beside theta, closer than any step the noise allows, where
+    # J' is one of the slopes (a zeroed claim at |x| 1e-12 from 0 is the central difference).
     x = np.array([0.0, 0.5, -1.0, 2.0, 1.5])
     grad = 2 * x
-    grad[0] = 0.0  # the central difference itself: an agreement
-    assert check_function(abs_plus_square, x, grad).passed
-    for inside in (0.5, -1.0, 1.0):  # |x| at 0: slopes -1 and 1
-        grad[0] = inside
+    for side in (-1.0, 1.0):  # |x| at 0: slopes -1 and 1
+        grad[0] = side
         report = check_function(abs_plus_square, x, grad)
         assert report.status == "passed", str(report)
         assert [e.where for e in report.kinks] == ["x[0]"]
+    for between in (0.0, 0.5):  # 0: the central difference itself
+        grad[0] = between
+        report = check_function(abs_plus_square, x, grad)
+        assert report.status == "inconclusive", str(report)
+        assert [e.where for e in report.undecided] == ["x[0]"]
+        assert "undeclared kink" in report.undecided[0].reason
     grad[0] = 1.5
     report = check_function(abs_plus_square, x, grad)
     assert report.status == "inconclusive", str(report)
@@ -155,7 +161,11 @@ def test_the_judge_calls_curvature_curvature_and_a_kink_a_kink():
     kinked = measure_of(abs)
     options = dict(natural_step=6e-6, max_step=0.1, floor=0.0)
     assert judge.judge(1e-3, curved(6e-6), curved, **options).status == "fail"
-    assert judge.judge(0.5, kinked(6e-6), kinked, **options).status == "kink"
+    assert judge.judge(1.0, kinked(6e-6), kinked, **options).status == "kink"
+    # Strictly between the slopes of a kink nobody declared: right only if the kink is exactly
+    # at theta, which no step can show.
+    between = judge.judge(0.5, kinked(6e-6), kinked, **options)
+    assert (between.status, between.reason) == ("undecided", KINK_BESIDE)
     # Outside the slopes of a kink nobody declared: undecided (several kinks may meet there);
     # of a kink declared by one unit: wrong.
     outside = judge.judge(1.5, kinked(6e-6), kinked, **options)

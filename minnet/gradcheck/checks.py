@@ -359,10 +359,22 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             continue
         if m.crossed or abs((m.right - m.left) - jump[k]) <= JUMP_STABLE * abs(jump[k]):
             hidden_kinks.append(int(k))  # the jump kept its size: a kink, not curvature
-        elif abs(m.right - m.left) > 2 * abs(jump[k]):
+        elif (
+            abs(m.right - m.left) > 2 * abs(jump[k]) / LADDER
+            or abs(m.right - m.left) < abs(jump[k]) / (2 * LADDER) - 4 * judge.noise / m.step
+        ):
             # The jump grew as the step shrank (curvature shrinks it, a kink keeps it): J varies
             # on a scale below the step, where the first agreement may be a saturated central
             # difference (near 0) meeting a zeroed claim. The judge decides it at smaller steps.
+            # A jump that neither grew that much nor shrank like curvature's (4 times, up to
+            # the noise) is the noise of this entry showing in its second differences (a piece
+            # computed in float32, flat at the spacings of the tensor's noise table, whose
+            # treads the two steps straddle differently): that noise is measured here, and the
+            # entry is judged with it.
+            entry_judge = judge
+            if abs(m.right - m.left) <= 2 * abs(jump[k]):
+                second = max(abs(jump[k]) * float(h[k]), abs(m.right - m.left) * m.step)
+                entry_judge = evolve(judge, noise=max(judge.noise, second))
             first = Measurement(
                 float(h[k]),
                 float(plus[k]),
@@ -371,7 +383,7 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
                 up=float(up[k]),
                 down=float(down[k]),
             )
-            v = judge.judge(
+            v = entry_judge.judge(
                 a[k],
                 first,
                 target.measure(t, int(flat_index[k]), target.center),
@@ -484,6 +496,7 @@ def _check_kinks_together(
             natural_step=step,
             max_step=float(max_step_for(theta)),
             floor=floor,
+            kinked=True,
         )
         if together.status == FAIL and np.isfinite(together.numeric):
             together = _confirm_failure(target, judge, measure, analytic, together, floor)
