@@ -19,8 +19,14 @@ One job per module:
 
 from __future__ import annotations
 
-from .architecture import MAX_ARCHITECTURE_CHARS, MAX_ARGUMENT_DEPTH, MAX_LAYERS, declared_size
-from .format import FORMAT_VERSION, MAX_HEADER_BYTES, SUFFIX, ModelFileError, model_path
+from .architecture import (
+    FORMAT_VERSION,
+    MAX_ARCHITECTURE_CHARS,
+    MAX_ARGUMENT_DEPTH,
+    MAX_LAYERS,
+    declared_size,
+)
+from .format import MAX_HEADER_BYTES, SUFFIX, ModelFileError, model_path
 from .loading import MAX_ARRAYS_PER_LAYER, linear_without_weights, load
 from .registry import layer_registry, loss_classes, register_layer
 from .saving import contents, save

@@ -1,4 +1,4 @@
-"""The file itself: its name, its format version, the dtypes it holds, the header's bound.
+"""The file itself: its name, the dtypes it holds, the header's bound, the error load raises.
 
 A minnet model file is a safetensors file (read and written by the ``safetensors`` package):
 tensors, and string metadata holding the architecture (:mod:`.architecture`).
@@ -12,28 +12,15 @@ from pathlib import Path
 import numpy as np
 
 SUFFIX = ".safetensors"
-FORMAT_VERSION = "3"  # the metadata's "format_version"; its "format" is "minnet.Sequential"
-SUPPORTED_DTYPES = ("float16", "float32", "float64")
-
+SUPPORTED_DTYPES = ("float16", "float32", "float64")  # a model's dtype in a file
 #: The largest JSON header (the architecture and the tensor table) load reads: checked from the
 #: file's first 8 bytes, before safetensors parses the header (its own limit is 100 MB; a
 #: 3.5 MB header took it 40 ms).
 MAX_HEADER_BYTES = 3_000_000
-
-# safetensors' dtype names -> numpy's, for the dtypes numpy holds
+#: safetensors' dtype names -> numpy's, for the dtypes numpy holds: "BOOL", "U8" ... "F64".
 DTYPES = {
-    "BOOL": "bool",
-    "U8": "uint8",
-    "I8": "int8",
-    "U16": "uint16",
-    "I16": "int16",
-    "U32": "uint32",
-    "I32": "int32",
-    "U64": "uint64",
-    "I64": "int64",
-    "F16": "float16",
-    "F32": "float32",
-    "F64": "float64",
+    ("BOOL" if d.kind == "b" else f"{d.kind.upper()}{8 * d.itemsize}"): d.name
+    for d in map(np.dtype, "bool u1 i1 u2 i2 u4 i4 u8 i8 f2 f4 f8".split())
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 from pathlib import Path
@@ -12,16 +11,9 @@ import numpy as np
 import safetensors.numpy
 
 from ..model import Sequential
-from .architecture import layer_spec, loss_spec
-from .format import (
-    DTYPES,
-    FORMAT_VERSION,
-    MAX_HEADER_BYTES,
-    SUPPORTED_DTYPES,
-    count_non_finite,
-    model_path,
-)
-from .loading import Reader
+from .architecture import describe
+from .format import DTYPES, MAX_HEADER_BYTES, SUPPORTED_DTYPES, count_non_finite, model_path
+from .loading import check_header
 from .state import layer_arrays
 
 
@@ -36,8 +28,7 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
     if not isinstance(model, Sequential):
         raise TypeError(f"save takes a minnet Sequential, got {type(model).__name__}")
     path = model_path(path)
-    tensors, metadata = contents(model)
-    data = safetensors.numpy.save(tensors, metadata=metadata)
+    data = safetensors.numpy.save(*contents(model))
     length = int.from_bytes(data[:8], "little")
     if length > MAX_HEADER_BYTES:
         raise ValueError(
@@ -52,13 +43,7 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The tensors and the metadata of ``model``'s file, checked by the checks :func:`load` makes
     of a file's header, so that it loads back."""
     dtype = _model_dtype(model)
-    spec = {
-        "layers": [layer_spec(i, layer) for i, layer in enumerate(model.layers)],
-        "loss": loss_spec(model.loss),
-        "dtype": None if dtype is None else dtype.name,
-    }
-    if model.l2:  # the L2 penalty, written only when there is one
-        spec["l2"] = model.l2
+    metadata = describe(model, dtype)
     tensors: dict[str, np.ndarray] = {}  # finite; parameters in dtype, float buffers made so
     for i, layer in enumerate(model.layers):
         for kind, name, array in layer_arrays(layer):
@@ -71,24 +56,20 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
                 raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
             if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
-                if kind == "parameter":
-                    raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
-                with np.errstate(over="ignore"):
-                    array = array.astype(dtype)  # a float buffer follows the model's dtype
+                with np.errstate(over="ignore"):  # a float buffer follows the model's dtype
+                    array = array.astype(dtype)  # (every parameter is of dtype already)
             if bad := count_non_finite(array):
                 raise ValueError(
                     f"{what}: {bad} of its values are NaN or infinite in {array.dtype}"
                 )
             tensors[key] = array
-    text = json.dumps(spec, allow_nan=False)
-    metadata = {
-        "format": "minnet.Sequential",
-        "format_version": FORMAT_VERSION,
-        "architecture": text,
-    }
     names = {numpy: name for name, numpy in DTYPES.items()}  # safetensors' dtype names
-    table = {key: (names[a.dtype.name], list(a.shape)) for key, a in tensors.items()}
-    Reader("the model", doing="save").header(metadata, table)
+    try:
+        check_header(
+            metadata, {k: (names[a.dtype.name], list(a.shape)) for k, a in tensors.items()}
+        )
+    except ValueError as err:
+        raise ValueError(f"cannot save the model: {err}") from None
     return tensors, metadata
 
 
