@@ -1,4 +1,4 @@
-"""The architecture: a model described as JSON in the file's metadata (its layers, their
+"""The architecture: a model described as JSON in its file's metadata (its layers, their
 arguments and modes, the loss, the dtype, the L2 penalty), and that description checked before
 anything is built from it."""
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .format import SUPPORTED_DTYPES
 from .registry import layer_registry, loss_classes
 
+SUPPORTED_DTYPES = ("float16", "float32", "float64")  # a model's dtype in a file
 FORMAT_VERSION = "3"  # the metadata's "format_version"; its "format" is "minnet.Sequential"
 #: The longest architecture text load reads (the JSON of 1,000 layers is about 100 KB).
 MAX_ARCHITECTURE_CHARS = 1_000_000
@@ -32,8 +32,9 @@ _SKIP = object()  # an argument with no plain JSON form
 
 
 def describe(model: Any, dtype: np.dtype | None) -> dict[str, str]:
-    """The file's metadata for ``model`` (a ``Sequential`` whose parameters are of ``dtype``):
-    ``format``, ``format_version`` and ``architecture``, the JSON that :func:`read` checks."""
+    """The metadata of ``model``'s file (a ``Sequential`` whose parameters are of ``dtype``):
+    ``format``, ``format_version`` and ``architecture``, the JSON :func:`read_architecture`
+    checks."""
     layers, registry = [], layer_registry()
     for i, layer in enumerate(model.layers):
         cls = type(layer)
@@ -100,7 +101,7 @@ def _to_json(value: Any) -> Any:
     return _SKIP
 
 
-def read(metadata: dict[str, str]) -> dict[str, Any]:
+def read_architecture(metadata: dict[str, str]) -> dict[str, Any]:
     """The architecture in a file's ``metadata``, checked (see :func:`check_spec`)."""
     if metadata.get("format") != "minnet.Sequential":
         raise ValueError(

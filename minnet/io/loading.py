@@ -22,12 +22,20 @@ from .. import _checks, _fast, layers
 from .._fast.storage import FlatStorage
 from ..layers import Layer, Linear
 from ..model import Sequential
-from . import architecture
-from .architecture import FREE_SIZE, declared_size, parse_json
-from .format import DTYPES, MAX_HEADER_BYTES, ModelFileError, count_non_finite, model_path
+from .architecture import FREE_SIZE, declared_size, parse_json, read_architecture
 from .registry import layer_registry, loss_classes
-from .state import layer_arrays
+from .state import count_non_finite, layer_arrays
 
+SUFFIX = ".safetensors"
+#: The largest JSON header (the architecture and the tensor table) load reads: checked from the
+#: file's first 8 bytes, before safetensors parses the header (its own limit is 100 MB; a
+#: 3.5 MB header took it 40 ms).
+MAX_HEADER_BYTES = 3_000_000
+#: safetensors' dtype names -> numpy's, for the dtypes numpy holds: "BOOL", "U8" ... "F64".
+DTYPES = {
+    ("BOOL" if d.kind == "b" else f"{d.kind.upper()}{8 * d.itemsize}"): d.name
+    for d in map(np.dtype, "bool u1 i1 u2 i2 u4 i4 u8 i8 f2 f4 f8".split())
+}
 #: The most tensors (parameters and buffers) one layer may have in a file.
 MAX_ARRAYS_PER_LAYER = 64
 #: How many times load opens the path again when a save replaced the file while it was read.
@@ -35,6 +43,20 @@ REOPENINGS = 5
 
 Tensors = dict[str, tuple[str, list[int]]]  # each tensor's safetensors dtype and shape, by key
 Table = dict[str, tuple[tuple[int, ...], np.dtype]]  # a layer's tensors' shape and dtype, by name
+
+
+class ModelFileError(ValueError):
+    """A file :func:`load` refuses; the message names the file and the problem."""
+
+
+def model_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` with ``.safetensors`` appended unless it ends so already."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        raise TypeError("save and load take a str or os.PathLike path, not bytes")
+    if os.path.basename(text) in ("", ".", ".."):  # "", "folder/", ".", "a/..": no file
+        raise ValueError(f"a model's path names a file, got {text!r}")
+    return Path(text if text.endswith(SUFFIX) else text + SUFFIX)
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:
@@ -129,7 +151,7 @@ def check_header(
     architecture in ``metadata``, the ``tensors`` against it, each layer's class and the size its
     arguments declare against its tensors, the loss. Returns the architecture, each layer's
     tensors, the layers' classes and the loss."""
-    spec = architecture.read(metadata or {})
+    spec = read_architecture(metadata or {})
     table: list[Table] = [{} for _ in spec["layers"]]
     indices = {str(i): i for i in range(len(table))}  # "4", never "04" nor "9" of 5 layers
     unknown = []

@@ -11,10 +11,9 @@ import numpy as np
 import safetensors.numpy
 
 from ..model import Sequential
-from .architecture import describe
-from .format import DTYPES, MAX_HEADER_BYTES, SUPPORTED_DTYPES, count_non_finite, model_path
-from .loading import check_header
-from .state import layer_arrays
+from .architecture import SUPPORTED_DTYPES, describe
+from .loading import DTYPES, MAX_HEADER_BYTES, check_header, model_path
+from .state import count_non_finite, layer_arrays
 
 
 def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
