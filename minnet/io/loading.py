@@ -118,18 +118,14 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
         build_layer(i, cls, entry, table[i], spec["dtype"])
         for i, (cls, entry) in enumerate(zip(classes, spec["layers"], strict=True))
     ]
-    parameters = [
-        (f"{i}.{name}", p) for i, x in enumerate(built) for name, p in x.named_parameters()
-    ]
+    parameters = {f"{i}.{n}": p for i, x in enumerate(built) for n, p in x.named_parameters()}
     # each parameter gets its final array unread: a view of the flat storage of minnet._fast,
     # kept alive here until Sequential finds it, or (the fast path off) an array of its own
-    storage = _fast.fast_path_enabled() and FlatStorage.empty(
-        [p for _, p in parameters], spec["dtype"]
-    )
+    storage = _fast.fast_path_enabled() and FlatStorage.empty([*parameters.values()], spec["dtype"])
     if not storage:
-        for _, p in parameters:
+        for p in parameters.values():
             p.value, p.grad = np.empty(p.shape, p.dtype), np.zeros(p.shape, p.dtype)
-    for key, p in parameters:  # and the file's values are read into it
+    for key, p in parameters.items():  # and the file's values are read into it
         _read_into(handle, places[key], key, p.value)
     try:
         model = Sequential(built, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
@@ -138,9 +134,8 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
     del storage  # the model holds it now
     for i, layer in enumerate(model.layers):  # buffers are read, then copied in place
         for name, array in layer.named_buffers():
-            shape, dtype = table[i][name]
             key = f"{i}.{name}"
-            array[...] = _read_into(handle, places[key], key, np.empty(shape, dtype))
+            array[...] = _read_into(handle, places[key], key, np.empty(*table[i][name]))
     return model
 
 
@@ -149,8 +144,8 @@ def check_header(
 ) -> tuple[dict[str, Any], list[Table], list[type[Layer]], Any]:
     """All that is checked from a file's header alone, before anything is built: the
     architecture in ``metadata``, the ``tensors`` against it, each layer's class and the size its
-    arguments declare against its tensors, the loss. Returns the architecture, each layer's
-    tensors, the layers' classes and the loss."""
+    arguments declare against its own tensors, the loss. Returns the architecture, each layer's
+    tensors (by name), the layers' classes and the loss."""
     spec = read_architecture(metadata or {})
     table: list[Table] = [{} for _ in spec["layers"]]
     indices = {str(i): i for i in range(len(table))}  # "4", never "04" nor "9" of 5 layers
@@ -171,8 +166,30 @@ def check_header(
             f"unknown tensor(s) {reprlib.repr(sorted(unknown))} (the architecture has "
             f"{len(table)} layers; their tensors are named '<layer index>.<name>')"
         )
-    registry = layer_registry()
-    classes = [_layer_class(i, e, table[i], registry) for i, e in enumerate(spec["layers"])]
+    registry, classes = layer_registry(), []
+    for i, (entry, stored) in enumerate(zip(spec["layers"], table, strict=True)):
+        name, args = entry["class"], entry["args"]
+        if name not in registry:
+            raise ValueError(
+                f"layer {i}: class {name!r} is not registered in this process. minnet's "
+                f"layers are {sorted(layers.layer_classes())}; a layer of your own must be "
+                f"registered before loading: minnet.register_layer({name})"
+            )
+        if len(stored) > MAX_ARRAYS_PER_LAYER:
+            raise ValueError(
+                f"layer {i} has {len(stored)} tensors in the file; minnet reads at most "
+                f"{MAX_ARRAYS_PER_LAYER} per layer"
+            )
+        # built only at a size its stored tensors back (Linear(10**6, 10**6) needs 10**12
+        # entries), or at most FREE_SIZE (an activation, Softmax(axis=-1))
+        entries = sum(math.prod(shape) for shape, _ in stored.values())
+        limit = max(entries, FREE_SIZE)
+        if declared_size(args, limit) > limit:
+            raise ValueError(
+                f"layer {i} ({name}): its arguments {reprlib.repr(args)} declare more than "
+                f"{limit:,} entries, but its tensors in the file hold {entries:,}: it is not built"
+            )
+        classes.append(registry[name])
     name, args, known = spec["loss"]["class"], spec["loss"]["args"], loss_classes()
     if name not in known:
         raise ValueError(f"unknown loss {name!r} (minnet's losses: {sorted(known)})")
@@ -183,34 +200,6 @@ def check_header(
             f"the loss {name} rejects the arguments {reprlib.repr(args)}: {err}"
         ) from None
     return spec, table, classes, loss
-
-
-def _layer_class(
-    index: int, entry: dict[str, Any], stored: Table, registry: dict[str, type[Layer]]
-) -> type[Layer]:
-    """The registered class of layer ``index``, once the sizes its arguments declare are known
-    to be backed by its ``stored`` tensors (``Linear(10**6, 10**6)`` needs 10**12 entries), or
-    at most ``FREE_SIZE`` (an activation, ``Softmax(axis=-1)``)."""
-    name, args = entry["class"], entry["args"]
-    if name not in registry:
-        raise ValueError(
-            f"layer {index}: class {name!r} is not registered in this process. minnet's "
-            f"layers are {sorted(layers.layer_classes())}; a layer of your own must be "
-            f"registered before loading: minnet.register_layer({name})"
-        )
-    if len(stored) > MAX_ARRAYS_PER_LAYER:
-        raise ValueError(
-            f"layer {index} has {len(stored)} tensors in the file; minnet reads at most "
-            f"{MAX_ARRAYS_PER_LAYER} per layer"
-        )
-    entries = sum(math.prod(shape) for shape, _ in stored.values())
-    limit = max(entries, FREE_SIZE)
-    if declared_size(args, limit) > limit:
-        raise ValueError(
-            f"layer {index} ({name}): its arguments {reprlib.repr(args)} declare more than "
-            f"{limit:,} entries, but its tensors in the file hold {entries:,}: it is not built"
-        )
-    return registry[name]
 
 
 def _places(
@@ -259,28 +248,23 @@ def build_layer(
     what, args = f"layer {index} ({cls.__name__})", entry["args"]
     try:
         layer = linear_without_weights(args) if cls is Linear else cls(**args)
-        expected = {  # parameters in the model's dtype, buffers in their own
-            name: (
-                kind,
-                np.shape(array),
-                dtype if kind == "parameter" else getattr(array, "dtype", None),
-            )
-            for kind, name, array in layer_arrays(layer)
-        }
+        arrays = layer_arrays(layer)
     except Exception as err:  # TypeError, ValueError, OverflowError, even MemoryError
         raise ValueError(
             f"{what} rejects the arguments {reprlib.repr(args)}: {type(err).__name__}: {err}"
         ) from None
-    if missing := [f"{index}.{name}" for name in expected if name not in stored]:
+    names = [name for _, name, _ in arrays]
+    if missing := [f"{index}.{name}" for name in names if name not in stored]:
         raise ValueError(f"missing tensor(s) {missing}")
-    if extra := sorted(f"{index}.{name}" for name in stored if name not in expected):
+    if extra := sorted(f"{index}.{name}" for name in stored if name not in names):
         raise ValueError(
             f"unknown tensor(s) {extra} ({what} has no parameter or buffer of that name)"
         )
-    for name, (kind, shape, wanted) in expected.items():
-        key, (stored_shape, stored_dtype) = f"{index}.{name}", stored[name]
-        if stored_shape != shape:
-            raise ValueError(f"{kind} '{key}': expected shape {shape}, got {stored_shape}")
+    for kind, name, array in arrays:  # parameters in the model's dtype, buffers in their own
+        key, (shape, stored_dtype) = f"{index}.{name}", stored[name]
+        if shape != np.shape(array):
+            raise ValueError(f"{kind} '{key}': expected shape {np.shape(array)}, got {shape}")
+        wanted = dtype if kind == "parameter" else getattr(array, "dtype", None)
         if wanted is None or stored_dtype != np.dtype(wanted):
             model = " (the model dtype)" if kind == "parameter" else ""
             raise ValueError(f"{kind} '{key}': expected dtype {wanted}{model}, got {stored_dtype}")
@@ -304,16 +288,13 @@ def _read_into(handle: BinaryIO, start: int, key: str, array: np.ndarray) -> np.
 
 def linear_without_weights(args: dict[str, Any]) -> Linear:
     """``Linear(**args)`` without drawing its random initial weights (the file's replace them):
-    a ``Linear(1, 1)`` with the other arguments (so that Linear checks them), given the sizes,
-    checked as Linear checks them, and ``W: (out, in)``, ``b: (out,)`` (values and gradients)
-    of zeros that take no memory (one zero seen through every index, read-only): load gives
-    them their arrays before it reads the file's values into them."""
+    a ``Linear(1, 1)`` with the other arguments (Linear checks them), given the sizes (checked
+    as Linear checks them) and ``W: (out, in)``, ``b: (out,)`` (values and gradients) that take
+    no memory, one read-only zero seen through every index, until load gives them arrays."""
     layer = Linear(**{**args, "in_features": 1, "out_features": 1})
     for name in ("in_features", "out_features"):
         setattr(layer, name, _checks.whole_number(name, args.get(name), low=1))
-    for p, shape in (
-        (layer.W, (layer.out_features, layer.in_features)),
-        (layer.b, (layer.out_features,)),
-    ):
-        p.value = p.grad = np.broadcast_to(np.zeros((), layer.dtype), shape)
+    zero, n_out = np.zeros((), layer.dtype), layer.out_features
+    layer.W.value = layer.W.grad = np.broadcast_to(zero, (n_out, layer.in_features))
+    layer.b.value = layer.b.grad = np.broadcast_to(zero, (n_out,))
     return layer

@@ -41,7 +41,18 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
 def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The tensors and the metadata of ``model``'s file, checked by the checks :func:`load` makes
     of a file's header, so that it loads back."""
-    dtype = _model_dtype(model)
+    found = {p.value.dtype for p in model.parameters()}  # the one dtype of its parameters
+    if len(found) > 1:
+        raise ValueError(
+            f"cannot save a model whose parameters have mixed dtypes {sorted(map(str, found))}: "
+            "give it one with Sequential(..., dtype=)"
+        )
+    dtype = found.pop() if found else model.dtype
+    if dtype is not None and dtype.name not in SUPPORTED_DTYPES:
+        raise ValueError(
+            f"cannot save a model of dtype {dtype}: minnet files hold {', '.join(SUPPORTED_DTYPES)}"
+            " (the size of longdouble differs between machines)"
+        )
     metadata = describe(model, dtype)
     tensors: dict[str, np.ndarray] = {}  # finite; parameters in dtype, float buffers made so
     for i, layer in enumerate(model.layers):
@@ -72,33 +83,14 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return tensors, metadata
 
 
-def _model_dtype(model: Sequential) -> np.dtype | None:
-    """The one dtype of all the model's parameters (``model.dtype`` if it has none)."""
-    found = {p.value.dtype for p in model.parameters()}
-    if len(found) > 1:
-        raise ValueError(
-            f"cannot save a model whose parameters have mixed dtypes {sorted(map(str, found))}: "
-            "give it one with Sequential(..., dtype=)"
-        )
-    dtype = found.pop() if found else model.dtype
-    if dtype is not None and dtype.name not in SUPPORTED_DTYPES:
-        raise ValueError(
-            f"cannot save a model of dtype {dtype}: minnet files hold {', '.join(SUPPORTED_DTYPES)}"
-            " (the size of longdouble differs between machines)"
-        )
-    return dtype
-
-
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file beside ``path``, then put that file at ``path``.
 
-    - The temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a random short
-      name: it is always a new file of ours (a symlink planted at its name is never followed),
-      with the permissions any new file gets (``0o666`` less the umask, or the folder's default
-      ACL), no setuid bit and the saving user as owner, whatever ``path`` held before.
-    - It is flushed to disk and renamed over ``path`` (``os.replace``, atomic): ``path`` holds the
-      old file or the complete new one, never a part; a symlink at ``path`` is itself replaced.
-    - On any failure the temporary file is removed and the error raised.
+    The file is created ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a random name: always a new file
+    of ours (a symlink planted there is never followed), with a new file's permissions (``0o666``
+    less the umask, or the folder's default ACL), no setuid bit, the saving user as owner. It is
+    flushed to disk and renamed over ``path`` (atomic: ``path`` holds the old file or the whole
+    new one; a symlink at ``path`` is itself replaced). On failure it is removed.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -116,7 +108,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     else:
         raise FileExistsError(f"no free temporary name in {path.parent}")
     try:
-        with open(handle, "wb", closefd=True) as file:
+        with open(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
