@@ -102,7 +102,10 @@ def _to_json(value: Any) -> Any:
 
 
 def read_architecture(metadata: dict[str, str]) -> dict[str, Any]:
-    """The architecture in a file's ``metadata``, checked (see :func:`check_spec`)."""
+    """The architecture in a file's ``metadata``, checked to be ``{"layers": [{"class": str,
+    "args": {...}, "training": bool}, ...], "loss": {"class": str, "args": {...}}, "dtype": null
+    or a float dtype name}`` with plain arguments, and an optional ``"l2"``: the model's L2
+    penalty, a number >= 0 (0 when missing)."""
     if metadata.get("format") != "minnet.Sequential":
         raise ValueError(
             "not a minnet model file (its metadata has no 'format': 'minnet.Sequential'); the "
@@ -125,36 +128,6 @@ def read_architecture(metadata: dict[str, str]) -> dict[str, Any]:
         spec = parse_json(text)
     except ValueError as err:
         raise ValueError(f"the architecture is not valid JSON ({err})") from None
-    return check_spec(spec)
-
-
-def parse_json(text: str) -> Any:
-    """JSON without NaN, infinities (``1e999`` too) or repeated keys: ``ValueError`` else, also
-    for nesting deeper than Python's recursion allows."""
-
-    def finite(digits: str) -> float:  # a float's digits, or NaN and Infinity
-        if not math.isfinite(value := float(digits)):
-            raise ValueError(f"{digits} is not a finite number")
-        return value
-
-    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        if len(result := dict(pairs)) != len(pairs):
-            raise ValueError(f"repeated keys in {reprlib.repr(pairs)}")
-        return result
-
-    try:
-        return json.loads(
-            text, parse_constant=finite, parse_float=finite, object_pairs_hook=unique_keys
-        )
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def check_spec(spec: Any) -> dict[str, Any]:
-    """The architecture, checked to be ``{"layers": [{"class": str, "args": {...}, "training":
-    bool}, ...], "loss": {"class": str, "args": {...}}, "dtype": null or a float dtype name}``
-    with plain arguments, and an optional ``"l2"``: the model's L2 penalty, a number >= 0 (0
-    when missing)."""
     if isinstance(spec, dict):
         spec = {"l2": 0.0, **spec}
     if (
@@ -181,6 +154,28 @@ def check_spec(spec: Any) -> dict[str, Any]:
         _check_entry(entry, f"layer {i}", {"class", "args", "training"})
     _check_entry(spec["loss"], "the loss", {"class", "args"})
     return spec
+
+
+def parse_json(text: str) -> Any:
+    """JSON without NaN, infinities (``1e999`` too) or repeated keys: ``ValueError`` else, also
+    for nesting deeper than Python's recursion allows."""
+
+    def finite(digits: str) -> float:  # a float's digits, or NaN and Infinity
+        if not math.isfinite(value := float(digits)):
+            raise ValueError(f"{digits} is not a finite number")
+        return value
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len(result := dict(pairs)) != len(pairs):
+            raise ValueError(f"repeated keys in {reprlib.repr(pairs)}")
+        return result
+
+    try:
+        return json.loads(
+            text, parse_constant=finite, parse_float=finite, object_pairs_hook=unique_keys
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _check_entry(entry: Any, what: str, keys: set[str]) -> None:

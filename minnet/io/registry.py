@@ -29,7 +29,7 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
             f"({builtin.__module__}.{name}); give your class another name"
         )
     known = _REGISTERED.get(name, cls)
-    if f"{known.__module__}.{known.__qualname__}" != where:
+    if (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
         raise ValueError(
             f"cannot register {where}: the name {name!r} is taken by "
             f"{known.__module__}.{known.__qualname__}, and files name layers by class name"
@@ -47,15 +47,13 @@ def layer_registry() -> dict[str, type[Layer]]:
 def loss_classes() -> dict[str, type]:
     """minnet's own losses by name: the public subclasses of :class:`~minnet.Loss` defined in
     :mod:`minnet.losses` (the base class aside)."""
-    found = {}
-    for name, cls in vars(losses).items():
-        if (
-            not name.startswith("_")
-            and isinstance(cls, type)
-            and cls.__module__ == losses.__name__
-            and issubclass(cls, losses.Loss)
-            and cls is not losses.Loss
-            and not inspect.isabstract(cls)
-        ):
-            found[name] = cls
-    return found
+    return {
+        name: cls
+        for name, cls in vars(losses).items()
+        if not name.startswith("_")
+        and isinstance(cls, type)
+        and cls.__module__ == losses.__name__
+        and issubclass(cls, losses.Loss)
+        and cls is not losses.Loss
+        and not inspect.isabstract(cls)
+    }
