@@ -116,8 +116,7 @@ def read_architecture(metadata: dict[str, str]) -> dict[str, Any]:
         raise ValueError(
             f"format version {reprlib.repr(version)}; this minnet reads version {FORMAT_VERSION}"
         )
-    text = metadata.get("architecture")
-    if text is None:
+    if (text := metadata.get("architecture")) is None:
         raise ValueError("its metadata has no 'architecture'")
     if len(text) > MAX_ARCHITECTURE_CHARS:
         raise ValueError(

@@ -56,11 +56,9 @@ def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
     if not isinstance(state, Mapping):
         raise TypeError(f"load_state_dict takes a dict of arrays, got {type(state).__name__}")
     problems = []
-    missing = [name for name in targets if name not in state]
-    unexpected = [name for name in state if name not in targets]
-    if missing:
+    if missing := [name for name in targets if name not in state]:
         problems.append(f"missing {missing}")
-    if unexpected:
+    if unexpected := [name for name in state if name not in targets]:
         problems.append(f"unexpected {reprlib.repr(unexpected)}")
     for name, (kind, target) in targets.items():
         if name in state:
