@@ -1,5 +1,6 @@
-"""The architecture: a model described as JSON (its layers, their arguments and modes, the
-loss, the dtype), and that description checked before anything is built from it."""
+"""The architecture: a model described as JSON in its file's metadata (its layers, their
+arguments and modes, the loss, the dtype, the L2 penalty), and that description checked before
+anything is built from it."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Layer
-from .format import SUPPORTED_DTYPES
 from .registry import layer_registry, loss_classes
 
+SUPPORTED_DTYPES = ("float16", "float32", "float64")  # a model's dtype in a file
+FORMAT_VERSION = "3"  # the metadata's "format_version"; its "format" is "minnet.Sequential"
 #: The longest architecture text load reads (the JSON of 1,000 layers is about 100 KB).
 MAX_ARCHITECTURE_CHARS = 1_000_000
 #: The most layers load builds (Sequential's same-object check is quadratic in their number).
@@ -25,45 +26,51 @@ MAX_ARGUMENT_DEPTH = 4
 #: stored tensors (an activation, a ``Softmax(axis=-1)``); above it, its stored tensors must
 #: hold at least as many entries (``Linear(10**6, 10**6)`` needs 10**12).
 FREE_SIZE = 4096
+#: Integer arguments that are seeds, not sizes: left out of :func:`declared_size`.
+SEED_ARGUMENTS = ("seed", "rng", "random_state")
 _SKIP = object()  # an argument with no plain JSON form
 
 
-def layer_spec(index: int, layer: Layer) -> dict[str, Any]:
-    """``{"class": name, "args": {...}, "training": bool}`` for one registered layer."""
-    cls = type(layer)
-    if layer_registry().get(cls.__name__) is not cls:
-        raise ValueError(
-            f"cannot save layer {index} ({cls.__module__}.{cls.__qualname__}): load rebuilds "
-            f"layers by class name, and this class is not registered. Register it with "
-            f"minnet.register_layer({cls.__name__}) (or put @minnet.register_layer above its "
-            "class), in the program that saves and in the one that loads"
-        )
-    what = f"layer {index} ({cls.__name__})"
-    return {"class": cls.__name__, "args": _init_args(layer, what), "training": layer.training}
-
-
-def loss_spec(loss: Any) -> dict[str, Any]:
-    """``{"class": name, "args": {...}}`` for the loss, one of :func:`loss_classes`."""
-    cls = type(loss)
+def describe(model: Any, dtype: np.dtype | None) -> dict[str, str]:
+    """The metadata of ``model``'s file (a ``Sequential`` whose parameters are of ``dtype``):
+    ``format``, ``format_version`` and ``architecture``, the JSON :func:`read_architecture`
+    checks."""
+    layers, registry = [], layer_registry()
+    for i, layer in enumerate(model.layers):
+        cls = type(layer)
+        if registry.get(cls.__name__) is not cls:
+            raise ValueError(
+                f"cannot save layer {i} ({cls.__module__}.{cls.__qualname__}): load rebuilds "
+                f"layers by class name, and this class is not registered. Register it with "
+                f"minnet.register_layer({cls.__name__}) (or put @minnet.register_layer above its "
+                "class), in the program that saves and in the one that loads"
+            )
+        args = _init_args(layer, f"layer {i} ({cls.__name__})")
+        layers.append({"class": cls.__name__, "args": args, "training": layer.training})
+    cls = type(model.loss)
     if loss_classes().get(cls.__name__) is not cls:
         raise ValueError(
             f"cannot save a model with loss {cls.__qualname__}: load rebuilds losses by name, so "
             f"only minnet's own can be saved ({sorted(loss_classes())})"
         )
-    return {"class": cls.__name__, "args": _init_args(loss, f"the loss {cls.__name__}")}
+    loss = {"class": cls.__name__, "args": _init_args(model.loss, f"the loss {cls.__name__}")}
+    spec = {"layers": layers, "loss": loss, "dtype": None if dtype is None else dtype.name}
+    if model.l2:  # the L2 penalty, written only when there is one
+        spec["l2"] = model.l2
+    text = json.dumps(spec, allow_nan=False)
+    return {"format": "minnet.Sequential", "format_version": FORMAT_VERSION, "architecture": text}
 
 
 def _init_args(obj: Any, what: str) -> dict[str, Any]:
     """The constructor arguments of a layer or loss (``arguments()``) that have plain JSON
     values. One without (a random ``Generator``) is left out if ``__init__`` has a default for
     it, and refused otherwise: load could not call the constructor."""
-    signature = inspect.signature(type(obj).__init__)
+    parameters = inspect.signature(type(obj).__init__).parameters
     args = {}
     for name, value in obj.arguments().items():
         plain = _to_json(value)
         if plain is _SKIP:
-            parameter = signature.parameters.get(name)
-            if parameter is not None and parameter.default is parameter.empty:
+            if name in parameters and parameters[name].default is inspect.Parameter.empty:
                 raise ValueError(
                     f"cannot save {what}: its argument {name!r} is a {type(value).__name__}, "
                     "which has no JSON form, and __init__ has no default for it"
@@ -94,41 +101,32 @@ def _to_json(value: Any) -> Any:
     return _SKIP
 
 
-def parse_json(text: str) -> Any:
-    """JSON without NaN, infinities (``1e999`` too) or repeated keys: ``ValueError`` else, also
-    for nesting deeper than Python's recursion allows."""
-
-    def refuse_constant(name: str) -> None:
-        raise ValueError(f"{name} is not a finite number")
-
-    def finite_float(digits: str) -> float:
-        value = float(digits)
-        if not math.isfinite(value):
-            raise ValueError(f"{digits} is not a finite float")
-        return value
-
-    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result = dict(pairs)
-        if len(result) != len(pairs):
-            raise ValueError(f"repeated keys in {reprlib.repr(pairs)}")
-        return result
-
-    try:
-        return json.loads(
-            text,
-            parse_constant=refuse_constant,
-            parse_float=finite_float,
-            object_pairs_hook=unique_keys,
+def read_architecture(metadata: dict[str, str]) -> dict[str, Any]:
+    """The architecture in a file's ``metadata``, checked to be ``{"layers": [{"class": str,
+    "args": {...}, "training": bool}, ...], "loss": {"class": str, "args": {...}}, "dtype": null
+    or a float dtype name}`` with plain arguments, and an optional ``"l2"``: the model's L2
+    penalty, a number >= 0 (0 when missing)."""
+    if metadata.get("format") != "minnet.Sequential":
+        raise ValueError(
+            "not a minnet model file (its metadata has no 'format': 'minnet.Sequential'); the "
+            "weights of any safetensors file open with safetensors.numpy.load_file, and "
+            "model.load_state_dict takes them"
         )
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def check_spec(spec: Any) -> dict[str, Any]:
-    """The architecture, checked to be ``{"layers": [{"class": str, "args": {...}, "training":
-    bool}, ...], "loss": {"class": str, "args": {...}}, "dtype": null or a float dtype name}``
-    with plain arguments, and an optional ``"l2"``: the model's L2 penalty, a number >= 0 (0
-    when missing)."""
+    if (version := metadata.get("format_version")) != FORMAT_VERSION:
+        raise ValueError(
+            f"format version {reprlib.repr(version)}; this minnet reads version {FORMAT_VERSION}"
+        )
+    if (text := metadata.get("architecture")) is None:
+        raise ValueError("its metadata has no 'architecture'")
+    if len(text) > MAX_ARCHITECTURE_CHARS:
+        raise ValueError(
+            f"the architecture text has {len(text):,} characters; minnet reads at most "
+            f"{MAX_ARCHITECTURE_CHARS:,}"
+        )
+    try:
+        spec = parse_json(text)
+    except ValueError as err:
+        raise ValueError(f"the architecture is not valid JSON ({err})") from None
     if isinstance(spec, dict):
         spec = {"l2": 0.0, **spec}
     if (
@@ -153,12 +151,30 @@ def check_spec(spec: Any) -> dict[str, Any]:
         )
     for i, entry in enumerate(spec["layers"]):
         _check_entry(entry, f"layer {i}", {"class", "args", "training"})
-        if not isinstance(entry["training"], bool):
-            raise ValueError(
-                f"layer {i}: 'training' must be true or false, got {entry['training']!r}"
-            )
     _check_entry(spec["loss"], "the loss", {"class", "args"})
     return spec
+
+
+def parse_json(text: str) -> Any:
+    """JSON without NaN, infinities (``1e999`` too) or repeated keys: ``ValueError`` else, also
+    for nesting deeper than Python's recursion allows."""
+
+    def finite(digits: str) -> float:  # a float's digits, or NaN and Infinity
+        if not math.isfinite(value := float(digits)):
+            raise ValueError(f"{digits} is not a finite number")
+        return value
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len(result := dict(pairs)) != len(pairs):
+            raise ValueError(f"repeated keys in {reprlib.repr(pairs)}")
+        return result
+
+    try:
+        return json.loads(
+            text, parse_constant=finite, parse_float=finite, object_pairs_hook=unique_keys
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _check_entry(entry: Any, what: str, keys: set[str]) -> None:
@@ -172,6 +188,8 @@ def _check_entry(entry: Any, what: str, keys: set[str]) -> None:
         raise ValueError(
             f"{what} must be an object with exactly {wanted}, got {reprlib.repr(entry)}"
         )
+    if not isinstance(entry.get("training", False), bool):
+        raise ValueError(f"{what}: 'training' must be true or false, got {entry['training']!r}")
     for key, value in entry["args"].items():
         if not _is_plain(value):
             raise ValueError(
@@ -188,10 +206,6 @@ def _is_plain(value: Any, depth: int = 0) -> bool:
         and depth < MAX_ARGUMENT_DEPTH
         and all(_is_plain(item, depth + 1) for item in value)
     )
-
-
-#: Integer arguments that are seeds, not sizes: left out of :func:`declared_size`.
-SEED_ARGUMENTS = ("seed", "rng", "random_state")
 
 
 def declared_size(args: dict[str, Any], limit: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 from pathlib import Path
@@ -12,17 +11,9 @@ import numpy as np
 import safetensors.numpy
 
 from ..model import Sequential
-from .architecture import layer_spec, loss_spec
-from .format import (
-    DTYPES,
-    FORMAT_VERSION,
-    MAX_HEADER_BYTES,
-    SUPPORTED_DTYPES,
-    count_non_finite,
-    model_path,
-)
-from .loading import Reader
-from .state import layer_arrays
+from .architecture import SUPPORTED_DTYPES, describe
+from .loading import DTYPES, MAX_HEADER_BYTES, check_header, model_path
+from .state import count_non_finite, layer_arrays
 
 
 def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
@@ -36,8 +27,7 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
     if not isinstance(model, Sequential):
         raise TypeError(f"save takes a minnet Sequential, got {type(model).__name__}")
     path = model_path(path)
-    tensors, metadata = contents(model)
-    data = safetensors.numpy.save(tensors, metadata=metadata)
+    data = safetensors.numpy.save(*contents(model))
     length = int.from_bytes(data[:8], "little")
     if length > MAX_HEADER_BYTES:
         raise ValueError(
@@ -51,14 +41,19 @@ def save(model: Sequential, path: str | os.PathLike[str]) -> Path:
 def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The tensors and the metadata of ``model``'s file, checked by the checks :func:`load` makes
     of a file's header, so that it loads back."""
-    dtype = _model_dtype(model)
-    spec = {
-        "layers": [layer_spec(i, layer) for i, layer in enumerate(model.layers)],
-        "loss": loss_spec(model.loss),
-        "dtype": None if dtype is None else dtype.name,
-    }
-    if model.l2:  # the L2 penalty, written only when there is one
-        spec["l2"] = model.l2
+    found = {p.value.dtype for p in model.parameters()}  # the one dtype of its parameters
+    if len(found) > 1:
+        raise ValueError(
+            f"cannot save a model whose parameters have mixed dtypes {sorted(map(str, found))}: "
+            "give it one with Sequential(..., dtype=)"
+        )
+    dtype = found.pop() if found else model.dtype
+    if dtype is not None and dtype.name not in SUPPORTED_DTYPES:
+        raise ValueError(
+            f"cannot save a model of dtype {dtype}: minnet files hold {', '.join(SUPPORTED_DTYPES)}"
+            " (the size of longdouble differs between machines)"
+        )
+    metadata = describe(model, dtype)
     tensors: dict[str, np.ndarray] = {}  # finite; parameters in dtype, float buffers made so
     for i, layer in enumerate(model.layers):
         for kind, name, array in layer_arrays(layer):
@@ -71,54 +66,31 @@ def contents(model: Sequential) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             if array.dtype.name not in DTYPES.values() or not array.dtype.isnative:
                 raise ValueError(f"{what}: dtype {array.dtype} is not a bool, int or float type")
             if array.dtype.kind == "f" and dtype is not None and array.dtype != dtype:
-                if kind == "parameter":
-                    raise ValueError(f"{what}: its dtype {array.dtype} is not the model's {dtype}")
-                with np.errstate(over="ignore"):
-                    array = array.astype(dtype)  # a float buffer follows the model's dtype
+                with np.errstate(over="ignore"):  # a float buffer follows the model's dtype
+                    array = array.astype(dtype)  # (every parameter is of dtype already)
             if bad := count_non_finite(array):
                 raise ValueError(
                     f"{what}: {bad} of its values are NaN or infinite in {array.dtype}"
                 )
             tensors[key] = array
-    text = json.dumps(spec, allow_nan=False)
-    metadata = {
-        "format": "minnet.Sequential",
-        "format_version": FORMAT_VERSION,
-        "architecture": text,
-    }
     names = {numpy: name for name, numpy in DTYPES.items()}  # safetensors' dtype names
-    table = {key: (names[a.dtype.name], list(a.shape)) for key, a in tensors.items()}
-    Reader("the model", doing="save").header(metadata, table)
+    try:
+        check_header(
+            metadata, {k: (names[a.dtype.name], list(a.shape)) for k, a in tensors.items()}
+        )
+    except ValueError as err:
+        raise ValueError(f"cannot save the model: {err}") from None
     return tensors, metadata
-
-
-def _model_dtype(model: Sequential) -> np.dtype | None:
-    """The one dtype of all the model's parameters (``model.dtype`` if it has none)."""
-    found = {p.value.dtype for p in model.parameters()}
-    if len(found) > 1:
-        raise ValueError(
-            f"cannot save a model whose parameters have mixed dtypes {sorted(map(str, found))}: "
-            "give it one with Sequential(..., dtype=)"
-        )
-    dtype = found.pop() if found else model.dtype
-    if dtype is not None and dtype.name not in SUPPORTED_DTYPES:
-        raise ValueError(
-            f"cannot save a model of dtype {dtype}: minnet files hold {', '.join(SUPPORTED_DTYPES)}"
-            " (the size of longdouble differs between machines)"
-        )
-    return dtype
 
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file beside ``path``, then put that file at ``path``.
 
-    - The temporary file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a random short
-      name: it is always a new file of ours (a symlink planted at its name is never followed),
-      with the permissions any new file gets (``0o666`` less the umask, or the folder's default
-      ACL), no setuid bit and the saving user as owner, whatever ``path`` held before.
-    - It is flushed to disk and renamed over ``path`` (``os.replace``, atomic): ``path`` holds the
-      old file or the complete new one, never a part; a symlink at ``path`` is itself replaced.
-    - On any failure the temporary file is removed and the error raised.
+    The file is created ``O_CREAT | O_EXCL | O_NOFOLLOW`` under a random name: always a new file
+    of ours (a symlink planted there is never followed), with a new file's permissions (``0o666``
+    less the umask, or the folder's default ACL), no setuid bit, the saving user as owner. It is
+    flushed to disk and renamed over ``path`` (atomic: ``path`` holds the old file or the whole
+    new one; a symlink at ``path`` is itself replaced). On failure it is removed.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -136,7 +108,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     else:
         raise FileExistsError(f"no free temporary name in {path.parent}")
     try:
-        with open(handle, "wb", closefd=True) as file:
+        with open(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())

@@ -1,4 +1,5 @@
-"""A model's parameters and buffers by name: ``state_dict`` and ``load_state_dict``."""
+"""A model's parameters and buffers by name: ``state_dict`` and ``load_state_dict``; the
+check for NaN and infinities that they, save and load make."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ import numpy as np
 
 from ..layers import Layer
 from ..model import Sequential
-from .format import count_non_finite
+
+
+def count_non_finite(array: np.ndarray, block: int = 1 << 16) -> int:
+    """How many entries of a float array are NaN or infinite (0 for other dtypes), counted a
+    block at a time so that no temporary of the array's size is made."""
+    if array.dtype.kind != "f":
+        return 0
+    flat, bad = array.reshape(-1), 0
+    for start in range(0, flat.size, block):
+        part = flat[start : start + block]
+        bad += part.size - int(np.count_nonzero(np.isfinite(part)))
+    return bad
 
 
 def layer_arrays(layer: Layer) -> list[tuple[str, str, Any]]:
@@ -44,11 +56,9 @@ def load_state_dict(model: Sequential, state: Mapping[str, Any]) -> None:
     if not isinstance(state, Mapping):
         raise TypeError(f"load_state_dict takes a dict of arrays, got {type(state).__name__}")
     problems = []
-    missing = [name for name in targets if name not in state]
-    unexpected = [name for name in state if name not in targets]
-    if missing:
+    if missing := [name for name in targets if name not in state]:
         problems.append(f"missing {missing}")
-    if unexpected:
+    if unexpected := [name for name in state if name not in targets]:
         problems.append(f"unexpected {reprlib.repr(unexpected)}")
     for name, (kind, target) in targets.items():
         if name in state:
