@@ -61,6 +61,13 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.logaddexp(0, z)
 
 
+def _is_number(value: Any) -> bool:
+    """Is ``value`` one real number (not a bool)? For the hints about PyTorch's argument order."""
+    return isinstance(value, int | float | np.integer | np.floating) and not _checks.is_boolean(
+        value
+    )
+
+
 def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
     if np.shape(outputs) != np.shape(targets):
         raise ValueError(
@@ -515,13 +522,21 @@ class L1Loss(ReducedLoss):
 
 
 class HuberLoss(ReducedLoss):
-    """Huber loss, as ``torch.nn.HuberLoss(delta=delta)``: each term is ``0.5 d**2`` where
+    """Huber loss, as ``torch.nn.HuberLoss(reduction, delta)``: each term is ``0.5 d**2`` where
     ``|d| < delta`` and ``delta * (|d| - 0.5 delta)`` elsewhere, ``d = y_hat - y``: squared
     near the target, absolute far from it. Gradient ``clip(d, -delta, delta)``; ``"mean"`` over
     all entries. ``delta > 0``; targets as :class:`MSELoss`'s.
+
+    The arguments are in PyTorch's order, ``reduction`` first: give ``delta`` by name,
+    ``HuberLoss(delta=0.5)``.
     """
 
-    def __init__(self, delta: float = 1.0, *, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        if _is_number(reduction):
+            raise ValueError(
+                f"HuberLoss's first argument is reduction, as in PyTorch, got {reduction!r}: "
+                f"give delta by name, HuberLoss(delta={reduction!r})"
+            )
         super().__init__(reduction)
         self.delta = _checks.real_number("delta", delta, 0.0, low_open=True)
 
@@ -897,21 +912,32 @@ class MultiMarginLoss(ClassLoss):
     (``p`` 1 or 2; ``w = 1`` without weights), and ``"mean"`` divides by ``m`` (also with
     weights, as PyTorch). CS231n's multi-class SVM loss (its ``delta`` is ``margin``) is this
     loss times ``C``. The scores are not probabilities: ``predict_proba`` is refused.
+
+    The arguments are in PyTorch's order, ``p`` first: give ``margin`` by name,
+    ``MultiMarginLoss(margin=0.5)``.
     """
 
     def __init__(
         self,
-        margin: float = 1.0,
-        *,
         p: int = 1,
+        margin: float = 1.0,
         weight: Any = None,
+        *,
         reduction: str = "mean",
     ) -> None:
+        if _checks.is_boolean(p) or not isinstance(p, int | np.integer) or p not in (1, 2):
+            hint = (
+                f" (the first argument is p, as in PyTorch: for a margin of {p!r}, write "
+                f"MultiMarginLoss(margin={p!r}))"
+                if isinstance(p, float | np.floating)
+                else ""
+            )
+            raise ValueError(
+                f"p must be 1 or 2 (PyTorch's choices, whole numbers), got {p!r}{hint}"
+            )
         super().__init__(weight, reduction=reduction)
-        self.margin = _checks.real_number("margin", margin)
-        if _checks.is_boolean(p) or p not in (1, 2):
-            raise ValueError(f"p must be 1 or 2 (PyTorch's choices), got {p!r}")
         self.p = int(p)
+        self.margin = _checks.real_number("margin", margin)
 
     def terms(self, scores: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
         row_weight = self._indexed(scores, targets)

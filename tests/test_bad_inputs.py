@@ -457,6 +457,8 @@ NUMBER_TAKERS = {
     "Adagrad": (lambda **kw: minnet.Adagrad(_parameters(), **kw), []),
     "Dropout": (lambda **kw: Dropout(**kw), []),
     "LeakyReLU": (lambda **kw: LeakyReLU(**kw), []),
+    "Softmax": (lambda **kw: minnet.Softmax(**kw), []),
+    "LogSoftmax": (lambda **kw: minnet.LogSoftmax(**kw), []),
     "BatchNorm1d": (lambda **kw: BatchNorm1d(**{"num_features": 3, **kw}), ["num_features"]),
     "BatchNorm2d": (
         lambda **kw: minnet.BatchNorm2d(**{"num_features": 3, **kw}),

@@ -323,7 +323,7 @@ def test_to_torch_draws_no_random_numbers_from_torch():
         (nn.Sequential(nn.LayerNorm(2, elementwise_affine=False)), None, "elementwise_affine"),
         (nn.Sequential(nn.LayerNorm(2, bias=False)), None, "bias=True"),
         (nn.Sequential(nn.Softmax(dim=0)), None, "dim=0"),
-        (nn.Sequential(nn.LogSoftmax(dim=0)), None, "LogSoftmax is over the features"),
+        (nn.Sequential(nn.LogSoftmax(dim=0)), None, "LogSoftmax is over the last axis"),
         (nn.Sequential(nn.Linear(2, 1)), nn.SmoothL1Loss(), "the loss SmoothL1Loss has no"),
         (nn.Sequential(nn.Linear(2, 1)), nn.KLDivLoss(), "the loss KLDivLoss has no"),
         (nn.Sequential(nn.Linear(2, 1)), nn.MSELoss(reduction="none"), "reduction='none'"),
@@ -538,7 +538,7 @@ LOSS_HEADS = {
     "L1Loss": (lambda: [], lambda rng, k, r, dt: minnet.L1Loss(reduction=r), 2, "regression"),
     "HuberLoss": (
         lambda: [],
-        lambda rng, k, r, dt: minnet.HuberLoss(float(rng.uniform(0.2, 2)), reduction=r),
+        lambda rng, k, r, dt: minnet.HuberLoss(r, float(rng.uniform(0.2, 2))),
         3,
         "regression",
     ),
@@ -595,14 +595,16 @@ LOSS_HEADS = {
     ),
     "MultiMarginLoss": (
         lambda: [],
-        lambda rng, k, r, dt: minnet.MultiMarginLoss(float(rng.uniform(0.5, 2)), reduction=r),
+        lambda rng, k, r, dt: minnet.MultiMarginLoss(
+            margin=float(rng.uniform(0.5, 2)), reduction=r
+        ),
         4,
         "indices",
     ),
     "MultiMarginLoss p=2, weighted": (
         lambda: [],
         lambda rng, k, r, dt: minnet.MultiMarginLoss(
-            float(rng.uniform(0.5, 2)), p=2, weight=class_weights(rng, k, dt), reduction=r
+            2, float(rng.uniform(0.5, 2)), class_weights(rng, k, dt), reduction=r
         ),
         3,
         "indices",

@@ -51,15 +51,15 @@ layer's random masks (the two draw their own).
 
 **Layers** (minnet <-> torch): ``Linear`` <-> ``nn.Linear`` (with a bias), ``ReLU``,
 ``LeakyReLU(negative_slope)``, ``Sigmoid``, ``Tanh``, ``Dropout(p)``, ``Softmax`` and
-``LogSoftmax`` <-> ``nn.Softmax`` and ``nn.LogSoftmax`` (``dim=-1 or 1``), ``BatchNorm1d(
+``LogSoftmax`` <-> ``nn.Softmax`` and ``nn.LogSoftmax`` (``dim`` the last axis), ``BatchNorm1d(
 num_features, eps, momentum)`` <-> ``nn.BatchNorm1d`` (affine, with running statistics),
 ``LayerNorm(num_features, eps)`` <-> ``nn.LayerNorm`` over the last dimension with
 ``elementwise_affine`` and a bias; images: ``Conv2d`` <-> ``nn.Conv2d`` (zero padding given as
 numbers, no dilation, no groups), ``MaxPool2d`` and ``AvgPool2d`` <-> their namesakes (no
 ``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> ``nn.Flatten()``, ``BatchNorm2d``
 as ``BatchNorm1d``. **Losses**, each with its ``reduction``: ``MSELoss``, ``L1Loss``,
-``HuberLoss(delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
-label_smoothing)``, ``NLLLoss(weight)``, ``MultiMarginLoss(margin, p, weight)``. Anything else
+``HuberLoss(reduction, delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
+label_smoothing)``, ``NLLLoss(weight)``, ``MultiMarginLoss(p, margin, weight)``. Anything else
 is refused with a ``ValueError`` that names it, and so is an argument minnet's twin lacks
 (``ignore_index`` other than -100, ``BCELoss``'s per-entry ``weight``, ``pos_weight``, a
 softmax over another ``dim``...). ``reduction="none"`` converts, and ``Sequential`` refuses
@@ -225,8 +225,8 @@ def _register_builtins() -> None:
     register_to_torch(Sigmoid)(lambda layer: nn.Sigmoid())
     register_to_torch(Tanh)(lambda layer: nn.Tanh())
     register_to_torch(Dropout)(lambda layer: nn.Dropout(layer.p))
-    register_to_torch(Softmax)(lambda layer: nn.Softmax(dim=-1))
-    register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=-1))
+    register_to_torch(Softmax)(lambda layer: nn.Softmax(dim=layer.dim))
+    register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=layer.dim))
 
     @register_to_torch(Conv2d)
     def conv_to_torch(layer: Conv2d) -> Any:
@@ -317,12 +317,12 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.Softmax)
     def _(module: Any) -> Softmax:
-        if module.dim not in (-1, 1):
+        if module.dim is None or module.dim < -1 or module.dim == 0:
             raise ValueError(
-                f"{module!r}: minnet's Softmax is over the features of each row (dim=-1 or 1), "
+                f"{module!r}: minnet's Softmax is over the last axis (dim=-1, or 1 for rows), "
                 f"got dim={module.dim}"
             )
-        return Softmax()
+        return Softmax(module.dim)
 
     @register_from_torch(nn.Conv2d)
     def conv_from_torch(module: Any) -> Conv2d:
@@ -422,12 +422,12 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.LogSoftmax)
     def _(module: Any) -> LogSoftmax:
-        if module.dim not in (-1, 1):
+        if module.dim is None or module.dim < -1 or module.dim == 0:
             raise ValueError(
-                f"{module!r}: minnet's LogSoftmax is over the features of each row (dim=-1 or "
-                f"1), got dim={module.dim}"
+                f"{module!r}: minnet's LogSoftmax is over the last axis (dim=-1, or 1 for rows), "
+                f"got dim={module.dim}"
             )
-        return LogSoftmax()
+        return LogSoftmax(module.dim)
 
     # Losses: each with its reduction; what minnet's loss lacks is refused by its argument.
     def no_weight(module: Any, name: str, meaning: str) -> None:
@@ -449,9 +449,7 @@ def _register_builtins() -> None:
 
     register_from_torch(nn.MSELoss)(lambda module: MSELoss(reduction=module.reduction))
     register_from_torch(nn.L1Loss)(lambda module: L1Loss(reduction=module.reduction))
-    register_from_torch(nn.HuberLoss)(
-        lambda module: HuberLoss(module.delta, reduction=module.reduction)
-    )
+    register_from_torch(nn.HuberLoss)(lambda module: HuberLoss(module.reduction, module.delta))
 
     @register_from_torch(nn.BCELoss)
     def _(module: Any) -> BCELoss:
@@ -481,7 +479,7 @@ def _register_builtins() -> None:
     @register_from_torch(nn.MultiMarginLoss)
     def _(module: Any) -> MultiMarginLoss:
         return MultiMarginLoss(
-            module.margin, p=module.p, weight=class_weight(module), reduction=module.reduction
+            module.p, module.margin, class_weight(module), reduction=module.reduction
         )
 
     # Which torch tensor is which minnet parameter, for minnet's own conversions (for l2, which

@@ -1,0 +1,163 @@
+"""Constructor signatures against PyTorch's: a call written for ``torch.nn.X(...)`` means the
+same thing to ``minnet.X(...)``, positional arguments included, or it is refused.
+
+For every layer and loss of minnet with a namesake in ``torch.nn``: each argument minnet takes
+by position sits at the same position in torch's signature (when torch has it), and an argument
+both have has the same default. The exceptions are listed, with their reason.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+from conftest import import_torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minnet
+
+torch = import_torch()
+nn = torch.nn
+
+# Deliberate, documented differences (name, argument): why.
+DIFFERENT_DEFAULTS = {
+    # torch's dim=None is an implicit, deprecated choice (dim 0 for 1-D or 3-D input, else 1);
+    # minnet's softmaxes are over the last axis (docs/conv.md)
+    ("Softmax", "dim"),
+    ("LogSoftmax", "dim"),
+}
+# minnet's losses take reduction first; torch has its deprecated size_average (or, for the
+# binary cross-entropies, a per-entry weight minnet does not have) there
+REDUCTION_FIRST = {"MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss"}
+
+NAMESAKES = sorted(
+    name
+    for name in minnet.__all__
+    if isinstance(getattr(minnet, name), type)
+    and issubclass(getattr(minnet, name), minnet.Layer | minnet.Loss)
+    and hasattr(nn, name)
+)
+
+
+def _arguments(cls: type) -> list[inspect.Parameter]:
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def test_the_namesakes_are_every_layer_and_loss():
+    assert len(NAMESAKES) == 23, NAMESAKES
+
+
+@pytest.mark.parametrize("name", NAMESAKES)
+def test_positional_arguments_sit_where_torch_has_them(name):
+    ours = _arguments(getattr(minnet, name))
+    theirs = [p.name for p in _arguments(getattr(nn, name))]
+    positional = [p.name for p in ours if p.kind is p.POSITIONAL_OR_KEYWORD]
+    for i, argument in enumerate(positional):
+        if argument == "reduction" and name in REDUCTION_FIRST:
+            assert i == 0
+            continue
+        if argument in theirs:
+            assert theirs.index(argument) == i, (
+                f"{name}: {argument} is positional argument {i} in minnet, "
+                f"{theirs.index(argument)} in torch ({theirs})"
+            )
+
+
+@pytest.mark.parametrize("name", NAMESAKES)
+def test_shared_arguments_have_torchs_defaults(name):
+    theirs = {p.name: p.default for p in _arguments(getattr(nn, name))}
+    for p in _arguments(getattr(minnet, name)):
+        if p.name not in theirs or (name, p.name) in DIFFERENT_DEFAULTS:
+            continue
+        default = p.default
+        if p.name == "dtype" or p.default is inspect.Parameter.empty:
+            continue
+        assert default == theirs[p.name], (name, p.name, default, theirs[p.name])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(2, 6),
+    st.sampled_from([1, 2]),
+    st.floats(0.1, 3.0),
+    st.sampled_from(["mean", "sum", "none"]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_positional_calls_written_for_torch_compute_torchs_losses(
+    m, classes, p, number, reduction, weighted, seed
+):
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((m, classes)) * 2
+    labels = rng.integers(0, classes, m)
+    weight = rng.uniform(0.1, 2.0, classes) if weighted else None
+    targets = rng.standard_normal((m, classes))
+    pairs = [
+        (
+            minnet.MultiMarginLoss(p, number, weight, reduction=reduction),
+            nn.MultiMarginLoss(p, number, None if weight is None else torch.tensor(weight)),
+            labels,
+        ),
+        (minnet.HuberLoss(reduction, number), nn.HuberLoss(reduction, number), targets),
+    ]
+    for ours, theirs, y in pairs:
+        theirs.reduction = reduction  # torch's MultiMarginLoss takes reduction after two others
+        x = torch.tensor(scores, requires_grad=True)
+        expected = theirs(x, torch.tensor(y))
+        got = ours(scores, y)
+        np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+        grad_output = rng.standard_normal(np.shape(got))
+        expected.backward(torch.tensor(grad_output))
+        np.testing.assert_allclose(
+            ours.backward(grad_output), x.grad.numpy(), rtol=1e-12, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: minnet.HuberLoss(0.5), r"first argument is reduction.*HuberLoss\(delta=0.5\)"),
+        (lambda: minnet.MultiMarginLoss(0.5), r"p must be 1 or 2.*MultiMarginLoss\(margin=0.5\)"),
+        (lambda: minnet.MultiMarginLoss(2.0), r"p must be 1 or 2.*MultiMarginLoss\(margin=2.0\)"),
+    ],
+)
+def test_minnets_old_argument_order_is_refused_with_the_new_call(make, message):
+    """``HuberLoss(delta)`` and ``MultiMarginLoss(margin)`` were minnet's order once: such a
+    call is now an error saying how to write it, never another loss."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(1, 4), min_size=2, max_size=4),
+    st.booleans(),
+    st.sampled_from(["Softmax", "LogSoftmax"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_softmax_dim_names_the_last_axis_as_torchs_does(shape, negative, name, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 3
+    dim = -1 if negative else len(shape) - 1
+    ours, theirs = getattr(minnet, name)(dim), getattr(nn, name)(dim=dim)
+    xt = torch.tensor(x, requires_grad=True)
+    expected = theirs(xt)
+    np.testing.assert_allclose(ours(x), expected.detach().numpy(), rtol=1e-12, atol=1e-15)
+    grad_output = rng.standard_normal(x.shape)
+    expected.backward(torch.tensor(grad_output))
+    np.testing.assert_allclose(ours.backward(grad_output), xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+    back = minnet.from_torch(nn.Sequential(theirs)).layers[0]
+    assert type(back) is type(ours) and back.dim == dim
+    assert minnet.to_torch(minnet.Sequential([back])).module[0].dim == dim
+
+
+@pytest.mark.parametrize("name", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize(("dim", "shape"), [(0, (3, 4)), (1, (2, 3, 4)), (1, (2, 3, 4, 5))])
+def test_a_softmax_over_another_axis_is_refused_naming_the_shape(name, dim, shape):
+    layer = getattr(minnet, name)(dim)
+    with pytest.raises(ValueError, match=rf"{name}\(dim={dim}\) is over the last axis only.*"):
+        layer(np.zeros(shape))
