@@ -161,3 +161,48 @@ def test_a_softmax_over_another_axis_is_refused_naming_the_shape(name, dim, shap
     layer = getattr(minnet, name)(dim)
     with pytest.raises(ValueError, match=rf"{name}\(dim={dim}\) is over the last axis only.*"):
         layer(np.zeros(shape))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from([0.0, 1.0, 0.1, 0.7]),
+    st.integers(2, 5),
+    st.integers(1, 4),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_batch_norm_momentum_takes_torchs_whole_range(momentum, m, features, images, seed):
+    """``momentum=0`` (running statistics kept as they are) and ``1`` are torch's too: several
+    training steps, then evaluation, against torch's."""
+    rng = np.random.default_rng(seed)
+    ours = (minnet.BatchNorm2d if images else minnet.BatchNorm1d)(features, momentum=momentum)
+    theirs = (nn.BatchNorm2d if images else nn.BatchNorm1d)(
+        features, momentum=momentum, dtype=torch.float64
+    )
+    shape = (m, features, 2, 3) if images else (m, features)
+    for _ in range(3):
+        x = rng.standard_normal(shape) * 2 + 1
+        np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), atol=1e-14)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), atol=1e-14)
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(ours(x), theirs(torch.tensor(x)).detach().numpy(), atol=1e-12)
+    back = minnet.from_torch(nn.Sequential(theirs)).layers[0]
+    assert back.momentum == momentum
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-3.0, 3.0), st.integers(0, 2**32 - 1))
+def test_leaky_relu_takes_any_finite_slope_as_torch(slope, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 5))
+    x[0, :2] = 0.0  # the kink: torch sends slope * g there, as minnet
+    ours, theirs = minnet.LeakyReLU(slope), nn.LeakyReLU(slope)
+    xt = torch.tensor(x, requires_grad=True)
+    expected = theirs(xt)
+    np.testing.assert_allclose(ours(x), expected.detach().numpy(), rtol=1e-15)
+    grad_output = rng.standard_normal(x.shape)
+    expected.backward(torch.tensor(grad_output))
+    np.testing.assert_allclose(ours.backward(grad_output), xt.grad.numpy(), rtol=1e-15)
+    assert minnet.from_torch(nn.Sequential(theirs)).layers[0].negative_slope == slope

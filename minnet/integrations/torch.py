@@ -386,7 +386,7 @@ def _register_builtins() -> None:
         if module.momentum is None:
             raise ValueError(
                 f"{module!r} has momentum=None (a cumulative average of the batch statistics); "
-                "minnet's batch norms take an exponential average: give it a momentum in (0, 1]"
+                "minnet's batch norms take an exponential average: give it a momentum in [0, 1]"
             )
         if not module.affine or not module.track_running_stats:
             raise ValueError(

@@ -46,12 +46,13 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+    """``x`` where ``x > 0``, else ``negative_slope * x`` (any finite slope, as in PyTorch: a
+    negative one too)."""
 
     kink_points = (0.0,)
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = _checks.real_number("negative_slope", negative_slope, low=0.0)
+        self.negative_slope = _checks.real_number("negative_slope", negative_slope)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = _checks.float_input(self, x)
