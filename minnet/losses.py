@@ -415,10 +415,12 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
             return float(terms.values.size)
         total = float(np.sum(terms.weights))
         if total == 0:
+            ignored = getattr(self, "ignore_index", None)
             raise ValueError(
-                f"{name}: the weights of the targets' classes sum to 0, so their weighted mean "
-                "is undefined (PyTorch gives NaN): give those classes weights > 0 or use "
-                "reduction='sum'"
+                f"{name}: the weights of the targets' classes sum to 0"
+                + ("" if ignored is None else f" (or every target is ignore_index={ignored})")
+                + ", so their weighted mean is undefined (PyTorch gives NaN): give those "
+                "classes weights > 0 or use reduction='sum'"
             )
         return total
 
@@ -635,11 +637,21 @@ class BCEWithLogitsLoss(BCELoss):
 
 
 # -- one term per example: class indices --------------------------------------------------------
+def _picked(targets: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """``targets`` with the ignored ones (``kept`` false) made class 0, for indexing: their
+    rows' weights are 0, so what they pick counts for nothing."""
+    return targets if kept is None else np.where(kept, targets, 0)
+
+
 def class_indices(
-    targets: Any, outputs_shape: tuple[int, int], loss_name: str = "the loss"
+    targets: Any,
+    outputs_shape: tuple[int, int],
+    loss_name: str = "the loss",
+    ignore_index: int | None = None,
 ) -> np.ndarray:
     """``targets`` as class indices ``(m,)``, int64, each in ``[0, C)`` for ``outputs_shape ==
-    (m, C)``; else a ``ValueError`` naming ``loss_name``. Whole floats (``2.0``) are accepted.
+    (m, C)`` or equal to ``ignore_index`` (if given); else a ``ValueError`` naming
+    ``loss_name``. Whole floats (``2.0``) are accepted.
 
     The ``check_targets`` of a loss that takes one class per row (write your own with it).
     """
@@ -658,10 +670,12 @@ def class_indices(
             f"{loss_name} needs class indices that are whole numbers, got "
             f"{given[indices != given][:3].tolist()}"
         )
-    if given.size and not 0 <= indices.min() <= indices.max() < classes:
+    checked = indices if ignore_index is None else indices[indices != ignore_index]
+    if checked.size and not 0 <= checked.min() <= checked.max() < classes:
+        ignored = "" if ignore_index is None else f" (and ignore_index={ignore_index}, left out)"
         raise ValueError(
             f"{loss_name} needs class indices in [0, {classes}) for {classes} outputs, got "
-            f"values from {indices.min()} to {indices.max()}"
+            f"values from {checked.min()} to {checked.max()}{ignored}"
         )
     return indices
 
@@ -694,15 +708,26 @@ class ClassLoss(ReducedLoss):
     (:func:`class_indices`)."""
 
     task: ClassVar[str] = "multiclass"
+    #: The target value whose rows are left out (``NLLLoss`` and ``CrossEntropyLoss`` take it
+    #: as an argument, as in PyTorch); ``None``: every target is a class.
+    ignore_index: int | None = None
 
     def __init__(self, weight: Any = None, *, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.weight = class_weights(weight)
 
+    def check_call(self, outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Loss.check_call`, with the class weights checked against the outputs'
+        classes first (a wrong ``weight`` is not the targets' fault)."""
+        shape = np.shape(outputs) if isinstance(outputs, np.ndarray) else None
+        if shape is not None and len(shape) == 2:
+            self._class_weight(shape)
+        return super().check_call(outputs, targets)
+
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
-        """Class indices ``(m,)`` as int64, else ValueError."""
+        """Class indices ``(m,)`` as int64 (or :attr:`ignore_index`), else ValueError."""
         self._class_weight(outputs_shape)
-        return class_indices(targets, outputs_shape, type(self).__name__)
+        return class_indices(targets, outputs_shape, type(self).__name__, self.ignore_index)
 
     def _class_weight(self, outputs_shape: tuple[int, ...]) -> np.ndarray | None:
         """The weights, checked to be one per class of ``outputs_shape: (m, C)``."""
@@ -719,14 +744,28 @@ class ClassLoss(ReducedLoss):
 
     def _indexed(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
         """Check ``outputs: (m, C)`` against class indices ``targets: (m,)``; return each
-        row's class weight ``(m,)`` (``None`` without weights)."""
+        row's class weight ``(m,)`` (``None`` without weights), 0 for a row whose target is
+        :attr:`ignore_index`."""
         weight = self._class_weight(np.shape(outputs))
         if targets.shape != (len(outputs),) or targets.dtype.kind not in "iu":
             raise ValueError(
                 f"{type(self).__name__} needs class indices of shape ({len(outputs)},), got "
                 f"{targets.dtype} of shape {targets.shape}"
             )
-        return None if weight is None else weight[targets]
+        kept = self._kept(targets)
+        if kept is None:
+            return None if weight is None else weight[targets]
+        if weight is None:
+            return kept.astype(outputs.dtype)
+        return np.where(kept, weight[np.where(kept, targets, 0)], 0.0)
+
+    def _kept(self, targets: np.ndarray) -> np.ndarray | None:
+        """``targets != ignore_index`` for class indices ``(m,)``, or ``None`` when every row
+        counts (no ``ignore_index``, or no target equal to it)."""
+        if self.ignore_index is None or targets.ndim != 1:
+            return None
+        kept = targets != self.ignore_index
+        return None if kept.all() else kept
 
 
 class NLLLoss(ClassLoss):
@@ -735,6 +774,9 @@ class NLLLoss(ClassLoss):
     indices ``(m,)``; the term of row ``i`` is ``-w[y_i] * outputs[i, y_i]``, and ``"mean"``
     divides their sum by ``sum_i w[y_i]`` (the weighted mean; ``m`` without weights).
 
+    A row whose target is ``ignore_index`` (PyTorch's default, -100) counts for nothing: its
+    term and gradient are 0, and the ``"mean"`` leaves it out of its denominator.
+
     **It fuses with a final** :class:`~minnet.LogSoftmax`: the model hands the loss the logits
     ``z``, and the gradient ``w[y] * (softmax(z) - onehot(y))`` is taken with respect to them;
     the same numbers as :class:`CrossEntropyLoss` on those logits.
@@ -742,15 +784,22 @@ class NLLLoss(ClassLoss):
 
     fuses: ClassVar[type[Layer] | None] = LogSoftmax
 
+    def __init__(
+        self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(weight, reduction=reduction)
+        self.ignore_index = _checks.whole_number("ignore_index", ignore_index)
+
     def terms(self, log_p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
         row_weight = self._indexed(log_p, targets)
         rows = np.arange(len(log_p))
+        classes = _picked(targets, self._kept(targets))
         scale = 1.0 if row_weight is None else row_weight
-        values = -scale * log_p[rows, targets]
+        values = -scale * log_p[rows, classes]
         grad = None
         if gradient:
             grad = np.zeros_like(log_p)
-            grad[rows, targets] = -scale
+            grad[rows, classes] = -scale
         return Terms(values, grad, row_weight)
 
     def fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
@@ -783,6 +832,8 @@ class CrossEntropyLoss(ClassLoss):
     row ``i`` is ``-sum_c w_c q_ic log_softmax(z_i)_c`` (for class indices: ``(1 - e) w[y_i]
     nll_i + e / C * sum_c w_c nll_ic``), and ``"mean"`` divides by ``sum_i w[y_i]`` for class
     indices (PyTorch's weighted mean), by ``m`` for probabilities. Without weights, ``w = 1``.
+    A row whose class index is ``ignore_index`` (PyTorch's default, -100) counts for nothing:
+    term and gradient 0, and left out of the ``"mean"``'s denominator.
 
     **It fuses with a final** :class:`~minnet.Softmax` (``fuses = Softmax``): a model that ends in
     a ``Softmax`` (so that ``predict_proba`` gives probabilities) computes the loss from the
@@ -794,9 +845,15 @@ class CrossEntropyLoss(ClassLoss):
     fuses: ClassVar[type[Layer] | None] = Softmax
 
     def __init__(
-        self, weight: Any = None, *, label_smoothing: float = 0.0, reduction: str = "mean"
+        self,
+        weight: Any = None,
+        *,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
     ) -> None:
         super().__init__(weight, reduction=reduction)
+        self.ignore_index = _checks.whole_number("ignore_index", ignore_index)
         self.label_smoothing = _checks.real_number(
             "label_smoothing", label_smoothing, 0.0, 1.0, high_open=False
         )
@@ -854,11 +911,15 @@ class CrossEntropyLoss(ClassLoss):
         log_p = shifted - np.log(sums)  # log_softmax(z)
         if targets.ndim == 1:  # class indices
             row_weight = self._indexed(logits, targets)
+            kept = self._kept(targets)
+            targets = _picked(targets, kept)
             rows = np.arange(m)
             w_y = 1.0 if row_weight is None else row_weight
             values = -w_y * log_p[rows, targets]
             if smoothing:
                 spread = np.add.reduce(log_p if weight is None else log_p * weight, axis=1)
+                if kept is not None:
+                    spread *= kept
                 values = (1 - smoothing) * values - smoothing / classes * spread
             grad = None
             if gradient:
@@ -866,12 +927,14 @@ class CrossEntropyLoss(ClassLoss):
                 total = (1 - smoothing) * w_y
                 if smoothing:
                     total = total + smoothing / classes * (
-                        classes if weight is None else weight.sum()
+                        (classes if weight is None else weight.sum())
+                        * (1.0 if kept is None else kept)
                     )
                 grad *= total if np.ndim(total) == 0 else total[:, None]
                 grad[rows, targets] -= (1 - smoothing) * w_y
                 if smoothing:
-                    grad -= smoothing / classes * (1.0 if weight is None else weight)
+                    spread_grad = smoothing / classes * (1.0 if weight is None else weight)
+                    grad -= spread_grad if kept is None else np.outer(kept, spread_grad)
             return Terms(values, grad, row_weight)
         q = targets.astype(logits.dtype, copy=True)  # probabilities: q = (1 - e) * q + e / C
         if smoothing:

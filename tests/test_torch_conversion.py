@@ -334,8 +334,6 @@ def test_to_torch_draws_no_random_numbers_from_torch():
             nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)),
             "BCEWithLogitsLoss has no pos_weight",
         ),
-        (nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(ignore_index=0), "ignore_index=0"),
-        (nn.Sequential(nn.Linear(2, 2)), nn.NLLLoss(ignore_index=1), "ignore_index=1"),
     ],
 )
 def test_from_torch_refuses_what_has_no_counterpart(module, loss, message):

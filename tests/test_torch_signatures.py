@@ -206,3 +206,80 @@ def test_leaky_relu_takes_any_finite_slope_as_torch(slope, seed):
     expected.backward(torch.tensor(grad_output))
     np.testing.assert_allclose(ours.backward(grad_output), xt.grad.numpy(), rtol=1e-15)
     assert minnet.from_torch(nn.Sequential(theirs)).layers[0].negative_slope == slope
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(2, 5),
+    st.sampled_from(["CrossEntropyLoss", "NLLLoss", "NLLLoss fused"]),
+    st.sampled_from([-100, -1, 0, 1]),
+    st.sampled_from(["mean", "sum", "none"]),
+    st.booleans(),
+    st.sampled_from([0.0, 0.2]),
+    st.integers(0, 2**32 - 1),
+)
+def test_ignore_index_rows_count_for_nothing_as_in_torch(
+    m, classes, name, ignore, reduction, weighted, smoothing, seed
+):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((m, classes)) * 3
+    y = rng.integers(0, classes, m)
+    y[rng.random(m) < 0.4] = ignore
+    weight = rng.uniform(0.1, 2.0, classes) if weighted else None
+    w = None if weight is None else torch.tensor(weight)
+    zt = torch.tensor(z, requires_grad=True)
+    if name == "CrossEntropyLoss":
+        ours = minnet.CrossEntropyLoss(
+            weight, ignore_index=ignore, label_smoothing=smoothing, reduction=reduction
+        )
+        theirs = nn.CrossEntropyLoss(
+            w, ignore_index=ignore, label_smoothing=smoothing, reduction=reduction
+        )(zt, torch.tensor(y))
+        forward = ours.forward
+    else:
+        ours = minnet.NLLLoss(weight, ignore_index=ignore, reduction=reduction)
+        theirs = nn.NLLLoss(w, ignore_index=ignore, reduction=reduction)(
+            torch.log_softmax(zt, dim=1), torch.tensor(y)
+        )
+        forward = ours.forward_fused if name == "NLLLoss fused" else ours.forward
+        if name == "NLLLoss":
+            z = torch.log_softmax(torch.tensor(z), dim=1).numpy()
+    outputs, targets = ours.check_call(z, y)
+    if reduction == "mean" and np.isnan(theirs.item()):  # every row ignored (or weighted 0)
+        with pytest.raises(ValueError, match="weighted mean is undefined"):
+            forward(outputs, targets)
+        return
+    got = forward(outputs, targets)
+    np.testing.assert_allclose(got, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+    grad_output = rng.standard_normal(np.shape(got))
+    grad = torch.autograd.grad(theirs, zt, torch.tensor(grad_output))[0].numpy()
+    if name == "NLLLoss":  # ours is with respect to the log-probabilities: chain rule by hand
+        g = ours.backward(grad_output)
+        grad_ours = g - np.exp(z) * g.sum(axis=1, keepdims=True)
+    else:
+        grad_ours = ours.backward(grad_output)
+    np.testing.assert_allclose(grad_ours, grad, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("loss", [minnet.CrossEntropyLoss, minnet.NLLLoss])
+def test_a_model_leaves_ignored_rows_out_of_cost_accuracy_and_conversion(loss):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 4)), rng.integers(0, 3, 30)
+    y[::4] = 2  # ignore_index: one of the classes
+    kept = y != 2
+    last = minnet.Softmax() if loss is minnet.CrossEntropyLoss else minnet.LogSoftmax()
+    model = minnet.Sequential([minnet.Linear(4, 3, rng=1), last], loss=loss(ignore_index=2))
+    assert model.cost(X, y) == pytest.approx(model.cost(X[kept], y[kept]), rel=1e-14)
+    assert model.evaluate(X, y) == pytest.approx(tuple(model.evaluate(X[kept], y[kept])))
+    module, torch_loss = minnet.to_torch(model)
+    assert torch_loss.ignore_index == 2
+    cost = torch_loss(module(torch.tensor(X)), torch.tensor(y)).item()
+    assert cost == pytest.approx(model.cost(X, y), rel=1e-12)
+    back = minnet.from_torch(module, torch_loss, final_activation=model.fused)
+    assert back.loss.ignore_index == 2 and back.cost(X, y) == model.cost(X, y)
+    optimizer = minnet.SGD(model.parameters(), lr=0.0)
+    history = model.fit(X, y, epochs=1, batch_size=7, optimizer=optimizer, progress=False)
+    assert history.accuracy[0] == pytest.approx(model.evaluate(X[kept], y[kept]).accuracy)
+    with pytest.raises(ValueError, match=r"got values from -1 to .*ignore_index=2"):
+        model.cost(X[:3], [-1, 0, 1])

@@ -59,9 +59,9 @@ numbers, no dilation, no groups), ``MaxPool2d`` and ``AvgPool2d`` <-> their name
 ``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> ``nn.Flatten()``, ``BatchNorm2d``
 as ``BatchNorm1d``. **Losses**, each with its ``reduction``: ``MSELoss``, ``L1Loss``,
 ``HuberLoss(reduction, delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
-label_smoothing)``, ``NLLLoss(weight)``, ``MultiMarginLoss(p, margin, weight)``. Anything else
-is refused with a ``ValueError`` that names it, and so is an argument minnet's twin lacks
-(``ignore_index`` other than -100, ``BCELoss``'s per-entry ``weight``, ``pos_weight``, a
+ignore_index, label_smoothing)``, ``NLLLoss(weight, ignore_index)``, ``MultiMarginLoss(p,
+margin, weight)``. Anything else is refused with a ``ValueError`` that names it, and so is an
+argument minnet's twin lacks (``BCELoss``'s per-entry ``weight``, ``pos_weight``, a
 softmax over another ``dim``...). ``reduction="none"`` converts, and ``Sequential`` refuses
 it (a cost is one number).
 
@@ -152,8 +152,6 @@ _FROM_TORCH: dict[type, Callable[[Any], Any]] = {}
 _BUILTINS_REGISTERED = False
 #: minnet or torch class -> (its built-in conversion, {parameter name: its twin's name})
 _PARAMETER_NAMES: dict[type, tuple[Callable[[Any], Any], dict[str, str]]] = {}
-#: torch's default ignore_index (no class ignored)
-_IGNORE_INDEX = -100
 
 
 def register_to_torch(minnet_class: type) -> Callable[[Callable], Callable]:
@@ -287,12 +285,17 @@ def _register_builtins() -> None:
     register_to_torch(BCELoss)(lambda loss: nn.BCELoss(reduction=loss.reduction))
     register_to_torch(CrossEntropyLoss)(
         lambda loss: nn.CrossEntropyLoss(
-            _class_weight(loss), label_smoothing=loss.label_smoothing, reduction=loss.reduction
+            _class_weight(loss),
+            ignore_index=loss.ignore_index,
+            label_smoothing=loss.label_smoothing,
+            reduction=loss.reduction,
         )
     )
     # NLLLoss: nn.CrossEntropyLoss when it fuses with the final LogSoftmax, decided in to_torch.
     register_to_torch(NLLLoss)(
-        lambda loss: nn.NLLLoss(_class_weight(loss), reduction=loss.reduction)
+        lambda loss: nn.NLLLoss(
+            _class_weight(loss), ignore_index=loss.ignore_index, reduction=loss.reduction
+        )
     )
     register_to_torch(MultiMarginLoss)(
         lambda loss: nn.MultiMarginLoss(
@@ -440,13 +443,6 @@ def _register_builtins() -> None:
     def class_weight(module: Any) -> np.ndarray | None:
         return None if module.weight is None else _array(module.weight)
 
-    def default_ignore_index(module: Any) -> None:
-        if module.ignore_index != _IGNORE_INDEX:
-            raise ValueError(
-                f"{module!r}: minnet's {type(module).__name__} ignores no class, got "
-                f"ignore_index={module.ignore_index} (give it the default, {_IGNORE_INDEX})"
-            )
-
     register_from_torch(nn.MSELoss)(lambda module: MSELoss(reduction=module.reduction))
     register_from_torch(nn.L1Loss)(lambda module: L1Loss(reduction=module.reduction))
     register_from_torch(nn.HuberLoss)(lambda module: HuberLoss(module.reduction, module.delta))
@@ -464,17 +460,18 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.CrossEntropyLoss)
     def _(module: Any) -> CrossEntropyLoss:
-        default_ignore_index(module)
         return CrossEntropyLoss(
             class_weight(module),
+            ignore_index=module.ignore_index,
             label_smoothing=module.label_smoothing,
             reduction=module.reduction,
         )
 
     @register_from_torch(nn.NLLLoss)
     def _(module: Any) -> NLLLoss:
-        default_ignore_index(module)
-        return NLLLoss(class_weight(module), reduction=module.reduction)
+        return NLLLoss(
+            class_weight(module), ignore_index=module.ignore_index, reduction=module.reduction
+        )
 
     @register_from_torch(nn.MultiMarginLoss)
     def _(module: Any) -> MultiMarginLoss:
