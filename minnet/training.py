@@ -637,7 +637,8 @@ def fit(
       validation data).
     - ``sample_weight: (m,)``, non-negative: row ``i`` counts ``w_i`` times in the loss, its
       gradient and the metrics, in training and for the held-out rows of ``validation_split``
-      (a weight of 2 is the row given twice; a batch whose weights are all zero is skipped).
+      (a weight of 2 is the row given twice; a batch whose weights are all zero is skipped, as
+      is one whose targets are all the loss's ``ignore_index``).
 
     Each epoch runs over batches of ``batch_size`` rows (the last one may be smaller). With a
     ``BatchNorm1d``, which needs 2 rows for a batch variance, a last batch of 1 row is merged into
@@ -745,11 +746,16 @@ def fit(
                 X_epoch, Y_epoch, labels_epoch = X, Y, labels
             epoch_loss = EpochLoss()
             right, seen, sse = 0.0, 0.0, 0.0
-            trained = []  # the (start, stop) of the batches trained on (not all of weight 0)
+            trained = []  # the (start, stop) of the batches trained on (not skipped)
             for batch, (start, stop) in enumerate(bounds, 1):
                 w_batch = None if w_epoch is None else w_epoch[start:stop]
                 if w_batch is not None and not np.any(w_batch > 0):
                     continue  # rows of weight 0 are as good as absent
+                if ignore is not None and not np.any(
+                    (labels_epoch[start:stop] != ignore)
+                    & (True if w_batch is None else w_batch > 0)
+                ):
+                    continue  # and so are rows whose target the loss ignores (ignore_index)
                 for i, callback in batch_hooks:
                     batch_logs = {"batch": batch - 1, "size": stop - start}
                     if w_batch is not None:

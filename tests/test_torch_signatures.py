@@ -283,3 +283,37 @@ def test_a_model_leaves_ignored_rows_out_of_cost_accuracy_and_conversion(loss):
     assert history.accuracy[0] == pytest.approx(model.evaluate(X[kept], y[kept]).accuracy)
     with pytest.raises(ValueError, match=r"got values from -1 to .*ignore_index=2"):
         model.cost(X[:3], [-1, 0, 1])
+
+
+def test_early_stopping_takes_keras_positional_order():
+    """Keras: ``EarlyStopping(monitor, min_delta, patience, verbose, mode, ...)``; minnet has
+    no ``verbose``, so what follows ``patience`` is by name only."""
+    stopper = minnet.EarlyStopping("loss", 0.25, 3)
+    assert (stopper.monitor, stopper.min_delta, stopper.patience) == ("loss", 0.25, 3)
+    with pytest.raises(TypeError):
+        minnet.EarlyStopping("loss", 0.25, 3, True)
+
+
+def test_a_wrong_class_weight_is_blamed_on_weight_not_targets():
+    with pytest.raises(ValueError, match=r"^NLLLoss: weight has 3 entries, but the outputs have 4"):
+        minnet.NLLLoss(weight=np.ones(3))(np.zeros((3, 4)), [0, 1, 2])
+
+
+def test_a_batch_whose_targets_are_all_ignored_is_skipped_as_absent():
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((12, 3)), rng.integers(0, 2, 12)
+    y[:4] = -100  # the first batch of 4: nothing to learn from, and no mean to take
+
+    def trained(X, y):
+        model = minnet.Sequential([minnet.Linear(3, 2, rng=0)], loss=minnet.CrossEntropyLoss())
+        optimizer = minnet.SGD(model.parameters(), lr=0.5)
+        history = model.fit(
+            X, y, epochs=3, batch_size=4, shuffle=False, optimizer=optimizer, progress=False
+        )
+        return model, history
+
+    model, history = trained(X, y)
+    twin, twin_history = trained(X[4:], y[4:])
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    assert history.loss == twin_history.loss and history.accuracy == twin_history.accuracy
