@@ -68,6 +68,28 @@ def _is_number(value: Any) -> bool:
     )
 
 
+def _pos_weights(pos_weight: Any) -> np.ndarray | None:
+    """``pos_weight`` (``None``, a number or a 1-D array of numbers, each >= 0) as a float64
+    array ``(1,)`` or ``(k,)``, else an error naming ``pos_weight``."""
+    if pos_weight is None:
+        return None
+    if isinstance(pos_weight, str | bytes):
+        raise TypeError(f"pos_weight must be None or numbers, got {pos_weight!r}")
+    array = as_array(pos_weight, "pos_weight")
+    if array.dtype.kind == "b":
+        _checks.real_array("pos_weight", array)  # booleans are not weights: its TypeError
+    if array.dtype.kind not in "iuf" or array.ndim > 1 or array.size == 0:
+        raise ValueError(
+            "pos_weight must be None, a number or a 1-D array of numbers (one per output), got "
+            f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'iuf' else array.shape}"
+        )
+    array = np.array(array, dtype=np.float64).reshape(-1)
+    _checks.finite("pos_weight", array)
+    if np.any(array < 0):
+        raise ValueError(f"pos_weight must be >= 0, got a minimum of {array.min()}")
+    return array
+
+
 def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
     if np.shape(outputs) != np.shape(targets):
         raise ValueError(
@@ -565,11 +587,41 @@ class BCELoss(ReducedLoss):
     Without a final Sigmoid, :meth:`forward` takes probabilities ``p`` in ``[0, 1]``, with each
     log clamped at -100, as PyTorch's ``BCELoss`` does.
 
+    ``pos_weight`` (``None``, or numbers >= 0: one, or one per output) weighs the positive part
+    of each term, ``-(pos_weight * y * log(p) + (1 - y) * log(1 - p))``, as
+    ``torch.nn.BCEWithLogitsLoss(pos_weight=)`` does (torch's ``BCELoss`` has none: minnet's has
+    it for the fused form, which *is* a loss of logits); the ``"mean"`` still divides by the
+    number of entries.
+
     :meth:`backward` returns the gradient with respect to whichever input the last forward took.
     """
 
     fuses: ClassVar[type[Layer] | None] = Sigmoid
     task: ClassVar[str] = "binary"
+
+    def __init__(self, reduction: str = "mean", *, pos_weight: Any = None) -> None:
+        super().__init__(reduction)
+        self.pos_weight = _pos_weights(pos_weight)
+
+    def check_call(self, outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Loss.check_call`, with ``pos_weight`` checked against the outputs first."""
+        if isinstance(outputs, np.ndarray) and outputs.ndim == 2:
+            self._positive_weight(outputs.shape)
+        return super().check_call(outputs, targets)
+
+    def _positive_weight(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``pos_weight``, checked to be one number or one per output of ``shape: (m, k)``."""
+        if self.pos_weight is not None and len(self.pos_weight) not in (1, shape[-1]):
+            raise ValueError(
+                f"{type(self).__name__}: pos_weight has {len(self.pos_weight)} entries, but the "
+                f"outputs have {shape[-1]} (one pos_weight, or one per output)"
+            )
+        return self.pos_weight
+
+    def _positive_weight_in(self, outputs: np.ndarray) -> np.ndarray | None:
+        """:meth:`_positive_weight` for ``outputs``, in their float dtype (the terms keep it)."""
+        pos_weight = self._positive_weight(np.shape(outputs))
+        return None if pos_weight is None else pos_weight.astype(outputs.dtype, copy=False)
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
@@ -597,12 +649,20 @@ class BCELoss(ReducedLoss):
         """The terms from the logits ``z: (m, k)``, the input of the fused Sigmoid:
         ``softplus(z) - y*z``, with gradient ``sigmoid(z) - y``."""
         _same_shape(self, logits, targets)
+        pos_weight = self._positive_weight_in(logits)
         log_one_plus_exp = softplus(logits)
-        values = log_one_plus_exp - targets * logits
+        if pos_weight is None:
+            values = log_one_plus_exp - targets * logits
+        else:  # pw*y*softplus(-z) + (1-y)*softplus(z), softplus(-z) = softplus(z) - z
+            positive = pos_weight * targets
+            scale = positive + (1 - targets)
+            values = scale * log_one_plus_exp - positive * logits
         if not gradient:
             return Terms(values, None)
         # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows
-        return Terms(values, np.exp(logits - log_one_plus_exp) - targets)
+        if pos_weight is None:
+            return Terms(values, np.exp(logits - log_one_plus_exp) - targets)
+        return Terms(values, scale * np.exp(logits - log_one_plus_exp) - positive)
 
     def terms(self, p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
         """The terms from probabilities ``p: (m, k)`` in [0, 1], each log clamped at -100."""
@@ -612,19 +672,25 @@ class BCELoss(ReducedLoss):
                 "BCELoss.forward expects probabilities in [0, 1], got values from "
                 f"{p.min()} to {p.max()}; end the model with a Sigmoid layer"
             )
+        pos_weight = self._positive_weight_in(p)
+        positive = targets if pos_weight is None else pos_weight * targets
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(p), -100.0)
             log_not_p = np.maximum(np.log1p(-p), -100.0)
-        values = -(targets * log_p + (1 - targets) * log_not_p)
+        values = -(positive * log_p + (1 - targets) * log_not_p)
         if not gradient:
             return Terms(values, None)
-        return Terms(values, (p - targets) / np.maximum(p * (1 - p), 1e-12))
+        if pos_weight is None:
+            return Terms(values, (p - targets) / np.maximum(p * (1 - p), 1e-12))
+        scale = positive + (1 - targets)
+        return Terms(values, (scale * p - positive) / np.maximum(p * (1 - p), 1e-12))
 
 
 class BCEWithLogitsLoss(BCELoss):
     """Binary cross-entropy that takes **logits**, as ``torch.nn.BCEWithLogitsLoss``: for a model
     without a final Sigmoid. Terms ``softplus(z) - y*z``, exact for any finite logits;
-    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``."""
+    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``. ``pos_weight`` as torch's (see
+    :class:`BCELoss`): terms ``pw*y*softplus(-z) + (1-y)*softplus(z)``."""
 
     fuses: ClassVar[type[Layer] | None] = None
 

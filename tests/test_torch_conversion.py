@@ -329,11 +329,6 @@ def test_to_torch_draws_no_random_numbers_from_torch():
         (nn.Sequential(nn.Linear(2, 1)), nn.MSELoss(reduction="none"), "reduction='none'"),
         (nn.Sequential(nn.Linear(2, 1)), nn.BCELoss(weight=torch.ones(1)), "no weight (a weight"),
         (nn.Sequential(nn.Linear(2, 1)), nn.BCEWithLogitsLoss(weight=torch.ones(1)), "weight="),
-        (
-            nn.Sequential(nn.Linear(2, 1)),
-            nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)),
-            "BCEWithLogitsLoss has no pos_weight",
-        ),
     ],
 )
 def test_from_torch_refuses_what_has_no_counterpart(module, loss, message):
@@ -553,9 +548,27 @@ LOSS_HEADS = {
         2,
         "binary",
     ),
+    "BCELoss fused, pos_weight": (
+        lambda: [Sigmoid()],
+        lambda rng, k, r, dt: BCELoss(reduction=r, pos_weight=class_weights(rng, k, dt)),
+        2,
+        "binary",
+    ),
+    "BCEWithLogitsLoss, one pos_weight": (
+        lambda: [],
+        lambda rng, k, r, dt: BCEWithLogitsLoss(r, pos_weight=class_weights(rng, 1, dt)),
+        2,
+        "binary",
+    ),
     "CrossEntropyLoss fused": (
         lambda: [Softmax()],
         lambda rng, k, r, dt: CrossEntropyLoss(reduction=r),
+        4,
+        "indices",
+    ),
+    "CrossEntropyLoss fused, ignore_index": (
+        lambda: [Softmax()],
+        lambda rng, k, r, dt: CrossEntropyLoss(ignore_index=1, reduction=r),
         4,
         "indices",
     ),
@@ -582,6 +595,14 @@ LOSS_HEADS = {
     "NLLLoss fused, weighted": (
         lambda: [minnet.LogSoftmax()],
         lambda rng, k, r, dt: minnet.NLLLoss(class_weights(rng, k, dt), reduction=r),
+        3,
+        "indices",
+    ),
+    "NLLLoss fused, weighted, ignore_index": (
+        lambda: [minnet.LogSoftmax()],
+        lambda rng, k, r, dt: minnet.NLLLoss(
+            class_weights(rng, k, dt), ignore_index=0, reduction=r
+        ),
         3,
         "indices",
     ),
@@ -687,7 +708,8 @@ def test_every_loss_round_trips_and_torch_computes_the_cost(
     ):
         assert n == n2 and a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes()
     inner, inner2 = (loss.loss, loss2.loss) if l2 else (loss, loss2)
-    for name in ["weight", "label_smoothing", "delta", "p", "margin", "reduction"]:
+    names = ["weight", "pos_weight", "ignore_index", "label_smoothing", "delta", "p", "margin"]
+    for name in [*names, "reduction"]:
         a, b = getattr(inner, name, None), getattr(inner2, name, None)
         assert (a is None) == (b is None), name
         if isinstance(a, torch.Tensor):

@@ -317,3 +317,51 @@ def test_a_batch_whose_targets_are_all_ignored_is_skipped_as_absent():
     for p, q in zip(model.parameters(), twin.parameters(), strict=True):
         np.testing.assert_array_equal(p.value, q.value)
     assert history.loss == twin_history.loss and history.accuracy == twin_history.accuracy
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(1, 4),
+    st.booleans(),
+    st.sampled_from(["logits", "fused", "probabilities"]),
+    st.sampled_from(["mean", "sum", "none"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_pos_weight_is_torchs(m, k, one, form, reduction, seed):
+    """``BCEWithLogitsLoss(pos_weight=)`` as torch's; ``BCELoss(pos_weight=)`` is the same loss
+    from the fused Sigmoid's input, or (to rounding) from its output."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((m, k)) * 4
+    y = rng.uniform(0, 1, (m, k)) if rng.random() < 0.5 else rng.integers(0, 2, (m, k)) * 1.0
+    pos_weight = rng.uniform(0, 3, 1 if one else k)
+    zt = torch.tensor(z, requires_grad=True)
+    expected = nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=torch.tensor(pos_weight))(
+        zt, torch.tensor(y)
+    )
+    grad_output = rng.standard_normal(tuple(expected.shape))
+    expected.backward(torch.tensor(grad_output))
+    if form == "logits":
+        loss = minnet.BCEWithLogitsLoss(reduction, pos_weight=pos_weight)
+        got, grad = loss(z, y), loss.backward(grad_output)
+    elif form == "fused":
+        loss = minnet.BCELoss(reduction, pos_weight=pos_weight)
+        got = loss.forward_fused(*loss.check_call(z, y))
+        grad = loss.backward(grad_output)
+    else:
+        loss = minnet.BCELoss(reduction, pos_weight=pos_weight)
+        p = 1 / (1 + np.exp(-z))
+        got = loss(p, y)
+        grad = loss.backward(grad_output) * p * (1 - p)  # chain rule through the sigmoid
+    tol = 1e-12 if form != "probabilities" else 1e-8
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_pos_weight_of_the_wrong_length_or_on_probabilities_to_torch_is_refused():
+    loss = minnet.BCEWithLogitsLoss(pos_weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"^BCEWithLogitsLoss: pos_weight has 3 entries"):
+        loss(np.zeros((2, 2)), np.ones((2, 2)))
+    unfused = minnet.Sequential([minnet.Linear(3, 2)], loss=minnet.BCELoss(pos_weight=2.0))
+    with pytest.raises(ValueError, match="torch's BCELoss has no pos_weight"):
+        minnet.to_torch(unfused)

@@ -61,7 +61,7 @@ as ``BatchNorm1d``. **Losses**, each with its ``reduction``: ``MSELoss``, ``L1Lo
 ``HuberLoss(reduction, delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
 ignore_index, label_smoothing)``, ``NLLLoss(weight, ignore_index)``, ``MultiMarginLoss(p,
 margin, weight)``. Anything else is refused with a ``ValueError`` that names it, and so is an
-argument minnet's twin lacks (``BCELoss``'s per-entry ``weight``, ``pos_weight``, a
+argument minnet's twin lacks (the binary cross-entropies' per-entry ``weight``, a
 softmax over another ``dim``...). ``reduction="none"`` converts, and ``Sequential`` refuses
 it (a cost is one number).
 
@@ -279,10 +279,20 @@ def _register_builtins() -> None:
         lambda loss: nn.HuberLoss(reduction=loss.reduction, delta=loss.delta)
     )
     register_to_torch(BCEWithLogitsLoss)(
-        lambda loss: nn.BCEWithLogitsLoss(reduction=loss.reduction)
+        lambda loss: nn.BCEWithLogitsLoss(reduction=loss.reduction, pos_weight=_pos_weight(loss))
     )
+
     # BCELoss: nn.BCEWithLogitsLoss when it fuses with the final Sigmoid, decided in to_torch.
-    register_to_torch(BCELoss)(lambda loss: nn.BCELoss(reduction=loss.reduction))
+    @register_to_torch(BCELoss)
+    def _(loss: BCELoss) -> Any:
+        if loss.pos_weight is not None:
+            raise ValueError(
+                f"{loss!r} on probabilities has no torch twin (torch's BCELoss has no "
+                "pos_weight): end the model with a Sigmoid, which BCELoss fuses with (exported "
+                "as nn.BCEWithLogitsLoss), or give it logits with BCEWithLogitsLoss"
+            )
+        return nn.BCELoss(reduction=loss.reduction)
+
     register_to_torch(CrossEntropyLoss)(
         lambda loss: nn.CrossEntropyLoss(
             _class_weight(loss),
@@ -455,8 +465,8 @@ def _register_builtins() -> None:
     @register_from_torch(nn.BCEWithLogitsLoss)
     def _(module: Any) -> BCEWithLogitsLoss:
         no_weight(module, "weight", "a weight per entry")
-        no_weight(module, "pos_weight", "a weight of the positive examples")
-        return BCEWithLogitsLoss(reduction=module.reduction)
+        pos_weight = None if module.pos_weight is None else _array(module.pos_weight)
+        return BCEWithLogitsLoss(reduction=module.reduction, pos_weight=pos_weight)
 
     @register_from_torch(nn.CrossEntropyLoss)
     def _(module: Any) -> CrossEntropyLoss:
@@ -492,6 +502,11 @@ def _register_builtins() -> None:
         _PARAMETER_NAMES[minnet_class] = (to_fn, names)
         _PARAMETER_NAMES[torch_class] = (from_fn, {b: a for a, b in names.items()})
     _BUILTINS_REGISTERED = True
+
+
+def _pos_weight(loss: Any) -> Any:
+    """A binary cross-entropy's ``pos_weight`` as a torch tensor (``None`` without)."""
+    return None if loss.pos_weight is None else _tensor(loss.pos_weight, _torch())
 
 
 def _class_weight(loss: Any) -> Any:
@@ -670,7 +685,9 @@ def to_torch(model: Sequential) -> TorchModel:
     # but then the module would output logits where the model outputs log-probabilities.
     layers = model.body if kind is not NLLLoss else list(model.layers)
     if model.fused and kind is BCELoss:
-        loss = torch.nn.BCEWithLogitsLoss(reduction=model.loss.reduction)
+        loss = torch.nn.BCEWithLogitsLoss(
+            reduction=model.loss.reduction, pos_weight=_pos_weight(model.loss)
+        )
     else:
         if kind in _LINKS and type(layers[-1]) is _LINKS[kind][0]:
             # Exportable as it is, but torch users should know what this computes.
@@ -797,7 +814,9 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
                 )
             layers.append(activation().train(layers[-1].training))
             if fused_loss is BCELoss:
-                minnet_loss = BCELoss(reduction=minnet_loss.reduction)
+                minnet_loss = BCELoss(
+                    reduction=minnet_loss.reduction, pos_weight=minnet_loss.pos_weight
+                )
     dtypes = {p.dtype for layer in layers for p in layer.parameters()}
     dtype = dtypes.pop() if len(dtypes) == 1 else None
     return Sequential(layers, loss=minnet_loss, dtype=dtype, l2=l2)
