@@ -365,3 +365,16 @@ def test_pos_weight_of_the_wrong_length_or_on_probabilities_to_torch_is_refused(
     unfused = minnet.Sequential([minnet.Linear(3, 2)], loss=minnet.BCELoss(pos_weight=2.0))
     with pytest.raises(ValueError, match="torch's BCELoss has no pos_weight"):
         minnet.to_torch(unfused)
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        (nn.Sequential(nn.Linear(2, 2), nn.Dropout(1.0)), r"^layer 1: Dropout\(p=1.0.*\): p must"),
+        (nn.Sequential(nn.Linear(2, 2), nn.Softmax(dim=0)), r"^layer 1: Softmax\(dim=0\): minnet"),
+        (nn.Sequential(nn.ReLU(), nn.Linear(2, 2, bias=False)), r"^layer 1: Linear\(.*no bias"),
+    ],
+)
+def test_a_refused_conversion_names_the_layer_and_its_position(module, message):
+    with pytest.raises(ValueError, match=message):
+        minnet.from_torch(module)

@@ -79,8 +79,9 @@ a subclass may compute something else::
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -531,7 +532,8 @@ def _export(obj: Any, what: str) -> Any:
             "minnet.integrations.torch.register_to_torch "
             f"(minnet knows {sorted(cls.__name__ for cls in _TO_TORCH)})"
         )
-    return convert(obj)
+    with _naming(obj, what):
+        return convert(obj)
 
 
 def _import(module: Any, what: str) -> Any:
@@ -545,7 +547,23 @@ def _import(module: Any, what: str) -> Any:
             "minnet.integrations.torch.register_from_torch (minnet knows "
             f"{sorted(cls.__name__ for cls in _FROM_TORCH)})"
         )
-    return convert(module)
+    with _naming(module, what):
+        return convert(module)
+
+
+@contextlib.contextmanager
+def _naming(obj: Any, what: str) -> Iterator[None]:
+    """A ``ValueError`` or ``TypeError`` of a built-in conversion (a torch argument minnet
+    refuses, checked by minnet's constructor) says which layer or loss it is about: ``what``
+    (``"layer 3:"``) and, unless the message starts with it, the object."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        if type(err) not in (ValueError, TypeError):
+            raise
+        message = str(err)
+        shown = "" if message.startswith(repr(obj)) else f" {obj!r}:"
+        raise type(err)(f"{what}{shown} {message}") from err
 
 
 #: The activation a torch loss of logits implies, appended by from_torch.
