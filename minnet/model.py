@@ -163,8 +163,19 @@ class Sequential:
     input_shape: tuple[int, ...] | None = None
 
     def __init__(
-        self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None, l2: float = 0.0
+        self,
+        layers: list[Layer],
+        *more: Any,
+        loss: Loss = _DEFAULT_LOSS,
+        dtype=None,
+        l2: float = 0.0,
     ) -> None:
+        if more:  # torch's nn.Sequential(a, b, c) takes its layers one by one
+            raise TypeError(
+                f"Sequential takes one list of layers, got {1 + len(more)} arguments: write "
+                f"Sequential([{', '.join(type(x).__name__ + '(...)' for x in (layers, *more))}])"
+                " (torch's nn.Sequential takes them one by one; minnet's, one list)"
+            )
         layers = _as_layer_list(layers)
         self.loss = BCELoss() if loss is _DEFAULT_LOSS else loss  # checked: see loss below
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)

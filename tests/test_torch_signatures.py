@@ -378,3 +378,8 @@ def test_pos_weight_of_the_wrong_length_or_on_probabilities_to_torch_is_refused(
 def test_a_refused_conversion_names_the_layer_and_its_position(module, message):
     with pytest.raises(ValueError, match=message):
         minnet.from_torch(module)
+
+
+def test_layers_given_one_by_one_as_to_torchs_sequential_say_how_to_write_it():
+    with pytest.raises(TypeError, match=r"write Sequential\(\[Linear\(...\), Sigmoid\(...\)\]\)"):
+        minnet.Sequential(minnet.Linear(3, 1), minnet.Sigmoid())
