@@ -649,19 +649,24 @@ class BCELoss(ReducedLoss):
         """The terms from the logits ``z: (m, k)``, the input of the fused Sigmoid:
         ``softplus(z) - y*z``, with gradient ``sigmoid(z) - y``."""
         _same_shape(self, logits, targets)
-        pos_weight = self._positive_weight_in(logits)
+        if self.pos_weight is not None:
+            return self._weighted_fused_terms(logits, targets, gradient)
         log_one_plus_exp = softplus(logits)
-        if pos_weight is None:
-            values = log_one_plus_exp - targets * logits
-        else:  # pw*y*softplus(-z) + (1-y)*softplus(z), softplus(-z) = softplus(z) - z
-            positive = pos_weight * targets
-            scale = positive + (1 - targets)
-            values = scale * log_one_plus_exp - positive * logits
+        values = log_one_plus_exp - targets * logits
         if not gradient:
             return Terms(values, None)
         # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows
-        if pos_weight is None:
-            return Terms(values, np.exp(logits - log_one_plus_exp) - targets)
+        return Terms(values, np.exp(logits - log_one_plus_exp) - targets)
+
+    def _weighted_fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool):
+        """:meth:`fused_terms` with ``pos_weight``: ``pw*y*softplus(-z) + (1-y)*softplus(z)``
+        (``softplus(-z) = softplus(z) - z``), gradient ``(pw*y + 1-y) * sigmoid(z) - pw*y``."""
+        positive = self._positive_weight_in(logits) * targets
+        scale = positive + (1 - targets)
+        log_one_plus_exp = softplus(logits)
+        values = scale * log_one_plus_exp - positive * logits
+        if not gradient:
+            return Terms(values, None)
         return Terms(values, scale * np.exp(logits - log_one_plus_exp) - positive)
 
     def terms(self, p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
