@@ -71,18 +71,15 @@ class EarlyStopping(Callback):
     of the best epoch are put back when training ends (whether it stopped early or ran all its
     epochs).
 
-    The arguments are in Keras' order, ``EarlyStopping(monitor, min_delta, patience)``; the
-    others by name. (Keras' default ``patience`` is 0; minnet's is 5.)
-
     Parameters
     ----------
     monitor
         The name of the metric in the epoch's logs: ``"val_loss"`` (the default; it needs
         validation data), ``"loss"``, ``"val_accuracy"``, ``"r2"``...
-    min_delta
-        The smallest change that counts as an improvement, ``>= 0``.
     patience
         Epochs without improvement before stopping, an int ``>= 0``; default 5.
+    min_delta
+        The smallest change that counts as an improvement, ``>= 0``.
     restore_best_weights
         Put back the best epoch's weights at the end.
     mode
@@ -97,9 +94,8 @@ class EarlyStopping(Callback):
     def __init__(
         self,
         monitor: str = "val_loss",
-        min_delta: float = 0.0,
         patience: int = 5,
-        *,
+        min_delta: float = 0.0,
         restore_best_weights: bool = False,
         mode: str = "auto",
     ) -> None:
@@ -155,8 +151,8 @@ class EarlyStopping(Callback):
 
     def __repr__(self) -> str:
         return (
-            f"EarlyStopping(monitor={self.monitor!r}, min_delta={self.min_delta}, "
-            f"patience={self.patience}, restore_best_weights={self.restore_best_weights}, "
+            f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+            f"min_delta={self.min_delta}, restore_best_weights={self.restore_best_weights}, "
             f"mode={self.mode!r})"
         )
 
