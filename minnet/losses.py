@@ -61,6 +61,35 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.logaddexp(0, z)
 
 
+def _is_number(value: Any) -> bool:
+    """Is ``value`` one real number (not a bool)? For the hints about PyTorch's argument order."""
+    return isinstance(value, int | float | np.integer | np.floating) and not _checks.is_boolean(
+        value
+    )
+
+
+def _pos_weights(pos_weight: Any) -> np.ndarray | None:
+    """``pos_weight`` (``None``, a number or a 1-D array of numbers, each >= 0) as a float64
+    array ``(1,)`` or ``(k,)``, else an error naming ``pos_weight``."""
+    if pos_weight is None:
+        return None
+    if isinstance(pos_weight, str | bytes):
+        raise TypeError(f"pos_weight must be None or numbers, got {pos_weight!r}")
+    array = as_array(pos_weight, "pos_weight")
+    if array.dtype.kind == "b":
+        _checks.real_array("pos_weight", array)  # booleans are not weights: its TypeError
+    if array.dtype.kind not in "iuf" or array.ndim > 1 or array.size == 0:
+        raise ValueError(
+            "pos_weight must be None, a number or a 1-D array of numbers (one per output), got "
+            f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'iuf' else array.shape}"
+        )
+    array = np.array(array, dtype=np.float64).reshape(-1)
+    _checks.finite("pos_weight", array)
+    if np.any(array < 0):
+        raise ValueError(f"pos_weight must be >= 0, got a minimum of {array.min()}")
+    return array
+
+
 def _same_shape(loss: Loss, outputs: np.ndarray, targets: np.ndarray) -> None:
     if np.shape(outputs) != np.shape(targets):
         raise ValueError(
@@ -408,10 +437,12 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
             return float(terms.values.size)
         total = float(np.sum(terms.weights))
         if total == 0:
+            ignored = getattr(self, "ignore_index", None)
             raise ValueError(
-                f"{name}: the weights of the targets' classes sum to 0, so their weighted mean "
-                "is undefined (PyTorch gives NaN): give those classes weights > 0 or use "
-                "reduction='sum'"
+                f"{name}: the weights of the targets' classes sum to 0"
+                + ("" if ignored is None else f" (or every target is ignore_index={ignored})")
+                + ", so their weighted mean is undefined (PyTorch gives NaN): give those "
+                "classes weights > 0 or use reduction='sum'"
             )
         return total
 
@@ -515,13 +546,21 @@ class L1Loss(ReducedLoss):
 
 
 class HuberLoss(ReducedLoss):
-    """Huber loss, as ``torch.nn.HuberLoss(delta=delta)``: each term is ``0.5 d**2`` where
+    """Huber loss, as ``torch.nn.HuberLoss(reduction, delta)``: each term is ``0.5 d**2`` where
     ``|d| < delta`` and ``delta * (|d| - 0.5 delta)`` elsewhere, ``d = y_hat - y``: squared
     near the target, absolute far from it. Gradient ``clip(d, -delta, delta)``; ``"mean"`` over
     all entries. ``delta > 0``; targets as :class:`MSELoss`'s.
+
+    The arguments are in PyTorch's order, ``reduction`` first: give ``delta`` by name,
+    ``HuberLoss(delta=0.5)``.
     """
 
-    def __init__(self, delta: float = 1.0, *, reduction: str = "mean") -> None:
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        if _is_number(reduction):
+            raise ValueError(
+                f"HuberLoss's first argument is reduction, as in PyTorch, got {reduction!r}: "
+                f"give delta by name, HuberLoss(delta={reduction!r})"
+            )
         super().__init__(reduction)
         self.delta = _checks.real_number("delta", delta, 0.0, low_open=True)
 
@@ -548,11 +587,41 @@ class BCELoss(ReducedLoss):
     Without a final Sigmoid, :meth:`forward` takes probabilities ``p`` in ``[0, 1]``, with each
     log clamped at -100, as PyTorch's ``BCELoss`` does.
 
+    ``pos_weight`` (``None``, or numbers >= 0: one, or one per output) weighs the positive part
+    of each term, ``-(pos_weight * y * log(p) + (1 - y) * log(1 - p))``, as
+    ``torch.nn.BCEWithLogitsLoss(pos_weight=)`` does (torch's ``BCELoss`` has none: minnet's has
+    it for the fused form, which *is* a loss of logits); the ``"mean"`` still divides by the
+    number of entries.
+
     :meth:`backward` returns the gradient with respect to whichever input the last forward took.
     """
 
     fuses: ClassVar[type[Layer] | None] = Sigmoid
     task: ClassVar[str] = "binary"
+
+    def __init__(self, reduction: str = "mean", *, pos_weight: Any = None) -> None:
+        super().__init__(reduction)
+        self.pos_weight = _pos_weights(pos_weight)
+
+    def check_call(self, outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Loss.check_call`, with ``pos_weight`` checked against the outputs first."""
+        if isinstance(outputs, np.ndarray) and outputs.ndim == 2:
+            self._positive_weight(outputs.shape)
+        return super().check_call(outputs, targets)
+
+    def _positive_weight(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``pos_weight``, checked to be one number or one per output of ``shape: (m, k)``."""
+        if self.pos_weight is not None and len(self.pos_weight) not in (1, shape[-1]):
+            raise ValueError(
+                f"{type(self).__name__}: pos_weight has {len(self.pos_weight)} entries, but the "
+                f"outputs have {shape[-1]} (one pos_weight, or one per output)"
+            )
+        return self.pos_weight
+
+    def _positive_weight_in(self, outputs: np.ndarray) -> np.ndarray | None:
+        """:meth:`_positive_weight` for ``outputs``, in their float dtype (the terms keep it)."""
+        pos_weight = self._positive_weight(np.shape(outputs))
+        return None if pos_weight is None else pos_weight.astype(outputs.dtype, copy=False)
 
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
         """``targets: (m,)`` or ``(m, k)`` as ``(m, k)``, numbers in [0, 1], else ValueError."""
@@ -580,12 +649,25 @@ class BCELoss(ReducedLoss):
         """The terms from the logits ``z: (m, k)``, the input of the fused Sigmoid:
         ``softplus(z) - y*z``, with gradient ``sigmoid(z) - y``."""
         _same_shape(self, logits, targets)
+        if self.pos_weight is not None:
+            return self._weighted_fused_terms(logits, targets, gradient)
         log_one_plus_exp = softplus(logits)
         values = log_one_plus_exp - targets * logits
         if not gradient:
             return Terms(values, None)
         # sigmoid(z) = exp(z - softplus(z)): the exponent is <= 0, so exp never overflows
         return Terms(values, np.exp(logits - log_one_plus_exp) - targets)
+
+    def _weighted_fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool):
+        """:meth:`fused_terms` with ``pos_weight``: ``pw*y*softplus(-z) + (1-y)*softplus(z)``
+        (``softplus(-z) = softplus(z) - z``), gradient ``(pw*y + 1-y) * sigmoid(z) - pw*y``."""
+        positive = self._positive_weight_in(logits) * targets
+        scale = positive + (1 - targets)
+        log_one_plus_exp = softplus(logits)
+        values = scale * log_one_plus_exp - positive * logits
+        if not gradient:
+            return Terms(values, None)
+        return Terms(values, scale * np.exp(logits - log_one_plus_exp) - positive)
 
     def terms(self, p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
         """The terms from probabilities ``p: (m, k)`` in [0, 1], each log clamped at -100."""
@@ -595,19 +677,25 @@ class BCELoss(ReducedLoss):
                 "BCELoss.forward expects probabilities in [0, 1], got values from "
                 f"{p.min()} to {p.max()}; end the model with a Sigmoid layer"
             )
+        pos_weight = self._positive_weight_in(p)
+        positive = targets if pos_weight is None else pos_weight * targets
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(p), -100.0)
             log_not_p = np.maximum(np.log1p(-p), -100.0)
-        values = -(targets * log_p + (1 - targets) * log_not_p)
+        values = -(positive * log_p + (1 - targets) * log_not_p)
         if not gradient:
             return Terms(values, None)
-        return Terms(values, (p - targets) / np.maximum(p * (1 - p), 1e-12))
+        if pos_weight is None:
+            return Terms(values, (p - targets) / np.maximum(p * (1 - p), 1e-12))
+        scale = positive + (1 - targets)
+        return Terms(values, (scale * p - positive) / np.maximum(p * (1 - p), 1e-12))
 
 
 class BCEWithLogitsLoss(BCELoss):
     """Binary cross-entropy that takes **logits**, as ``torch.nn.BCEWithLogitsLoss``: for a model
     without a final Sigmoid. Terms ``softplus(z) - y*z``, exact for any finite logits;
-    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``."""
+    ``targets`` in [0, 1], ``(m,)`` or ``(m, k)``. ``pos_weight`` as torch's (see
+    :class:`BCELoss`): terms ``pw*y*softplus(-z) + (1-y)*softplus(z)``."""
 
     fuses: ClassVar[type[Layer] | None] = None
 
@@ -620,11 +708,21 @@ class BCEWithLogitsLoss(BCELoss):
 
 
 # -- one term per example: class indices --------------------------------------------------------
+def _picked(targets: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """``targets`` with the ignored ones (``kept`` false) made class 0, for indexing: their
+    rows' weights are 0, so what they pick counts for nothing."""
+    return targets if kept is None else np.where(kept, targets, 0)
+
+
 def class_indices(
-    targets: Any, outputs_shape: tuple[int, int], loss_name: str = "the loss"
+    targets: Any,
+    outputs_shape: tuple[int, int],
+    loss_name: str = "the loss",
+    ignore_index: int | None = None,
 ) -> np.ndarray:
     """``targets`` as class indices ``(m,)``, int64, each in ``[0, C)`` for ``outputs_shape ==
-    (m, C)``; else a ``ValueError`` naming ``loss_name``. Whole floats (``2.0``) are accepted.
+    (m, C)`` or equal to ``ignore_index`` (if given); else a ``ValueError`` naming
+    ``loss_name``. Whole floats (``2.0``) are accepted.
 
     The ``check_targets`` of a loss that takes one class per row (write your own with it).
     """
@@ -643,10 +741,12 @@ def class_indices(
             f"{loss_name} needs class indices that are whole numbers, got "
             f"{given[indices != given][:3].tolist()}"
         )
-    if given.size and not 0 <= indices.min() <= indices.max() < classes:
+    checked = indices if ignore_index is None else indices[indices != ignore_index]
+    if checked.size and not 0 <= checked.min() <= checked.max() < classes:
+        ignored = "" if ignore_index is None else f" (and ignore_index={ignore_index}, left out)"
         raise ValueError(
             f"{loss_name} needs class indices in [0, {classes}) for {classes} outputs, got "
-            f"values from {indices.min()} to {indices.max()}"
+            f"values from {checked.min()} to {checked.max()}{ignored}"
         )
     return indices
 
@@ -679,15 +779,26 @@ class ClassLoss(ReducedLoss):
     (:func:`class_indices`)."""
 
     task: ClassVar[str] = "multiclass"
+    #: The target value whose rows are left out (``NLLLoss`` and ``CrossEntropyLoss`` take it
+    #: as an argument, as in PyTorch); ``None``: every target is a class.
+    ignore_index: int | None = None
 
     def __init__(self, weight: Any = None, *, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self.weight = class_weights(weight)
 
+    def check_call(self, outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Loss.check_call`, with the class weights checked against the outputs'
+        classes first (a wrong ``weight`` is not the targets' fault)."""
+        shape = np.shape(outputs) if isinstance(outputs, np.ndarray) else None
+        if shape is not None and len(shape) == 2:
+            self._class_weight(shape)
+        return super().check_call(outputs, targets)
+
     def check_targets(self, targets: Any, outputs_shape: tuple[int, int]) -> np.ndarray:
-        """Class indices ``(m,)`` as int64, else ValueError."""
+        """Class indices ``(m,)`` as int64 (or :attr:`ignore_index`), else ValueError."""
         self._class_weight(outputs_shape)
-        return class_indices(targets, outputs_shape, type(self).__name__)
+        return class_indices(targets, outputs_shape, type(self).__name__, self.ignore_index)
 
     def _class_weight(self, outputs_shape: tuple[int, ...]) -> np.ndarray | None:
         """The weights, checked to be one per class of ``outputs_shape: (m, C)``."""
@@ -704,14 +815,28 @@ class ClassLoss(ReducedLoss):
 
     def _indexed(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
         """Check ``outputs: (m, C)`` against class indices ``targets: (m,)``; return each
-        row's class weight ``(m,)`` (``None`` without weights)."""
+        row's class weight ``(m,)`` (``None`` without weights), 0 for a row whose target is
+        :attr:`ignore_index`."""
         weight = self._class_weight(np.shape(outputs))
         if targets.shape != (len(outputs),) or targets.dtype.kind not in "iu":
             raise ValueError(
                 f"{type(self).__name__} needs class indices of shape ({len(outputs)},), got "
                 f"{targets.dtype} of shape {targets.shape}"
             )
-        return None if weight is None else weight[targets]
+        kept = self._kept(targets)
+        if kept is None:
+            return None if weight is None else weight[targets]
+        if weight is None:
+            return kept.astype(outputs.dtype)
+        return np.where(kept, weight[np.where(kept, targets, 0)], 0.0)
+
+    def _kept(self, targets: np.ndarray) -> np.ndarray | None:
+        """``targets != ignore_index`` for class indices ``(m,)``, or ``None`` when every row
+        counts (no ``ignore_index``, or no target equal to it)."""
+        if self.ignore_index is None or targets.ndim != 1:
+            return None
+        kept = targets != self.ignore_index
+        return None if kept.all() else kept
 
 
 class NLLLoss(ClassLoss):
@@ -720,6 +845,9 @@ class NLLLoss(ClassLoss):
     indices ``(m,)``; the term of row ``i`` is ``-w[y_i] * outputs[i, y_i]``, and ``"mean"``
     divides their sum by ``sum_i w[y_i]`` (the weighted mean; ``m`` without weights).
 
+    A row whose target is ``ignore_index`` (PyTorch's default, -100) counts for nothing: its
+    term and gradient are 0, and the ``"mean"`` leaves it out of its denominator.
+
     **It fuses with a final** :class:`~minnet.LogSoftmax`: the model hands the loss the logits
     ``z``, and the gradient ``w[y] * (softmax(z) - onehot(y))`` is taken with respect to them;
     the same numbers as :class:`CrossEntropyLoss` on those logits.
@@ -727,15 +855,22 @@ class NLLLoss(ClassLoss):
 
     fuses: ClassVar[type[Layer] | None] = LogSoftmax
 
+    def __init__(
+        self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(weight, reduction=reduction)
+        self.ignore_index = _checks.whole_number("ignore_index", ignore_index)
+
     def terms(self, log_p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
         row_weight = self._indexed(log_p, targets)
         rows = np.arange(len(log_p))
+        classes = _picked(targets, self._kept(targets))
         scale = 1.0 if row_weight is None else row_weight
-        values = -scale * log_p[rows, targets]
+        values = -scale * log_p[rows, classes]
         grad = None
         if gradient:
             grad = np.zeros_like(log_p)
-            grad[rows, targets] = -scale
+            grad[rows, classes] = -scale
         return Terms(values, grad, row_weight)
 
     def fused_terms(self, logits: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
@@ -768,6 +903,8 @@ class CrossEntropyLoss(ClassLoss):
     row ``i`` is ``-sum_c w_c q_ic log_softmax(z_i)_c`` (for class indices: ``(1 - e) w[y_i]
     nll_i + e / C * sum_c w_c nll_ic``), and ``"mean"`` divides by ``sum_i w[y_i]`` for class
     indices (PyTorch's weighted mean), by ``m`` for probabilities. Without weights, ``w = 1``.
+    A row whose class index is ``ignore_index`` (PyTorch's default, -100) counts for nothing:
+    term and gradient 0, and left out of the ``"mean"``'s denominator.
 
     **It fuses with a final** :class:`~minnet.Softmax` (``fuses = Softmax``): a model that ends in
     a ``Softmax`` (so that ``predict_proba`` gives probabilities) computes the loss from the
@@ -779,9 +916,15 @@ class CrossEntropyLoss(ClassLoss):
     fuses: ClassVar[type[Layer] | None] = Softmax
 
     def __init__(
-        self, weight: Any = None, *, label_smoothing: float = 0.0, reduction: str = "mean"
+        self,
+        weight: Any = None,
+        *,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
     ) -> None:
         super().__init__(weight, reduction=reduction)
+        self.ignore_index = _checks.whole_number("ignore_index", ignore_index)
         self.label_smoothing = _checks.real_number(
             "label_smoothing", label_smoothing, 0.0, 1.0, high_open=False
         )
@@ -839,11 +982,15 @@ class CrossEntropyLoss(ClassLoss):
         log_p = shifted - np.log(sums)  # log_softmax(z)
         if targets.ndim == 1:  # class indices
             row_weight = self._indexed(logits, targets)
+            kept = self._kept(targets)
+            targets = _picked(targets, kept)
             rows = np.arange(m)
             w_y = 1.0 if row_weight is None else row_weight
             values = -w_y * log_p[rows, targets]
             if smoothing:
                 spread = np.add.reduce(log_p if weight is None else log_p * weight, axis=1)
+                if kept is not None:
+                    spread *= kept
                 values = (1 - smoothing) * values - smoothing / classes * spread
             grad = None
             if gradient:
@@ -851,12 +998,14 @@ class CrossEntropyLoss(ClassLoss):
                 total = (1 - smoothing) * w_y
                 if smoothing:
                     total = total + smoothing / classes * (
-                        classes if weight is None else weight.sum()
+                        (classes if weight is None else weight.sum())
+                        * (1.0 if kept is None else kept)
                     )
                 grad *= total if np.ndim(total) == 0 else total[:, None]
                 grad[rows, targets] -= (1 - smoothing) * w_y
                 if smoothing:
-                    grad -= smoothing / classes * (1.0 if weight is None else weight)
+                    spread_grad = smoothing / classes * (1.0 if weight is None else weight)
+                    grad -= spread_grad if kept is None else np.outer(kept, spread_grad)
             return Terms(values, grad, row_weight)
         q = targets.astype(logits.dtype, copy=True)  # probabilities: q = (1 - e) * q + e / C
         if smoothing:
@@ -897,21 +1046,32 @@ class MultiMarginLoss(ClassLoss):
     (``p`` 1 or 2; ``w = 1`` without weights), and ``"mean"`` divides by ``m`` (also with
     weights, as PyTorch). CS231n's multi-class SVM loss (its ``delta`` is ``margin``) is this
     loss times ``C``. The scores are not probabilities: ``predict_proba`` is refused.
+
+    The arguments are in PyTorch's order, ``p`` first: give ``margin`` by name,
+    ``MultiMarginLoss(margin=0.5)``.
     """
 
     def __init__(
         self,
-        margin: float = 1.0,
-        *,
         p: int = 1,
+        margin: float = 1.0,
         weight: Any = None,
+        *,
         reduction: str = "mean",
     ) -> None:
+        if _checks.is_boolean(p) or not isinstance(p, int | np.integer) or p not in (1, 2):
+            hint = (
+                f" (the first argument is p, as in PyTorch: for a margin of {p!r}, write "
+                f"MultiMarginLoss(margin={p!r}))"
+                if isinstance(p, float | np.floating)
+                else ""
+            )
+            raise ValueError(
+                f"p must be 1 or 2 (PyTorch's choices, whole numbers), got {p!r}{hint}"
+            )
         super().__init__(weight, reduction=reduction)
-        self.margin = _checks.real_number("margin", margin)
-        if _checks.is_boolean(p) or p not in (1, 2):
-            raise ValueError(f"p must be 1 or 2 (PyTorch's choices), got {p!r}")
         self.p = int(p)
+        self.margin = _checks.real_number("margin", margin)
 
     def terms(self, scores: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
         row_weight = self._indexed(scores, targets)

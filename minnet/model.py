@@ -51,10 +51,17 @@ def _example(input_shape: Any) -> Shape:
 
 
 def _as_layer_list(
-    layers: Any, model: Sequential | None = None, *, may_be_empty: bool = False
+    layers: Any, model: Sequential | None = None, *, may_be_empty: bool = False, more: Any = ()
 ) -> list[Layer]:
     """``layers`` as a list of layers ``model`` may hold, else a ``TypeError``/``ValueError``
-    naming the layer: each a ``Layer``, none twice, none in another live model."""
+    naming the layer: each a ``Layer``, none twice, none in another live model. ``more``: the
+    constructor's other positional arguments, refused (torch's ``nn.Sequential(a, b, c)``)."""
+    if more:
+        raise TypeError(
+            f"Sequential takes one list of layers, got {1 + len(more)} arguments: write "
+            f"Sequential([{', '.join(type(x).__name__ + '(...)' for x in (layers, *more))}])"
+            " (torch's nn.Sequential takes them one by one; minnet's, one list)"
+        )
     if isinstance(layers, Layer):
         raise TypeError(
             f"Sequential takes a list of layers, got a single {type(layers).__name__}: "
@@ -163,9 +170,14 @@ class Sequential:
     input_shape: tuple[int, ...] | None = None
 
     def __init__(
-        self, layers: list[Layer], *, loss: Loss = _DEFAULT_LOSS, dtype=None, l2: float = 0.0
+        self,
+        layers: list[Layer],
+        *more: Any,
+        loss: Loss = _DEFAULT_LOSS,
+        dtype=None,
+        l2: float = 0.0,
     ) -> None:
-        layers = _as_layer_list(layers)
+        layers = _as_layer_list(layers, more=more)
         self.loss = BCELoss() if loss is _DEFAULT_LOSS else loss  # checked: see loss below
         self.dtype = None if dtype is None else _checks.float_dtype("dtype", dtype)
         self.l2 = l2

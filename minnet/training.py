@@ -410,11 +410,29 @@ def _sst(Y: np.ndarray, weights: np.ndarray | None = None) -> float:
     return _row_weighted((Y - mean) ** 2, weights)
 
 
+def _ignored(model: Sequential, Y: np.ndarray) -> int | None:
+    """The class index whose rows the accuracy leaves out, as the loss does
+    (``CrossEntropyLoss(ignore_index=)``, for class indices ``Y: (m,)``), or ``None``."""
+    if task_of(model) != "multiclass" or Y.ndim != 1:
+        return None
+    return getattr(model.loss, "ignore_index", None)
+
+
 def _rights(
-    task: str, outputs: np.ndarray, labels: np.ndarray, logits: bool, weights: np.ndarray | None
+    task: str,
+    outputs: np.ndarray,
+    labels: np.ndarray,
+    logits: bool,
+    weights: np.ndarray | None,
+    ignore: int | None = None,
 ) -> tuple[float, float]:
-    """The (weighted) number of right predictions, and of predictions."""
+    """The (weighted) number of right predictions, and of predictions; rows whose label is
+    ``ignore`` are in neither."""
     right = _predicted(task, outputs, logits) == labels
+    if ignore is not None:
+        kept = labels != ignore
+        if not kept.all():
+            weights = kept.astype(np.float64) if weights is None else weights * kept
     count = right.size if weights is None else float(np.sum(weights)) * (right.size // len(right))
     return _row_weighted(right, weights), count
 
@@ -426,8 +444,9 @@ def _score(
     task = task_of(model)
     if task == "regression":
         return r2_score(_row_weighted((outputs - Y) ** 2, weights), _sst(Y, weights))
-    right, count = _rights(task, outputs, _labels(task, Y), _takes_logits(model), weights)
-    return right / count
+    labels = _labels(task, Y)
+    right, count = _rights(task, outputs, labels, _takes_logits(model), weights, _ignored(model, Y))
+    return right / count if count else float("nan")  # nan: every row ignored
 
 
 def _evaluate(
@@ -618,7 +637,8 @@ def fit(
       validation data).
     - ``sample_weight: (m,)``, non-negative: row ``i`` counts ``w_i`` times in the loss, its
       gradient and the metrics, in training and for the held-out rows of ``validation_split``
-      (a weight of 2 is the row given twice; a batch whose weights are all zero is skipped).
+      (a weight of 2 is the row given twice; a batch whose weights are all zero is skipped, as
+      is one whose targets are all the loss's ``ignore_index``).
 
     Each epoch runs over batches of ``batch_size`` rows (the last one may be smaller). With a
     ``BatchNorm1d``, which needs 2 rows for a batch variance, a last batch of 1 row is merged into
@@ -673,6 +693,7 @@ def fit(
     regression = task == "regression"
     logits = _takes_logits(model)
     labels = None if regression else _labels(task, Y)
+    ignore = None if regression else _ignored(model, Y)
     sst = _sst(Y, row_weights) if regression else 0.0
     history = History(metric="r2" if regression else "accuracy")
     _check_monitors(callbacks, history.metric, validation is not None)
@@ -725,11 +746,16 @@ def fit(
                 X_epoch, Y_epoch, labels_epoch = X, Y, labels
             epoch_loss = EpochLoss()
             right, seen, sse = 0.0, 0.0, 0.0
-            trained = []  # the (start, stop) of the batches trained on (not all of weight 0)
+            trained = []  # the (start, stop) of the batches trained on (not skipped)
             for batch, (start, stop) in enumerate(bounds, 1):
                 w_batch = None if w_epoch is None else w_epoch[start:stop]
                 if w_batch is not None and not np.any(w_batch > 0):
                     continue  # rows of weight 0 are as good as absent
+                if ignore is not None and not np.any(
+                    (labels_epoch[start:stop] != ignore)
+                    & (True if w_batch is None else w_batch > 0)
+                ):
+                    continue  # and so are rows whose target the loss ignores (ignore_index)
                 for i, callback in batch_hooks:
                     batch_logs = {"batch": batch - 1, "size": stop - start}
                     if w_batch is not None:
@@ -752,7 +778,7 @@ def fit(
                     sse += _row_weighted((outputs - Y_epoch[start:stop]) ** 2, w_batch)
                 else:
                     batch_labels = labels_epoch[start:stop]
-                    r, n = _rights(task, outputs, batch_labels, logits, w_batch)
+                    r, n = _rights(task, outputs, batch_labels, logits, w_batch, ignore)
                     right, seen = right + r, seen + n
             history.loss.append(epoch_loss.value())
             # The metrics are of the rows trained on: all of them, but the batches skipped.
@@ -766,7 +792,7 @@ def fit(
                     sst_seen = _sst(Y_seen, w_seen)
                 history.r2.append(r2_score(sse, sst_seen))
             else:
-                history.accuracy.append(right / seen)
+                history.accuracy.append(right / seen if seen else float("nan"))
             if validation is not None:
                 try:
                     val = _evaluate(model, *validation, val_row_weights)

@@ -457,6 +457,8 @@ NUMBER_TAKERS = {
     "Adagrad": (lambda **kw: minnet.Adagrad(_parameters(), **kw), []),
     "Dropout": (lambda **kw: Dropout(**kw), []),
     "LeakyReLU": (lambda **kw: LeakyReLU(**kw), []),
+    "Softmax": (lambda **kw: minnet.Softmax(**kw), []),
+    "LogSoftmax": (lambda **kw: minnet.LogSoftmax(**kw), []),
     "BatchNorm1d": (lambda **kw: BatchNorm1d(**{"num_features": 3, **kw}), ["num_features"]),
     "BatchNorm2d": (
         lambda **kw: minnet.BatchNorm2d(**{"num_features": 3, **kw}),
@@ -474,6 +476,7 @@ NUMBER_TAKERS = {
     "MaxPool2d": (lambda **kw: minnet.MaxPool2d(**{"kernel_size": 2, **kw}), ["kernel_size"]),
     "AvgPool2d": (lambda **kw: minnet.AvgPool2d(**{"kernel_size": 2, **kw}), ["kernel_size"]),
     "CrossEntropyLoss": (lambda **kw: minnet.CrossEntropyLoss(**kw), []),
+    "NLLLoss": (lambda **kw: minnet.NLLLoss(**kw), []),
     "HuberLoss": (lambda **kw: minnet.HuberLoss(**kw), []),
     "MultiMarginLoss": (lambda **kw: minnet.MultiMarginLoss(**kw), []),
     "Sequential": (lambda **kw: Sequential([Linear(3, 1, rng=0)], **kw), []),

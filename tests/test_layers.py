@@ -110,8 +110,10 @@ def test_relu_derivative_at_zero_is_zero():
 def test_leaky_relu_slope():
     layer = minnet.LeakyReLU(0.1)
     np.testing.assert_allclose(layer.forward(np.array([[-2.0, 3.0]])), [[-0.2, 3.0]])
+    # a negative slope is torch's too (tests/test_torch_signatures.py); a non-finite one is not
+    np.testing.assert_allclose(minnet.LeakyReLU(-0.5)(np.array([[-2.0, 3.0]])), [[1.0, 3.0]])
     with pytest.raises(ValueError):
-        minnet.LeakyReLU(-0.5)
+        minnet.LeakyReLU(np.inf)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -60,7 +60,7 @@ def case(name, rng, reduction, weighted):
             "mse": (MSELoss(reduction=reduction), F.mse_loss),
             "l1": (L1Loss(reduction=reduction), F.l1_loss),
             "huber": (
-                HuberLoss(delta, reduction=reduction),
+                HuberLoss(reduction, delta),
                 lambda o, t, reduction: F.huber_loss(o, t, reduction=reduction, delta=delta),
             ),
         }[name]
@@ -130,7 +130,7 @@ def case(name, rng, reduction, weighted):
     assert name == "multi_margin"
     margin, p = float(rng.choice([1.0, 0.5, 2.5])), int(rng.choice([1, 2]))
     return (
-        MultiMarginLoss(margin, p=p, weight=w, reduction=reduction),
+        MultiMarginLoss(p, margin, w, reduction=reduction),
         False,
         z,
         y,
@@ -243,10 +243,10 @@ def test_targets_whose_classes_weigh_nothing_have_no_weighted_mean():
         (lambda: MultiMarginLoss(weight=["a"]), ValueError, "weight must be .*dtype <U1"),
         (lambda: MSELoss(reduction="avg"), ValueError, r"reduction must be one of \['mean'"),
         (lambda: CrossEntropyLoss(reduction=None), ValueError, "reduction must be one of"),
-        (lambda: HuberLoss(0.0), ValueError, "delta must be"),
+        (lambda: HuberLoss(delta=0.0), ValueError, "delta must be"),
         (lambda: HuberLoss(delta="1"), TypeError, "delta must be a real number"),
         (lambda: MultiMarginLoss(p=3), ValueError, "p must be 1 or 2"),
-        (lambda: MultiMarginLoss(np.inf), ValueError, "margin must be"),
+        (lambda: MultiMarginLoss(margin=np.inf), ValueError, "margin must be"),
     ],
 )
 def test_bad_loss_arguments_are_clear_errors(make, error, pattern):
@@ -350,8 +350,8 @@ def test_a_multi_margin_model_predicts_classes_but_no_probabilities():
     [
         CrossEntropyLoss([1.0, 2.5, 0.25], label_smoothing=0.05, reduction="sum"),
         NLLLoss([0.5, 1.0, 2.0]),
-        MultiMarginLoss(0.5, p=2, weight=[1.0, 2.0, 3.0]),
-        HuberLoss(0.3, reduction="sum"),
+        MultiMarginLoss(2, 0.5, [1.0, 2.0, 3.0]),
+        HuberLoss("sum", 0.3),
         L1Loss(),
     ],
 )
@@ -379,7 +379,7 @@ def test_cs231n_svm_loss_is_multi_margin_times_the_classes():
     assert 3 * MultiMarginLoss()(scores, labels) == pytest.approx(5.27, abs=0.005)
     # CS231n notes, "Linear classification": scores [13, -7, 11], first class right, delta 10: 8.
     notes = np.array([[13.0, -7.0, 11.0]])
-    assert 3 * MultiMarginLoss(10.0)(notes, np.array([0])) == pytest.approx(8.0, rel=1e-15)
+    assert 3 * MultiMarginLoss(margin=10.0)(notes, np.array([0])) == pytest.approx(8.0, rel=1e-15)
     # ... and the softmax loss of the cat image: -log(0.13) = 2.04.
     assert CrossEntropyLoss()(scores[:1], labels[:1]) == pytest.approx(2.04, abs=0.005)
 
@@ -402,8 +402,8 @@ def test_deeplearning_ai_l1_and_l2_costs():
         ([ReLU(), Linear(4, 3, rng=2), Softmax()], CrossEntropyLoss([1.0, 2.0, 0.5])),
         ([ReLU(), Linear(4, 3, rng=2), LogSoftmax()], NLLLoss([1.0, 2.0, 0.5], reduction="sum")),
         ([ReLU(), Linear(4, 3, rng=2), LogSoftmax(), Linear(3, 3, rng=3)], NLLLoss()),
-        ([ReLU(), Linear(4, 3, rng=2)], MultiMarginLoss(0.5, p=2, weight=[1.0, 2.0, 0.5])),
-        ([ReLU(), Linear(4, 1, rng=2)], HuberLoss(0.5, reduction="sum")),
+        ([ReLU(), Linear(4, 3, rng=2)], MultiMarginLoss(p=2, margin=0.5, weight=[1.0, 2.0, 0.5])),
+        ([ReLU(), Linear(4, 1, rng=2)], HuberLoss(reduction="sum", delta=0.5)),
         ([ReLU(), Linear(4, 1, rng=2)], L1Loss()),
         ([ReLU(), Linear(4, 1, rng=2), minnet.Sigmoid()], BCELoss(reduction="sum")),
     ],

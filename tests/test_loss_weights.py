@@ -32,7 +32,7 @@ def class_weight(rng):
 CASES = {
     "MSELoss": (lambda r, g: minnet.MSELoss(reduction=r), [], 2, "numbers"),
     "L1Loss": (lambda r, g: minnet.L1Loss(reduction=r), [], 2, "numbers"),
-    "HuberLoss": (lambda r, g: minnet.HuberLoss(0.5, reduction=r), [], 1, "numbers"),
+    "HuberLoss": (lambda r, g: minnet.HuberLoss(r, 0.5), [], 1, "numbers"),
     "BCELoss+Sigmoid": (lambda r, g: minnet.BCELoss(reduction=r), [Sigmoid], 2, "labels"),
     "BCEWithLogitsLoss": (lambda r, g: minnet.BCEWithLogitsLoss(reduction=r), [], 1, "labels"),
     "CrossEntropyLoss": (

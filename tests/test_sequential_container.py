@@ -307,12 +307,12 @@ def test_assigning_a_loss_is_checked_as_the_constructor_checks_it(bad):
 def test_a_new_loss_is_the_loss_of_a_model_built_with_it(net):
     seed, kinds, _ = net
     model = Sequential(build(seed, kinds))
-    twin = Sequential(build(seed, kinds), loss=HuberLoss(0.5))
+    twin = Sequential(build(seed, kinds), loss=HuberLoss(delta=0.5))
     rng = np.random.default_rng(seed)
     X, Y = rng.standard_normal((4, kinds[0][1])), rng.standard_normal((4, kinds[-1][2]))
     model.loss = MSELoss()
     model.cost(X, Y)
-    model.loss = HuberLoss(0.5)
+    model.loss = HuberLoss(delta=0.5)
     with pytest.raises(RuntimeError, match="needs a cost"):  # the last cost was MSELoss's
         model.backward()
     assert model.cost(X, Y) == twin.cost(X, Y)

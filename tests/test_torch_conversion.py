@@ -323,19 +323,12 @@ def test_to_torch_draws_no_random_numbers_from_torch():
         (nn.Sequential(nn.LayerNorm(2, elementwise_affine=False)), None, "elementwise_affine"),
         (nn.Sequential(nn.LayerNorm(2, bias=False)), None, "bias=True"),
         (nn.Sequential(nn.Softmax(dim=0)), None, "dim=0"),
-        (nn.Sequential(nn.LogSoftmax(dim=0)), None, "LogSoftmax is over the features"),
+        (nn.Sequential(nn.LogSoftmax(dim=0)), None, "LogSoftmax is over the last axis"),
         (nn.Sequential(nn.Linear(2, 1)), nn.SmoothL1Loss(), "the loss SmoothL1Loss has no"),
         (nn.Sequential(nn.Linear(2, 1)), nn.KLDivLoss(), "the loss KLDivLoss has no"),
         (nn.Sequential(nn.Linear(2, 1)), nn.MSELoss(reduction="none"), "reduction='none'"),
         (nn.Sequential(nn.Linear(2, 1)), nn.BCELoss(weight=torch.ones(1)), "no weight (a weight"),
         (nn.Sequential(nn.Linear(2, 1)), nn.BCEWithLogitsLoss(weight=torch.ones(1)), "weight="),
-        (
-            nn.Sequential(nn.Linear(2, 1)),
-            nn.BCEWithLogitsLoss(pos_weight=torch.ones(1)),
-            "BCEWithLogitsLoss has no pos_weight",
-        ),
-        (nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(ignore_index=0), "ignore_index=0"),
-        (nn.Sequential(nn.Linear(2, 2)), nn.NLLLoss(ignore_index=1), "ignore_index=1"),
     ],
 )
 def test_from_torch_refuses_what_has_no_counterpart(module, loss, message):
@@ -538,7 +531,7 @@ LOSS_HEADS = {
     "L1Loss": (lambda: [], lambda rng, k, r, dt: minnet.L1Loss(reduction=r), 2, "regression"),
     "HuberLoss": (
         lambda: [],
-        lambda rng, k, r, dt: minnet.HuberLoss(float(rng.uniform(0.2, 2)), reduction=r),
+        lambda rng, k, r, dt: minnet.HuberLoss(r, float(rng.uniform(0.2, 2))),
         3,
         "regression",
     ),
@@ -555,9 +548,27 @@ LOSS_HEADS = {
         2,
         "binary",
     ),
+    "BCELoss fused, pos_weight": (
+        lambda: [Sigmoid()],
+        lambda rng, k, r, dt: BCELoss(reduction=r, pos_weight=class_weights(rng, k, dt)),
+        2,
+        "binary",
+    ),
+    "BCEWithLogitsLoss, one pos_weight": (
+        lambda: [],
+        lambda rng, k, r, dt: BCEWithLogitsLoss(r, pos_weight=class_weights(rng, 1, dt)),
+        2,
+        "binary",
+    ),
     "CrossEntropyLoss fused": (
         lambda: [Softmax()],
         lambda rng, k, r, dt: CrossEntropyLoss(reduction=r),
+        4,
+        "indices",
+    ),
+    "CrossEntropyLoss fused, ignore_index": (
+        lambda: [Softmax()],
+        lambda rng, k, r, dt: CrossEntropyLoss(ignore_index=1, reduction=r),
         4,
         "indices",
     ),
@@ -587,6 +598,14 @@ LOSS_HEADS = {
         3,
         "indices",
     ),
+    "NLLLoss fused, weighted, ignore_index": (
+        lambda: [minnet.LogSoftmax()],
+        lambda rng, k, r, dt: minnet.NLLLoss(
+            class_weights(rng, k, dt), ignore_index=0, reduction=r
+        ),
+        3,
+        "indices",
+    ),
     "NLLLoss on log-probabilities, weighted": (
         lambda: [minnet.LogSoftmax(), Dropout(0.0)],
         lambda rng, k, r, dt: minnet.NLLLoss(class_weights(rng, k, dt), reduction=r),
@@ -595,14 +614,16 @@ LOSS_HEADS = {
     ),
     "MultiMarginLoss": (
         lambda: [],
-        lambda rng, k, r, dt: minnet.MultiMarginLoss(float(rng.uniform(0.5, 2)), reduction=r),
+        lambda rng, k, r, dt: minnet.MultiMarginLoss(
+            margin=float(rng.uniform(0.5, 2)), reduction=r
+        ),
         4,
         "indices",
     ),
     "MultiMarginLoss p=2, weighted": (
         lambda: [],
         lambda rng, k, r, dt: minnet.MultiMarginLoss(
-            float(rng.uniform(0.5, 2)), p=2, weight=class_weights(rng, k, dt), reduction=r
+            2, float(rng.uniform(0.5, 2)), class_weights(rng, k, dt), reduction=r
         ),
         3,
         "indices",
@@ -687,7 +708,8 @@ def test_every_loss_round_trips_and_torch_computes_the_cost(
     ):
         assert n == n2 and a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes()
     inner, inner2 = (loss.loss, loss2.loss) if l2 else (loss, loss2)
-    for name in ["weight", "label_smoothing", "delta", "p", "margin", "reduction"]:
+    names = ["weight", "pos_weight", "ignore_index", "label_smoothing", "delta", "p", "margin"]
+    for name in [*names, "reduction"]:
         a, b = getattr(inner, name, None), getattr(inner2, name, None)
         assert (a is None) == (b is None), name
         if isinstance(a, torch.Tensor):

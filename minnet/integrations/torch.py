@@ -51,17 +51,17 @@ layer's random masks (the two draw their own).
 
 **Layers** (minnet <-> torch): ``Linear`` <-> ``nn.Linear`` (with a bias), ``ReLU``,
 ``LeakyReLU(negative_slope)``, ``Sigmoid``, ``Tanh``, ``Dropout(p)``, ``Softmax`` and
-``LogSoftmax`` <-> ``nn.Softmax`` and ``nn.LogSoftmax`` (``dim=-1 or 1``), ``BatchNorm1d(
+``LogSoftmax`` <-> ``nn.Softmax`` and ``nn.LogSoftmax`` (``dim`` the last axis), ``BatchNorm1d(
 num_features, eps, momentum)`` <-> ``nn.BatchNorm1d`` (affine, with running statistics),
 ``LayerNorm(num_features, eps)`` <-> ``nn.LayerNorm`` over the last dimension with
 ``elementwise_affine`` and a bias; images: ``Conv2d`` <-> ``nn.Conv2d`` (zero padding given as
 numbers, no dilation, no groups), ``MaxPool2d`` and ``AvgPool2d`` <-> their namesakes (no
 ``ceil_mode``; ``count_include_pad=True``), ``Flatten`` <-> ``nn.Flatten()``, ``BatchNorm2d``
 as ``BatchNorm1d``. **Losses**, each with its ``reduction``: ``MSELoss``, ``L1Loss``,
-``HuberLoss(delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
-label_smoothing)``, ``NLLLoss(weight)``, ``MultiMarginLoss(margin, p, weight)``. Anything else
-is refused with a ``ValueError`` that names it, and so is an argument minnet's twin lacks
-(``ignore_index`` other than -100, ``BCELoss``'s per-entry ``weight``, ``pos_weight``, a
+``HuberLoss(reduction, delta)``, ``BCELoss``, ``BCEWithLogitsLoss``, ``CrossEntropyLoss(weight,
+ignore_index, label_smoothing)``, ``NLLLoss(weight, ignore_index)``, ``MultiMarginLoss(p,
+margin, weight)``. Anything else is refused with a ``ValueError`` that names it, and so is an
+argument minnet's twin lacks (the binary cross-entropies' per-entry ``weight``, a
 softmax over another ``dim``...). ``reduction="none"`` converts, and ``Sequential`` refuses
 it (a cost is one number).
 
@@ -79,8 +79,9 @@ a subclass may compute something else::
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -152,8 +153,6 @@ _FROM_TORCH: dict[type, Callable[[Any], Any]] = {}
 _BUILTINS_REGISTERED = False
 #: minnet or torch class -> (its built-in conversion, {parameter name: its twin's name})
 _PARAMETER_NAMES: dict[type, tuple[Callable[[Any], Any], dict[str, str]]] = {}
-#: torch's default ignore_index (no class ignored)
-_IGNORE_INDEX = -100
 
 
 def register_to_torch(minnet_class: type) -> Callable[[Callable], Callable]:
@@ -225,8 +224,8 @@ def _register_builtins() -> None:
     register_to_torch(Sigmoid)(lambda layer: nn.Sigmoid())
     register_to_torch(Tanh)(lambda layer: nn.Tanh())
     register_to_torch(Dropout)(lambda layer: nn.Dropout(layer.p))
-    register_to_torch(Softmax)(lambda layer: nn.Softmax(dim=-1))
-    register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=-1))
+    register_to_torch(Softmax)(lambda layer: nn.Softmax(dim=layer.dim))
+    register_to_torch(LogSoftmax)(lambda layer: nn.LogSoftmax(dim=layer.dim))
 
     @register_to_torch(Conv2d)
     def conv_to_torch(layer: Conv2d) -> Any:
@@ -281,18 +280,33 @@ def _register_builtins() -> None:
         lambda loss: nn.HuberLoss(reduction=loss.reduction, delta=loss.delta)
     )
     register_to_torch(BCEWithLogitsLoss)(
-        lambda loss: nn.BCEWithLogitsLoss(reduction=loss.reduction)
+        lambda loss: nn.BCEWithLogitsLoss(reduction=loss.reduction, pos_weight=_pos_weight(loss))
     )
+
     # BCELoss: nn.BCEWithLogitsLoss when it fuses with the final Sigmoid, decided in to_torch.
-    register_to_torch(BCELoss)(lambda loss: nn.BCELoss(reduction=loss.reduction))
+    @register_to_torch(BCELoss)
+    def _(loss: BCELoss) -> Any:
+        if loss.pos_weight is not None:
+            raise ValueError(
+                f"{loss!r} on probabilities has no torch twin (torch's BCELoss has no "
+                "pos_weight): end the model with a Sigmoid, which BCELoss fuses with (exported "
+                "as nn.BCEWithLogitsLoss), or give it logits with BCEWithLogitsLoss"
+            )
+        return nn.BCELoss(reduction=loss.reduction)
+
     register_to_torch(CrossEntropyLoss)(
         lambda loss: nn.CrossEntropyLoss(
-            _class_weight(loss), label_smoothing=loss.label_smoothing, reduction=loss.reduction
+            _class_weight(loss),
+            ignore_index=loss.ignore_index,
+            label_smoothing=loss.label_smoothing,
+            reduction=loss.reduction,
         )
     )
     # NLLLoss: nn.CrossEntropyLoss when it fuses with the final LogSoftmax, decided in to_torch.
     register_to_torch(NLLLoss)(
-        lambda loss: nn.NLLLoss(_class_weight(loss), reduction=loss.reduction)
+        lambda loss: nn.NLLLoss(
+            _class_weight(loss), ignore_index=loss.ignore_index, reduction=loss.reduction
+        )
     )
     register_to_torch(MultiMarginLoss)(
         lambda loss: nn.MultiMarginLoss(
@@ -317,12 +331,12 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.Softmax)
     def _(module: Any) -> Softmax:
-        if module.dim not in (-1, 1):
+        if module.dim is None or module.dim < -1 or module.dim == 0:
             raise ValueError(
-                f"{module!r}: minnet's Softmax is over the features of each row (dim=-1 or 1), "
+                f"{module!r}: minnet's Softmax is over the last axis (dim=-1, or 1 for rows), "
                 f"got dim={module.dim}"
             )
-        return Softmax()
+        return Softmax(module.dim)
 
     @register_from_torch(nn.Conv2d)
     def conv_from_torch(module: Any) -> Conv2d:
@@ -386,7 +400,7 @@ def _register_builtins() -> None:
         if module.momentum is None:
             raise ValueError(
                 f"{module!r} has momentum=None (a cumulative average of the batch statistics); "
-                "minnet's batch norms take an exponential average: give it a momentum in (0, 1]"
+                "minnet's batch norms take an exponential average: give it a momentum in [0, 1]"
             )
         if not module.affine or not module.track_running_stats:
             raise ValueError(
@@ -422,12 +436,12 @@ def _register_builtins() -> None:
 
     @register_from_torch(nn.LogSoftmax)
     def _(module: Any) -> LogSoftmax:
-        if module.dim not in (-1, 1):
+        if module.dim is None or module.dim < -1 or module.dim == 0:
             raise ValueError(
-                f"{module!r}: minnet's LogSoftmax is over the features of each row (dim=-1 or "
-                f"1), got dim={module.dim}"
+                f"{module!r}: minnet's LogSoftmax is over the last axis (dim=-1, or 1 for rows), "
+                f"got dim={module.dim}"
             )
-        return LogSoftmax()
+        return LogSoftmax(module.dim)
 
     # Losses: each with its reduction; what minnet's loss lacks is refused by its argument.
     def no_weight(module: Any, name: str, meaning: str) -> None:
@@ -440,18 +454,9 @@ def _register_builtins() -> None:
     def class_weight(module: Any) -> np.ndarray | None:
         return None if module.weight is None else _array(module.weight)
 
-    def default_ignore_index(module: Any) -> None:
-        if module.ignore_index != _IGNORE_INDEX:
-            raise ValueError(
-                f"{module!r}: minnet's {type(module).__name__} ignores no class, got "
-                f"ignore_index={module.ignore_index} (give it the default, {_IGNORE_INDEX})"
-            )
-
     register_from_torch(nn.MSELoss)(lambda module: MSELoss(reduction=module.reduction))
     register_from_torch(nn.L1Loss)(lambda module: L1Loss(reduction=module.reduction))
-    register_from_torch(nn.HuberLoss)(
-        lambda module: HuberLoss(module.delta, reduction=module.reduction)
-    )
+    register_from_torch(nn.HuberLoss)(lambda module: HuberLoss(module.reduction, module.delta))
 
     @register_from_torch(nn.BCELoss)
     def _(module: Any) -> BCELoss:
@@ -461,27 +466,28 @@ def _register_builtins() -> None:
     @register_from_torch(nn.BCEWithLogitsLoss)
     def _(module: Any) -> BCEWithLogitsLoss:
         no_weight(module, "weight", "a weight per entry")
-        no_weight(module, "pos_weight", "a weight of the positive examples")
-        return BCEWithLogitsLoss(reduction=module.reduction)
+        pos_weight = None if module.pos_weight is None else _array(module.pos_weight)
+        return BCEWithLogitsLoss(reduction=module.reduction, pos_weight=pos_weight)
 
     @register_from_torch(nn.CrossEntropyLoss)
     def _(module: Any) -> CrossEntropyLoss:
-        default_ignore_index(module)
         return CrossEntropyLoss(
             class_weight(module),
+            ignore_index=module.ignore_index,
             label_smoothing=module.label_smoothing,
             reduction=module.reduction,
         )
 
     @register_from_torch(nn.NLLLoss)
     def _(module: Any) -> NLLLoss:
-        default_ignore_index(module)
-        return NLLLoss(class_weight(module), reduction=module.reduction)
+        return NLLLoss(
+            class_weight(module), ignore_index=module.ignore_index, reduction=module.reduction
+        )
 
     @register_from_torch(nn.MultiMarginLoss)
     def _(module: Any) -> MultiMarginLoss:
         return MultiMarginLoss(
-            module.margin, p=module.p, weight=class_weight(module), reduction=module.reduction
+            module.p, module.margin, class_weight(module), reduction=module.reduction
         )
 
     # Which torch tensor is which minnet parameter, for minnet's own conversions (for l2, which
@@ -497,6 +503,11 @@ def _register_builtins() -> None:
         _PARAMETER_NAMES[minnet_class] = (to_fn, names)
         _PARAMETER_NAMES[torch_class] = (from_fn, {b: a for a, b in names.items()})
     _BUILTINS_REGISTERED = True
+
+
+def _pos_weight(loss: Any) -> Any:
+    """A binary cross-entropy's ``pos_weight`` as a torch tensor (``None`` without)."""
+    return None if loss.pos_weight is None else _tensor(loss.pos_weight, _torch())
 
 
 def _class_weight(loss: Any) -> Any:
@@ -521,7 +532,8 @@ def _export(obj: Any, what: str) -> Any:
             "minnet.integrations.torch.register_to_torch "
             f"(minnet knows {sorted(cls.__name__ for cls in _TO_TORCH)})"
         )
-    return convert(obj)
+    with _naming(obj, what):
+        return convert(obj)
 
 
 def _import(module: Any, what: str) -> Any:
@@ -535,7 +547,23 @@ def _import(module: Any, what: str) -> Any:
             "minnet.integrations.torch.register_from_torch (minnet knows "
             f"{sorted(cls.__name__ for cls in _FROM_TORCH)})"
         )
-    return convert(module)
+    with _naming(module, what):
+        return convert(module)
+
+
+@contextlib.contextmanager
+def _naming(obj: Any, what: str) -> Iterator[None]:
+    """A ``ValueError`` or ``TypeError`` of a built-in conversion (a torch argument minnet
+    refuses, checked by minnet's constructor) says which layer or loss it is about: ``what``
+    (``"layer 3:"``) and, unless the message starts with it, the object."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        if type(err) not in (ValueError, TypeError):
+            raise
+        message = str(err)
+        shown = "" if message.startswith(repr(obj)) else f" {obj!r}:"
+        raise type(err)(f"{what}{shown} {message}") from err
 
 
 #: The activation a torch loss of logits implies, appended by from_torch.
@@ -675,7 +703,9 @@ def to_torch(model: Sequential) -> TorchModel:
     # but then the module would output logits where the model outputs log-probabilities.
     layers = model.body if kind is not NLLLoss else list(model.layers)
     if model.fused and kind is BCELoss:
-        loss = torch.nn.BCEWithLogitsLoss(reduction=model.loss.reduction)
+        loss = torch.nn.BCEWithLogitsLoss(
+            reduction=model.loss.reduction, pos_weight=_pos_weight(model.loss)
+        )
     else:
         if kind in _LINKS and type(layers[-1]) is _LINKS[kind][0]:
             # Exportable as it is, but torch users should know what this computes.
@@ -802,7 +832,9 @@ def from_torch(module: Any, loss: Any = None, *, final_activation: bool = True) 
                 )
             layers.append(activation().train(layers[-1].training))
             if fused_loss is BCELoss:
-                minnet_loss = BCELoss(reduction=minnet_loss.reduction)
+                minnet_loss = BCELoss(
+                    reduction=minnet_loss.reduction, pos_weight=minnet_loss.pos_weight
+                )
     dtypes = {p.dtype for layer in layers for p in layer.parameters()}
     dtype = dtypes.pop() if len(dtypes) == 1 else None
     return Sequential(layers, loss=minnet_loss, dtype=dtype, l2=l2)

@@ -46,12 +46,13 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+    """``x`` where ``x > 0``, else ``negative_slope * x`` (any finite slope, as in PyTorch: a
+    negative one too)."""
 
     kink_points = (0.0,)
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = _checks.real_number("negative_slope", negative_slope, low=0.0)
+        self.negative_slope = _checks.real_number("negative_slope", negative_slope)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = _checks.float_input(self, x)
@@ -92,15 +93,33 @@ class Tanh(Layer):
         return grad_output * (1 - self.out**2)
 
 
+def _last_axis(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """``x`` if ``layer.dim`` names its last axis (``-1``, or ``x.ndim - 1``), else a
+    ``ValueError``: minnet's softmaxes are over the last axis only."""
+    if layer.dim not in (-1, x.ndim - 1):
+        raise ValueError(
+            f"{layer!r} is over the last axis only (dim=-1, or {x.ndim - 1} for input of "
+            f"{x.ndim} axes), got input of shape {x.shape}: move the axis last "
+            "(for images, x.transpose(0, 2, 3, 1)) or use dim=-1"
+        )
+    return x
+
+
 class Softmax(Layer):
     """Softmax over the last axis: each row of ``(batch, classes)`` becomes probabilities.
 
-    Its backward is ``s * (g - sum(g * s))`` row by row. As the last layer of a model with
-    :class:`~minnet.CrossEntropyLoss`, the model hands the loss this layer's input (the logits).
+    ``dim`` names that axis, as in ``torch.nn.Softmax(dim)``: ``-1`` (the default) or its
+    number (``dim=1`` for rows ``(batch, classes)``); a softmax over another axis is refused
+    when the input comes. Its backward is ``s * (g - sum(g * s))`` row by row. As the last
+    layer of a model with :class:`~minnet.CrossEntropyLoss`, the model hands the loss this
+    layer's input (the logits).
     """
 
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = _checks.whole_number("dim", dim, low=-1)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.out = softmax(_checks.float_input(self, x))
+        self.out = softmax(_last_axis(self, _checks.float_input(self, x)))
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
@@ -115,11 +134,15 @@ class LogSoftmax(Layer):
 
     Its backward is ``g - softmax(x) * sum(g)`` row by row. As the last layer of a model with
     :class:`~minnet.NLLLoss`, the model hands the loss this layer's input (the logits), as
-    ``Softmax`` with ``CrossEntropyLoss``.
+    ``Softmax`` with ``CrossEntropyLoss``. ``dim`` as :class:`Softmax`'s: ``-1`` (the default)
+    or the number of the last axis.
     """
 
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = _checks.whole_number("dim", dim, low=-1)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.out = log_softmax(_checks.float_input(self, x))
+        self.out = log_softmax(_last_axis(self, _checks.float_input(self, x)))
         return self.out
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:

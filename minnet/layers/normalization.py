@@ -52,7 +52,8 @@ class BatchNorm1d(Layer):
 
     - Training mode: normalizes with the batch's mean and biased variance, and updates
       ``running = (1 - momentum) * running + momentum * batch_statistic`` with the *unbiased*
-      variance (``m / (m - 1)`` times the biased one), exactly as PyTorch. A batch of one row
+      variance (``m / (m - 1)`` times the biased one), exactly as PyTorch (``momentum`` in
+      ``[0, 1]``: 0 keeps the running statistics as they are). A batch of one row
       has no variance to speak of: refused, as PyTorch does.
     - Evaluation mode (``model.eval()``): normalizes with the running statistics; each row is
       then treated on its own.
@@ -63,9 +64,7 @@ class BatchNorm1d(Layer):
     ) -> None:
         self.num_features = _checks.positive_int("num_features", num_features)
         self.eps = _checks.real_number("eps", eps, 0.0, low_open=True)
-        self.momentum = _checks.real_number(
-            "momentum", momentum, 0.0, 1.0, low_open=True, high_open=False
-        )
+        self.momentum = _checks.real_number("momentum", momentum, 0.0, 1.0, high_open=False)
         self.dtype = _checks.float_dtype("dtype", dtype)
         self.gamma = Parameter(np.ones(self.num_features, dtype=self.dtype))
         self.beta = Parameter(np.zeros(self.num_features, dtype=self.dtype))
