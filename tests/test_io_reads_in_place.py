@@ -4,6 +4,7 @@ file replaced between safetensors' check of its header and minnet's read is refu
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tracemalloc
 from pathlib import Path
@@ -147,12 +148,15 @@ def test_offsets_that_lie_in_the_file_read_are_refused(tmp_path: Path, monkeypat
     )
 
 
-def test_a_file_replaced_by_a_save_while_it_is_read_is_read_anew(
-    tmp_path: Path, monkeypatch
+@pytest.mark.parametrize("proc", [True, False], ids=["proc-self-fd", "no-proc"])
+def test_a_file_replaced_by_a_save_while_it_is_read_gives_one_whole_model(
+    tmp_path: Path, monkeypatch, proc: bool
 ) -> None:
     """A save renames another model over the path after load opened it and before safetensors
-    does: load opens the path again and reads the new model, whole."""
-    path = random_mlp(1, [3, 4, 2], "float64").save(tmp_path / "shared")
+    opens it: with /proc/self/fd, safetensors opens the file load holds, and the old model is
+    read whole; without it, load sees the change, opens the path again and reads the new one."""
+    old = random_mlp(1, [3, 4, 2], "float64")
+    path = old.save(tmp_path / "shared")
     new = random_mlp(2, [3, 5, 2], "float32").eval()
     replaced = []
 
@@ -162,7 +166,20 @@ def test_a_file_replaced_by_a_save_while_it_is_read_is_read_anew(
         return SAFE_OPEN(name, **kwargs)
 
     monkeypatch.setattr(minnet.io.loading.safetensors, "safe_open", save_then_open)
+    if not proc:
+        exists = os.path.exists
+        monkeypatch.setattr(
+            minnet.io.loading.os.path,
+            "exists",
+            lambda p: not str(p).startswith("/proc") and exists(p),
+        )
+    elif not os.path.isdir("/proc/self/fd"):
+        pytest.skip("no /proc/self/fd on this system")
     loaded = minnet.load(path)
-    assert replaced and not loaded.layers[0].training
-    stored = safetensors.numpy.load_file(path)
-    assert all(loaded.state_dict()[k].tobytes() == stored[k].tobytes() for k in stored)
+    assert replaced
+    expected = new if not proc else old
+    assert loaded.layers[0].training == expected.layers[0].training
+    assert all(
+        np.array_equal(a, b) and a.dtype == b.dtype
+        for a, b in zip(loaded.state_dict().values(), expected.state_dict().values(), strict=True)
+    )

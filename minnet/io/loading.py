@@ -103,8 +103,11 @@ def _load(path: Path, handle: BinaryIO) -> Sequential:
         raise ValueError(
             f"its header declares {length:,} bytes; minnet reads at most {MAX_HEADER_BYTES:,}"
         )
+    # safetensors opens by name: through /proc/self/fd (Linux) it opens the very file of
+    # ``handle``, even if a save has renamed another over ``path`` since; elsewhere ``path``
+    own = f"/proc/self/fd/{handle.fileno()}"
     try:
-        file = safetensors.safe_open(str(path), framework="numpy")
+        file = safetensors.safe_open(own if os.path.exists(own) else str(path), framework="numpy")
     except (safetensors.SafetensorError, ValueError, TypeError, OverflowError) as err:
         raise ValueError(f"not a valid safetensors file ({type(err).__name__}: {err})") from None
     with file:  # each slice let go at once (kept to the end of load: +2 MB of resident peak)
