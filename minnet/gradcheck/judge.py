@@ -304,6 +304,17 @@ class Judge:
                 # "within the noise" then say nothing about n's truncation (the noise is an
                 # upper bound; a larger one must never make a failure easier).
                 return None
+            jump, jump_noise = self._kink_within_reach(m, witness)
+            if abs(jump) > jump_noise:
+                # ... unless a kink lies within reach of the steps: the slope jump extrapolated
+                # to a zero step is not 0, so n is the average of two slopes (or of pieces
+                # beyond J's scale of variation), and no bound resting on J being smooth holds.
+                # The kink is judged as one (smaller steps, the set of kinks).
+                return None
+            if abs(a - n) <= tol + floor + error_bar + (abs(jump) + jump_noise) / 2:
+                # ... or a kink the noise could hide may explain it: n is the midpoint of a
+                # kink's two slopes, half its jump from either.
+                return None
             if self._curvature(m, witness):
                 # The slopes close in on n as the step shrinks, not on a: J is smooth here.
                 return Verdict(FAIL, n, m.step, error_bar)
@@ -338,6 +349,22 @@ class Judge:
         noise = 2 * (self.noise_of(m) + self.noise_of(witness))
         truncation = factor * (change + noise) if np.isfinite(change) else np.inf
         return 2 * self.noise_of(m) + truncation
+
+    def _kink_within_reach(self, m: Measurement, witness: Measurement) -> tuple[float, float]:
+        """The jump between the one-sided slopes at a zero step, and its noise, from the jumps
+        ``j(h) = R(h) - L(h)`` at the two steps. For a smooth J, ``j(h) = J'' h + O(h^3)``: the
+        Richardson extrapolation ``(r j(h) - j(r h)) / (r - 1)`` removes the curvature and
+        leaves about 0; a kink at theta leaves its jump, a kink beside theta within the steps (or
+        steps beyond J's scale of variation) leaves what does not shrink like curvature. The
+        noise: each jump is off by up to ``4 noise / h``."""
+        small, large = (m, witness) if m.step < witness.step else (witness, m)
+        ratio = large.step / small.step
+        jump_small, jump_large = small.right - small.left, large.right - large.left
+        extrapolated = (ratio * jump_small - jump_large) / (ratio - 1) if ratio > 1 else np.inf
+        noise = (ratio * 4 * self.noise_of(small) + 4 * self.noise_of(large)) / (ratio - 1)
+        if not (np.isfinite(extrapolated) and np.isfinite(noise)):
+            return np.inf, 0.0
+        return float(extrapolated), float(noise)
 
     def _kink_like(self, m: Measurement, witness: Measurement) -> bool:
         """Do the one-sided slopes of ``m`` and ``witness`` stay apart by about the same jump,
