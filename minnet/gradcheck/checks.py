@@ -29,6 +29,7 @@ from .judge import (
     Measurement,
     Verdict,
     estimate_noise,
+    tread,
 )
 from .judge import max_step as max_step_for
 from .judge import natural_step as natural_step_for
@@ -427,6 +428,10 @@ def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) 
     if np.any(steps == 0) and not np.all(steps == 0):
         # A staircase: each value of J may be off by up to the highest tread in the table.
         return float(np.max(np.abs(steps)))
+    if tread(np.array(values)) is not None:
+        # Second differences in whole float32 units (a staircase wider than its treads, which
+        # can look exactly linear at other spacings): J may be off a smooth J by the largest.
+        return float(np.max(np.abs(np.diff(values, 2))))
     sigma = estimate_noise(np.array(values))
     if sigma is None:
         # No noise level shows (the second differences sit in a few places: a staircase whose

@@ -714,6 +714,33 @@ def estimate_noise(values: np.ndarray) -> float | None:
     return None
 
 
+def tread(values: np.ndarray) -> float | None:
+    """The height of the treads of a staircase that looks smooth: the second differences of
+    ``values`` (J at equally spaced points) are whole multiples of one quantum, far above J's
+    own last place, and not all the same multiple (``None`` otherwise). A piece computed in
+    float32 along one entry gives such tables at spacings wider than its treads: each value is
+    a whole number of float32 units, so the second differences are too ([-q, q, 0, q, -q]),
+    where a smooth J gives about ``J'' s^2`` in every place, and noise gives no common quantum.
+    Such a J may be off a smooth one by about a tread at every point, although a table at a
+    single spacing may look exactly linear."""
+    values = np.asarray(values, dtype=np.float64)
+    second = np.diff(values, 2)
+    if second.size < 3 or not np.all(np.isfinite(second)):
+        return None
+    rounding = 8 * EPS * float(np.max(np.abs(values)))  # float64's own error in one difference
+    seen = np.abs(second) > rounding
+    if np.count_nonzero(seen) < 2:
+        return None
+    quantum = float(np.min(np.abs(second[seen])))
+    if quantum <= 16 * rounding:
+        return None  # too close to float64's last place to tell multiples apart
+    multiples = second / quantum
+    whole = np.round(multiples)
+    if np.any(np.abs(multiples - whole) * quantum > rounding):
+        return None
+    return quantum if len(set(whole.tolist())) >= 2 else None
+
+
 #: The reason of an entry that failed at one step (or triple of steps) and not at the next.
 UNCONFIRMED = "disagrees at one step, not confirmed at the next"
 
