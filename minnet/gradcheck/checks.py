@@ -305,7 +305,7 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     for k, v in verdicts.items():
         if v.status == FAIL and np.isfinite(v.numeric) and np.isfinite(a[k]):
             verdicts[k] = _confirm_failure(
-                target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+                target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
             )
     for k, v in verdicts.items():
         if (
@@ -368,7 +368,7 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             )
             if v.status == FAIL and np.isfinite(v.numeric):
                 v = _confirm_failure(
-                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
                 )
             if v.status != AGREE:
                 verdicts[int(k)] = v
@@ -386,12 +386,13 @@ def _along(target, t, index):
     return target.measure(t, int(index), target.center)
 
 
-def _confirm_failure(target, judge, measure, a, verdict, floor) -> Verdict:
+def _confirm_failure(target, judge, measure, a, verdict, floor, reach) -> Verdict:
     """A failure stands only if the noise of J measured along the failing line alone (one entry,
     or the direction of a set of kinks), at the step the failure was found (ECnoise tables over
     +-that step), does not explain it. The noise of a check is measured once per tensor; one
     entry may be far noisier than the rest (a piece computed in float32, a log(1 - p) losing its
-    digits): its table is then a staircase, or shows that noise."""
+    digits): its table is then a staircase, or shows that noise. ``reach``: the first step of
+    the entry (or line), where the judge started."""
     # Tables from the failure's step up to the largest step its evidence rests on (a triple of
     # steps, each 4 times the next, whose central differences showed c h^2): a piece computed
     # in float32 is a staircase that may look exactly linear (with a slope off by a fraction of
@@ -411,7 +412,79 @@ def _confirm_failure(target, judge, measure, a, verdict, floor) -> Verdict:
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
+    if verdict.step < reach / LADDER**2:
+        # Found below the first steps, under whatever made them disagree: a kink near theta
+        # (J continuous: the slope below it is J'), or a jump of J's value, the edge of a tread
+        # of a staircase (float32 inside: between the edges J may not follow the function the
+        # backward differentiates at all). Only the first is a ground for failing.
+        jump = _value_jump(measure, target.center, verdict, reach, judge.noise)
+        bar = verdict.error_bar + max(own, jump) / verdict.step
+        if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
+            return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, JUMPS)
     return verdict
+
+
+#: The reason of an entry whose failure rests on steps below a jump of J's value.
+JUMPS = (
+    "J's value jumps between the steps the failure rests on and the larger ones (float32 "
+    "inside: a staircase whose treads are wider than the step)"
+)
+#: Halvings of the interval where J departs from its slope, looking for a jump of its value.
+BISECTIONS = 16
+
+
+def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: float) -> float:
+    """The largest jump of J's *value* (a discontinuity) between the failure's step and
+    ``reach`` (the first step), on either side of theta, or 0.
+
+    Along each side, the excess of J over the line with the failure's slope,
+    ``e(x) = J(theta +- x) - J(theta) -+ n x``, is followed up the steps; where it grows
+    abruptly (more than 32 times from one step to the next, where curvature gives 16), the
+    interval is halved ``BISECTIONS`` times, keeping the half where ``e`` changes more. A
+    continuous J (a kink, a steep smooth piece) changes there by less and less, half as much at
+    each halving; a jump keeps its size however narrow the interval. A jump counts when it
+    stays above 4 times J's noise and above ``2**-(BISECTIONS / 2)`` of the change it was
+    found in."""
+    slope, largest, bisected = verdict.numeric, 0.0, 0
+
+    def excess(m: Measurement) -> tuple[float, float]:
+        return (
+            m.plus - center - slope * m.taken_up,
+            m.minus - center + slope * m.taken_down,
+        )
+
+    previous: tuple[float, tuple[float, float]] | None = None
+    x = verdict.step
+    while x <= reach and bisected < 2:
+        m = measure(x)
+        if not m.finite or m.crossed:
+            break
+        e = excess(m)
+        if previous is not None:
+            for side in (0, 1):
+                lo, hi = previous[0], x
+                e_lo, e_hi = previous[1][side], e[side]
+                if not abs(e_hi) > 32 * abs(e_lo) + 4 * noise or bisected >= 2:
+                    continue
+                bisected += 1
+                found = abs(e_hi - e_lo)
+                for _ in range(BISECTIONS):
+                    mid = (lo + hi) / 2
+                    m_mid = measure(mid)
+                    if not m_mid.finite or m_mid.crossed:
+                        break
+                    e_mid = excess(m_mid)[side]
+                    if abs(e_hi - e_mid) >= abs(e_mid - e_lo):
+                        lo, e_lo = mid, e_mid
+                    else:
+                        hi, e_hi = mid, e_mid
+                else:
+                    change = abs(e_hi - e_lo)
+                    if change > 4 * noise and change > found * 2.0 ** (-BISECTIONS / 2):
+                        largest = max(largest, change)
+        previous = (x, e)
+        x *= LADDER
+    return largest
 
 
 def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) -> float | None:
@@ -478,7 +551,7 @@ def _check_kinks_together(
             kinked=True,
         )
         if together.status == FAIL and np.isfinite(together.numeric):
-            together = _confirm_failure(target, judge, measure, analytic, together, floor)
+            together = _confirm_failure(target, judge, measure, analytic, together, floor, step)
         if together.status == FAIL or (
             together.status == UNDECIDED and together.reason != KINKS_MEET_REASON
         ):
