@@ -221,6 +221,7 @@ class Judge:
         max_step: float,
         floor: float,
         kinked: bool = False,
+        curved: bool = False,
     ) -> Verdict:
         """The verdict for one entry.
 
@@ -230,7 +231,10 @@ class Judge:
         ``floor``: an error bar below ``threshold`` times the tensor's largest gradient decides;
         ``kinked``: the one-sided slopes were seen to jump at ``first`` (a kink, or several): its
         central difference is then no evidence of a derivative, and neither are larger steps,
-        which cross the kink too. Only smaller steps are tried.
+        which cross the kink too. Only smaller steps are tried. ``curved``: the one-sided slopes
+        at ``first`` differ by more than an eighth of the allowance (curvature that shows at the
+        allowance's scale): the truncation of ``first``'s central difference may then be of the
+        allowance's size too, so an agreement there needs an error bar from more steps.
         """
         a = float(analytic)
         if not np.isfinite(a):
@@ -256,6 +260,14 @@ class Judge:
             # at this step is below threshold x the tensor's scale, so that a derivative that
             # matters would have moved J.
             n, noise = first.numeric, self.noise_of(first)
+            if curved and abs(a - n) <= self.tolerance(a, n) + noise + floor:
+                # An agreement whose truncation is unknown: smaller steps bound it (the
+                # asymptotic triple); where the noise stops them, larger ones may agree.
+                verdict = self._descend(a, first, measure, natural_step, floor)
+                if verdict.status != UNDECIDED:
+                    return verdict
+                climbed = self._climb(a, first, measure, natural_step, max_step, floor, False)
+                return climbed if climbed.status != UNDECIDED else verdict
             if abs(a - n) <= self.tolerance(a, n) + noise:
                 if abs(a - n) + noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
