@@ -469,12 +469,15 @@ def _confirm_failure(target, judge, measure, a, verdict, floor, reach) -> Verdic
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
-    if verdict.step < reach / LADDER**2:
-        # Found below the first steps, under whatever made them disagree: a kink near theta
-        # (J continuous: the slope below it is J'), or a jump of J's value, the edge of a tread
-        # of a staircase (float32 inside: between the edges J may not follow the function the
-        # backward differentiates at all). Only the first is a ground for failing.
-        jump = _value_jump(measure, target.center, verdict, reach, judge.noise)
+    # Between the failure's steps and the larger ones (the first step, the steps its evidence
+    # rests on) J may have changed its slope: a kink near theta (J continuous: the slope below
+    # it is J'), or it may have jumped in value: the edge of a tread of a staircase (float32
+    # inside: between the edges J need not follow the function the backward differentiates,
+    # and steps of whole treads look exactly linear). Only the first is a ground for failing.
+    jump = _value_jump(
+        measure, target.center, verdict, max(reach, LADDER**2 * verdict.step), judge.noise
+    )
+    if jump > 0:
         bar = verdict.error_bar + max(own, jump) / verdict.step
         if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
             return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, JUMPS)
@@ -488,15 +491,20 @@ JUMPS = (
 )
 #: Halvings of the interval where J departs from its slope, looking for a jump of its value.
 BISECTIONS = 16
+#: The steps of that search grow by this factor, irrational so that they are not whole
+#: multiples of the failure's step: steps of whole treads of a float32 grid (the judge's steps
+#: are powers of 2 apart, and a float32 grid is binary too) show no staircase at all.
+SCAN = float(np.pi)
 
 
 def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: float) -> float:
     """The largest jump of J's *value* (a discontinuity) between the failure's step and
-    ``reach`` (the first step), on either side of theta, or 0.
+    ``reach`` (the first step, or the largest step the failure rests on), on either side of
+    theta, or 0.
 
     Along each side, the excess of J over the line with the failure's slope,
-    ``e(x) = J(theta +- x) - J(theta) -+ n x``, is followed up the steps; where it grows
-    abruptly (more than 32 times from one step to the next, where curvature gives 16), the
+    ``e(x) = J(theta +- x) - J(theta) -+ n x``, is followed up steps ``SCAN`` times apart; where
+    it grows abruptly (twice as fast as curvature's ``x^2``), the
     interval is halved ``BISECTIONS`` times, keeping the half where ``e`` changes more. A
     continuous J (a kink, a steep smooth piece) changes there by less and less, half as much at
     each halving; a jump keeps its size however narrow the interval. A jump counts when it
@@ -521,7 +529,7 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
             for side in (0, 1):
                 lo, hi = previous[0], x
                 e_lo, e_hi = previous[1][side], e[side]
-                if not abs(e_hi) > 32 * abs(e_lo) + 4 * noise or bisected >= 2:
+                if not abs(e_hi) > 2 * SCAN**2 * abs(e_lo) + 4 * noise or bisected >= 2:
                     continue
                 bisected += 1
                 found = abs(e_hi - e_lo)
@@ -540,7 +548,7 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
                     if change > 4 * noise and change > found * 2.0 ** (-BISECTIONS / 2):
                         largest = max(largest, change)
         previous = (x, e)
-        x *= LADDER
+        x *= SCAN
     return largest
 
 

@@ -317,11 +317,14 @@ class Judge:
                 # upper bound; a larger one must never make a failure easier).
                 return None
             jump, jump_noise = self._kink_within_reach(m, witness)
-            if abs(jump) > jump_noise:
-                # ... unless a kink lies within reach of the steps: the slope jump extrapolated
-                # to a zero step is not 0, so n is the average of two slopes (or of pieces
-                # beyond J's scale of variation), and no bound resting on J being smooth holds.
-                # The kink is judged as one (smaller steps, the set of kinks).
+            if abs(jump) > jump_noise or abs(jump) + jump_noise > abs(a - n) / STABLE_FAIL:
+                # ... unless a kink lies within reach of the steps (the slope jump extrapolated
+                # to a zero step is not 0), or may lie there (the noise that could hide one is
+                # not far below the disagreement). n is then the average of two slopes (or of
+                # pieces beyond J's scale of variation), no bound resting on J being smooth
+                # holds, and where undeclared kinks meet (a ReLU at 0 feeding a tie of a max)
+                # a right claim lies outside the slopes, however far. The kink is judged as
+                # one (smaller steps, the set of kinks).
                 return None
             if abs(a - n) <= tol + floor + error_bar + (abs(jump) + jump_noise) / 2:
                 # ... or a kink the noise could hide may explain it: n is the midpoint of a
