@@ -252,8 +252,10 @@ class Judge:
             # here (a dead unit: larger steps stay flat and show it), or its resolution at
             # this entry may be coarser than the step (digits lost to cancellation: larger
             # steps move it, inconsistently). Only larger steps tell which; they may fail the
-            # claim only if J should visibly have moved at this step already.
-            visible = abs(a) > self.tolerance(a, 0.0) + self.noise_of(first)
+            # claim only if J should visibly have moved at this step already: by 8 times its
+            # noise, as every failure needs (J flat at larger steps may only have saturated, a
+            # tanh beyond its scale under an offset that rounds its whole range away).
+            visible = abs(a) > self.tolerance(a, 0.0) + STABLE_FAIL * self.noise_of(first)
             return self._climb(a, first, measure, natural_step, max_step, floor, visible)
         if first.finite:
             # A claimed 0 where J did not move is no exception: it agrees only when the noise
