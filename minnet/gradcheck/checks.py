@@ -697,11 +697,13 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
         # evaluations per tensor.
         largest = int(np.argmax([array.size for array in target.arrays]))
         measured = _tensor_noise(target, largest, seed)
-        judges = [Judge(threshold, assumed if measured is None else measured)] * len(target.arrays)
+        judges = [Judge(threshold, assumed if measured is None else measured, assumed)] * len(
+            target.arrays
+        )
         judges = list(judges)
     for t in range(len(target.arrays) if not fast else 0):
         measured = _tensor_noise(target, t, seed)
-        judges.append(Judge(threshold, assumed if measured is None else measured))
+        judges.append(Judge(threshold, assumed if measured is None else measured, assumed))
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
     directions = stream(seed, "directions")
     sampling = stream(seed, "samples")
@@ -730,7 +732,7 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
             # The direction does not plainly agree: find out which entries, and why, with the
             # tensor's own noise.
             measured = _tensor_noise(target, t, seed)
-            judges[t] = Judge(threshold, assumed if measured is None else measured)
+            judges[t] = Judge(threshold, assumed if measured is None else measured, assumed)
         _judge_entries(target, judges[t], t, chosen[t], epsilon, tally, scale_floor)
     return tally.report(target, threshold, epsilon, mode)
 

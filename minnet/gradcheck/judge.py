@@ -198,6 +198,9 @@ class Judge:
 
     threshold: float
     noise: float
+    #: The worst-case noise model (``NOISE_ULPS`` units in the last place of J's scale): for an
+    #: entry along which J did not move at all, the measured noise says nothing.
+    worst: float = 0.0
 
     def tolerance(self, a: float, n: float) -> float:
         return self.threshold * (abs(a) + abs(n))
@@ -255,7 +258,10 @@ class Judge:
             # claim only if J should visibly have moved at this step already: by 8 times its
             # noise, as every failure needs (J flat at larger steps may only have saturated, a
             # tanh beyond its scale under an offset that rounds its whole range away).
-            visible = abs(a) > self.tolerance(a, 0.0) + STABLE_FAIL * self.noise_of(first)
+            # The noise measured on the tensor says nothing about an entry along which J did
+            # not move at all: the worst-case model applies.
+            unmeasured = max(self.noise, self.worst) / first.step + first.step_error
+            visible = abs(a) > self.tolerance(a, 0.0) + STABLE_FAIL * unmeasured
             return self._climb(a, first, measure, natural_step, max_step, floor, visible)
         if first.finite:
             # A claimed 0 where J did not move is no exception: it agrees only when the noise
