@@ -489,8 +489,9 @@ JUMPS = (
     "J's value jumps between the steps the failure rests on and the larger ones (float32 "
     "inside: a staircase whose treads are wider than the step)"
 )
-#: Halvings of the interval where J departs from its slope, looking for a jump of its value.
-BISECTIONS = 16
+#: Cuts in three of the interval where J departs from its slope, looking for a jump of its
+#: value (3**13 is about 2**20).
+SECTIONS = 13
 #: The steps of that search grow by this factor, irrational so that they are not whole
 #: multiples of the failure's step: steps of whole treads of a float32 grid (the judge's steps
 #: are powers of 2 apart, and a float32 grid is binary too) show no staircase at all.
@@ -504,12 +505,10 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
 
     Along each side, the excess of J over the line with the failure's slope,
     ``e(x) = J(theta +- x) - J(theta) -+ n x``, is followed up steps ``SCAN`` times apart; where
-    it grows abruptly (twice as fast as curvature's ``x^2``), the
-    interval is halved ``BISECTIONS`` times, keeping the half where ``e`` changes more. A
-    continuous J (a kink, a steep smooth piece) changes there by less and less, half as much at
-    each halving; a jump keeps its size however narrow the interval. A jump counts when it
-    stays above 4 times J's noise and above ``2**-(BISECTIONS / 2)`` of the change it was
-    found in."""
+    it grows abruptly (twice as fast as curvature's ``x^2``), that interval is searched for a
+    jump (:func:`_jump_in`): a continuous J (a kink, a steep smooth piece) departs less and
+    less from a straight line as the interval narrows, a jump keeps its size. A jump counts
+    when it stays above 4 times J's noise."""
     slope, largest, bisected = verdict.numeric, 0.0, 0
 
     def excess(m: Measurement) -> tuple[float, float]:
@@ -518,7 +517,7 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
             m.minus - center + slope * m.taken_down,
         )
 
-    previous: tuple[float, tuple[float, float]] | None = None
+    previous: tuple[float, tuple[float, float], tuple[float, float]] | None = None
     x = verdict.step
     while x <= reach and bisected < 2:
         m = measure(x)
@@ -532,24 +531,41 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
                 if not abs(e_hi) > 2 * SCAN**2 * abs(e_lo) + 4 * noise or bisected >= 2:
                     continue
                 bisected += 1
-                found = abs(e_hi - e_lo)
-                for _ in range(BISECTIONS):
-                    mid = (lo + hi) / 2
-                    m_mid = measure(mid)
-                    if not m_mid.finite or m_mid.crossed:
-                        break
-                    e_mid = excess(m_mid)[side]
-                    if abs(e_hi - e_mid) >= abs(e_mid - e_lo):
-                        lo, e_lo = mid, e_mid
-                    else:
-                        hi, e_hi = mid, e_mid
-                else:
-                    change = abs(e_hi - e_lo)
-                    if change > 4 * noise and change > found * 2.0 ** (-BISECTIONS / 2):
-                        largest = max(largest, change)
-        previous = (x, e)
+                change = _jump_in(measure, side, lo, hi, previous[2][side], (m.plus, m.minus)[side])
+                if change > 4 * noise:
+                    largest = max(largest, change)
+        previous = (x, e, (m.plus, m.minus))
         x *= SCAN
     return largest
+
+
+def _jump_in(measure, side: int, lo: float, hi: float, j_lo: float, j_hi: float) -> float:
+    """The jump of J's value between steps ``lo`` and ``hi`` on one side of theta, or 0 where
+    J is continuous there. The interval is cut in three ``SECTIONS`` times, keeping the third
+    whose change departs most from the middle slope of the three (J between two edges of a
+    staircase may move with a slope of its own, from float64 terms, as large as the edge): a
+    continuous J departs less and less (a kink by a third as much at each cut), a jump keeps its
+    size. It counts when it keeps more than ``3**-(SECTIONS / 2)`` of its first departure."""
+    first = departure = 0.0
+    for level in range(SECTIONS):
+        a, b = lo + (hi - lo) / 3, lo + 2 * (hi - lo) / 3
+        values = []
+        for x in (a, b):
+            m = measure(x)
+            if not m.finite or m.crossed:
+                return 0.0
+            values.append((m.plus, m.minus)[side])
+        points = [(lo, j_lo), (a, values[0]), (b, values[1]), (hi, j_hi)]
+        thirds = list(zip(points[:-1], points[1:], strict=True))
+        slopes = [(jy - jx) / (y - x) for (x, jx), (y, jy) in thirds]
+        middle = float(np.median(slopes))
+        departures = [abs((jy - jx) - middle * (y - x)) for (x, jx), (y, jy) in thirds]
+        k = int(np.argmax(departures))
+        departure = departures[k]
+        if level == 0:
+            first = departure
+        (lo, j_lo), (hi, j_hi) = thirds[k]
+    return departure if departure > first * 3.0 ** (-SECTIONS / 2) else 0.0
 
 
 def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) -> float | None:
