@@ -25,9 +25,11 @@ The judge gives each entry one of four verdicts, and each one needs positive evi
     floor + E`` (wrong by docs/gradcheck.md's definition), the central differences it rests on
     are stable, the noise is far below the disagreement, and ``a`` also lies outside the
     one-sided slopes ``(J(theta) - J(theta - h)) / h`` and ``(J(theta + h) - J(theta)) / h``
-    (with their own error bar; or their gap shrinks like curvature's); and the next step fails it
-    too (:func:`_settle`). Or ``a`` lies outside the slopes of a kink that one declared unit
-    crosses.
+    (with their own error bar; or their gap shrinks like curvature's); no kink is shown within
+    reach of the steps, nor could one hide there that is not far below the disagreement (the
+    slope jump extrapolated to a zero step, :meth:`Judge._kink_within_reach`); and the next step
+    fails it too (:func:`_settle`). Or ``a`` lies outside the slopes of a kink that one declared
+    unit crosses.
 ``kink``
     There is evidence of a kink at theta: a declared ``kink_points`` value of some layer is
     still crossed at steps far below the natural one, or the jump between the one-sided slopes
