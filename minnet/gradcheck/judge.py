@@ -489,8 +489,7 @@ class Judge:
                     verdict = self._decide(a, previous, witness, error_bar, floor, spread)
                     if verdict is not None and verdict.status == AGREE:
                         return verdict
-                    if _linear(ladder[-3:]):
-                        best = self._better(best, previous, error_bar)
+                    best = self._better(best, previous, error_bar)
                 break
             error_bar = self._error_bar(previous, m)
             spread = _spread([*ladder[-2:], m])
@@ -504,11 +503,7 @@ class Judge:
                 pending = verdict
             elif pending is not None:
                 return _unconfirmed(pending)
-            if _linear([*ladder[-2:], m]):
-                # An error bar that an undecided entry carries (and that may decide it on the
-                # check's scale) only from steps where J is shown linear: central differences
-                # falling like 1/h (a tanh saturated within the steps) bound nothing.
-                best = self._better(best, previous, error_bar)
+            best = self._better(best, previous, error_bar)
             ladder.append(m)
         return best if pending is None else _unconfirmed(pending)
 
