@@ -148,10 +148,17 @@ def random_case(rng: np.random.Generator) -> Case:
     for i, w, _, dg, _ in pieces:
         grad[i] += w * float(dg(u[i])) / scale
         low[i] = high[i] = grad[i]
-        if names[i].endswith("-on"):  # exactly on the kink: any slope between the sides
+        kink = names[i].split("-")[0] in KINKED
+        if kink and u[i] == 0:  # exactly on the kink: any slope between the sides
             sides = [w * float(dg(np.float64(side))) / scale for side in (-1.0, 1.0)]
             low[i], high[i] = min(sides), max(sides)
             low[i], high[i] = min(low[i], grad[i]), max(high[i], grad[i])
+    if group and not ties:
+        # Tied by accident (two entries exactly on their kinks at 0): a tie all the same.
+        top = [i for i in group if u[i] == np.max(u[group])]
+        if len(top) >= 2:
+            ties = top
+            tags.add("tie")
     if group:
         grad[group[int(np.argmax(u[group]))]] += 1 / scale  # numpy's argmax: the first tie
     description = (

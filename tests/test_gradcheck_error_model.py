@@ -139,3 +139,58 @@ def test_ecnoise_measures_the_noise_it_is_given():
         assert 0.3 * sigma < np.median(found) < 3 * sigma
     assert estimate_noise(np.arange(9.0)) == 0.0  # exactly linear: no rounding seen
     assert estimate_noise(np.abs(line) + 1e-3 * line**2) is None  # a kink is no noise
+
+
+def test_a_tie_under_strong_curvature_is_not_failed():
+    """Each tied entry of a max is a kink at theta; beside a piece varying on the scale of the
+    steps the slopes' gap shrinks like curvature's, but the jump extrapolated to a zero step is
+    the tie's (generator seed 108, case 877, rebuilt)."""
+    s = 2.73e-05
+
+    def f(v):
+        u = v / s
+        return float(10.6 * u[1] ** 2 + 2.7 * u[0] ** 3 + np.max(u))
+
+    x = np.array([-1.3, -1.3]) * s
+    right = np.array([3 * 2.7 * 1.69 / s + 1 / s, 2 * 10.6 * -1.3 / s])  # argmax: the first tie
+    assert check_function(f, x, right).status == "inconclusive"
+    wrong = right * np.array([1.0, 1.01])
+    assert check_function(f, x, wrong).status != "passed"
+
+
+@pytest.mark.parametrize("center", [-3999.77 - 0.07 * k for k in range(6)])
+def test_a_float32_piece_beside_a_float64_slope_is_not_failed(center):
+    """Steps below a float32 tread see only the float64 term's slope (J's float32 part is flat
+    there), however consistent; the edges of the treads above them are jumps of J's value, not
+    kinks (generator seed 108, case 4161, rebuilt)."""
+    x = np.array([center + 2.94 * 0.3328])
+    u = (x[0] - center) / 2.94
+
+    def f(v):
+        w = (v[0] - center) / 2.94
+        return float(-5.674 * np.tanh(np.float32(w))) + float(w)
+
+    right = np.array([(-5.674 * (1 - np.tanh(u) ** 2) + 1) / 2.94])
+    assert check_function(f, x, right).status == "inconclusive"
+    assert check_function(f, x, 2 * right).status != "passed"
+
+
+def test_the_first_step_truncation_cannot_cover_a_claim_just_over_the_allowance():
+    """At the natural step, 0.1 of J's scale here, the central difference's truncation is 4e-4 of
+    x[0]'s derivative, more than its allowance (which x[1]'s large derivative sets): a claim
+    wrong by 1.3 times the allowance, on the truncation's side, agreed with it within the noise
+    (generator seed 109, case 534, rebuilt). Curvature at the allowance's scale sends the entry
+    to smaller steps."""
+    s = 5.88e-05
+
+    def f(v):
+        u = v / s
+        return float(-0.0302 * np.exp(0.5 * u[0]) + 10.58 * np.sin(u[1]))
+
+    x = np.array([1.4947, 0.4053]) * s
+    u = x / s
+    right = np.array([-0.0302 * 0.5 * np.exp(0.5 * u[0]) / s, 10.58 * np.cos(u[1]) / s])
+    allowance = 1e-6 * 2 * abs(right[0]) + 1e-6 * np.max(np.abs(right))
+    wrong = right - np.array([1.3 * allowance, 0.0])
+    assert check_function(f, x, right).status == "passed"
+    assert check_function(f, x, wrong).status == "failed"

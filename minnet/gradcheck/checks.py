@@ -29,6 +29,7 @@ from .judge import (
     Measurement,
     Verdict,
     estimate_noise,
+    tread,
 )
 from .judge import max_step as max_step_for
 from .judge import natural_step as natural_step_for
@@ -59,6 +60,9 @@ WORST_COUNT = 5
 #: about 6e-6 * J''/J'); a second, smaller step then tells a kink (the jump stays) from
 #: curvature (it shrinks).
 KINK_SCREEN = 1e-4
+#: An entry that agrees at the first step is judged with more steps when the jump between its
+#: one-sided slopes exceeds 1/CURVED of its allowance (see ``_judge_entries``).
+CURVED = 1.0
 #: The first words of the reason of a check whose claimed gradient is 0 everywhere.
 NO_SCALE = "no scale to compare against"
 
@@ -283,6 +287,27 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     # A claimed 0 where J did not move is judged like any claim: it agrees when the noise is
     # small enough that a derivative above the tolerance would have moved J.
     plainly = strict | on_floor
+    # The first step's agreement carries its noise, not its truncation (J''' h^2 / 6), which
+    # needs more steps. Where the one-sided slopes agree within 1/CURVED of the allowance, J'' h
+    # is below it, and so is the truncation unless theta sits within about h / 6 of an
+    # inflection (docs/gradcheck.md). Where they do not (``curved``), the entry is judged with
+    # an error bar from smaller steps: a claim wrong by just over the allowance would agree
+    # with a central difference whose truncation happens to cover the gap.
+    # Entries that agree with the central difference may also sit on a kink: the central
+    # difference of a three-way tie of a max is 1/2 for each entry, and so is a backward that
+    # gives each tied entry half. A slope jump far above the noise (``screened``) is measured
+    # again at a smaller step below: a kink keeps it, curvature shrinks it, noise does neither.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        left, right = (target.center - minus) / down, (plus - target.center) / up
+        jump = right - left
+        curved = plainly & ~(np.abs(jump) <= (tolerance + floor) / CURVED)
+        screened = (
+            plainly
+            & np.isfinite(jump)
+            & (np.abs(jump) > KINK_SCREEN * (np.abs(left) + np.abs(right)))
+            & (np.abs(jump) > JUMP_NOISE * 4 * noise)
+        )
+    plainly &= ~(curved & ~screened)
     verdicts = {}
     for k in np.flatnonzero(~plainly):
         first = Measurement(
@@ -300,11 +325,12 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             natural_step=float(natural_step_for(theta[k])),
             max_step=float(max_step_for(theta[k])),
             floor=floor,
+            curved=bool(curved[k]),
         )
     for k, v in verdicts.items():
         if v.status == FAIL and np.isfinite(v.numeric) and np.isfinite(a[k]):
             verdicts[k] = _confirm_failure(
-                target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+                target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
             )
     for k, v in verdicts.items():
         if (
@@ -314,29 +340,46 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             and abs(a[k] - v.numeric) <= judge.tolerance(a[k], v.numeric) + v.error_bar
         ):
             verdicts[k] = Verdict(AGREE, v.numeric, v.step, v.error_bar, ON_SCALE)
-    # Entries that agree with the central difference may still sit on a kink: the central
-    # difference of a three-way tie of a max is 1/2 for each entry, and so is a backward that
-    # gives each tied entry half. Such entries join the kinks that are checked together.
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        left, right = (target.center - minus) / down, (plus - target.center) / up
-        jump = right - left
-        screened = (
-            plainly
-            & np.isfinite(jump)
-            & (np.abs(jump) > KINK_SCREEN * (np.abs(left) + np.abs(right)))
-            & (np.abs(jump) > JUMP_NOISE * 4 * noise)
-        )
+    # The screened entries: a jump that keeps its size is a kink, and such entries join the
+    # kinks that are checked together.
     hidden_kinks = []
     for k in np.flatnonzero(screened):
         m = target.measure(t, int(flat_index[k]), target.center)(float(h[k]) / LADDER)
         if not m.finite or m.crossed == NEAR_KINK:
-            continue
-        if m.crossed or abs((m.right - m.left) - jump[k]) <= JUMP_STABLE * abs(jump[k]):
+            curved_again = curved[k]
+        elif m.crossed or abs((m.right - m.left) - jump[k]) <= JUMP_STABLE * abs(jump[k]):
             hidden_kinks.append(int(k))  # the jump kept its size: a kink, not curvature
-        elif (
-            abs(m.right - m.left) > 2 * abs(jump[k]) / LADDER
-            or abs(m.right - m.left) < abs(jump[k]) / (2 * LADDER) - 4 * judge.noise / m.step
-        ):
+            continue
+        else:
+            curved_again = False
+        if curved_again or (curved[k] and not _grew_or_noise(m, jump[k], judge.noise)):
+            # Curvature (the jump shrank like curvature's), at the allowance's scale: the
+            # agreement needs an error bar for its truncation, from smaller steps.
+            first = Measurement(
+                float(h[k]),
+                float(plus[k]),
+                float(minus[k]),
+                target.center,
+                up=float(up[k]),
+                down=float(down[k]),
+            )
+            v = judge.judge(
+                a[k],
+                first,
+                target.measure(t, int(flat_index[k]), target.center),
+                natural_step=float(natural_step_for(theta[k])),
+                max_step=float(max_step_for(theta[k])),
+                floor=floor,
+                curved=True,
+            )
+            if v.status == FAIL and np.isfinite(v.numeric):
+                v = _confirm_failure(
+                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
+                )
+            verdicts[int(k)] = v
+        elif not m.finite or m.crossed == NEAR_KINK:
+            continue
+        elif _grew_or_noise(m, jump[k], judge.noise):
             # The jump grew as the step shrank (curvature shrinks it, a kink keeps it): J varies
             # on a scale below the step, where the first agreement may be a saturated central
             # difference (near 0) meeting a zeroed claim. The judge decides it at smaller steps.
@@ -357,17 +400,23 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
                 up=float(up[k]),
                 down=float(down[k]),
             )
-            v = entry_judge.judge(
-                a[k],
-                first,
-                target.measure(t, int(flat_index[k]), target.center),
-                natural_step=float(natural_step_for(theta[k])),
-                max_step=float(max_step_for(theta[k])),
-                floor=floor,
-            )
+            options = {
+                "natural_step": float(natural_step_for(theta[k])),
+                "max_step": float(max_step_for(theta[k])),
+                "floor": floor,
+            }
+            measure = target.measure(t, int(flat_index[k]), target.center)
+            v = entry_judge.judge(a[k], first, measure, **options)
+            if v.status == AGREE and entry_judge is not judge:
+                # A wider noise must not make an agreement easier: under it, larger steps beyond
+                # J's scale of variation (central differences falling like 1/h, near 0) look
+                # consistent "within the noise", and meet a zeroed claim. The agreement must
+                # hold with the tensor's noise too.
+                if judge.judge(a[k], first, measure, **options).status != AGREE:
+                    v = Verdict(UNDECIDED, v.numeric, v.step, v.error_bar, OWN_NOISE_ONLY)
             if v.status == FAIL and np.isfinite(v.numeric):
                 v = _confirm_failure(
-                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor
+                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
                 )
             if v.status != AGREE:
                 verdicts[int(k)] = v
@@ -376,6 +425,15 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     tally.add(name, shape, flat_index, a, numeric, verdicts)
 
 
+def _grew_or_noise(m: Measurement, jump: float, noise: float) -> bool:
+    """Did the slope jump ``jump`` of the first step, measured again at ``m`` (a step 4 times
+    smaller), neither keep its size nor shrink like curvature's (4 times, up to the noise)?"""
+    again = abs(m.right - m.left)
+    return again > 2 * abs(jump) / LADDER or again < abs(jump) / (2 * LADDER) - 4 * noise / m.step
+
+
+#: The reason of an entry that agrees with its own second differences as noise, not without.
+OWN_NOISE_ONLY = "agrees only within the noise of its own second differences"
 #: The reason of an entry whose failure its own noise table withdrew.
 OWN_NOISE = "J's own rounding at this entry is too coarse to tell (float32 inside, lost digits)"
 
@@ -385,12 +443,13 @@ def _along(target, t, index):
     return target.measure(t, int(index), target.center)
 
 
-def _confirm_failure(target, judge, measure, a, verdict, floor) -> Verdict:
+def _confirm_failure(target, judge, measure, a, verdict, floor, reach) -> Verdict:
     """A failure stands only if the noise of J measured along the failing line alone (one entry,
     or the direction of a set of kinks), at the step the failure was found (ECnoise tables over
     +-that step), does not explain it. The noise of a check is measured once per tensor; one
     entry may be far noisier than the rest (a piece computed in float32, a log(1 - p) losing its
-    digits): its table is then a staircase, or shows that noise."""
+    digits): its table is then a staircase, or shows that noise. ``reach``: the first step of
+    the entry (or line), where the judge started."""
     # Tables from the failure's step up to the largest step its evidence rests on (a triple of
     # steps, each 4 times the next, whose central differences showed c h^2): a piece computed
     # in float32 is a staircase that may look exactly linear (with a slope off by a fraction of
@@ -410,7 +469,103 @@ def _confirm_failure(target, judge, measure, a, verdict, floor) -> Verdict:
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
+    # Between the failure's steps and the larger ones (the first step, the steps its evidence
+    # rests on) J may have changed its slope: a kink near theta (J continuous: the slope below
+    # it is J'), or it may have jumped in value: the edge of a tread of a staircase (float32
+    # inside: between the edges J need not follow the function the backward differentiates,
+    # and steps of whole treads look exactly linear). Only the first is a ground for failing.
+    jump = _value_jump(
+        measure, target.center, verdict, max(reach, LADDER**2 * verdict.step), judge.noise
+    )
+    if jump > 0:
+        bar = verdict.error_bar + max(own, jump) / verdict.step
+        if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
+            return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, JUMPS)
     return verdict
+
+
+#: The reason of an entry whose failure rests on steps below a jump of J's value.
+JUMPS = (
+    "J's value jumps between the steps the failure rests on and the larger ones (float32 "
+    "inside: a staircase whose treads are wider than the step)"
+)
+#: Cuts in three of the interval where J departs from its slope, looking for a jump of its
+#: value (3**13 is about 2**20).
+SECTIONS = 13
+#: The steps of that search grow by this factor, irrational so that they are not whole
+#: multiples of the failure's step: steps of whole treads of a float32 grid (the judge's steps
+#: are powers of 2 apart, and a float32 grid is binary too) show no staircase at all.
+SCAN = float(np.pi)
+
+
+def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: float) -> float:
+    """The largest jump of J's *value* (a discontinuity) between the failure's step and
+    ``reach`` (the first step, or the largest step the failure rests on), on either side of
+    theta, or 0.
+
+    Along each side, the excess of J over the line with the failure's slope,
+    ``e(x) = J(theta +- x) - J(theta) -+ n x``, is followed up steps ``SCAN`` times apart; where
+    it grows abruptly (twice as fast as curvature's ``x^2``), that interval is searched for a
+    jump (:func:`_jump_in`): a continuous J (a kink, a steep smooth piece) departs less and
+    less from a straight line as the interval narrows, a jump keeps its size. A jump counts
+    when it stays above 4 times J's noise."""
+    slope, largest, bisected = verdict.numeric, 0.0, 0
+
+    def excess(m: Measurement) -> tuple[float, float]:
+        return (
+            m.plus - center - slope * m.taken_up,
+            m.minus - center + slope * m.taken_down,
+        )
+
+    previous: tuple[float, tuple[float, float], tuple[float, float]] | None = None
+    x = verdict.step
+    while x <= reach and bisected < 2:
+        m = measure(x)
+        if not m.finite or m.crossed:
+            break
+        e = excess(m)
+        if previous is not None:
+            for side in (0, 1):
+                lo, hi = previous[0], x
+                e_lo, e_hi = previous[1][side], e[side]
+                if not abs(e_hi) > 2 * SCAN**2 * abs(e_lo) + 4 * noise or bisected >= 2:
+                    continue
+                bisected += 1
+                change = _jump_in(measure, side, lo, hi, previous[2][side], (m.plus, m.minus)[side])
+                if change > 4 * noise:
+                    largest = max(largest, change)
+        previous = (x, e, (m.plus, m.minus))
+        x *= SCAN
+    return largest
+
+
+def _jump_in(measure, side: int, lo: float, hi: float, j_lo: float, j_hi: float) -> float:
+    """The jump of J's value between steps ``lo`` and ``hi`` on one side of theta, or 0 where
+    J is continuous there. The interval is cut in three ``SECTIONS`` times, keeping the third
+    whose change departs most from the middle slope of the three (J between two edges of a
+    staircase may move with a slope of its own, from float64 terms, as large as the edge): a
+    continuous J departs less and less (a kink by a third as much at each cut), a jump keeps its
+    size. It counts when it keeps more than ``3**-(SECTIONS / 2)`` of its first departure."""
+    first = departure = 0.0
+    for level in range(SECTIONS):
+        a, b = lo + (hi - lo) / 3, lo + 2 * (hi - lo) / 3
+        values = []
+        for x in (a, b):
+            m = measure(x)
+            if not m.finite or m.crossed:
+                return 0.0
+            values.append((m.plus, m.minus)[side])
+        points = [(lo, j_lo), (a, values[0]), (b, values[1]), (hi, j_hi)]
+        thirds = list(zip(points[:-1], points[1:], strict=True))
+        slopes = [(jy - jx) / (y - x) for (x, jx), (y, jy) in thirds]
+        middle = float(np.median(slopes))
+        departures = [abs((jy - jx) - middle * (y - x)) for (x, jx), (y, jy) in thirds]
+        k = int(np.argmax(departures))
+        departure = departures[k]
+        if level == 0:
+            first = departure
+        (lo, j_lo), (hi, j_hi) = thirds[k]
+    return departure if departure > first * 3.0 ** (-SECTIONS / 2) else 0.0
 
 
 def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) -> float | None:
@@ -427,6 +582,10 @@ def _own_noise(measure, spacing: float, center: float, smooth_too: bool = True) 
     if np.any(steps == 0) and not np.all(steps == 0):
         # A staircase: each value of J may be off by up to the highest tread in the table.
         return float(np.max(np.abs(steps)))
+    if tread(np.array(values)) is not None:
+        # Second differences in whole float32 units (a staircase wider than its treads, which
+        # can look exactly linear at other spacings): J may be off a smooth J by the largest.
+        return float(np.max(np.abs(np.diff(values, 2))))
     sigma = estimate_noise(np.array(values))
     if sigma is None:
         # No noise level shows (the second differences sit in a few places: a staircase whose
@@ -473,7 +632,7 @@ def _check_kinks_together(
             kinked=True,
         )
         if together.status == FAIL and np.isfinite(together.numeric):
-            together = _confirm_failure(target, judge, measure, analytic, together, floor)
+            together = _confirm_failure(target, judge, measure, analytic, together, floor, step)
         if together.status == FAIL or (
             together.status == UNDECIDED and together.reason != KINKS_MEET_REASON
         ):
@@ -554,11 +713,13 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
         # evaluations per tensor.
         largest = int(np.argmax([array.size for array in target.arrays]))
         measured = _tensor_noise(target, largest, seed)
-        judges = [Judge(threshold, assumed if measured is None else measured)] * len(target.arrays)
+        judges = [Judge(threshold, assumed if measured is None else measured, assumed)] * len(
+            target.arrays
+        )
         judges = list(judges)
     for t in range(len(target.arrays) if not fast else 0):
         measured = _tensor_noise(target, t, seed)
-        judges.append(Judge(threshold, assumed if measured is None else measured))
+        judges.append(Judge(threshold, assumed if measured is None else measured, assumed))
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
     directions = stream(seed, "directions")
     sampling = stream(seed, "samples")
@@ -587,7 +748,7 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
             # The direction does not plainly agree: find out which entries, and why, with the
             # tensor's own noise.
             measured = _tensor_noise(target, t, seed)
-            judges[t] = Judge(threshold, assumed if measured is None else measured)
+            judges[t] = Judge(threshold, assumed if measured is None else measured, assumed)
         _judge_entries(target, judges[t], t, chosen[t], epsilon, tally, scale_floor)
     return tally.report(target, threshold, epsilon, mode)
 

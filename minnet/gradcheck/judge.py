@@ -25,9 +25,11 @@ The judge gives each entry one of four verdicts, and each one needs positive evi
     floor + E`` (wrong by docs/gradcheck.md's definition), the central differences it rests on
     are stable, the noise is far below the disagreement, and ``a`` also lies outside the
     one-sided slopes ``(J(theta) - J(theta - h)) / h`` and ``(J(theta + h) - J(theta)) / h``
-    (with their own error bar; or their gap shrinks like curvature's); and the next step fails it
-    too (:func:`_settle`). Or ``a`` lies outside the slopes of a kink that one declared unit
-    crosses.
+    (with their own error bar; or their gap shrinks like curvature's); no kink is shown within
+    reach of the steps, nor could one hide there that is not far below the disagreement (the
+    slope jump extrapolated to a zero step, :meth:`Judge._kink_within_reach`); and the next step
+    fails it too (:func:`_settle`). Or ``a`` lies outside the slopes of a kink that one declared
+    unit crosses.
 ``kink``
     There is evidence of a kink at theta: a declared ``kink_points`` value of some layer is
     still crossed at steps far below the natural one, or the jump between the one-sided slopes
@@ -198,6 +200,9 @@ class Judge:
 
     threshold: float
     noise: float
+    #: The worst-case noise model (``NOISE_ULPS`` units in the last place of J's scale): for an
+    #: entry along which J did not move at all, the measured noise says nothing.
+    worst: float = 0.0
 
     def tolerance(self, a: float, n: float) -> float:
         return self.threshold * (abs(a) + abs(n))
@@ -221,6 +226,7 @@ class Judge:
         max_step: float,
         floor: float,
         kinked: bool = False,
+        curved: bool = False,
     ) -> Verdict:
         """The verdict for one entry.
 
@@ -230,7 +236,10 @@ class Judge:
         ``floor``: an error bar below ``threshold`` times the tensor's largest gradient decides;
         ``kinked``: the one-sided slopes were seen to jump at ``first`` (a kink, or several): its
         central difference is then no evidence of a derivative, and neither are larger steps,
-        which cross the kink too. Only smaller steps are tried.
+        which cross the kink too. Only smaller steps are tried. ``curved``: the one-sided slopes
+        at ``first`` differ by more than an eighth of the allowance (curvature that shows at the
+        allowance's scale): the truncation of ``first``'s central difference may then be of the
+        allowance's size too, so an agreement there needs an error bar from more steps.
         """
         a = float(analytic)
         if not np.isfinite(a):
@@ -248,14 +257,27 @@ class Judge:
             # here (a dead unit: larger steps stay flat and show it), or its resolution at
             # this entry may be coarser than the step (digits lost to cancellation: larger
             # steps move it, inconsistently). Only larger steps tell which; they may fail the
-            # claim only if J should visibly have moved at this step already.
-            visible = abs(a) > self.tolerance(a, 0.0) + self.noise_of(first)
+            # claim only if J should visibly have moved at this step already: by 8 times its
+            # noise, as every failure needs (J flat at larger steps may only have saturated, a
+            # tanh beyond its scale under an offset that rounds its whole range away).
+            # The noise measured on the tensor says nothing about an entry along which J did
+            # not move at all: the worst-case model applies.
+            unmeasured = max(self.noise, self.worst) / first.step + first.step_error
+            visible = abs(a) > self.tolerance(a, 0.0) + STABLE_FAIL * unmeasured
             return self._climb(a, first, measure, natural_step, max_step, floor, visible)
         if first.finite:
             # A claimed 0 where J did not move is no exception: it agrees only when the noise
             # at this step is below threshold x the tensor's scale, so that a derivative that
             # matters would have moved J.
             n, noise = first.numeric, self.noise_of(first)
+            if curved and abs(a - n) <= self.tolerance(a, n) + noise + floor:
+                # An agreement whose truncation is unknown: smaller steps bound it (the
+                # asymptotic triple); where the noise stops them, larger ones may agree.
+                verdict = self._descend(a, first, measure, natural_step, floor)
+                if verdict.status != UNDECIDED:
+                    return verdict
+                climbed = self._climb(a, first, measure, natural_step, max_step, floor, False)
+                return climbed if climbed.status != UNDECIDED else verdict
             if abs(a - n) <= self.tolerance(a, n) + noise:
                 if abs(a - n) + noise <= self.tolerance(a, n) + floor:
                     return Verdict(AGREE, n, first.step, noise)
@@ -304,6 +326,20 @@ class Judge:
                 # "within the noise" then say nothing about n's truncation (the noise is an
                 # upper bound; a larger one must never make a failure easier).
                 return None
+            jump, jump_noise = self._kink_within_reach(m, witness)
+            if abs(jump) > jump_noise or abs(jump) + jump_noise > abs(a - n) / STABLE_FAIL:
+                # ... unless a kink lies within reach of the steps (the slope jump extrapolated
+                # to a zero step is not 0), or may lie there (the noise that could hide one is
+                # not far below the disagreement). n is then the average of two slopes (or of
+                # pieces beyond J's scale of variation), no bound resting on J being smooth
+                # holds, and where undeclared kinks meet (a ReLU at 0 feeding a tie of a max)
+                # a right claim lies outside the slopes, however far. The kink is judged as
+                # one (smaller steps, the set of kinks).
+                return None
+            if abs(a - n) <= tol + floor + error_bar + (abs(jump) + jump_noise) / 2:
+                # ... or a kink the noise could hide may explain it: n is the midpoint of a
+                # kink's two slopes, half its jump from either.
+                return None
             if self._curvature(m, witness):
                 # The slopes close in on n as the step shrinks, not on a: J is smooth here.
                 return Verdict(FAIL, n, m.step, error_bar)
@@ -338,6 +374,22 @@ class Judge:
         noise = 2 * (self.noise_of(m) + self.noise_of(witness))
         truncation = factor * (change + noise) if np.isfinite(change) else np.inf
         return 2 * self.noise_of(m) + truncation
+
+    def _kink_within_reach(self, m: Measurement, witness: Measurement) -> tuple[float, float]:
+        """The jump between the one-sided slopes at a zero step, and its noise, from the jumps
+        ``j(h) = R(h) - L(h)`` at the two steps. For a smooth J, ``j(h) = J'' h + O(h^3)``: the
+        Richardson extrapolation ``(r j(h) - j(r h)) / (r - 1)`` removes the curvature and
+        leaves about 0; a kink at theta leaves its jump, a kink beside theta within the steps (or
+        steps beyond J's scale of variation) leaves what does not shrink like curvature. The
+        noise: each jump is off by up to ``4 noise / h``."""
+        small, large = (m, witness) if m.step < witness.step else (witness, m)
+        ratio = large.step / small.step
+        jump_small, jump_large = small.right - small.left, large.right - large.left
+        extrapolated = (ratio * jump_small - jump_large) / (ratio - 1) if ratio > 1 else np.inf
+        noise = (ratio * 4 * self.noise_of(small) + 4 * self.noise_of(large)) / (ratio - 1)
+        if not (np.isfinite(extrapolated) and np.isfinite(noise)):
+            return np.inf, 0.0
+        return float(extrapolated), float(noise)
 
     def _kink_like(self, m: Measurement, witness: Measurement) -> bool:
         """Do the one-sided slopes of ``m`` and ``witness`` stay apart by about the same jump,
@@ -685,6 +737,33 @@ def estimate_noise(values: np.ndarray) -> float | None:
         if min(window) > 0 and max(window) <= 4 * min(window) and signs[k]:
             return window[0]
     return None
+
+
+def tread(values: np.ndarray) -> float | None:
+    """The height of the treads of a staircase that looks smooth: the second differences of
+    ``values`` (J at equally spaced points) are whole multiples of one quantum, far above J's
+    own last place, and not all the same multiple (``None`` otherwise). A piece computed in
+    float32 along one entry gives such tables at spacings wider than its treads: each value is
+    a whole number of float32 units, so the second differences are too ([-q, q, 0, q, -q]),
+    where a smooth J gives about ``J'' s^2`` in every place, and noise gives no common quantum.
+    Such a J may be off a smooth one by about a tread at every point, although a table at a
+    single spacing may look exactly linear."""
+    values = np.asarray(values, dtype=np.float64)
+    second = np.diff(values, 2)
+    if second.size < 3 or not np.all(np.isfinite(second)):
+        return None
+    rounding = 8 * EPS * float(np.max(np.abs(values)))  # float64's own error in one difference
+    seen = np.abs(second) > rounding
+    if np.count_nonzero(seen) < 2:
+        return None
+    quantum = float(np.min(np.abs(second[seen])))
+    if quantum <= 16 * rounding:
+        return None  # too close to float64's last place to tell multiples apart
+    multiples = second / quantum
+    whole = np.round(multiples)
+    if np.any(np.abs(multiples - whole) * quantum > rounding):
+        return None
+    return quantum if len(set(whole.tolist())) >= 2 else None
 
 
 #: The reason of an entry that failed at one step (or triple of steps) and not at the next.
