@@ -143,15 +143,19 @@ class FlatStorage:
         """Views of a vector laid out like ``values``, one per parameter, of its shape."""
         return list(self.layout.to_arrays(vector).values())
 
-    def blocks(self, states: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-        """``(values, grads, *states)`` cut into blocks of at most ``BLOCK`` entries: views.
+    def blocks(
+        self, states: Sequence[np.ndarray], size: int | None = None
+    ) -> list[tuple[np.ndarray, ...]]:
+        """``(values, grads, *states)`` cut into blocks of at most ``size`` entries (default
+        ``BLOCK``): views.
 
         ``states`` are vectors laid out like ``values`` (an optimizer's momentum or moments).
         """
+        size = BLOCK if size is None else size
         flat = (self.values, self.grads, *states)
         return [
-            tuple(vector[start : start + BLOCK] for vector in flat)
-            for start in range(0, self.values.size, BLOCK)
+            tuple(vector[start : start + size] for vector in flat)
+            for start in range(0, self.values.size, size)
         ]
 
 
