@@ -90,14 +90,14 @@ def test_the_callers_numpy_error_settings_hold_on_the_worker():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
 def test_a_forked_child_gets_a_worker_of_its_own():
     """(Without one, the caller would do every block itself: the same numbers, one thread.)"""
-    _, blocks = blocks_of(8)
+    _, blocks = blocks_of(12)
     parallel.for_each_block(lambda block, scratch: None, blocks, ([], []))  # the parent's worker
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its copy of the parent's worker has no thread
         try:
             signal.alarm(30)  # (a child waiting for that thread forever dies instead)
-            values, blocks = blocks_of(8)
+            values, blocks = blocks_of(12)
             threads = set()
 
             def update(block, scratch):
@@ -106,7 +106,7 @@ def test_a_forked_child_gets_a_worker_of_its_own():
                 block += 1
 
             parallel.for_each_block(update, blocks, ([], []))
-            ok = np.array_equal(values, np.arange(32) + 1) and len(threads) == 2
+            ok = np.array_equal(values, np.arange(48) + 1) and len(threads) == 2
             os.write(write, b"ok" if ok else b"wrong")
         finally:
             os._exit(0)
@@ -117,9 +117,9 @@ def test_a_forked_child_gets_a_worker_of_its_own():
 
 
 def big_model(dtype):
-    # 784 * 600 + 600 + 600 + 1 = 471,601 parameters: 4 blocks of 512 KiB in float32
+    # 1024 * 1024 + 1024 + 1024 + 1 = 1,050,625 parameters: 9 blocks of 512 KiB in float32
     return Sequential(
-        [Linear(784, 600, rng=0), ReLU(), Linear(600, 1, rng=1), Sigmoid()], dtype=dtype
+        [Linear(1024, 1024, rng=0), ReLU(), Linear(1024, 1, rng=1), Sigmoid()], dtype=dtype
     )
 
 

@@ -30,8 +30,9 @@ import numpy as np
 
 #: The bytes of one block of each flat vector on the threaded path (65,536 float64 entries).
 THREAD_BLOCK_BYTES = 1 << 19
-#: Fewer blocks than this: all on the caller's thread (handing work over costs some 50 us).
-MIN_BLOCKS = 4
+#: Fewer blocks than this (vectors under 4 MiB): all on the caller's thread, as handing work
+#: over to the worker and back costs tens of microseconds.
+MIN_BLOCKS = 8
 
 _worker: ThreadPoolExecutor | None = None
 _worker_pid: int | None = None

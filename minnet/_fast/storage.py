@@ -8,8 +8,9 @@ per parameter.
 
 The optimizers' update rules are written once, per parameter, in :mod:`minnet.optim`;
 :meth:`FlatStorage.blocks` hands them the flat vectors instead, cut into blocks of at most
-``BLOCK`` entries so that their temporaries stay small. The two paths compute the same numbers
-(``tests/test_optim.py`` checks it), because every update is elementwise.
+``BLOCK`` entries so that their temporaries stay small (an optimizer whose blocks go to two
+threads asks for blocks of :data:`~.parallel.THREAD_BLOCK_BYTES`). The two paths compute the
+same numbers (``tests/test_optim.py`` checks it), because every update is elementwise.
 """
 
 from __future__ import annotations
