@@ -453,18 +453,22 @@ def step_with_random_gradients(models_and_optimizers, steps=10):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_flat_path_and_the_per_parameter_path_agree(case, dtype):
+def test_the_flat_path_and_the_per_parameter_path_agree(case, dtype, monkeypatch):
     """The same update rule, applied to blocks of the flat vectors or to each parameter, gives
-    the same bits: every update is elementwise."""
-    from minnet._fast import BLOCK, FlatStorage
+    the same bits: every update is elementwise (on two threads too, for a threaded optimizer)."""
+    from minnet._fast import BLOCK, FlatStorage, parallel
 
     optimizer_class, _, kwargs = CASES[case]
-    # 300 * 250 > BLOCK entries: the flat path cuts the vector into more than one block.
+    # 300 * 250 > BLOCK entries: the flat path cuts the vector into more than one block; a
+    # threaded optimizer's blocks of 8,192 entries are enough for both threads to take some.
     assert 300 * 250 > BLOCK
+    monkeypatch.setattr(parallel, "THREAD_BLOCK_BYTES", 8192 * np.dtype(dtype).itemsize)
     flat, per_parameter = build_wide(dtype), build_wide(dtype)
     assert FlatStorage.find(flat.parameters()) is not None
     flat_optimizer = optimizer_class(flat.parameters(), **kwargs)
-    assert len(flat_optimizer._flat_blocks) > 1
+    assert len(flat_optimizer._flat_blocks) >= (
+        parallel.MIN_BLOCKS if optimizer_class.threaded else 2
+    )
     per_parameter_optimizer = optimizer_class(per_parameter.parameters(), flat=False, **kwargs)
     step_with_random_gradients([(flat, flat_optimizer), (per_parameter, per_parameter_optimizer)])
     for p, q in zip(flat.parameters(), per_parameter.parameters(), strict=True):
@@ -485,7 +489,7 @@ def test_random_settings_give_the_same_bits_on_the_flat_path(optimizer_class, da
     in the parameters and in the state."""
     from unittest import mock
 
-    from minnet._fast import FlatStorage, storage
+    from minnet._fast import FlatStorage, parallel, storage
 
     kwargs = data.draw(SETTINGS[optimizer_class], label="settings")
     dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
@@ -497,7 +501,11 @@ def test_random_settings_give_the_same_bits_on_the_flat_path(optimizer_class, da
     twins = [Parameter(p.value.copy()) for p in params]
     held = FlatStorage.create(params)  # (a model would hold it)
     assert held is not None
-    with mock.patch.object(storage, "BLOCK", block):
+    # (a threaded optimizer's blocks are of THREAD_BLOCK_BYTES: the same entries here)
+    with (
+        mock.patch.object(storage, "BLOCK", block),
+        mock.patch.object(parallel, "THREAD_BLOCK_BYTES", block * np.dtype(dtype).itemsize),
+    ):
         flat = optimizer_class(params, **kwargs)
     per_parameter = optimizer_class(twins, flat=False, **kwargs)
     assert len(flat._flat_blocks) == -(-26 // block)  # 26 entries in all

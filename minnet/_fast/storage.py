@@ -8,8 +8,9 @@ per parameter.
 
 The optimizers' update rules are written once, per parameter, in :mod:`minnet.optim`;
 :meth:`FlatStorage.blocks` hands them the flat vectors instead, cut into blocks of at most
-``BLOCK`` entries so that their temporaries stay small. The two paths compute the same numbers
-(``tests/test_optim.py`` checks it), because every update is elementwise.
+``BLOCK`` entries so that their temporaries stay small (an optimizer whose blocks go to two
+threads asks for blocks of :data:`~.parallel.THREAD_BLOCK_BYTES`). The two paths compute the
+same numbers (``tests/test_optim.py`` checks it), because every update is elementwise.
 """
 
 from __future__ import annotations
@@ -143,15 +144,19 @@ class FlatStorage:
         """Views of a vector laid out like ``values``, one per parameter, of its shape."""
         return list(self.layout.to_arrays(vector).values())
 
-    def blocks(self, states: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-        """``(values, grads, *states)`` cut into blocks of at most ``BLOCK`` entries: views.
+    def blocks(
+        self, states: Sequence[np.ndarray], size: int | None = None
+    ) -> list[tuple[np.ndarray, ...]]:
+        """``(values, grads, *states)`` cut into blocks of at most ``size`` entries (default
+        ``BLOCK``): views.
 
         ``states`` are vectors laid out like ``values`` (an optimizer's momentum or moments).
         """
+        size = BLOCK if size is None else size
         flat = (self.values, self.grads, *states)
         return [
-            tuple(vector[start : start + BLOCK] for vector in flat)
-            for start in range(0, self.values.size, BLOCK)
+            tuple(vector[start : start + size] for vector in flat)
+            for start in range(0, self.values.size, size)
         ]
 
 

@@ -10,19 +10,22 @@ applies ``update`` to each parameter in turn. When the parameters live in one fl
 :class:`~minnet.Sequential` keeps them so, see :mod:`minnet._fast`), it applies the same
 ``update`` to blocks of that vector instead (through :meth:`~Optimizer.update_block`, where an
 optimizer may use a fused twin of its rule from :mod:`minnet._fast.fused`): a few numpy calls for
-the whole model. Both paths give the same numbers: every update is elementwise.
+the whole model. Both paths give the same numbers: every update is elementwise. An optimizer
+whose ``update_block`` touches only its block and the scratch it is given (``threaded = True``:
+:class:`~minnet.SGD`) has its blocks updated on two threads at once (:mod:`minnet._fast.parallel`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import numpy as np
 from attrs import define, field, setters
 
 from .. import _fast
 from .._checks import converter, in_range, real_number
-from .._fast import FlatStorage
+from .._fast import FlatStorage, parallel
 from ..parameter import Parameter
 
 
@@ -100,7 +103,11 @@ class Optimizer:
     state: list[tuple[np.ndarray, ...]] = field(init=False, repr=False)
     _storage: FlatStorage | None = field(init=False, default=None, repr=False)
     _flat_blocks: list[tuple[np.ndarray, ...]] = field(init=False, factory=list, repr=False)
-    _scratch: list[np.ndarray] = field(init=False, factory=list, repr=False)  # for update_block
+    # update_block's scratch blocks: a list for each of the flat path's two threads
+    _scratch: tuple[list[np.ndarray], ...] = field(init=False, factory=lambda: ([], []), repr=False)
+    #: May the flat path run :meth:`update_block` on two blocks at once, from two threads (it
+    #: touches nothing but its block's arrays and the ``scratch`` it is given)?
+    threaded: ClassVar[bool] = False
 
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         """The state arrays of a parameter (or of the flat vector) ``value``, before any step:
@@ -119,7 +126,8 @@ class Optimizer:
         per_state = [storage.split(state) for state in flat_states]
         self.state = list(zip(*per_state, strict=True)) or [()] * len(self.params)
         self._storage = storage
-        self._flat_blocks = storage.blocks(flat_states)
+        size = parallel.block_entries(storage.values.dtype) if self.threaded else None
+        self._flat_blocks = storage.blocks(flat_states, size)
 
     def _check_eps(self) -> None:
         """An ``eps`` that rounds to 0 in a parameter's dtype (``1e-8`` in float16) would divide
@@ -140,8 +148,11 @@ class Optimizer:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
         self.steps += 1
         if self._storage is not None and self._storage.intact():
-            for block in self._flat_blocks:
-                self.update_block(*block)
+            if self.threaded:
+                parallel.for_each_block(self.update_block, self._flat_blocks, self._scratch)
+            else:
+                for block in self._flat_blocks:
+                    self.update_block(*block, scratch=self._scratch[0])
             return
         for p, state in zip(self.params, self.state, strict=True):
             self.update(p.value, p.grad, *state)
@@ -154,9 +165,12 @@ class Optimizer:
         """
         raise NotImplementedError
 
-    def update_block(self, value: np.ndarray, grad: np.ndarray, *state: np.ndarray) -> None:
+    def update_block(
+        self, value: np.ndarray, grad: np.ndarray, *state: np.ndarray, scratch: list[np.ndarray]
+    ) -> None:
         """:meth:`update` of one block of the flat vectors (the flat path). An optimizer may
-        hand it to a fused twin in :mod:`minnet._fast.fused`, which must give the same bits."""
+        hand it to a fused twin in :mod:`minnet._fast.fused`, which must give the same bits, with
+        ``scratch``, a list of reusable blocks for the calling thread."""
         self.update(value, grad, *state)
 
     def zero_grad(self) -> None:

@@ -74,9 +74,13 @@ class SGD(Optimizer):
             g = g + self.momentum * b if self.nesterov else b
         p -= self.lr * g
 
-    def update_block(self, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray) -> None:
+    threaded = True  # (update_block writes only its block and its thread's scratch)
+
+    def update_block(
+        self, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray, scratch: list[np.ndarray]
+    ) -> None:
         fused.sgd_update(  # update's steps, in scratch blocks instead of temporaries
-            p, g, *velocity, scratch=self._scratch, lr=self.lr, momentum=self.momentum,
+            p, g, *velocity, scratch=scratch, lr=self.lr, momentum=self.momentum,
             dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
             first=self.steps == 1,
         )  # fmt: skip
