@@ -125,18 +125,29 @@ def big_model(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "kwargs",
+    ("optimizer_class", "kwargs"),
     [
-        {"lr": 0.01},
-        {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
-        {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01},
+        (SGD, {"lr": 0.01}),
+        (SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}),
+        (SGD, {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.01}),
+        (minnet.Adam, {"lr": 0.01, "amsgrad": True, "weight_decay": 1e-3}),
+        (minnet.AdamW, {"lr": 0.01}),
+        (minnet.RMSprop, {"lr": 0.01}),
+        (
+            minnet.RMSprop,
+            {"lr": 0.01, "alpha": 0.6, "centered": True, "momentum": 0.9, "weight_decay": 1e-3},
+        ),
+        (minnet.RMSprop, {"lr": 0.01, "alpha": 0.3, "centered": True}),
+        (minnet.Adagrad, {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 1e-3}),
     ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else None,
 )
-def test_sgd_on_two_threads_gives_the_per_parameter_bits(dtype, kwargs):
+def test_two_threads_give_the_per_parameter_bits(dtype, optimizer_class, kwargs):
     flat, twin = big_model(dtype), big_model(dtype)
-    optimizer = SGD(flat.parameters(), **kwargs)
+    optimizer = optimizer_class(flat.parameters(), **kwargs)
+    assert optimizer_class.threaded
     assert len(optimizer._flat_blocks) >= parallel.MIN_BLOCKS
-    per_parameter = SGD(twin.parameters(), flat=False, **kwargs)
+    per_parameter = optimizer_class(twin.parameters(), flat=False, **kwargs)
     rng = np.random.default_rng(0)
     for _ in range(4):
         for p, q in zip(flat.parameters(), twin.parameters(), strict=True):
@@ -148,4 +159,3 @@ def test_sgd_on_two_threads_gives_the_per_parameter_bits(dtype, kwargs):
     for state, other in zip(optimizer.state, per_parameter.state, strict=True):
         for a, b in zip(state, other, strict=True):
             np.testing.assert_array_equal(a, b)
-    assert minnet.SGD.threaded

@@ -10,7 +10,7 @@ What it does (each piece tested to give the textbook path's numbers):
   gradient, which nobody uses (the input is the data): for a ``Linear``, a product as large as
   its forward, skipped; for a ``Conv2d``, a product and a ``col2im``;
 - :mod:`.parallel`: the blocks of an optimizer step on two threads (the caller's and one
-  worker, started on first use), for an optimizer whose block update allows it (``SGD``);
+  worker, started on first use), for an optimizer whose block update allows it (all of minnet's);
 - :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``;
 - :func:`cost` and :mod:`.plan`: a model's training step planned once, for models of plain
   ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh`` layers with a binary cross-entropy from the

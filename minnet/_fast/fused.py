@@ -60,4 +60,47 @@ def sgd_update(
     p -= np.multiply(grad, lr, out=a)
 
 
-__all__ = ["blocks", "sgd_update"]
+def rmsprop_update(
+    p: np.ndarray,
+    g: np.ndarray,
+    s: np.ndarray,
+    *others: np.ndarray,
+    scratch: list[np.ndarray],
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+) -> None:
+    """:meth:`minnet.optim.RMSprop.update` of one flat block, with ``scratch`` the calling
+    thread's: ``t`` holds the gradient with weight decay, ``u`` each temporary in turn (the
+    square, the root ``avg``, then the step)."""
+    t, u = blocks(scratch, 2, p)
+    a = others[0] if centered else None
+    b = others[-1] if momentum > 0 else None
+    if weight_decay != 0:
+        g = np.add(g, np.multiply(p, weight_decay, out=t), out=t)  # g + weight_decay * p
+    s *= alpha
+    s += np.multiply(np.multiply(g, 1 - alpha, out=u), g, out=u)  # (1 - alpha) * g * g
+    if a is not None:
+        weight = 1 - alpha  # lerp_(a, g, weight), as optim.lerp_ computes it
+        if weight < 0.5:
+            a += np.multiply(np.subtract(g, a, out=u), weight, out=u)
+        else:
+            np.subtract(g, np.multiply(np.subtract(g, a, out=u), 1 - weight, out=u), out=a)
+        avg = np.sqrt(np.subtract(s, np.multiply(a, a, out=u), out=u), out=u)  # sqrt(s - a a)
+    else:
+        avg = np.sqrt(s, out=u)
+    avg += eps
+    step = np.divide(g, avg, out=u)  # g / avg
+    if b is not None:
+        b *= momentum
+        b += step
+        step = np.multiply(b, lr, out=u)  # lr * b
+    else:
+        step = np.multiply(step, lr, out=u)  # lr * (g / avg)
+    p -= step
+
+
+__all__ = ["blocks", "rmsprop_update", "sgd_update"]

@@ -42,6 +42,8 @@ class Adagrad(Optimizer):
     initial_accumulator_value: float = hyperparameter("initial_accumulator_value", 0.0, frozen=True)
     eps: float = hyperparameter("eps", 1e-10, low_open=True)
 
+    threaded = True  # (update writes only its block's arrays; its temporaries are its own)
+
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         return (np.full_like(value, self.initial_accumulator_value),)  # the sum of squares s
 

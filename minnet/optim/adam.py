@@ -76,6 +76,8 @@ class Adam(Optimizer):
         """The step count of the formulas (:attr:`steps`)."""
         return self.steps
 
+    threaded = True  # (update writes only its block's arrays; its temporaries are its own)
+
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         count = 3 if self.amsgrad else 2  # m, v, and v_max for amsgrad
         return tuple(np.zeros_like(value) for _ in range(count))

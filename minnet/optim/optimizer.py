@@ -12,7 +12,8 @@ applies ``update`` to each parameter in turn. When the parameters live in one fl
 optimizer may use a fused twin of its rule from :mod:`minnet._fast.fused`): a few numpy calls for
 the whole model. Both paths give the same numbers: every update is elementwise. An optimizer
 whose ``update_block`` touches only its block and the scratch it is given (``threaded = True``:
-:class:`~minnet.SGD`) has its blocks updated on two threads at once (:mod:`minnet._fast.parallel`).
+minnet's own; a subclass of yours stays on one thread unless it says so) has its blocks updated on
+two threads at once (:mod:`minnet._fast.parallel`).
 """
 
 from __future__ import annotations

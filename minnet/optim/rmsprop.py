@@ -6,6 +6,7 @@ import numpy as np
 from attrs import define, field, setters
 
 from .._checks import flag
+from .._fast import fused
 from .optimizer import Optimizer, hyperparameter, lerp_
 
 
@@ -55,6 +56,8 @@ class RMSprop(Optimizer):
         default=False, converter=lambda value: flag("centered", value), on_setattr=setters.frozen
     )
 
+    threaded = True  # (update_block writes only its block and its thread's scratch)
+
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         # s; then the mean gradient a if centered; then the velocity b if momentum
         count = 1 + self.centered + (self.momentum > 0)
@@ -79,6 +82,14 @@ class RMSprop(Optimizer):
             p -= self.lr * b
         else:
             p -= self.lr * (g / avg)
+
+    def update_block(
+        self, p: np.ndarray, g: np.ndarray, *state: np.ndarray, scratch: list[np.ndarray]
+    ) -> None:
+        fused.rmsprop_update(  # update's steps, in scratch blocks instead of temporaries
+            p, g, *state, scratch=scratch, lr=self.lr, alpha=self.alpha, eps=self.eps,
+            weight_decay=self.weight_decay, momentum=self.momentum, centered=self.centered,
+        )  # fmt: skip
 
 
 __all__ = ["RMSprop"]
