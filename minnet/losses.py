@@ -696,7 +696,8 @@ class BCEWithLogitsLoss(BCELoss):
     without a final Sigmoid. Terms ``softplus(z) - y*z``, which never overflow for finite
     logits; each is within a rounding of ``|z|`` of the true value (``z = 40, y = 1``: 0, where
     torch's ``log1p(exp(-z))`` keeps ``4.2e-18``). ``targets`` in [0, 1], ``(m,)`` or
-    ``(m, k)``. ``pos_weight`` as torch's (see :class:`BCELoss`): terms ``pw*y*softplus(-z) + (1-y)*softplus(z)``."""
+    ``(m, k)``. ``pos_weight`` as torch's (see :class:`BCELoss`): terms
+    ``pw*y*softplus(-z) + (1-y)*softplus(z)``."""
 
     fuses: ClassVar[type[Layer] | None] = None
 
