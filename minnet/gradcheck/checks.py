@@ -308,9 +308,10 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             & (np.abs(jump) > JUMP_NOISE * 4 * noise)
         )
     plainly &= ~(curved & ~screened)
-    verdicts = {}
-    for k in np.flatnonzero(~plainly):
-        first = Measurement(
+
+    def first_step(k) -> Measurement:
+        """Entry ``k``'s measurement at the check's step, from the batched pass."""
+        return Measurement(
             float(h[k]),
             float(plus[k]),
             float(minus[k]),
@@ -318,20 +319,30 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             up=float(up[k]),
             down=float(down[k]),
         )
+
+    def steps(k) -> dict[str, float]:
+        """The judge's step options for entry ``k``."""
+        return {
+            "natural_step": float(natural_step_for(theta[k])),
+            "max_step": float(max_step_for(theta[k])),
+            "floor": floor,
+        }
+
+    def confirm(k, v: Verdict) -> Verdict:
+        """A failure of entry ``k``, confirmed or withdrawn (see :func:`_confirm_failure`)."""
+        return _confirm_failure(
+            target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
+        )
+
+    verdicts = {}
+    for k in np.flatnonzero(~plainly):
+        measure = target.measure(t, int(flat_index[k]), target.center)
         verdicts[int(k)] = judge.judge(
-            a[k],
-            first,
-            target.measure(t, int(flat_index[k]), target.center),
-            natural_step=float(natural_step_for(theta[k])),
-            max_step=float(max_step_for(theta[k])),
-            floor=floor,
-            curved=bool(curved[k]),
+            a[k], first_step(k), measure, **steps(k), curved=bool(curved[k])
         )
     for k, v in verdicts.items():
         if v.status == FAIL and np.isfinite(v.numeric) and np.isfinite(a[k]):
-            verdicts[k] = _confirm_failure(
-                target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
-            )
+            verdicts[k] = confirm(k, v)
     for k, v in verdicts.items():
         if (
             v.status == UNDECIDED
@@ -355,27 +366,10 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
         if curved_again or (curved[k] and not _grew_or_noise(m, jump[k], judge.noise)):
             # Curvature (the jump shrank like curvature's), at the allowance's scale: the
             # agreement needs an error bar for its truncation, from smaller steps.
-            first = Measurement(
-                float(h[k]),
-                float(plus[k]),
-                float(minus[k]),
-                target.center,
-                up=float(up[k]),
-                down=float(down[k]),
-            )
-            v = judge.judge(
-                a[k],
-                first,
-                target.measure(t, int(flat_index[k]), target.center),
-                natural_step=float(natural_step_for(theta[k])),
-                max_step=float(max_step_for(theta[k])),
-                floor=floor,
-                curved=True,
-            )
+            measure = target.measure(t, int(flat_index[k]), target.center)
+            v = judge.judge(a[k], first_step(k), measure, **steps(k), curved=True)
             if v.status == FAIL and np.isfinite(v.numeric):
-                v = _confirm_failure(
-                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
-                )
+                v = confirm(k, v)
             verdicts[int(k)] = v
         elif not m.finite or m.crossed == NEAR_KINK:
             continue
@@ -392,19 +386,7 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
             if abs(m.right - m.left) <= 2 * abs(jump[k]):
                 second = max(abs(jump[k]) * float(h[k]), abs(m.right - m.left) * m.step)
                 entry_judge = evolve(judge, noise=max(judge.noise, second))
-            first = Measurement(
-                float(h[k]),
-                float(plus[k]),
-                float(minus[k]),
-                target.center,
-                up=float(up[k]),
-                down=float(down[k]),
-            )
-            options = {
-                "natural_step": float(natural_step_for(theta[k])),
-                "max_step": float(max_step_for(theta[k])),
-                "floor": floor,
-            }
+            first, options = first_step(k), steps(k)
             measure = target.measure(t, int(flat_index[k]), target.center)
             v = entry_judge.judge(a[k], first, measure, **options)
             if v.status == AGREE and entry_judge is not judge:
@@ -415,9 +397,7 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
                 if judge.judge(a[k], first, measure, **options).status != AGREE:
                     v = Verdict(UNDECIDED, v.numeric, v.step, v.error_bar, OWN_NOISE_ONLY)
             if v.status == FAIL and np.isfinite(v.numeric):
-                v = _confirm_failure(
-                    target, judge, _along(target, t, flat_index[k]), a[k], v, floor, float(h[k])
-                )
+                v = confirm(k, v)
             if v.status != AGREE:
                 verdicts[int(k)] = v
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
