@@ -71,22 +71,39 @@ def _is_number(value: Any) -> bool:
 def _pos_weights(pos_weight: Any) -> np.ndarray | None:
     """``pos_weight`` (``None``, a number or a 1-D array of numbers, each >= 0) as a float64
     array ``(1,)`` or ``(k,)``, else an error naming ``pos_weight``."""
-    if pos_weight is None:
+    return _weights(
+        "pos_weight",
+        pos_weight,
+        numbers="numbers",
+        expected="None, a number or a 1-D array of numbers (one per output)",
+        each="",
+        scalar=True,
+    )
+
+
+def _weights(
+    name: str, value: Any, *, numbers: str, expected: str, each: str, scalar: bool
+) -> np.ndarray | None:
+    """``value``: ``None``, or finite numbers >= 0 (a 1-D array, or with ``scalar`` one number
+    too), as a float64 array ``(k,)``; else a TypeError or ValueError naming ``name``, saying
+    what is ``expected`` (``numbers``: its short form; ``each``: what the numbers are for)."""
+    if value is None:
         return None
-    if isinstance(pos_weight, str | bytes):
-        raise TypeError(f"pos_weight must be None or numbers, got {pos_weight!r}")
-    array = as_array(pos_weight, "pos_weight")
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be None or {numbers}, got {value!r}")
+    array = as_array(value, name)
     if array.dtype.kind == "b":
-        _checks.real_array("pos_weight", array)  # booleans are not weights: its TypeError
-    if array.dtype.kind not in "iuf" or array.ndim > 1 or array.size == 0:
+        _checks.real_array(name, array)  # booleans are not weights: its TypeError
+    dimensions = (0, 1) if scalar else (1,)
+    if array.dtype.kind not in "iuf" or array.ndim not in dimensions or array.size == 0:
         raise ValueError(
-            "pos_weight must be None, a number or a 1-D array of numbers (one per output), got "
+            f"{name} must be {expected}, got "
             f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'iuf' else array.shape}"
         )
     array = np.array(array, dtype=np.float64).reshape(-1)
-    _checks.finite("pos_weight", array)
+    _checks.finite(name, array)
     if np.any(array < 0):
-        raise ValueError(f"pos_weight must be >= 0, got a minimum of {array.min()}")
+        raise ValueError(f"{name} must be >= 0{each}, got a minimum of {array.min()}")
     return array
 
 
@@ -756,23 +773,14 @@ def class_indices(
 def class_weights(weight: Any) -> np.ndarray | None:
     """``weight`` (``None``, or one number >= 0 per class) as a float64 array, else a
     ``ValueError`` naming ``weight``."""
-    if weight is None:
-        return None
-    if isinstance(weight, str | bytes):
-        raise TypeError(f"weight must be None or one number per class, got {weight!r}")
-    array = as_array(weight, "weight")
-    if array.dtype.kind == "b":
-        _checks.real_array("weight", array)  # booleans are not weights: its TypeError
-    if array.dtype.kind not in "iuf" or array.ndim != 1 or array.size == 0:
-        raise ValueError(
-            "weight must be None or a 1-D array of numbers, one per class, got "
-            f"{'dtype ' + str(array.dtype) if array.dtype.kind not in 'iuf' else array.shape}"
-        )
-    array = np.array(array, dtype=np.float64)
-    _checks.finite("weight", array)
-    if np.any(array < 0):
-        raise ValueError(f"weight must be >= 0 for every class, got a minimum of {array.min()}")
-    return array
+    return _weights(
+        "weight",
+        weight,
+        numbers="one number per class",
+        expected="None or a 1-D array of numbers, one per class",
+        each=" for every class",
+        scalar=False,
+    )
 
 
 class ClassLoss(ReducedLoss):
