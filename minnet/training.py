@@ -694,6 +694,8 @@ def fit(
     logits = _takes_logits(model)
     labels = None if regression else _labels(task, Y)
     ignore = None if regression else _ignored(model, Y)
+    if ignore is not None and not np.any(labels == ignore):
+        ignore = None  # no row to leave out: no batch needs looking at for it
     sst = _sst(Y, row_weights) if regression else 0.0
     history = History(metric="r2" if regression else "accuracy")
     _check_monitors(callbacks, history.metric, validation is not None)
