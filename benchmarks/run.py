@@ -51,8 +51,11 @@ import sys
 import time
 from pathlib import Path
 
-import report
-from config import (
+# this checkout's minnet, which the header names, not whichever one is installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import report  # noqa: E402
+from config import (  # noqa: E402
     DTYPES,
     FIT_FRAMEWORKS,
     GRADCHECK_METHODS,
