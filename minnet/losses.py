@@ -425,11 +425,11 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
         """The gradient of the last forward's value with respect to its first argument, ``(m,
         k)``. With ``reduction="none"``: of ``sum(grad_output * values)``, ``grad_output`` of the
         values' shape (all ones when not given), as ``values.backward(grad_output)`` in torch."""
-        name = type(self).__name__
         if self._grad is None:
-            raise RuntimeError(f"{name}.backward() called before forward()")
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
         if grad_output is None:
             return self._grad
+        name = type(self).__name__
         grad_output = np.asarray(grad_output, dtype=self._grad.dtype)
         if self.reduction != "none":
             if grad_output.ndim:

@@ -30,6 +30,7 @@ anew at each step, as the textbook reads them.
 from __future__ import annotations
 
 import weakref
+from functools import partial
 
 import numpy as np
 
@@ -65,28 +66,43 @@ class Plan:
         self.loss_size = len(vars(model.loss))
         self.reduction = model.loss.reduction
         self.dtype = model.dtype
+        self.width = model.out_features  # of the targets
         # 0 and 1 as arrays of the model's dtype: numpy takes them faster than Python's numbers,
         # and every array they meet here is of that dtype or a wider one (it comes from X,
         # checked of that dtype), so the results are the same
         self.zero, self.one = np.zeros((), self.dtype), np.ones((), self.dtype)
         self.fused = fused
+        # the loss computed here (bce) or by its forward_fused (with pos_weight)
+        self.inline_loss = model.loss.pos_weight is None
+        from ..losses import Terms  # here: the losses import the layers, which import _fast
+
+        # Terms(values, gradient, weights) from one tuple, without namedtuple's Python __new__
+        self.new_terms = partial(tuple.__new__, Terms)
         self.body = Body(body)
         self.body.plan = self
         self.body_dicts = [vars(layer) for layer in body]
         self.body_sizes = [len(attributes) for attributes in self.body_dicts]
         kinds = {Linear: _LINEAR, ReLU: _RELU}
         self.steps = [(kinds.get(type(layer), _OTHER), layer) for layer in body]
-        self.backward_steps = [(i, *step) for i, step in enumerate(self.steps)][::-1]
         # The flat storage of the model's parameters (None: not all of them are in one), and
         # each Linear with its parameters and their gradients, views of the storage's
         self.storage = storage
         # a storage small enough that writing the gradients pays (see backward)
         self.small_storage = storage if storage and storage.grads.size <= FIRST_WRITE else None
-        self.held = [
-            (layer, layer.W, layer.b, layer.W.grad, layer.b.grad)
-            for layer in body
-            if type(layer) is Linear
-        ]
+        # the body's forward, its backward and holds(), written out for these layers
+        self.source = compile_source(self.steps)
+        names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
+        for i, (kind, layer) in enumerate(self.steps):
+            if kind == _LINEAR:
+                names.update({f"W{i}": layer.W, f"b{i}": layer.b})
+                names.update({f"dW{i}": layer.W.grad, f"db{i}": layer.b.grad})
+        names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
+        exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
+        self.run_body, self.run_backward, self.holds = (
+            names["run_body"],
+            names["run_backward"],
+            names["holds"],
+        )
 
     def fits(self, model) -> bool:
         """Is this still the plan of ``model``: the same layers (see :meth:`same_layers`), the
@@ -114,42 +130,47 @@ class Plan:
         if type(X) is not np.ndarray or type(Y) is not np.ndarray:
             return None
         dtype = self.dtype
-        if X.dtype != dtype or Y.dtype != dtype or X.ndim != 2:
+        # X.shape[1:] is the example shape the textbook checked last: X is 2-D, of the first
+        # Linear's width
+        if X.dtype != dtype or Y.dtype != dtype or X.shape[1:] != model.input_shape:
             return None
-        m, n = X.shape
-        k = model.out_features
-        if m == 0 or n != model.in_features or X.shape[1:] != model.input_shape:
-            return None
-        if Y.shape != (m, k):
-            if Y.shape != (m,) or k != 1:
+        m = len(X)
+        if Y.shape != (m, self.width):
+            if Y.shape != (m,) or self.width != 1:
                 return None
             Y = Y.reshape(-1, 1)  # as BCELoss.check_targets shapes it
         # the textbook's checks: X finite, targets in [0, 1] (so finite)
-        if np.count_nonzero(np.isfinite(X)) != X.size:
+        if not m or np.count_nonzero(np.isfinite(X)) != X.size:
             return None
         # y in [0, 1] exactly when min(y, 1 - y) >= 0 (1 - y rounds to < 0 for any y > 1; a
         # NaN gives NaN, and NaN >= 0 is false)
         if np.count_nonzero(np.minimum(Y, self.one - Y) >= self.zero) != Y.size:
             return None
-        # the body's layers, as their forwards compute
-        x, fresh = X, False  # fresh: made here, held by nobody
-        for kind, layer in self.steps:
-            if kind == _LINEAR:
-                if x.shape[1] != layer.in_features:
-                    return None  # Linear.forward refuses it: let it say so
-                layer.x = x
-                x, fresh = x @ layer.W.value.T + layer.b.value, True
-            elif kind == _RELU:
-                x = np.maximum(x, self.zero, out=x) if fresh else np.maximum(x, self.zero)
-                layer.out = x
-            else:
-                x, fresh = layer.forward(x), False
-        if x.shape != Y.shape:
-            return None  # the loss refuses it
-        # the loss, by its own methods (they keep its gradient for backward)
-        value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
+        x = self.run_body(X)  # the body's layers, as their forwards compute
+        value = self.bce(x, Y) if self.inline_loss else self.loss.forward_fused(x, Y)
         value = value + model.penalty() if model.l2 else value
         return value, x, self.body, None
+
+    def bce(self, z: np.ndarray, y: np.ndarray) -> float:
+        """``BCELoss.forward_fused(z, y)`` (without ``pos_weight``) for checked ``z`` and ``y`` of
+        one shape: the same operations on the same operands, written into fresh arrays, and
+        what the loss keeps (its terms, gradient and reduction) set as it sets them."""
+        loss = self.loss
+        softplus = np.logaddexp(0, z)
+        values = y * z
+        np.subtract(softplus, values, out=values)  # softplus(z) - y*z
+        total = float(np.add.reduce(values, axis=None))  # values.sum()
+        grad = np.subtract(z, softplus, out=softplus)
+        np.exp(grad, out=grad)
+        grad -= y  # sigmoid(z) - y
+        loss._terms = self.new_terms((values, None, None))
+        if self.reduction == "sum":
+            loss._grad, loss._parts = grad, (total, None)
+            return total
+        count = float(values.size)
+        grad *= 1.0 / count
+        loss._grad, loss._parts = grad, (total, count)
+        return total / count
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, grad: np.ndarray) -> bool:
@@ -164,39 +185,14 @@ class Plan:
         if list(map(len, self.body_dicts)) != self.body_sizes:
             return False
         storage = self.small_storage
-        first = storage is not None and self.holds() and not np.count_nonzero(storage.grads)
+        if storage is None or not self.holds() or np.count_nonzero(storage.grads):
+            self.run_backward(grad, False)
+            return True
         try:
-            self._backward(grad, first)
+            self.run_backward(grad, True)
         finally:
-            if first:
-                np.add(storage.grads, self.zero, out=storage.grads)
+            np.add(storage.grads, self.zero, out=storage.grads)
         return True
-
-    def _backward(self, grad: np.ndarray, first: bool) -> None:
-        fresh = False
-        for i, kind, layer in self.backward_steps:
-            if kind == _LINEAR:
-                x = layer.x
-                if grad.shape != (len(x), layer.out_features):
-                    _checks.gradient_shape(layer, grad, (len(x), layer.out_features))
-                W, b = layer.W, layer.b
-                if first:
-                    np.matmul(grad.T, x, out=W.grad)
-                    np.add.reduce(grad, axis=0, out=b.grad)
-                else:
-                    add_product(W.grad, grad.T, x)
-                    b.grad += np.add.reduce(grad, axis=0)
-                if not i:
-                    return  # the first layer's input is the data: nobody needs its gradient
-                grad, fresh = grad @ W.value, True
-            elif kind == _RELU:
-                out = layer.out
-                if grad.shape != out.shape:
-                    _checks.gradient_shape(layer, grad, out.shape)
-                grad = np.multiply(grad, out > self.zero, out=grad if fresh else None)
-                fresh = True
-            else:
-                grad, fresh = layer.backward(grad), False
 
     # -- zero_grad -------------------------------------------------------------------------------
     def zero_grad(self, model) -> bool:
@@ -211,12 +207,83 @@ class Plan:
         storage.grads.fill(0)
         return True
 
-    def holds(self) -> bool:
-        """Are the model's parameters still those of the flat storage, with its gradients?"""
-        for layer, W, b, W_grad, b_grad in self.held:
-            if layer.W is not W or layer.b is not b or W.grad is not W_grad or b.grad is not b_grad:
-                return False
-        return True
+
+# The numpy functions the written-out code calls, by short names.
+_NUMPY = dict(matmul=np.matmul, maximum=np.maximum, multiply=np.multiply, reduce=np.add.reduce)
+_NUMPY["add_product"] = add_product
+
+
+def compile_source(steps: list[tuple[int, object]]) -> str:
+    """The Python source of three functions for the body's layers ``steps`` (``(kind,
+    layer)``, layer ``i`` named ``L{i}``; a ``Linear``'s parameters and gradients at planning
+    ``W{i}``, ``b{i}``, ``dW{i}``, ``db{i}``):
+
+    - ``run_body(x)``: each layer's forward in turn, as the loop of ``Sequential.cost`` runs it,
+      ``Linear`` and ``ReLU`` inline (a ``ReLU`` in place on the fresh output of the layer
+      before it, which nobody else holds), others by their ``forward``;
+    - ``run_backward(grad, first)``: each layer's backward in reverse order, ``Linear`` and
+      ``ReLU`` inline, the first layer's input gradient not computed; ``first``: the gradients
+      are all zero, so a ``Linear``'s are written (``out=``) instead of added;
+    - ``holds()``: does every ``Linear`` still hold the parameters and gradients it had?
+
+    Written out, one line per operation, so that no step pays for a loop over the layers and a
+    test of each layer's kind (about a tenth of a small model's step)."""
+    forward, fresh = ["def run_body(x):"], False  # fresh: made here, held by nobody
+    for i, (kind, _) in enumerate(steps):
+        layer = f"L{i}"
+        if kind == _LINEAR:
+            forward += [
+                f"    {layer}.x = x",
+                f"    x = matmul(x, {layer}.W.value.T)",
+                f"    x += {layer}.b.value  # x @ W.T + b",
+            ]
+            fresh = True
+        elif kind == _RELU:
+            forward.append("    maximum(x, zero, out=x)" if fresh else "    x = maximum(x, zero)")
+            forward.append(f"    {layer}.out = x")
+        else:
+            forward.append(f"    x = {layer}.forward(x)")
+            fresh = False
+    forward.append("    return x")
+    backward, fresh = ["def run_backward(grad, first):"], False
+    for i in range(len(steps) - 1, -1, -1):
+        kind, layer = steps[i][0], f"L{i}"
+        if kind == _LINEAR:
+            backward += [
+                f"    x = {layer}.x",
+                f"    if grad.shape != (len(x), {layer}.out_features):",
+                f"        gradient_shape({layer}, grad, (len(x), {layer}.out_features))",
+                f"    W, b = {layer}.W, {layer}.b",
+                "    if first:",
+                "        matmul(grad.T, x, out=W.grad)",
+                "        reduce(grad, axis=0, out=b.grad)",
+                "    else:",
+                "        add_product(W.grad, grad.T, x)",
+                "        b.grad += reduce(grad, axis=0)",
+            ]
+            if not i:
+                break  # the first layer's input is the data: nobody needs its gradient
+            backward.append("    grad = matmul(grad, W.value)")
+            fresh = True
+        elif kind == _RELU:
+            backward += [
+                f"    out = {layer}.out",
+                "    if grad.shape != out.shape:",
+                f"        gradient_shape({layer}, grad, out.shape)",
+                f"    grad = multiply(grad, out > zero{', out=grad' if fresh else ''})",
+            ]
+            fresh = True
+        else:
+            backward.append(f"    grad = {layer}.backward(grad)")
+            fresh = False
+    backward.append("    return None")
+    held = [
+        f"L{i}.W is W{i} and L{i}.b is b{i} and W{i}.grad is dW{i} and b{i}.grad is db{i}"
+        for i, (kind, _) in enumerate(steps)
+        if kind == _LINEAR
+    ]
+    holds = ["def holds():", f"    return {' and '.join(held) or 'True'}"]
+    return "\n".join(forward + [""] + backward + [""] + holds) + "\n"
 
 
 def plan_of(model, storage) -> Plan | None:
