@@ -73,11 +73,13 @@ def step(model, optimizer, X, Y) -> dict:
     model.zero_grad()
     loss = model.cost(X, Y)
     planned = type(model._pending) is Body
+    parts = model.loss.parts(loss, len(X))  # what the loss keeps, fit reads
     model.backward()
     grads = [p.grad.copy() for p in model.parameters()]
     optimizer.step()
     return dict(
         loss=loss,
+        parts=parts,
         planned=planned,
         outputs=model.last_outputs.copy(),
         grads=grads,
@@ -94,6 +96,7 @@ def assert_bits(a: np.ndarray, b: np.ndarray) -> None:
 
 def assert_same(fast: dict, textbook: dict) -> None:
     assert fast["loss"] == textbook["loss"]
+    assert fast["parts"] == textbook["parts"]
     assert_bits(fast["outputs"], textbook["outputs"])
     for key in ("grads", "params"):
         assert len(fast[key]) == len(textbook[key])

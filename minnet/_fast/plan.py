@@ -39,6 +39,11 @@ from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
 from .products import add_product
 
+try:  # numpy's C function, without the Python wrapper and dispatcher of np.count_nonzero
+    from numpy._core.multiarray import count_nonzero
+except ImportError:  # pragma: no cover  (a numpy without it: the public one, slower)
+    count_nonzero = np.count_nonzero
+
 # What a layer's forward keeps, for its backward: the plan needs it to exist before it plans.
 _KEPT = {Linear: "x", ReLU: "out", Sigmoid: "out", Tanh: "out"}
 _LINEAR, _RELU, _OTHER = 0, 1, 2
@@ -109,17 +114,18 @@ class Plan:
         same loss (not patched) with the same reduction, the same dtype?"""
         loss = self.loss
         return (
-            model.loss is loss
+            model._loss is loss  # (model.loss, model.layers without their properties' calls)
             and loss.reduction == self.reduction
             and len(vars(loss)) == self.loss_size
             and model.dtype == self.dtype
-            and self.same_layers(model)
+            and model._layers == self.layers
+            and list(map(len, self.dicts)) == self.sizes
         )
 
     def same_layers(self, model) -> bool:
         """Does ``model`` have the plan's layers, none with an attribute added or removed since
         (a ``forward`` set on an instance, a new parameter)?"""
-        return model.layers == self.layers and list(map(len, self.dicts)) == self.sizes
+        return model._layers == self.layers and list(map(len, self.dicts)) == self.sizes
 
     # -- cost ------------------------------------------------------------------------------------
     def cost(self, model, X, Y) -> tuple | None:
@@ -140,15 +146,15 @@ class Plan:
                 return None
             Y = Y.reshape(-1, 1)  # as BCELoss.check_targets shapes it
         # the textbook's checks: X finite, targets in [0, 1] (so finite)
-        if not m or np.count_nonzero(np.isfinite(X)) != X.size:
+        if not m or count_nonzero(np.isfinite(X)) != X.size:
             return None
-        # y in [0, 1] exactly when min(y, 1 - y) >= 0 (1 - y rounds to < 0 for any y > 1; a
-        # NaN gives NaN, and NaN >= 0 is false)
-        if np.count_nonzero(np.minimum(Y, self.one - Y) >= self.zero) != Y.size:
+        # (a NaN target fails both comparisons)
+        size = Y.size
+        if count_nonzero(Y >= self.zero) != size or count_nonzero(Y <= self.one) != size:
             return None
         x = self.run_body(X)  # the body's layers, as their forwards compute
         value = self.bce(x, Y) if self.inline_loss else self.loss.forward_fused(x, Y)
-        value = value + model.penalty() if model.l2 else value
+        value = value + model.penalty() if model._l2 else value
         return value, x, self.body, None
 
     def bce(self, z: np.ndarray, y: np.ndarray) -> float:
@@ -185,7 +191,7 @@ class Plan:
         if list(map(len, self.body_dicts)) != self.body_sizes:
             return False
         storage = self.small_storage
-        if storage is None or not self.holds() or np.count_nonzero(storage.grads):
+        if storage is None or not self.holds() or count_nonzero(storage.grads):
             self.run_backward(grad, False)
             return True
         try:
@@ -200,9 +206,9 @@ class Plan:
         parameters (every ``Linear``'s ``W`` and ``b``, still with their views); ``False``
         (nothing done) if not."""
         storage = self.storage
-        if storage is None or self.model() is not model or not self.same_layers(model):
+        if storage is None or self.model() is not model or model._layers != self.layers:
             return False
-        if not self.holds():
+        if list(map(len, self.dicts)) != self.sizes or not self.holds():  # (same_layers, inline)
             return False
         storage.grads.fill(0)
         return True

@@ -147,13 +147,18 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter from its ``.grad``, in place (see :meth:`update`)."""
-        self.steps += 1
-        if self._storage is not None and self._storage.intact():
-            if self.threaded:
-                parallel.for_each_block(self.update_block, self._flat_blocks, self._scratch)
+        # self.steps += 1, past attrs' checks of a setting (a count needs none; they cost a
+        # small model's step a tenth of its time)
+        object.__setattr__(self, "steps", self.steps + 1)
+        storage = self._storage
+        if storage is not None and storage.intact():
+            blocks = self._flat_blocks
+            if self.threaded and len(blocks) >= parallel.MIN_BLOCKS:  # (fewer: not worth it)
+                parallel.for_each_block(self.update_block, blocks, self._scratch)
             else:
-                for block in self._flat_blocks:
-                    self.update_block(*block, scratch=self._scratch[0])
+                scratch = self._scratch[0]
+                for block in blocks:
+                    self.update_block(*block, scratch=scratch)
             return
         for p, state in zip(self.params, self.state, strict=True):
             self.update(p.value, p.grad, *state)
