@@ -34,9 +34,10 @@ def test_every_block_once_each_thread_its_own_scratch():
     def update(block, scratch):
         # (the sleep lets the other thread run: both take blocks however busy the machine is)
         time.sleep(0.005)
-        seen.append(block[0])
+        (values,) = block  # (value, grad, *state): here a value only
+        seen.append(values[0])
         scratch_of.setdefault(threading.get_ident(), set()).add(id(scratch))
-        block += 1
+        values += 1
 
     scratches = ([], [])
     parallel.for_each_block(update, blocks, scratches)
@@ -61,9 +62,9 @@ def test_an_error_in_either_thread_is_raised_after_both_stop():
 
     def update(block, scratch):
         time.sleep(0.002)
-        if block[0] == 4 * 5:
+        if block[0][0] == 4 * 5:
             raise ValueError("block 5")
-        done.append(block[0])
+        done.append(block[0][0])
 
     with pytest.raises(ValueError, match="block 5"):
         parallel.for_each_block(update, blocks, ([], []))
@@ -81,7 +82,7 @@ def test_the_callers_numpy_error_settings_hold_on_the_worker():
     def update(block, scratch):
         time.sleep(0.002)
         if threading.get_ident() != caller:
-            block *= 10.0  # overflows, on the worker only
+            block[0][...] *= 10.0  # overflows, on the worker only
 
     with np.errstate(over="raise"), pytest.raises(FloatingPointError):
         parallel.for_each_block(update, blocks, ([], []))
@@ -103,7 +104,7 @@ def test_a_forked_child_gets_a_worker_of_its_own():
             def update(block, scratch):
                 time.sleep(0.005)
                 threads.add(threading.get_ident())
-                block += 1
+                block[0][...] += 1
 
             parallel.for_each_block(update, blocks, ([], []))
             ok = np.array_equal(values, np.arange(48) + 1) and len(threads) == 2

@@ -25,9 +25,7 @@ def blocks(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np
 
 
 def sgd_update(
-    p: np.ndarray,
-    g: np.ndarray,
-    *velocity: np.ndarray,
+    block: tuple[np.ndarray, ...],
     scratch: list[np.ndarray],
     lr: float,
     momentum: float,
@@ -36,17 +34,19 @@ def sgd_update(
     nesterov: bool,
     first: bool,
 ) -> None:
-    """:meth:`minnet.optim.SGD.update` of one flat block (``first``: on the first step), with
-    ``scratch`` the optimizer's. ``grad`` is the gradient being made, as ``g`` is in ``update``:
-    ``g`` itself until a step changes it, then the scratch block ``a`` (``g`` is read, never
-    written); ``c`` holds a product with the velocity ``b``."""
+    """:meth:`minnet.optim.SGD.update` of one flat block ``(p, g)`` or ``(p, g, velocity)``
+    (``first``: on the first step), with ``scratch`` the optimizer's. ``grad`` is the gradient
+    being made, as ``g`` is in ``update``: ``g`` itself until a step changes it, then the
+    scratch block ``a`` (``g`` is read, never written); ``c`` holds a product with the velocity
+    ``b``."""
+    p, g = block[0], block[1]
     a, c = blocks(scratch, 2, p)
     grad = g
     if weight_decay != 0:
         np.multiply(p, weight_decay, out=a)
         grad = np.add(g, a, out=a)  # g + weight_decay * p
-    if velocity:
-        (b,) = velocity
+    if len(block) == 3:
+        b = block[2]
         if first:
             np.copyto(b, grad)
         else:
@@ -63,10 +63,7 @@ def sgd_update(
 
 
 def rmsprop_update(
-    p: np.ndarray,
-    g: np.ndarray,
-    s: np.ndarray,
-    *others: np.ndarray,
+    block: tuple[np.ndarray, ...],
     scratch: list[np.ndarray],
     lr: float,
     alpha: float,
@@ -78,9 +75,10 @@ def rmsprop_update(
     """:meth:`minnet.optim.RMSprop.update` of one flat block, with ``scratch`` the calling
     thread's: ``t`` holds the gradient with weight decay, ``u`` each temporary in turn (the
     square, the root ``avg``, then the step)."""
+    p, g, s = block[0], block[1], block[2]  # then a (centered), then b (momentum)
     t, u = blocks(scratch, 2, p)
-    a = others[0] if centered else None
-    b = others[-1] if momentum > 0 else None
+    a = block[3] if centered else None
+    b = block[-1] if momentum > 0 else None
     if weight_decay != 0:
         g = np.add(g, np.multiply(p, weight_decay, out=t), out=t)  # g + weight_decay * p
     s *= alpha

@@ -71,13 +71,13 @@ def for_each_block(
     blocks: Sequence[tuple[np.ndarray, ...]],
     scratches: Sequence[list[np.ndarray]],
 ) -> None:
-    """``update(*block, scratch=...)`` for every block, on two threads when there are at least
+    """``update(block, scratch)`` for every block, on two threads when there are at least
     ``MIN_BLOCKS`` blocks and two cores, else on this one; ``scratches``: one list per thread
     (two), for ``update`` to keep its scratch blocks in. Returns when every block is done; an
     exception of either thread is raised here (after both threads have stopped)."""
     if len(blocks) < MIN_BLOCKS or available_cores() < 2:
         for block in blocks:
-            update(*block, scratch=scratches[0])
+            update(block, scratches[0])
         return
     taken = itertools.count()  # next() on it is atomic under the GIL
     stop = threading.Event()
@@ -87,7 +87,7 @@ def for_each_block(
             for i in taken:
                 if i >= len(blocks) or stop.is_set():
                     return
-                update(*blocks[i], scratch=scratch)
+                update(blocks[i], scratch)
         except BaseException:
             stop.set()  # the other thread stops after its block
             raise

@@ -83,12 +83,10 @@ class RMSprop(Optimizer):
         else:
             p -= self.lr * (g / avg)
 
-    def update_block(
-        self, p: np.ndarray, g: np.ndarray, *state: np.ndarray, scratch: list[np.ndarray]
-    ) -> None:
+    def update_block(self, block: tuple[np.ndarray, ...], scratch: list[np.ndarray]) -> None:
         fused.rmsprop_update(  # update's steps, in scratch blocks instead of temporaries
-            p, g, *state, scratch=scratch, lr=self.lr, alpha=self.alpha, eps=self.eps,
-            weight_decay=self.weight_decay, momentum=self.momentum, centered=self.centered,
+            block, scratch, self.lr, self.alpha, self.eps, self.weight_decay, self.momentum,
+            self.centered,
         )  # fmt: skip
 
 

@@ -76,13 +76,10 @@ class SGD(Optimizer):
 
     threaded = True  # (update_block writes only its block and its thread's scratch)
 
-    def update_block(
-        self, p: np.ndarray, g: np.ndarray, *velocity: np.ndarray, scratch: list[np.ndarray]
-    ) -> None:
+    def update_block(self, block: tuple[np.ndarray, ...], scratch: list[np.ndarray]) -> None:
         fused.sgd_update(  # update's steps, in scratch blocks instead of temporaries
-            p, g, *velocity, scratch=scratch, lr=self.lr, momentum=self.momentum,
-            dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
-            first=self.steps == 1,
+            block, scratch, self.lr, self.momentum, self.dampening, self.weight_decay,
+            self.nesterov, self.steps == 1,
         )  # fmt: skip
 
 
