@@ -322,3 +322,31 @@ def test_a_dead_unit_gets_the_textbook_zero_gradient_not_a_negative_zero(dtype, 
         assert_same(result, on_path(False, step, *textbook, X, Y))
     assert result["planned"]
     assert result["grads"][1][0] == 0 and result["grads"][2][0, 0] == 0  # the dead unit's
+
+
+def cost_and_backward_twice(model, X, Y) -> list[np.ndarray]:
+    """Two costs and backwards without a zero_grad between: the gradients add up."""
+    model.zero_grad()
+    for _ in range(2):
+        model.cost(X, Y)
+        model.backward()
+    return [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_gradients_add_up_over_two_backwards_as_in_the_textbook(seed):
+    # the second backward adds to what the first wrote (the plan's "first" write only after a
+    # zero_grad); also for a model past FIRST_WRITE parameters, which always adds
+    rng = np.random.default_rng(300 + seed)
+    spec = random_spec(rng)
+    if seed % 3 == 0:
+        spec["widths"], spec["activations"] = [300, 250, 1], [0]  # 75,501 parameters: more
+        # than plan.FIRST_WRITE
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    for _ in range(2):
+        X, Y = random_data(rng, spec, int(rng.integers(1, 9)))
+        grads = on_path(True, cost_and_backward_twice, fast[0], X, Y)
+        expected = on_path(False, cost_and_backward_twice, textbook[0], X, Y)
+        for a, b in zip(grads, expected, strict=True):
+            assert_bits(a, b)
+    assert type(fast[0]._pending) is not Body  # (backward ran: nothing pending)
