@@ -11,8 +11,10 @@ operations in the same order (so the same numbers), but:
   NaN, a target out of [0, 1]) makes :func:`cost` return ``None``, and the textbook path runs
   from the start, checks, converts, refuses with its own errors;
 - ``Linear`` and ``ReLU`` run inline, ``ReLU`` in place on the ``Linear``'s fresh output (nobody
-  else holds it), and ``Sigmoid``/``Tanh`` by their own methods;
-- the loss runs by its own methods (``forward_fused`` or ``forward``), which keep its gradient.
+  else holds it), and ``Sigmoid``/``Tanh`` by their own methods, in code written out for the
+  model's layers (:func:`compile_source`): no loop over the layers, no test of their kinds;
+- the loss is computed by :meth:`Plan.bce`, ``BCELoss.forward_fused``'s operations on the same
+  operands, which keeps what the loss keeps (with ``pos_weight``: by ``forward_fused`` itself).
 
 The plan leaves the model as the textbook would: each layer keeps what its forward keeps
 (``Linear.x``, ``ReLU.out``), the loss its gradient, and ``Sequential.cost`` keeps the body's
