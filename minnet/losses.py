@@ -406,11 +406,11 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
     def forward(self, outputs: np.ndarray, targets: np.ndarray) -> Any:
         """The reduced loss of ``outputs: (m, k)``: a float (``"mean"``, ``"sum"``) or the terms
         (``"none"``); keeps the gradient for :meth:`backward`."""
-        return self._reduce(self.terms(outputs, targets), np.shape(outputs))
+        return self.reduce(self.terms(outputs, targets), np.shape(outputs))
 
     def forward_fused(self, inputs: np.ndarray, targets: np.ndarray) -> Any:
         """:meth:`forward` from the fused activation's ``inputs: (m, k)``."""
-        return self._reduce(self.fused_terms(inputs, targets), np.shape(inputs))
+        return self.reduce(self.fused_terms(inputs, targets), np.shape(inputs))
 
     def per_example(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
         """Each row's share of the loss times ``m``, ``(m,)``: their mean is :meth:`forward`'s
@@ -509,7 +509,9 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
             )
         return total, count
 
-    def _reduce(self, terms: Terms, shape: tuple[int, ...]) -> Any:
+    def reduce(self, terms: Terms, shape: tuple[int, ...]) -> Any:
+        """What :meth:`forward` returns for the ``terms`` of outputs of ``shape``: their
+        reduction; keeps the gradient for :meth:`backward` and the parts for :meth:`parts`."""
         values, gradient = terms.values, terms.gradient
         self._terms = Terms(values, None, terms.weights)  # for parts() and weighted()
         if self.reduction == "none":

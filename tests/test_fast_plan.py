@@ -29,17 +29,28 @@ def random_spec(rng: np.random.Generator) -> dict:
         int(rng.integers(1, 7)) for _ in range(rng.integers(0, 4))
     ]
     widths.append(int(rng.integers(1, 4)))
-    return dict(
+    spec = dict(
         dtype=[np.float32, np.float64][rng.integers(2)],
         widths=widths,
         activations=[int(rng.integers(3)) for _ in widths[1:-1]],
         first_relu=bool(rng.random() < 0.2),  # an activation first: it gets the data itself
-        logits=bool(rng.random() < 0.3),  # BCEWithLogitsLoss, no final Sigmoid
+        # BCELoss with a final Sigmoid; BCEWithLogitsLoss; CrossEntropyLoss with a final Softmax
+        # or on the logits; NLLLoss with a final LogSoftmax (class losses: some with weights)
+        loss=["bce", "logits", "ce", "ce logits", "nll"][
+            rng.choice(5, p=[0.4, 0.2, 0.2, 0.1, 0.1])
+        ],
+        class_weights=bool(rng.random() < 0.3),
         reduction=["mean", "sum"][rng.integers(2)],
         l2=[0.0, 0.01][rng.integers(2)],
         momentum=[0.0, 0.9][rng.integers(2)],
         seed=int(rng.integers(1 << 30)),
     )
+    if spec["loss"] in CLASS_LOSSES:
+        spec["widths"][-1] += 1  # two classes at least
+    return spec
+
+
+CLASS_LOSSES = ("ce", "ce logits", "nll")
 
 
 def build(spec: dict) -> tuple[minnet.Sequential, minnet.SGD]:
@@ -51,11 +62,19 @@ def build(spec: dict) -> tuple[minnet.Sequential, minnet.SGD]:
         layers.append(layer)
         if i < len(widths) - 2:
             layers.append(ACTIVATIONS[spec["activations"][i]]())
-    if spec["logits"]:
-        loss = minnet.BCEWithLogitsLoss(reduction=spec["reduction"])
-    else:
+    kind, reduction = spec["loss"], spec["reduction"]
+    weight = rng.random(widths[-1]) + 0.5 if spec["class_weights"] else None
+    if kind == "logits":
+        loss = minnet.BCEWithLogitsLoss(reduction=reduction)
+    elif kind == "bce":
         layers.append(minnet.Sigmoid())
-        loss = minnet.BCELoss(reduction=spec["reduction"])
+        loss = minnet.BCELoss(reduction=reduction)
+    elif kind == "nll":
+        layers.append(minnet.LogSoftmax())
+        loss = minnet.NLLLoss(weight, reduction=reduction)
+    else:
+        layers += [minnet.Softmax()] if kind == "ce" else []
+        loss = minnet.CrossEntropyLoss(weight, reduction=reduction)
     model = minnet.Sequential(layers, loss=loss, dtype=spec["dtype"], l2=spec["l2"])
     return model, minnet.SGD(model.parameters(), lr=0.1, momentum=spec["momentum"])
 
@@ -63,6 +82,12 @@ def build(spec: dict) -> tuple[minnet.Sequential, minnet.SGD]:
 def random_data(rng: np.random.Generator, spec: dict, m: int):
     n, k = spec["widths"][0], spec["widths"][-1]
     X = (rng.standard_normal((m, n)) * 3).astype(spec["dtype"])
+    if spec["loss"] in CLASS_LOSSES:
+        y = rng.integers(0, k, m)
+        if rng.random() < 0.2:  # some rows ignored (not all: a mean needs one)
+            y[rng.random(m) < 0.3] = -100
+            y[0] = 0
+        return X, y
     Y = rng.random((m, k)) if rng.random() < 0.3 else (rng.random((m, k)) < 0.5) * 1.0
     if k == 1 and rng.random() < 0.3:
         Y = Y[:, 0]
@@ -114,13 +139,17 @@ def test_random_nets_train_to_the_same_numbers_as_the_textbook_path(seed):
         X, Y = random_data(rng, spec, int(rng.integers(1, 9)))
         result = on_path(True, step, *fast, X, Y)
         assert_same(result, on_path(False, step, *textbook, X, Y))
-        planned.append(result["planned"])
+        ignored = spec["loss"] in CLASS_LOSSES and (Y < 0).any()  # (the textbook's)
+        planned.append(result["planned"] or ignored)
     assert all(planned[1:])  # the plan is made after the first cost, then used
 
 
 def bad_inputs(spec: dict, rng: np.random.Generator):
     """Pairs (X, Y) the textbook cost refuses or converts."""
     X, Y = random_data(rng, spec, 5)
+    if spec["loss"] in CLASS_LOSSES:
+        yield from bad_class_inputs(spec, X, Y)
+        return
     Y = Y.reshape(5, -1)
     other = np.float64 if spec["dtype"] == np.float32 else np.float32
     nan, inf, big = X.copy(), X.copy(), X.copy()
@@ -147,6 +176,27 @@ def bad_inputs(spec: dict, rng: np.random.Generator):
     yield X, Y.astype(bool)
     yield X, np.asfortranarray(Y)
     yield np.asfortranarray(X), Y
+
+
+def bad_class_inputs(spec: dict, X: np.ndarray, y: np.ndarray):
+    """Pairs (X, y) of class indices that the textbook cost refuses or converts."""
+    k = spec["widths"][-1]
+    nan = X.copy()
+    nan[1, 0] = np.nan
+    yield nan, y
+    yield X, y.astype(np.int32)
+    yield X, y.astype(np.float64)  # whole numbers: converted
+    yield X, y + 0.5
+    yield X, y.tolist()
+    yield X, y[:-1]
+    yield X, y.reshape(-1, 1)
+    yield X, np.eye(k)[np.clip(y, 0, k - 1)]  # one-hot rows instead of indices
+    for value in (k, -1, -100, 2**40):
+        wrong = y.copy()
+        wrong[2] = value
+        yield X, wrong
+    yield X, np.full_like(y, -100)  # every row ignored
+    yield X.astype(np.float32 if spec["dtype"] == np.float64 else np.float64), y
 
 
 def outcome(model, X, Y):

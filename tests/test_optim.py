@@ -722,3 +722,27 @@ def test_an_eps_that_rounds_to_zero_in_float16_is_refused_up_front(optimizer_cla
     with pytest.raises(ValueError, match=r"eps=1e-\d+ rounds to 0 in float16.*at least 6\.1e-05"):
         optimizer_class(model.parameters())
     optimizer_class(model.parameters(), eps=1e-4)  # representable: accepted
+
+
+@pytest.mark.parametrize("optimizer_class", CLASSES, ids=lambda c: c.__name__)
+def test_a_subclass_with_its_own_rule_gets_its_rule_on_the_flat_path(optimizer_class):
+    """minnet's fused twins mirror minnet's rules: a subclass that writes its own ``update``
+    has that rule applied to the flat blocks, not the twin of its parent's."""
+    from minnet._fast import FlatStorage
+
+    class Halved(optimizer_class):
+        def update(self, value, grad, *state):
+            value -= 0.5 * grad  # a rule of its own, without its parent's state
+
+    rng = np.random.default_rng(0)
+    params = [Parameter(rng.standard_normal(s)) for s in [(4, 3), (4,)]]
+    held = FlatStorage.create(params)  # (a model would hold it)
+    assert held is not None
+    optimizer = Halved(params)
+    assert optimizer._flat_blocks
+    before = [p.value.copy() for p in params]
+    for p in params:
+        p.grad[...] = 1.0
+    optimizer.step()
+    for p, old in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.value, old - 0.5)

@@ -104,3 +104,41 @@ def rmsprop_update(
 
 
 __all__ = ["blocks", "rmsprop_update", "sgd_update"]
+
+
+def adam_update(
+    block: tuple[np.ndarray, ...],
+    scratch: list[np.ndarray],
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    steps: int,
+) -> None:
+    """:meth:`minnet.optim.Adam.update` (``decoupled``: :meth:`minnet.optim.AdamW.update`) of
+    one flat block ``(p, g, m, v)`` or ``(p, g, m, v, v_max)`` (AMSGrad), on step ``steps``, with
+    ``scratch`` the calling thread's: ``t`` holds the gradient with weight decay, ``u`` each
+    temporary in turn (``g - m`` for the lerp, the square, then the denominator and the step)."""
+    p, g, m, v = block[0], block[1], block[2], block[3]
+    t, u = blocks(scratch, 2, p)
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = np.add(g, np.multiply(p, weight_decay, out=t), out=t)  # g + weight_decay * p
+    beta1, beta2 = betas
+    weight = 1 - beta1  # lerp_(m, g, weight), as optim.lerp_ computes it
+    if weight < 0.5:
+        m += np.multiply(np.subtract(g, m, out=u), weight, out=u)
+    else:
+        np.subtract(g, np.multiply(np.subtract(g, m, out=u), 1 - weight, out=u), out=m)
+    v *= beta2
+    v += np.multiply(np.multiply(g, 1 - beta2, out=u), g, out=u)  # (1 - beta2) * g * g
+    if len(block) == 5:  # AMSGrad: the largest second moment so far
+        v = np.maximum(block[4], v, out=block[4])
+    step_size = lr / (1 - beta1**steps)
+    denom = np.sqrt(v, out=u)
+    denom /= (1 - beta2**steps) ** 0.5
+    denom += eps  # sqrt(v) / sqrt(1 - beta2^t) + eps
+    p -= np.multiply(np.divide(m, denom, out=u), step_size, out=u)  # step_size * (m / denom)

@@ -64,7 +64,7 @@ class Body(list):
 class Plan:
     """The planned ``cost`` and ``backward`` of one model, for its current layers and loss."""
 
-    def __init__(self, model, body: list, fused: bool, storage) -> None:
+    def __init__(self, model, body: list, fused: bool, storage, classes: bool = False) -> None:
         self.model = weakref.ref(model)
         self.layers = tuple(model.layers)
         self.dicts = [vars(layer) for layer in self.layers]
@@ -79,8 +79,10 @@ class Plan:
         # checked of that dtype), so the results are the same
         self.zero, self.one = np.zeros((), self.dtype), np.ones((), self.dtype)
         self.fused = fused
-        # the loss computed here (bce) or by its forward_fused (with pos_weight)
-        self.inline_loss = model.loss.pos_weight is None
+        # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
+        self.classes = classes
+        # the loss computed here (bce) or by its own methods (with pos_weight, or for classes)
+        self.inline_loss = not classes and model.loss.pos_weight is None
         from ..losses import Terms  # here: the losses import the layers, which import _fast
 
         # Terms(values, gradient, weights) from one tuple, without namedtuple's Python __new__
@@ -116,18 +118,18 @@ class Plan:
         same loss (not patched) with the same reduction, the same dtype?"""
         loss = self.loss
         return (
-            model._loss is loss  # (model.loss, model.layers without their properties' calls)
+            model.loss is loss
             and loss.reduction == self.reduction
             and len(vars(loss)) == self.loss_size
             and model.dtype == self.dtype
-            and model._layers == self.layers
+            and model.layers == self.layers
             and list(map(len, self.dicts)) == self.sizes
         )
 
     def same_layers(self, model) -> bool:
         """Does ``model`` have the plan's layers, none with an attribute added or removed since
         (a ``forward`` set on an instance, a new parameter)?"""
-        return model._layers == self.layers and list(map(len, self.dicts)) == self.sizes
+        return model.layers == self.layers and list(map(len, self.dicts)) == self.sizes
 
     # -- cost ------------------------------------------------------------------------------------
     def cost(self, model, X, Y) -> tuple | None:
@@ -140,45 +142,59 @@ class Plan:
         dtype = self.dtype
         # X.shape[1:] is the example shape the textbook checked last: X is 2-D, of the first
         # Linear's width
-        if X.dtype != dtype or Y.dtype != dtype or X.shape[1:] != model.input_shape:
+        if X.dtype != dtype or X.shape[1:] != model.input_shape:
             return None
         m = len(X)
+        Y = self.class_targets(Y, m) if self.classes else self.binary_targets(Y, m)
+        # the textbook's checks: X finite, and the targets (above)
+        if Y is None or not m or count_nonzero(np.isfinite(X)) != X.size:
+            return None
+        x = self.run_body(X)  # the body's layers, as their forwards compute
+        if self.inline_loss:
+            value = self.bce(x, Y)
+        else:  # by the loss's own methods, as Sequential.cost runs them
+            value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
+        value = value + model.penalty() if model.l2 else value
+        return value, x, self.body, None
+
+    def binary_targets(self, Y: np.ndarray, m: int) -> np.ndarray | None:
+        """``Y`` as ``BCELoss.check_targets`` leaves it, ``(m, k)``, when it is of the model's
+        dtype with numbers in [0, 1] (so finite); else ``None``."""
+        if Y.dtype != self.dtype:
+            return None
         if Y.shape != (m, self.width):
             if Y.shape != (m,) or self.width != 1:
                 return None
             Y = Y.reshape(-1, 1)  # as BCELoss.check_targets shapes it
-        # the textbook's checks: X finite, targets in [0, 1] (so finite)
-        if not m or count_nonzero(np.isfinite(X)) != X.size:
-            return None
-        # (a NaN target fails both comparisons)
-        size = Y.size
+        size = Y.size  # (a NaN target fails both comparisons)
         if count_nonzero(Y >= self.zero) != size or count_nonzero(Y <= self.one) != size:
             return None
-        x = self.run_body(X)  # the body's layers, as their forwards compute
-        value = self.bce(x, Y) if self.inline_loss else self.loss.forward_fused(x, Y)
-        value = value + model.penalty() if model._l2 else value
-        return value, x, self.body, None
+        return Y
+
+    def class_targets(self, Y: np.ndarray, m: int) -> np.ndarray | None:
+        """``Y`` as ``class_indices`` gives it to the loss (an int64 copy), when it is ``(m,)``
+        int64 indices in ``[0, C)`` and the loss's class weights are one per class; else
+        ``None``."""
+        if Y.dtype != np.int64 or Y.shape != (m,):
+            return None
+        weight = self.loss.weight
+        if weight is not None and len(weight) != self.width:
+            return None  # (the textbook path says what is wrong)
+        if count_nonzero(Y >= 0) != m or count_nonzero(Y < self.width) != m:
+            return None
+        return Y.astype(np.int64)
 
     def bce(self, z: np.ndarray, y: np.ndarray) -> float:
         """``BCELoss.forward_fused(z, y)`` (without ``pos_weight``) for checked ``z`` and ``y`` of
-        one shape: the same operations on the same operands, written into fresh arrays, and
-        what the loss keeps (its terms, gradient and reduction) set as it sets them."""
-        loss = self.loss
+        one shape: its terms by the same operations on the same operands (written into fresh
+        arrays, without its checks), reduced and kept by the loss itself."""
         softplus = np.logaddexp(0, z)
         values = y * z
         np.subtract(softplus, values, out=values)  # softplus(z) - y*z
-        total = float(np.add.reduce(values, axis=None))  # values.sum()
         grad = np.subtract(z, softplus, out=softplus)
         np.exp(grad, out=grad)
         grad -= y  # sigmoid(z) - y
-        loss._terms = self.new_terms((values, None, None))
-        if self.reduction == "sum":
-            loss._grad, loss._parts = grad, (total, None)
-            return total
-        count = float(values.size)
-        grad *= 1.0 / count
-        loss._grad, loss._parts = grad, (total, count)
-        return total / count
+        return self.loss.reduce(self.new_terms((values, grad, None)), z.shape)
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, grad: np.ndarray) -> bool:
@@ -208,7 +224,7 @@ class Plan:
         parameters (every ``Linear``'s ``W`` and ``b``, still with their views); ``False``
         (nothing done) if not."""
         storage = self.storage
-        if storage is None or self.model() is not model or model._layers != self.layers:
+        if storage is None or self.model() is not model or model.layers != self.layers:
             return False
         if list(map(len, self.dicts)) != self.sizes or not self.holds():  # (same_layers, inline)
             return False
@@ -298,10 +314,11 @@ def plan_of(model, storage) -> Plan | None:
     """A new plan for ``model``, or ``None`` when the accelerator does not know it (a layer or
     a loss it does not know, a layer patched on its instance, a model of mixed dtypes, a
     parameter elsewhere than in a ``Linear``'s ``W`` and ``b``, or no forward yet)."""
-    from ..losses import BCELoss, BCEWithLogitsLoss  # here: the losses import the layers
+    # here: the losses import the layers
+    from ..losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
 
     layers, loss = model.layers, model.loss
-    if type(loss) not in (BCELoss, BCEWithLogitsLoss):
+    if type(loss) not in (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss):
         return None
     if any(callable(value) for value in vars(loss).values()):
         return None  # a method patched on the instance
@@ -310,14 +327,14 @@ def plan_of(model, storage) -> Plan | None:
     if model.in_features is None or model.out_features is None:
         return None
     fused = model.fused
-    if type(loss) is BCELoss and not fused:
-        return None  # BCELoss on probabilities: its own formula, not planned
+    if type(loss) in (BCELoss, NLLLoss) and not fused:
+        return None  # on probabilities or log-probabilities made by a layer: not planned
     for layer in layers:
-        if type(layer) not in _KEPT or "forward" in vars(layer) or "backward" in vars(layer):
+        if "forward" in vars(layer) or "backward" in vars(layer):
             return None
-    for layer in layers[:-1] if fused else layers:
-        if _KEPT[type(layer)] not in vars(layer):
-            return None  # no forward yet
+    for layer in model.body:  # (the final activation fused with the loss is the loss's)
+        if type(layer) not in _KEPT or _KEPT[type(layer)] not in vars(layer):
+            return None  # a layer the plan does not know, or no forward yet
     linears = [layer for layer in layers if type(layer) is Linear]
     expected = [p for layer in linears for p in (layer.W, layer.b)]
     found = model.parameters()
@@ -325,7 +342,8 @@ def plan_of(model, storage) -> Plan | None:
         return None
     if storage is not None and not storage.holds(found):
         storage = None  # zero_grad goes the usual way
-    return Plan(model, model.body, fused, storage)
+    classes = type(loss) in (CrossEntropyLoss, NLLLoss)
+    return Plan(model, model.body, fused, storage, classes)
 
 
 def _is(a, b) -> bool:

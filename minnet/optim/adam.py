@@ -8,6 +8,7 @@ import numpy as np
 from attrs import define, field, setters
 
 from .._checks import flag, real_number
+from .._fast import fused
 from .optimizer import Optimizer, hyperparameter, lerp_
 
 
@@ -76,7 +77,7 @@ class Adam(Optimizer):
         """The step count of the formulas (:attr:`steps`)."""
         return self.steps
 
-    threaded = True  # (update writes only its block's arrays; its temporaries are its own)
+    threaded = True  # (update_block writes only its block and its thread's scratch)
 
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         count = 3 if self.amsgrad else 2  # m, v, and v_max for amsgrad
@@ -86,6 +87,16 @@ class Adam(Optimizer):
         if self.weight_decay != 0:
             g = g + self.weight_decay * p
         self.adam_step(p, g, m, v, *v_max)
+
+    def update_block(self, block: tuple[np.ndarray, ...], scratch: list[np.ndarray]) -> None:
+        cls = type(self)
+        if cls.update not in (Adam.update, AdamW.update) or cls.adam_step is not Adam.adam_step:
+            self.update(*block)  # a subclass's own rule: its fused twin is not this one
+            return
+        fused.adam_update(  # update's steps, in scratch blocks instead of temporaries
+            block, scratch, self.lr, self.betas, self.eps, self.weight_decay,
+            cls.update is AdamW.update, self.steps,
+        )  # fmt: skip
 
     def adam_step(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *v_max):
         """The moments and the step, from the gradient ``g`` (weight decay already applied)."""
