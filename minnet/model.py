@@ -245,6 +245,7 @@ class Sequential:
         return self
 
     def _forget_cost(self) -> None:
+        _fast.forget(self)  # the accelerator's plan of the layers and loss, if it has one
         self._pending: list[Layer] | None = None  # the layers a backward() may run
         self._row_scale: np.ndarray | None = None  # sample weights, as factors of the gradient
         self._outputs: np.ndarray | None = None
@@ -488,6 +489,7 @@ class Sequential:
     @l2.setter
     def l2(self, value: float) -> None:
         self._l2 = _checks.real_number("l2", value, 0.0)
+        _fast.forget(self)
 
     def weights(self) -> list[Parameter]:
         """The parameters the L2 penalty covers: those named ``W`` (the weight matrix of a

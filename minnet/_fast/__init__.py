@@ -183,6 +183,12 @@ def backward_first(layer, grad_output: np.ndarray) -> None:
 _PLANS: dict[int, Plan] = {}
 
 
+def forget(model) -> None:
+    """Drop ``model``'s plan: its layers, its loss or its L2 factor changed (the model says
+    so), and the next ``cost`` plans again."""
+    _PLANS.pop(id(model), None)
+
+
 def cost(model, X, Y, sample_weight=None) -> tuple | None:
     """``model.cost(X, Y)`` by the model's planned step (see :mod:`.plan`): the cost and what
     the model keeps for backward (:meth:`.Plan.cost`); or ``None`` when the accelerator is off,
@@ -212,6 +218,7 @@ __all__ = [
     "cost",
     "current_parameters",
     "fast_path_enabled",
+    "forget",
     "place",
     "use_fast_path",
     "zero_grad",

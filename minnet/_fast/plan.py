@@ -22,11 +22,11 @@ outputs and the layers a ``backward`` runs, which the plan returns with the cost
 textbook ``backward`` may follow a planned ``cost``, and the planned ``backward`` reads the
 layers' state and parameters as the textbook does.
 
-A plan is checked before each use (:meth:`Plan.fits`) and rebuilt when it does not fit: the list
-of layers changed (or any layer's attributes were added to, e.g. a ``forward`` replaced on an
-instance), the loss was replaced, changed its reduction or was patched, the model's dtype
-changed, or the accelerator was switched off. Parameters (``layer.W``, ``p.value``) are read
-anew at each step, as the textbook reads them.
+A plan is dropped when the model's layers, loss or ``l2`` change (the model calls
+``_fast.forget``), and checked before each use (:meth:`Plan.fits`), rebuilt when it does not fit:
+a layer's attributes were added to (e.g. a ``forward`` replaced on an instance), the loss changed
+its reduction or was patched, the model's dtype changed, or the accelerator was switched off.
+Parameters (``layer.W``, ``p.value``) are read anew at each step, as the textbook reads them.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class Plan:
         self.loss_size = len(vars(model.loss))
         self.reduction = model.loss.reduction
         self.dtype = model.dtype
+        self.l2 = model.l2  # (a change of it drops the plan)
         self.width = model.out_features  # of the targets
         # 0 and 1 as arrays of the model's dtype: numpy takes them faster than Python's numbers,
         # and every array they meet here is of that dtype or a wider one (it comes from X,
@@ -114,22 +115,17 @@ class Plan:
         )
 
     def fits(self, model) -> bool:
-        """Is this still the plan of ``model``: the same layers (see :meth:`same_layers`), the
-        same loss (not patched) with the same reduction, the same dtype?"""
+        """Is this still the plan of ``model``: its loss not patched, with the same reduction,
+        the model's dtype the same, no layer with an attribute added or removed since (a
+        ``forward`` set on an instance, a new parameter)? (A change of the layers, the loss or
+        ``l2`` drops the plan: the model calls ``_fast.forget``.)"""
         loss = self.loss
         return (
-            model.loss is loss
-            and loss.reduction == self.reduction
+            loss.reduction == self.reduction
             and len(vars(loss)) == self.loss_size
             and model.dtype == self.dtype
-            and model.layers == self.layers
             and list(map(len, self.dicts)) == self.sizes
         )
-
-    def same_layers(self, model) -> bool:
-        """Does ``model`` have the plan's layers, none with an attribute added or removed since
-        (a ``forward`` set on an instance, a new parameter)?"""
-        return model.layers == self.layers and list(map(len, self.dicts)) == self.sizes
 
     # -- cost ------------------------------------------------------------------------------------
     def cost(self, model, X, Y) -> tuple | None:
@@ -154,7 +150,7 @@ class Plan:
             value = self.bce(x, Y)
         else:  # by the loss's own methods, as Sequential.cost runs them
             value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
-        value = value + model.penalty() if model.l2 else value
+        value = value + model.penalty() if self.l2 else value
         return value, x, self.body, None
 
     def binary_targets(self, Y: np.ndarray, m: int) -> np.ndarray | None:
@@ -224,9 +220,9 @@ class Plan:
         parameters (every ``Linear``'s ``W`` and ``b``, still with their views); ``False``
         (nothing done) if not."""
         storage = self.storage
-        if storage is None or self.model() is not model or model.layers != self.layers:
+        if storage is None or self.model() is not model:
             return False
-        if list(map(len, self.dicts)) != self.sizes or not self.holds():  # (same_layers, inline)
+        if list(map(len, self.dicts)) != self.sizes or not self.holds():
             return False
         storage.grads.fill(0)
         return True
