@@ -437,15 +437,22 @@ def _confirm_failure(target, judge, measure, a, verdict, floor, reach) -> Verdic
     top = LADDER**2 * verdict.step
     # At the larger spacings only a staircase or localized jumps count: there a smooth J that
     # varies on a scale below them would show its variation as "noise".
-    own, spacing, finest = 0.0, verdict.step / (PROBE_POINTS // 2), True
-    while True:
-        level = _own_noise(measure, spacing, target.center, finest)
-        if level is None:
-            return verdict  # a declared kink or overflow in the table: the failure stands
-        own, finest = max(own, level), False
-        spacing *= LADDER
-        if spacing > top / (PROBE_POINTS // 2):
-            break
+    own = 0.0
+    for shift in (1.0, 1.0 / SCAN):
+        # The judge's steps are a ladder of factors 4, and a float32 grid is binary: tables on
+        # that ladder may meet the grid in the same phase at every spacing and see a staircase
+        # as an exact straight line whose slope is off by a fraction of a tread (seed 361 case
+        # 1873 of the generator: the same wrong slope at five steps). Tables at spacings
+        # SCAN (irrational) times off the ladder meet it in other phases and show the treads.
+        spacing, finest = shift * verdict.step / (PROBE_POINTS // 2), True
+        while spacing <= top / (PROBE_POINTS // 2):
+            level = _own_noise(measure, spacing, target.center, finest)
+            if level is None:
+                if shift == 1.0:
+                    return verdict  # a declared kink or overflow in the table: it stands
+                break
+            own, finest = max(own, level), False
+            spacing *= LADDER
     bar = verdict.error_bar + own / verdict.step
     if abs(a - verdict.numeric) <= judge.tolerance(a, verdict.numeric) + floor + bar:
         return Verdict(UNDECIDED, verdict.numeric, verdict.step, bar, OWN_NOISE)
@@ -511,7 +518,8 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
                 if not abs(e_hi) > 2 * SCAN**2 * abs(e_lo) + 4 * noise or bisected >= 2:
                     continue
                 bisected += 1
-                change = _jump_in(measure, side, lo, hi, previous[2][side], (m.plus, m.minus)[side])
+                ends = previous[2][side], (m.plus, m.minus)[side]
+                change = _jump_in(measure, side, lo, hi, *ends, (slope, -slope)[side])
                 if change > 4 * noise:
                     largest = max(largest, change)
         previous = (x, e, (m.plus, m.minus))
@@ -519,13 +527,19 @@ def _value_jump(measure, center: float, verdict: Verdict, reach: float, noise: f
     return largest
 
 
-def _jump_in(measure, side: int, lo: float, hi: float, j_lo: float, j_hi: float) -> float:
+def _jump_in(
+    measure, side: int, lo: float, hi: float, j_lo: float, j_hi: float, slope: float
+) -> float:
     """The jump of J's value between steps ``lo`` and ``hi`` on one side of theta, or 0 where
     J is continuous there. The interval is cut in three ``SECTIONS`` times, keeping the third
-    whose change departs most from the middle slope of the three (J between two edges of a
-    staircase may move with a slope of its own, from float64 terms, as large as the edge): a
-    continuous J departs less and less (a kink by a third as much at each cut), a jump keeps its
-    size. It counts when it keeps more than ``3**-(SECTIONS / 2)`` of its first departure."""
+    whose change departs most from ``slope``, the failure's slope along this side (the line
+    :func:`_value_jump` measures the excess against: J between two edges of a staircase moves
+    with a slope of its own, from float64 terms, as large as the edge, and the failure's steps,
+    below a tread, measured it). A continuous J departs less and less (a kink by a third as much
+    at each cut), a jump keeps its size. It counts when it keeps more than
+    ``3**-(SECTIONS / 2)`` of its first departure. (The median slope of the three thirds was
+    the reference before: where two thirds hold an edge each, the median is an edge's, and the
+    cut followed the third without one.)"""
     first = departure = 0.0
     for level in range(SECTIONS):
         a, b = lo + (hi - lo) / 3, lo + 2 * (hi - lo) / 3
@@ -537,9 +551,7 @@ def _jump_in(measure, side: int, lo: float, hi: float, j_lo: float, j_hi: float)
             values.append((m.plus, m.minus)[side])
         points = [(lo, j_lo), (a, values[0]), (b, values[1]), (hi, j_hi)]
         thirds = list(zip(points[:-1], points[1:], strict=True))
-        slopes = [(jy - jx) / (y - x) for (x, jx), (y, jy) in thirds]
-        middle = float(np.median(slopes))
-        departures = [abs((jy - jx) - middle * (y - x)) for (x, jx), (y, jy) in thirds]
+        departures = [abs((jy - jx) - slope * (y - x)) for (x, jx), (y, jy) in thirds]
         k = int(np.argmax(departures))
         departure = departures[k]
         if level == 0:
