@@ -268,7 +268,11 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     both = target.values_at(t, np.concatenate([flat_index, flat_index]), np.concatenate([h, -h]))
     plus, minus = both[: len(h)], both[len(h) :]
     up, down = taken_step(theta, h), -taken_step(theta, -h)
-    noise = judge.noise / h + step_rounding(plus, minus, h, up, down)  # inf: step swallowed
+    # Along an entry where J did not move at all, the tensor's finest level says nothing about
+    # J's resolution: the largest level of its tables applies (Judge.worst).
+    still = (plus == target.center) & (minus == target.center)
+    level = np.where(still, max(judge.noise, judge.worst), judge.noise)
+    noise = level / h + step_rounding(plus, minus, h, up, down)  # inf: step swallowed
     finite_a = np.abs(a[np.isfinite(a)])
     # An error bar below threshold * (the tensor's largest derivative) decides an entry...
     floor = judge.threshold * float(np.max(finite_a, initial=0.0))
@@ -733,14 +737,9 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
         # One noise table, on the largest tensor, for all: fast mode's budget is a few
         # evaluations per tensor.
         largest = int(np.argmax([array.size for array in target.arrays]))
-        measured = _tensor_noise(target, largest, seed)
-        judges = [Judge(threshold, assumed if measured is None else measured, assumed)] * len(
-            target.arrays
-        )
-        judges = list(judges)
+        judges = [_judge_for(target, largest, seed, threshold, assumed)] * len(target.arrays)
     for t in range(len(target.arrays) if not fast else 0):
-        measured = _tensor_noise(target, t, seed)
-        judges.append(Judge(threshold, assumed if measured is None else measured, assumed))
+        judges.append(_judge_for(target, t, seed, threshold, assumed))
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
     directions = stream(seed, "directions")
     sampling = stream(seed, "samples")
@@ -768,8 +767,7 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
                 continue
             # The direction does not plainly agree: find out which entries, and why, with the
             # tensor's own noise.
-            measured = _tensor_noise(target, t, seed)
-            judges[t] = Judge(threshold, assumed if measured is None else measured, assumed)
+            judges[t] = _judge_for(target, t, seed, threshold, assumed)
         _judge_entries(target, judges[t], t, chosen[t], epsilon, tally, scale_floor)
     return tally.report(target, threshold, epsilon, mode)
 
@@ -798,7 +796,21 @@ def exact_moves(array: np.ndarray, moves: np.ndarray) -> np.ndarray:
     return np.sign(moves) * np.exp2(np.ceil(np.log2(size)))
 
 
+def _judge_for(target: Target, t: int, seed: int | None, threshold: float, assumed: float):
+    """The judge of tensor ``t``: its noise the finest level its tables show (the worst-case
+    model ``assumed`` where none does); for entries along which J did not move at all, the
+    largest level any of its tables shows, and at least the worst-case model
+    (:attr:`.judge.Judge.worst`)."""
+    finest, largest = _noise_levels(target, t, seed)
+    return Judge(threshold, assumed if finest is None else finest, max(assumed, largest or 0.0))
+
+
 def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
+    """The finest noise level of tensor ``t`` (:func:`_noise_levels`)."""
+    return _noise_levels(target, t, seed)[0]
+
+
+def _noise_levels(target: Target, t: int, seed: int | None) -> tuple[float | None, float | None]:
     """The rounding noise of J when tensor ``t`` moves, measured (:func:`.judge.estimate_noise`)
     along one random direction: ``NOISE_SIGMAS`` standard deviations, at least ``ULP_FLOOR``
     units in J's last place. ``None`` when the probe cannot tell (it crossed a declared kink,
@@ -809,10 +821,17 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     ``PROBE_REFINE`` each, and the finest that shows noise is used: at a coarse spacing, a
     kink inside the table or a J that varies on a scale below the spacing (parameters of size
     1e-7) look like noise; a finer table gets clear of them. A staircase (float32 inside, J
-    losing digits) shows as equal neighbours and is no estimate at that spacing."""
+    losing digits) shows as equal neighbours and is no estimate at that spacing.
+
+    Returned with the largest level any spacing shows (not refuted): the bound for an entry
+    along which J did not move at all. A float32 piece inside J is flat at the fine spacings,
+    where the float64 pieces beside it show their own rounding, and shows its treads only at
+    the coarse one; exact stillness at the check's step is what such a resolution gives
+    along its entry (the generator's seed 905 case 4774: a zeroed claim on a float32 exp piece
+    agreed against the float64 level, 5e7 times too fine)."""
     array = target.arrays[t]
     if array.size == 0 or not np.isfinite(target.center):
-        return None
+        return None, None
     rng = stream(seed, "noise", t)
     direction = rng.standard_normal(array.shape)
     direction /= np.linalg.norm(direction)
@@ -824,11 +843,13 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
             estimates.append(estimate_noise(table))
             tables.append(np.asarray(table, dtype=np.float64))
         spacing *= PROBE_REFINE
-    for k in reversed(range(len(estimates))):  # the finest spacing that shows the noise
-        estimate = estimates[k]
-        if estimate is not None and not _refuted(estimate, tables[k + 1 :]):
-            return max(NOISE_SIGMAS * estimate, ULP_FLOOR * EPS * abs(target.center))
-    return None
+    levels = [
+        max(NOISE_SIGMAS * estimate, ULP_FLOOR * EPS * abs(target.center))
+        for k, estimate in enumerate(estimates)
+        if estimate is not None and not _refuted(estimate, tables[k + 1 :])
+    ]
+    # The finest spacing that shows the noise (the tables go from coarse to fine).
+    return (levels[-1], max(levels)) if levels else (None, None)
 
 
 #: A noise level read at one spacing is refuted by a finer table whose second differences are
