@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..model import Sequential
 
 DEFAULT_THRESHOLD = 1e-6
+EPS32 = float(np.finfo(np.float32).eps)
 #: The reason of an entry decided on the check's scale (see ``_judge_entries``).
 ON_SCALE = "agrees within threshold x the check's largest derivative"
 WORST_COUNT = 5
@@ -406,6 +407,35 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
                 v = confirm(k, v)
             if v.status != AGREE:
                 verdicts[int(k)] = v
+    # An entry that agrees only because the tensor's finest level is its noise, not under the
+    # largest level its tables show, may be a float32 piece whose treads that level does not
+    # see (at the first step they can leave the slopes equal and the central difference off by
+    # a tread over the step: a 1% error agreed, seeds 927 case 3500 and 930 case 3958). Its
+    # own noise is measured, on and off the judge's steps, and the agreement must hold with
+    # it too. A tensor whose tables show one level only (float64 throughout) costs nothing.
+    if judge.coarse > judge.noise:
+        coarse = judge.coarse / h + step_rounding(plus, minus, h, up, down)
+        with np.errstate(invalid="ignore"):
+            doubtful = plainly & ~(np.abs(a - numeric) + coarse <= tolerance + floor)
+        for k in np.flatnonzero(doubtful):
+            if int(k) in verdicts or int(k) in hidden_kinks:
+                continue
+            measure = _along(target, t, flat_index[k])
+            own = 0.0
+            for shift in (1.0, 1.0 / SCAN):
+                level = _own_noise(measure, shift * float(h[k]) / LADDER, target.center)
+                own = max(own, 0.0 if level is None else level)  # None: a declared kink
+            if own <= REFUTES * judge.noise:
+                # The same noise as the tensor's, up to what two estimates from 9 values each
+                # differ by: no coarser resolution along this entry.
+                continue
+            bar = max(judge.noise, own) / float(h[k]) + float(
+                step_rounding(plus[k], minus[k], h[k], up[k], down[k])
+            )
+            if not abs(a[k] - numeric[k]) + bar <= tolerance[k] + floor:
+                verdicts[int(k)] = Verdict(
+                    UNDECIDED, float(numeric[k]), float(h[k]), bar, OWN_NOISE
+                )
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
     name, shape = target.names[t], target.arrays[t].shape
     tally.add(name, shape, flat_index, a, numeric, verdicts)
@@ -802,7 +832,20 @@ def _judge_for(target: Target, t: int, seed: int | None, threshold: float, assum
     largest level any of its tables shows, and at least the worst-case model
     (:attr:`.judge.Judge.worst`)."""
     finest, largest = _noise_levels(target, t, seed)
-    return Judge(threshold, assumed if finest is None else finest, max(assumed, largest or 0.0))
+    if largest is not None and largest < 0:
+        # J moved in none of the tables: its resolution along the tensor is coarser than
+        # every spacing (float32 inside, digits lost), or it does not depend on the tensor,
+        # and no table says which. The worst-case model is then float32's, not float64's: a J
+        # exactly flat at every step is no evidence that a derivative the claim says would
+        # move it is 0 (a float32 exp piece flat up to steps of 0.05 failed a right claim of
+        # 1e-8: seed 932 case 680).
+        return Judge(threshold, assumed if finest is None else finest, assumed * EPS32 / EPS)
+    return Judge(
+        threshold,
+        assumed if finest is None else finest,
+        max(assumed, largest or 0.0),
+        largest or 0.0,
+    )
 
 
 def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
@@ -848,8 +891,35 @@ def _noise_levels(target: Target, t: int, seed: int | None) -> tuple[float | Non
         for k, estimate in enumerate(estimates)
         if estimate is not None and not _refuted(estimate, tables[k + 1 :])
     ]
-    # The finest spacing that shows the noise (the tables go from coarse to fine).
-    return (levels[-1], max(levels)) if levels else (None, None)
+    # A table that shows no level but a jump of J's value (a tread's edge of a float32 piece)
+    # says that J may be off a smooth J by its largest second difference somewhere along the
+    # tensor: the largest level, not the finest.
+    jumps = [float(np.max(np.abs(np.diff(table, 2)))) for table in tables if _value_step(table)]
+    finest = levels[-1] if levels else None
+    largest = max(levels + jumps) if levels + jumps else None
+    if not levels + jumps and tables and all(np.all(np.diff(table) == 0) for table in tables):
+        return finest, -1.0  # J moved in no table at all: see _judge_for
+    return finest, largest
+
+
+def _value_step(table: np.ndarray) -> bool:
+    """Does this table of J show a jump of J's value, the edge of a tread: two consecutive
+    second differences of opposite signs and about the same size (within a factor 2), far
+    above the median (:data:`LOCALIZED`)? A kink gives one large second difference, noise
+    and a smooth J no such pair."""
+    second = np.diff(table, 2)
+    if second.size < 3 or not np.all(np.isfinite(second)):
+        return False
+    size = np.abs(second)
+    far = LOCALIZED * float(np.median(size))
+    for x, y in zip(second[:-1], second[1:], strict=True):
+        if (
+            x * y < 0
+            and min(abs(x), abs(y)) > far
+            and max(abs(x), abs(y)) <= 2 * min(abs(x), abs(y))
+        ):
+            return True
+    return False
 
 
 #: A noise level read at one spacing is refuted by a finer table whose second differences are
