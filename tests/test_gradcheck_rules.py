@@ -18,7 +18,14 @@ from user_layers import PlainScale, UserBatchNorm
 
 import minnet
 from minnet import Layer, Linear, ReLU, Sequential, Sigmoid, Tanh, check_function
-from minnet.gradcheck.judge import KINK_BESIDE, ONE_KINK, UNDECLARED_KINK_REASON, Judge, Measurement
+from minnet.gradcheck.judge import (
+    KINK_BESIDE,
+    KINK_SIDE,
+    ONE_KINK,
+    UNDECLARED_KINK_REASON,
+    Judge,
+    Measurement,
+)
 from minnet.gradcheck.targets import ModelTarget, checking
 from minnet.testing import assert_gradients
 
@@ -105,30 +112,22 @@ def abs_plus_square(x):
     return float(abs(x[0]) + (x[1:] ** 2).sum())
 
 
-def test_an_undeclared_kink_is_excused_only_on_a_one_sided_slope():
-    # Outside the slopes of a kink nobody declared, the claim is undecided, never passed: the
-    # kinks of several pieces may meet there (a ReLU at 0 feeding a tie of a max), where a
-    # right backward need not lie between J's one-sided slopes. Strictly between them it is
-    # undecided too: the kink may lie beside theta, closer than any step the noise allows, where
-    # J' is one of the slopes (a zeroed claim at |x| 1e-12 from 0 is the central difference).
+def test_an_undeclared_kink_is_never_excused():
+    # At a kink nobody declared, no claim is shown right. On one slope it is right only if the
+    # kink is at theta or on that slope's side: a kink beside theta, closer than the smallest
+    # step the noise allows, moves the far slope by less than its noise (the generator's seed
+    # 372 case 1610: |x| at 1.5e-13 from 0 with J's noise 1e-7, a sign flip "on a slope").
+    # Strictly between them it is right only if the kink is exactly at theta. Outside them,
+    # the kinks of several pieces may meet (a ReLU at 0 feeding a tie of a max), where a right
+    # backward need not lie between J's one-sided slopes. Undecided, never passed.
     x = np.array([0.0, 0.5, -1.0, 2.0, 1.5])
     grad = 2 * x
-    for side in (-1.0, 1.0):  # |x| at 0: slopes -1 and 1
-        grad[0] = side
-        report = check_function(abs_plus_square, x, grad)
-        assert report.status == "passed", str(report)
-        assert [e.where for e in report.kinks] == ["x[0]"]
-    for between in (0.0, 0.5):  # 0: the central difference itself
-        grad[0] = between
+    for claim in (-1.0, 1.0, 0.0, 0.5, 1.5):  # |x| at 0: slopes -1 and 1
+        grad[0] = claim
         report = check_function(abs_plus_square, x, grad)
         assert report.status == "inconclusive", str(report)
         assert [e.where for e in report.undecided] == ["x[0]"]
         assert "undeclared kink" in report.undecided[0].reason
-    grad[0] = 1.5
-    report = check_function(abs_plus_square, x, grad)
-    assert report.status == "inconclusive", str(report)
-    assert [e.where for e in report.undecided] == ["x[0]"]
-    assert "undeclared kink" in report.undecided[0].reason
 
 
 def test_a_declared_kink_is_excused_only_between_the_one_sided_slopes():
@@ -161,7 +160,9 @@ def test_the_judge_calls_curvature_curvature_and_a_kink_a_kink():
     kinked = measure_of(abs)
     options = dict(natural_step=6e-6, max_step=0.1, floor=0.0)
     assert judge.judge(1e-3, curved(6e-6), curved, **options).status == "fail"
-    assert judge.judge(1.0, kinked(6e-6), kinked, **options).status == "kink"
+    # On one slope of a kink nobody declared: the kink may lie on either side of theta.
+    on_slope = judge.judge(1.0, kinked(6e-6), kinked, **options)
+    assert (on_slope.status, on_slope.reason) == ("undecided", KINK_SIDE)
     # Strictly between the slopes of a kink nobody declared: right only if the kink is exactly
     # at theta, which no step can show.
     between = judge.judge(0.5, kinked(6e-6), kinked, **options)
@@ -175,6 +176,7 @@ def test_the_judge_calls_curvature_curvature_and_a_kink_a_kink():
         return Measurement(step, abs(step), abs(step), 0.0, crossed=ONE_KINK)
 
     assert judge.judge(1.5, declared(6e-6), declared, **options).status == "fail"
+    assert judge.judge(1.0, declared(6e-6), declared, **options).status == "kink"
     assert judge.judge(0.0, curved(6e-6), curved, **options).status == "agree"
 
 
