@@ -10,10 +10,11 @@ Each call of a ufunc must last long enough that the other thread gets the GIL ba
 calls (a thread woken for the GIL takes some microseconds to run; a call shorter than that lets
 the caller take the GIL back first, again and again, and the two threads run one after the
 other): hence blocks of ``THREAD_BLOCK_BYTES``, the same bytes in every dtype (float32 blocks
-have twice float64's entries), so that the arrays one SGD step touches per block (2.5 MiB) stay
-near a core's L2 cache (2 MiB on the development machine). There, with the machine otherwise
-idle, a float32 step of 1.86M parameters with Nesterov momentum and weight decay took about 0.7x
-its one-thread time in a bare loop, 0.85x in SGD; float32 blocks of 65,536 entries took 1.0x.
+have twice float64's entries): the arrays one SGD step touches per block (2.5 MiB) stay in the
+last-level cache, not a core's L2 (1 MiB per core on the development machine; blocks of 128 to
+256 KiB, which would fit it, were no faster). There, with the machine otherwise idle, a
+float32 step of 1.86M parameters with Nesterov momentum and weight decay took about 0.7x its
+one-thread time in a bare loop, 0.85x in SGD; float32 blocks of 65,536 entries took 1.0x.
 When another process keeps the second core busy the worker gets little time and the step takes
 about its one-thread time (within 10% either way).
 
