@@ -24,6 +24,17 @@ def blocks(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np
     return [s[:n] for s in scratches[:count]]
 
 
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float, work: np.ndarray) -> None:
+    """:func:`minnet.optim.lerp_` (``start += weight * (end - start)``, from the nearer end),
+    its temporaries written into ``work``."""
+    if weight < 0.5:
+        start += np.multiply(np.subtract(end, start, out=work), weight, out=work)
+    else:
+        np.subtract(
+            end, np.multiply(np.subtract(end, start, out=work), 1 - weight, out=work), out=start
+        )
+
+
 def sgd_update(
     block: tuple[np.ndarray, ...],
     scratch: list[np.ndarray],
@@ -84,11 +95,7 @@ def rmsprop_update(
     s *= alpha
     s += np.multiply(np.multiply(g, 1 - alpha, out=u), g, out=u)  # (1 - alpha) * g * g
     if a is not None:
-        weight = 1 - alpha  # lerp_(a, g, weight), as optim.lerp_ computes it
-        if weight < 0.5:
-            a += np.multiply(np.subtract(g, a, out=u), weight, out=u)
-        else:
-            np.subtract(g, np.multiply(np.subtract(g, a, out=u), 1 - weight, out=u), out=a)
+        lerp_(a, g, 1 - alpha, u)
         avg = np.sqrt(np.subtract(s, np.multiply(a, a, out=u), out=u), out=u)  # sqrt(s - a a)
     else:
         avg = np.sqrt(s, out=u)
@@ -101,9 +108,6 @@ def rmsprop_update(
     else:
         step = np.multiply(step, lr, out=u)  # lr * (g / avg)
     p -= step
-
-
-__all__ = ["blocks", "rmsprop_update", "sgd_update"]
 
 
 def adam_update(
@@ -128,11 +132,7 @@ def adam_update(
         else:
             g = np.add(g, np.multiply(p, weight_decay, out=t), out=t)  # g + weight_decay * p
     beta1, beta2 = betas
-    weight = 1 - beta1  # lerp_(m, g, weight), as optim.lerp_ computes it
-    if weight < 0.5:
-        m += np.multiply(np.subtract(g, m, out=u), weight, out=u)
-    else:
-        np.subtract(g, np.multiply(np.subtract(g, m, out=u), 1 - weight, out=u), out=m)
+    lerp_(m, g, 1 - beta1, u)
     v *= beta2
     v += np.multiply(np.multiply(g, 1 - beta2, out=u), g, out=u)  # (1 - beta2) * g * g
     if len(block) == 5:  # AMSGrad: the largest second moment so far
@@ -142,3 +142,6 @@ def adam_update(
     denom /= (1 - beta2**steps) ** 0.5
     denom += eps  # sqrt(v) / sqrt(1 - beta2^t) + eps
     p -= np.multiply(np.divide(m, denom, out=u), step_size, out=u)  # step_size * (m / denom)
+
+
+__all__ = ["adam_update", "blocks", "lerp_", "rmsprop_update", "sgd_update"]

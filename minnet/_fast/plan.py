@@ -66,8 +66,7 @@ class Plan:
 
     def __init__(self, model, body: list, fused: bool, storage, classes: bool = False) -> None:
         self.model = weakref.ref(model)
-        self.layers = tuple(model.layers)
-        self.dicts = [vars(layer) for layer in self.layers]
+        self.dicts = [vars(layer) for layer in model.layers]
         self.sizes = [len(attributes) for attributes in self.dicts]
         self.loss = model.loss
         self.loss_size = len(vars(model.loss))

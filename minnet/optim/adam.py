@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import numpy as np
 from attrs import define, field, setters
@@ -88,14 +89,13 @@ class Adam(Optimizer):
             g = g + self.weight_decay * p
         self.adam_step(p, g, m, v, *v_max)
 
+    rule_methods: ClassVar[tuple[str, ...]] = ("update", "adam_step")
+    decoupled: ClassVar[bool] = False  # (AdamW's weight decay: fused.adam_update's twin of it)
+
     def update_block(self, block: tuple[np.ndarray, ...], scratch: list[np.ndarray]) -> None:
-        cls = type(self)
-        if cls.update not in (Adam.update, AdamW.update) or cls.adam_step is not Adam.adam_step:
-            self.update(*block)  # a subclass's own rule: its fused twin is not this one
-            return
         fused.adam_update(  # update's steps, in scratch blocks instead of temporaries
-            block, scratch, self.lr, self.betas, self.eps, self.weight_decay,
-            cls.update is AdamW.update, self.steps,
+            block, scratch, self.lr, self.betas, self.eps, self.weight_decay, self.decoupled,
+            self.steps,
         )  # fmt: skip
 
     def adam_step(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *v_max):
@@ -130,6 +130,9 @@ class AdamW(Adam):
     amsgrad: bool = field(
         default=False, converter=lambda value: flag("amsgrad", value), on_setattr=setters.frozen
     )
+
+    decoupled: ClassVar[bool] = True
+    update_block = Adam.update_block  # (its own update: the fused twin, decoupled)
 
     def update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *v_max) -> None:
         if self.weight_decay != 0:

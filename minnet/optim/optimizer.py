@@ -109,6 +109,16 @@ class Optimizer:
     #: May the flat path run :meth:`update_block` on two blocks at once, from two threads (it
     #: touches nothing but its block's arrays and the ``scratch`` it is given)?
     threaded: ClassVar[bool] = False
+    #: The methods that make up the update rule: a subclass that writes any of them anew (and
+    #: no ``update_block`` of its own) has its rule applied to the flat blocks as written, not
+    #: its parent's fused twin, which mirrors the parent's rule (see ``__init_subclass__``).
+    rule_methods: ClassVar[tuple[str, ...]] = ("update",)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "update_block" not in own and any(name in own for name in cls.rule_methods):
+            cls.update_block = Optimizer.update_block
 
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         """The state arrays of a parameter (or of the flat vector) ``value``, before any step:
@@ -175,7 +185,8 @@ class Optimizer:
         """:meth:`update` of one block ``(value, grad, *state)`` of the flat vectors (the flat
         path). An optimizer may hand it to a fused twin in :mod:`minnet._fast.fused`, which must
         give the same bits, with ``scratch``, a list of reusable blocks for the calling thread.
-        (One tuple, not ``*block``: a call with ``*`` costs a small model's step a tenth.)"""
+        (One tuple, not ``*block``: a call with ``*`` costs a small model's step a tenth.) A
+        subclass that writes its own rule gets this one back (see :attr:`rule_methods`)."""
         self.update(*block)
 
     def zero_grad(self) -> None:

@@ -84,9 +84,6 @@ class RMSprop(Optimizer):
             p -= self.lr * (g / avg)
 
     def update_block(self, block: tuple[np.ndarray, ...], scratch: list[np.ndarray]) -> None:
-        if type(self).update is not RMSprop.update:
-            self.update(*block)  # a subclass's own rule: its fused twin is not this one
-            return
         fused.rmsprop_update(  # update's steps, in scratch blocks instead of temporaries
             block, scratch, self.lr, self.alpha, self.eps, self.weight_decay, self.momentum,
             self.centered,

@@ -77,9 +77,6 @@ class SGD(Optimizer):
     threaded = True  # (update_block writes only its block and its thread's scratch)
 
     def update_block(self, block: tuple[np.ndarray, ...], scratch: list[np.ndarray]) -> None:
-        if type(self).update is not SGD.update:
-            self.update(*block)  # a subclass's own rule: its fused twin is not this one
-            return
         fused.sgd_update(  # update's steps, in scratch blocks instead of temporaries
             block, scratch, self.lr, self.momentum, self.dampening, self.weight_decay,
             self.nesterov, self.steps == 1,
