@@ -89,12 +89,9 @@ class Plan:
         self.new_terms = partial(tuple.__new__, Terms)
         self.body = Body(body)
         self.body.plan = self
-        self.body_dicts = [vars(layer) for layer in body]
-        self.body_sizes = [len(attributes) for attributes in self.body_dicts]
         kinds = {Linear: _LINEAR, ReLU: _RELU}
         self.steps = [(kinds.get(type(layer), _OTHER), layer) for layer in body]
-        # The flat storage of the model's parameters (None: not all of them are in one), and
-        # each Linear with its parameters and their gradients, views of the storage's
+        # the flat storage of the model's parameters (None: not all of them are in one)
         self.storage = storage
         # a storage small enough that writing the gradients pays (see backward)
         self.small_storage = storage if storage and storage.grads.size <= FIRST_WRITE else None
@@ -201,7 +198,7 @@ class Plan:
         the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``), which the
         final addition makes ``0`` too, so the numbers are the textbook's to the bit.
         """
-        if list(map(len, self.body_dicts)) != self.body_sizes:
+        if list(map(len, self.dicts)) != self.sizes:  # (a layer patched since the cost)
             return False
         storage = self.small_storage
         if storage is None or not self.holds() or count_nonzero(storage.grads):
