@@ -58,10 +58,16 @@ def n_parameters(net: str) -> int:
     return sum(n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
 
 
-def timing_row(results: dict, case: str, keys: list, goals_spec, goal_prefix: str) -> Row:
-    """Medians of ``keys`` (minnet, ref, torch; a key may be None), and goals on the ratios."""
+def timing_row(
+    results: dict, case: str, keys: list, goals_spec, goal_prefix: str, paired: str | None = None
+) -> Row:
+    """Medians of ``keys`` (minnet, ref, torch; a key may be None), and goals on the ratios.
+    With ``paired``, the key of minnet / ref measured in one process (worker.pair): that
+    median ratio is the row's minnet/ref, not the ratio of the two processes' medians."""
     mine, ref, torch = (results.get(key, {}).get("median") if key else None for key in keys)
     ratios = {"ref": ratio(mine, ref), "torch": ratio(mine, torch)}
+    if paired is not None and results.get(paired, {}).get("median") is not None:
+        ratios["ref"] = results[paired]["median"]
     cells = []
     for key in keys:
         result = results.get(key, {}) if key else None
@@ -88,13 +94,15 @@ def build_rows(results: dict) -> list[Row | str]:
             key = f"train {dtype} {config.label(net, batch)}"
             if has(results, key):
                 keys = [f"{key} {fw}" for fw in ("minnet", "numpy", "torch")]
-                rows.append(timing_row(results, config.label(net, batch), keys, goals, key))
+                label = config.label(net, batch)
+                rows.append(timing_row(results, label, keys, goals, key, f"{key} pair"))
     for net, batch, goals in config.SOFTMAX_NETS:
         key = f"softmax float64 {config.label(net, batch)}"
         if has(results, key):
             rows.append("softmax + CrossEntropyLoss, Adam step, float64 (ref: hand-written numpy)")
             keys = [f"{key} {fw}" for fw in ("minnet", "numpy", "torch")]
-            rows.append(timing_row(results, config.label(net, batch), keys, goals, key))
+            label = config.label(net, batch)
+            rows.append(timing_row(results, label, keys, goals, key, f"{key} pair"))
     for dtype in config.DTYPES:
         if has(results, f"optim {dtype}"):
             rows.append(f"optimizer step alone, {dtype}, {config.OPTIM_NET} (ref: none)")
@@ -323,6 +331,7 @@ def header(info: dict, mode: str) -> str:
             f"threads: {info['threads']} in each worker (OMP/OPENBLAS/MKL_NUM_THREADS, "
             f"threadpoolctl, torch.set_num_threads); {openblas_env}",
             "each figure: median of repeats, in a fresh process per (framework, case); "
-            "/ref = minnet / ref, /torch = minnet / torch",
+            "/ref = minnet / ref, /torch = minnet / torch; a training step's /ref: the median "
+            "ratio of the two steps timed in turn in one process",
         ]
     )

@@ -57,6 +57,21 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
+def start_meter() -> tuple:
+    """What :func:`foreign_cores` needs, from the start of a measurement."""
+    return busy_cpu_seconds(), own_cpu_seconds(), perf_counter()
+
+
+def foreign_cores(meter: tuple) -> float | None:
+    """How many cores *other* processes kept busy since ``meter`` (:func:`start_meter`)."""
+    busy, own, wall = meter
+    busy_after = busy_cpu_seconds()
+    if busy is None or busy_after is None:
+        return None
+    wall = perf_counter() - wall
+    return max(0.0, (busy_after - busy - (own_cpu_seconds() - own)) / wall)
+
+
 def time_calls(fn, timing: Timing) -> tuple[dict, object]:
     """Median time per call of ``fn()``, how it was measured, and what the first call returned."""
     start = perf_counter()
@@ -73,7 +88,7 @@ def time_calls(fn, timing: Timing) -> tuple[dict, object]:
     samples = []
     gc.collect()
     gc.disable()
-    busy, own, wall = busy_cpu_seconds(), own_cpu_seconds(), perf_counter()
+    meter = start_meter()
     try:
         for _ in range(repeats):
             t0 = perf_counter()
@@ -82,11 +97,7 @@ def time_calls(fn, timing: Timing) -> tuple[dict, object]:
             samples.append((perf_counter() - t0) / inner)
     finally:
         gc.enable()
-    wall = perf_counter() - wall
-    own = own_cpu_seconds() - own
-    busy_after = busy_cpu_seconds()
-    # Cores that other processes kept busy while the samples were taken.
-    foreign = None if busy is None else max(0.0, (busy_after - busy - own) / wall)
+    foreign = foreign_cores(meter)
     stats = {
         **summary(samples),
         "samples": samples,
@@ -108,6 +119,8 @@ def as_float(value) -> float:
 
 
 def train(task: dict, timing: Timing) -> dict:
+    if task["framework"] == "pair":
+        return pair(task, timing, cases.train_step)
     step, info = cases.train_step(task["framework"], task["net"], task["batch"], task["dtype"])
     losses = [as_float(step()) for _ in range(3)]  # checked against the other frameworks
     stats, _ = time_calls(step, timing)
@@ -115,10 +128,49 @@ def train(task: dict, timing: Timing) -> dict:
 
 
 def softmax(task: dict, timing: Timing) -> dict:
+    if task["framework"] == "pair":
+        return pair(task, timing, cases.softmax_step)
     step, info = cases.softmax_step(task["framework"], task["net"], task["batch"], task["dtype"])
     losses = [as_float(step()) for _ in range(3)]
     stats, _ = time_calls(step, timing)
     return {**stats, "losses": losses, **info}
+
+
+def pair(task: dict, timing: Timing, make_step) -> dict:
+    """minnet's step against the hand-written numpy step in this one process, in alternating
+    batches of calls: each sample is the ratio of a batch of minnet's steps to the batch of
+    the numpy step's that follows it, so that both see the same moment of a shared machine
+    (two processes, each timed alone, can see loads 2x apart). ``median`` is the median ratio."""
+    args = task["net"], task["batch"], task["dtype"]
+    ours, _ = make_step("minnet", *args)
+    floor, _ = make_step("numpy", *args)
+    both = {"ours": ours, "floor": floor}
+    inner = {}
+    for name, step in both.items():  # warm up each, and size its batch of calls
+        start = perf_counter()
+        calls = 0
+        while perf_counter() - start < timing.warmup or calls < 3:
+            step()
+            calls += 1
+        inner[name] = max(1, round(timing.sample / ((perf_counter() - start) / calls)))
+    fitting = int(timing.budget / timing.sample / 2)  # (two batches of calls per sample)
+    repeats = max(timing.min_repeats, min(timing.max_repeats, fitting))
+    ratios = []
+    gc.collect()
+    gc.disable()
+    meter = start_meter()
+    try:
+        for _ in range(repeats):
+            per_call = {}
+            for name, step in both.items():
+                t0 = perf_counter()
+                for _ in range(inner[name]):
+                    step()
+                per_call[name] = (perf_counter() - t0) / inner[name]
+            ratios.append(per_call["ours"] / per_call["floor"])
+    finally:
+        gc.enable()
+    return {**summary(ratios), "samples": ratios, "foreign_cores": foreign_cores(meter)}
 
 
 def optim(task: dict, timing: Timing) -> dict:

@@ -447,13 +447,14 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
 
     def _denominator(self, terms: Terms, shape: tuple[int, ...]) -> float:
         """What the ``"mean"`` divides by, or a ``ValueError`` when it is 0."""
-        name = type(self).__name__
         if terms.weights is None:
             if terms.values.size == 0:
+                name = type(self).__name__
                 raise ValueError(f"{name} needs at least one row to take a mean, got shape {shape}")
             return float(terms.values.size)
         total = float(np.sum(terms.weights))
         if total == 0:
+            name = type(self).__name__
             ignored = getattr(self, "ignore_index", None)
             raise ValueError(
                 f"{name}: the weights of the targets' classes sum to 0"
@@ -513,7 +514,7 @@ class ReducedLoss(Loss, metaclass=ABCMeta):
         """What :meth:`forward` returns for the ``terms`` of outputs of ``shape``: their
         reduction; keeps the gradient for :meth:`backward` and the parts for :meth:`parts`."""
         values, gradient = terms.values, terms.gradient
-        self._terms = Terms(values, None, terms.weights)  # for parts() and weighted()
+        self._terms = terms  # for parts() and weighted()
         if self.reduction == "none":
             self._grad, self._values_shape = gradient, values.shape
             return values

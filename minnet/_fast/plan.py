@@ -40,6 +40,7 @@ from .. import _checks
 from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
 from .products import add_product
+from .watch import same_attributes
 
 try:  # numpy's C function, without the Python wrapper and dispatcher of np.count_nonzero
     from numpy._core.multiarray import count_nonzero
@@ -78,6 +79,11 @@ class Plan:
         # and every array they meet here is of that dtype or a wider one (it comes from X,
         # checked of that dtype), so the results are the same
         self.zero, self.one = np.zeros((), self.dtype), np.ones((), self.dtype)
+        # the bits of a float as an unsigned integer of its size grow with the float from +0.0
+        # to 1.0, and every other float (negative, -0.0, above 1, NaN) has larger bits: a
+        # number is in [0, 1] (and not -0.0) exactly when its bits are <= those of 1.0
+        self.bits = np.dtype(f"u{self.dtype.itemsize}")
+        self.one_bits = self.one.view(self.bits)
         self.fused = fused
         # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
         self.classes = classes
@@ -95,19 +101,27 @@ class Plan:
         self.storage = storage
         # a storage small enough that writing the gradients pays (see backward)
         self.small_storage = storage if storage and storage.grads.size <= FIRST_WRITE else None
-        # the body's forward, its backward and holds(), written out for these layers
-        self.source = compile_source(self.steps)
+        # the body's forward, its backward and unchanged(), written out for these layers
+        self.source = compile_source(self.steps, self.sizes)
         names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
-        for i, (kind, layer) in enumerate(self.steps):
-            if kind == _LINEAR:
-                names.update({f"W{i}": layer.W, f"b{i}": layer.b})
-                names.update({f"dW{i}": layer.W.grad, f"db{i}": layer.b.grad})
+        names.update({f"D{i}": attributes for i, attributes in enumerate(self.dicts)})
         names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
         exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
-        self.run_body, self.run_backward, self.holds = (
-            names["run_body"],
-            names["run_backward"],
-            names["holds"],
+        self.run_body, self.run_backward = names["run_body"], names["run_backward"]
+        self.unchanged = names["unchanged"]
+        # holds(): does every Linear still hold the parameters and gradients it had?
+        self.holds = same_attributes(
+            [
+                triple
+                for kind, layer in self.steps
+                if kind == _LINEAR
+                for triple in (
+                    (layer, "W", layer.W),
+                    (layer, "b", layer.b),
+                    (layer.W, "grad", layer.W.grad),
+                    (layer.b, "grad", layer.b.grad),
+                )
+            ]
         )
 
     def fits(self, model) -> bool:
@@ -120,7 +134,7 @@ class Plan:
             loss.reduction == self.reduction
             and len(vars(loss)) == self.loss_size
             and model.dtype == self.dtype
-            and list(map(len, self.dicts)) == self.sizes
+            and self.unchanged()
         )
 
     # -- cost ------------------------------------------------------------------------------------
@@ -151,15 +165,16 @@ class Plan:
 
     def binary_targets(self, Y: np.ndarray, m: int) -> np.ndarray | None:
         """``Y`` as ``BCELoss.check_targets`` leaves it, ``(m, k)``, when it is of the model's
-        dtype with numbers in [0, 1] (so finite); else ``None``."""
+        dtype with numbers in [0, 1] (so finite), none of them -0.0; else ``None``."""
         if Y.dtype != self.dtype:
             return None
         if Y.shape != (m, self.width):
             if Y.shape != (m,) or self.width != 1:
                 return None
             Y = Y.reshape(-1, 1)  # as BCELoss.check_targets shapes it
-        size = Y.size  # (a NaN target fails both comparisons)
-        if count_nonzero(Y >= self.zero) != size or count_nonzero(Y <= self.one) != size:
+        # in [0, 1] by one comparison of the bits (above; a -0.0 target, which is in [0, 1],
+        # goes the textbook way)
+        if count_nonzero(Y.view(self.bits) <= self.one_bits) != Y.size:
             return None
         return Y
 
@@ -198,7 +213,7 @@ class Plan:
         the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``), which the
         final addition makes ``0`` too, so the numbers are the textbook's to the bit.
         """
-        if list(map(len, self.dicts)) != self.sizes:  # (a layer patched since the cost)
+        if not self.unchanged():  # (a layer patched since the cost)
             return False
         storage = self.small_storage
         if storage is None or not self.holds() or count_nonzero(storage.grads):
@@ -218,7 +233,7 @@ class Plan:
         storage = self.storage
         if storage is None or self.model() is not model:
             return False
-        if list(map(len, self.dicts)) != self.sizes or not self.holds():
+        if not (self.unchanged() and self.holds()):
             return False
         storage.grads.fill(0)
         return True
@@ -229,10 +244,10 @@ _NUMPY = dict(matmul=np.matmul, maximum=np.maximum, multiply=np.multiply, reduce
 _NUMPY["add_product"] = add_product
 
 
-def compile_source(steps: list[tuple[int, object]]) -> str:
+def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
     """The Python source of three functions for the body's layers ``steps`` (``(kind,
-    layer)``, layer ``i`` named ``L{i}``; a ``Linear``'s parameters and gradients at planning
-    ``W{i}``, ``b{i}``, ``dW{i}``, ``db{i}``):
+    layer)``, layer ``i`` named ``L{i}``; the attribute dict of each of the model's layers
+    ``D{i}``, which had ``sizes[i]`` entries at planning):
 
     - ``run_body(x)``: each layer's forward in turn, as the loop of ``Sequential.cost`` runs it,
       ``Linear`` and ``ReLU`` inline (a ``ReLU`` in place on the fresh output of the layer
@@ -240,7 +255,8 @@ def compile_source(steps: list[tuple[int, object]]) -> str:
     - ``run_backward(grad, first)``: each layer's backward in reverse order, ``Linear`` and
       ``ReLU`` inline, the first layer's input gradient not computed; ``first``: the gradients
       are all zero, so a ``Linear``'s are written (``out=``) instead of added;
-    - ``holds()``: does every ``Linear`` still hold the parameters and gradients it had?
+    - ``unchanged()``: has no layer of the model gained or lost an attribute since (a
+      ``forward`` set on an instance, a new parameter)?
 
     Written out, one line per operation, so that no step pays for a loop over the layers and a
     test of each layer's kind (about a tenth of a small model's step)."""
@@ -293,13 +309,9 @@ def compile_source(steps: list[tuple[int, object]]) -> str:
             backward.append(f"    grad = {layer}.backward(grad)")
             fresh = False
     backward.append("    return None")
-    held = [
-        f"L{i}.W is W{i} and L{i}.b is b{i} and W{i}.grad is dW{i} and b{i}.grad is db{i}"
-        for i, (kind, _) in enumerate(steps)
-        if kind == _LINEAR
-    ]
-    holds = ["def holds():", f"    return {' and '.join(held) or 'True'}"]
-    return "\n".join(forward + [""] + backward + [""] + holds) + "\n"
+    same = [f"len(D{i}) == {size}" for i, size in enumerate(sizes)]
+    unchanged = ["def unchanged():", f"    return {' and '.join(same) or 'True'}"]
+    return "\n".join(forward + [""] + backward + [""] + unchanged) + "\n"
 
 
 def plan_of(model, storage) -> Plan | None:
@@ -316,6 +328,8 @@ def plan_of(model, storage) -> Plan | None:
         return None  # a method patched on the instance
     if loss.reduction not in ("mean", "sum") or model.dtype is None:
         return None
+    if model.dtype.itemsize not in (2, 4, 8):
+        return None  # a longdouble: no unsigned integer of its size for binary_targets
     if model.in_features is None or model.out_features is None:
         return None
     fused = model.fused
