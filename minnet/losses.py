@@ -826,10 +826,12 @@ class ClassLoss(ReducedLoss):
             )
         return self.weight
 
-    def _indexed(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+    def _indexed(
+        self, outputs: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Check ``outputs: (m, C)`` against class indices ``targets: (m,)``; return each
         row's class weight ``(m,)`` (``None`` without weights), 0 for a row whose target is
-        :attr:`ignore_index`."""
+        :attr:`ignore_index`, and which rows count (:meth:`_kept`)."""
         weight = self._class_weight(np.shape(outputs))
         if targets.shape != (len(outputs),) or targets.dtype.kind not in "iu":
             raise ValueError(
@@ -838,10 +840,10 @@ class ClassLoss(ReducedLoss):
             )
         kept = self._kept(targets)
         if kept is None:
-            return None if weight is None else weight[targets]
+            return (None if weight is None else weight[targets]), None
         if weight is None:
-            return kept.astype(outputs.dtype)
-        return np.where(kept, weight[np.where(kept, targets, 0)], 0.0)
+            return kept.astype(outputs.dtype), kept
+        return np.where(kept, weight[np.where(kept, targets, 0)], 0.0), kept
 
     def _kept(self, targets: np.ndarray) -> np.ndarray | None:
         """``targets != ignore_index`` for class indices ``(m,)``, or ``None`` when every row
@@ -875,9 +877,9 @@ class NLLLoss(ClassLoss):
         self.ignore_index = _checks.whole_number("ignore_index", ignore_index)
 
     def terms(self, log_p: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
-        row_weight = self._indexed(log_p, targets)
+        row_weight, kept = self._indexed(log_p, targets)
         rows = np.arange(len(log_p))
-        classes = _picked(targets, self._kept(targets))
+        classes = _picked(targets, kept)
         scale = 1.0 if row_weight is None else row_weight
         values = -scale * log_p[rows, classes]
         grad = None
@@ -994,8 +996,7 @@ class CrossEntropyLoss(ClassLoss):
         sums = np.add.reduce(exp, axis=1, keepdims=True)
         log_p = shifted - np.log(sums)  # log_softmax(z)
         if targets.ndim == 1:  # class indices
-            row_weight = self._indexed(logits, targets)
-            kept = self._kept(targets)
+            row_weight, kept = self._indexed(logits, targets)
             targets = _picked(targets, kept)
             rows = np.arange(m)
             w_y = 1.0 if row_weight is None else row_weight
@@ -1008,13 +1009,14 @@ class CrossEntropyLoss(ClassLoss):
             grad = None
             if gradient:
                 grad = np.divide(exp, sums, out=exp)  # softmax(z)
-                total = (1 - smoothing) * w_y
-                if smoothing:
-                    total = total + smoothing / classes * (
-                        (classes if weight is None else weight.sum())
-                        * (1.0 if kept is None else kept)
-                    )
-                grad *= total if np.ndim(total) == 0 else total[:, None]
+                if smoothing or row_weight is not None:  # (else each row's total is 1)
+                    total = (1 - smoothing) * w_y
+                    if smoothing:
+                        total = total + smoothing / classes * (
+                            (classes if weight is None else weight.sum())
+                            * (1.0 if kept is None else kept)
+                        )
+                    grad *= total if np.ndim(total) == 0 else total[:, None]
                 grad[rows, targets] -= (1 - smoothing) * w_y
                 if smoothing:
                     spread_grad = smoothing / classes * (1.0 if weight is None else weight)
@@ -1087,7 +1089,7 @@ class MultiMarginLoss(ClassLoss):
         self.margin = _checks.real_number("margin", margin)
 
     def terms(self, scores: np.ndarray, targets: np.ndarray, gradient: bool = True) -> Terms:
-        row_weight = self._indexed(scores, targets)
+        row_weight, _ = self._indexed(scores, targets)
         m, classes = scores.shape
         rows = np.arange(m)
         hinge = self.margin - scores[rows, targets][:, None] + scores  # (m, C)

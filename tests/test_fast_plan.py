@@ -169,7 +169,11 @@ def bad_inputs(spec: dict, rng: np.random.Generator):
     yield X, Y[:-1]
     yield X, np.concatenate([Y, Y], axis=1)
     yield X, Y[:, 0] if Y.shape[1] > 1 else Y[:, 0].astype(int)
-    for value in (1.5, -0.25, np.nan, np.inf):
+    # out of [0, 1], and edges its bit test must get right (-0.0 is in [0, 1]: accepted by
+    # the textbook; the smallest number above 1, the negative smallest subnormal, -NaN)
+    tiny = np.finfo(Y.dtype).smallest_subnormal
+    edges = (-0.0, 0.0, 1.0, np.nextafter(Y.dtype.type(1), 2), -tiny, tiny, -np.nan)
+    for value in (1.5, -0.25, np.nan, np.inf, -np.inf, *edges):
         wrong = Y.copy()
         wrong[3, 0] = value
         yield X, wrong
