@@ -195,7 +195,7 @@ def bad_class_inputs(spec: dict, X: np.ndarray, y: np.ndarray):
     yield X, y[:-1]
     yield X, y.reshape(-1, 1)
     yield X, np.eye(k)[np.clip(y, 0, k - 1)]  # one-hot rows instead of indices
-    for value in (k, -1, -100, 2**40):
+    for value in (k, -1, -100, 2**40, -(2**63), 2**63 - 1):
         wrong = y.copy()
         wrong[2] = value
         yield X, wrong

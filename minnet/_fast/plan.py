@@ -87,6 +87,7 @@ class Plan:
         self.fused = fused
         # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
         self.classes = classes
+        self.classes_bound = np.uint64(self.width)  # (class indices are below it)
         # the loss computed here (bce) or by its own methods (with pos_weight, or for classes)
         self.inline_loss = not classes and model.loss.pos_weight is None
         from ..losses import Terms  # here: the losses import the layers, which import _fast
@@ -187,7 +188,8 @@ class Plan:
         weight = self.loss.weight
         if weight is not None and len(weight) != self.width:
             return None  # (the textbook path says what is wrong)
-        if count_nonzero(Y >= 0) != m or count_nonzero(Y < self.width) != m:
+        # in [0, C) by one comparison: a negative int64 read as an unsigned one is >= 2**63
+        if count_nonzero(Y.view(np.uint64) < self.classes_bound) != m:
             return None
         return Y.astype(np.int64)
 
