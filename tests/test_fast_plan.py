@@ -404,3 +404,37 @@ def test_gradients_add_up_over_two_backwards_as_in_the_textbook(seed):
         for a, b in zip(grads, expected, strict=True):
             assert_bits(a, b)
     assert type(fast[0]._pending) is not Body  # (backward ran: nothing pending)
+
+
+def negative_zero_grads_then_backward(model, X, Y) -> list[np.ndarray]:
+    """A zero_grad, every gradient then set to -0.0 (zero, but -0.0 + -0.0 is -0.0), one
+    cost and backward: the gradients."""
+    model.zero_grad()
+    for p in model.parameters():
+        p.grad[...] = -0.0
+    model.cost(X, Y)
+    model.backward()
+    return [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradients_of_negative_zero_add_up_as_in_the_textbook(dtype):
+    # the plan writes a small model's gradients only over +0.0 and adds over anything else,
+    # -0.0 included (-0.0 + -0.0 is -0.0); unit 0 of the hidden layer is tanh(-30) = -1
+    # exactly, its gradients zeros of either sign
+    def make():
+        first, second = (
+            minnet.Linear(2, 3, rng=0, dtype=dtype),
+            minnet.Linear(3, 1, rng=1, dtype=dtype),
+        )
+        first.W.value[0], first.b.value[0], second.W.value[0, 0] = 0, -30, 1
+        return (minnet.Sequential([first, minnet.Tanh(), second, minnet.Sigmoid()], dtype=dtype),)
+
+    fast, textbook = on_path(True, make), on_path(False, make)
+    X, Y = np.array([[0.5, -2.0]], dtype=dtype), np.ones((1, 1), dtype=dtype)
+    for _ in range(3):  # (the plan exists after the first)
+        grads = on_path(True, negative_zero_grads_then_backward, fast[0], X, Y)
+        expected = on_path(False, negative_zero_grads_then_backward, textbook[0], X, Y)
+        for a, b in zip(grads, expected, strict=True):
+            assert_bits(a, b)
+    assert expected[1][0] == 0

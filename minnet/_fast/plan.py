@@ -102,6 +102,10 @@ class Plan:
         self.storage = storage
         # a storage small enough that writing the gradients pays (see backward)
         self.small_storage = storage if storage and storage.grads.size <= FIRST_WRITE else None
+        # its gradients' bits (as unsigned integers, see bits above): all 0 when every
+        # gradient is +0.0, as zero_grad leaves them (counting these is also faster)
+        grads = self.small_storage and self.small_storage.grads
+        self.grad_bits = grads is not None and grads.view(f"u{grads.dtype.itemsize}")
         # the body's forward, its backward and unchanged(), written out for these layers
         self.source = compile_source(self.steps, self.sizes)
         names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
@@ -210,15 +214,16 @@ class Plan:
         """The body's backward from the loss's gradient ``grad``, as ``_fast.backward`` runs it;
         ``False`` (nothing done) when a layer changed since the cost.
 
-        When every gradient is zero (``zero_grad`` came before), a small model's ``Linear``
+        When every gradient is +0.0 (``zero_grad`` came before), a small model's ``Linear``
         gradients are written instead of added to, and a zero is added to all of them once at
         the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``), which the
-        final addition makes ``0`` too, so the numbers are the textbook's to the bit.
+        final addition makes ``0`` too, so the numbers are the textbook's to the bit. (A
+        gradient of -0.0 is not zero here: ``-0.0 + -0.0`` is ``-0.0``.)
         """
         if not self.unchanged():  # (a layer patched since the cost)
             return False
         storage = self.small_storage
-        if storage is None or not self.holds() or count_nonzero(storage.grads):
+        if storage is None or not self.holds() or count_nonzero(self.grad_bits):
             self.run_backward(grad, False)
             return True
         try:
