@@ -109,6 +109,7 @@ class Plan:
         # the body's forward, its backward and unchanged(), written out for these layers
         self.source = compile_source(self.steps, self.sizes)
         names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
+        names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(self.steps)})
         names.update({f"D{i}": attributes for i, attributes in enumerate(self.dicts)})
         names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
         exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
@@ -121,8 +122,8 @@ class Plan:
                 for kind, layer in self.steps
                 if kind == _LINEAR
                 for triple in (
-                    (layer, "W", layer.W),
-                    (layer, "b", layer.b),
+                    (vars(layer), "W", layer.W),  # (its dict: see compile_source)
+                    (vars(layer), "b", layer.b),
                     (layer.W, "grad", layer.W.grad),
                     (layer.b, "grad", layer.b.grad),
                 )
@@ -253,8 +254,8 @@ _NUMPY["add_product"] = add_product
 
 def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
     """The Python source of three functions for the body's layers ``steps`` (``(kind,
-    layer)``, layer ``i`` named ``L{i}``; the attribute dict of each of the model's layers
-    ``D{i}``, which had ``sizes[i]`` entries at planning):
+    layer)``, layer ``i`` named ``L{i}`` and its attribute dict ``A{i}``; the attribute dict of
+    each of the model's layers ``D{i}``, which had ``sizes[i]`` entries at planning):
 
     - ``run_body(x)``: each layer's forward in turn, as the loop of ``Sequential.cost`` runs it,
       ``Linear`` and ``ReLU`` inline (a ``ReLU`` in place on the fresh output of the layer
@@ -266,33 +267,38 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
       ``forward`` set on an instance, a new parameter)?
 
     Written out, one line per operation, so that no step pays for a loop over the layers and a
-    test of each layer's kind (about a tenth of a small model's step)."""
+    test of each layer's kind (about a tenth of a small model's step). A layer's attributes are
+    read and written as items of its dict, ``A0['W']`` for ``L0.W``: the same object for these
+    layers, whose classes define no descriptor of those names, and a dict item is found in a
+    tenth of the time of an attribute of a class with a ``__getattr__`` (``Layer``'s), which
+    Python cannot look up by its fast paths (about 30 of them a step; it is assumed that
+    nobody replaces a layer's ``__dict__`` itself)."""
     forward, fresh = ["def run_body(x):"], False  # fresh: made here, held by nobody
     for i, (kind, _) in enumerate(steps):
-        layer = f"L{i}"
+        layer, attrs = f"L{i}", f"A{i}"
         if kind == _LINEAR:
             forward += [
-                f"    {layer}.x = x",
-                f"    x = matmul(x, {layer}.W.value.T)",
-                f"    x += {layer}.b.value  # x @ W.T + b",
+                f"    {attrs}['x'] = x  # {layer}.x = x",
+                f"    x = matmul(x, {attrs}['W'].value.T)",
+                f"    x += {attrs}['b'].value  # x @ W.T + b",
             ]
             fresh = True
         elif kind == _RELU:
             forward.append("    maximum(x, zero, out=x)" if fresh else "    x = maximum(x, zero)")
-            forward.append(f"    {layer}.out = x")
+            forward.append(f"    {attrs}['out'] = x")
         else:
             forward.append(f"    x = {layer}.forward(x)")
             fresh = False
     forward.append("    return x")
     backward, fresh = ["def run_backward(grad, first):"], False
     for i in range(len(steps) - 1, -1, -1):
-        kind, layer = steps[i][0], f"L{i}"
+        kind, layer, attrs = steps[i][0], f"L{i}", f"A{i}"
         if kind == _LINEAR:
             backward += [
-                f"    x = {layer}.x",
-                f"    if grad.shape != (len(x), {layer}.out_features):",
+                f"    x = {attrs}['x']",
+                f"    if grad.shape != (len(x), {attrs}['out_features']):",
                 f"        gradient_shape({layer}, grad, (len(x), {layer}.out_features))",
-                f"    W, b = {layer}.W, {layer}.b",
+                f"    W, b = {attrs}['W'], {attrs}['b']",
                 "    if first:",
                 "        matmul(grad.T, x, out=W.grad)",
                 "        reduce(grad, axis=0, out=b.grad)",
@@ -306,7 +312,7 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
             fresh = True
         elif kind == _RELU:
             backward += [
-                f"    out = {layer}.out",
+                f"    out = {attrs}['out']",
                 "    if grad.shape != out.shape:",
                 f"        gradient_shape({layer}, grad, out.shape)",
                 f"    grad = multiply(grad, out > zero{', out=grad' if fresh else ''})",
