@@ -14,8 +14,10 @@ What it does (each piece tested to give the textbook path's numbers):
 - :mod:`.im2col`: the windows of an image as the columns of a matrix, for ``Conv2d``;
 - :func:`cost` and :mod:`.plan`: a model's training step planned once, for models of plain
   ``Linear``, ``ReLU``, ``Sigmoid`` and ``Tanh`` layers with a binary cross-entropy from the
-  logits: ``Sequential.cost`` asks :func:`cost` first, and :func:`backward` runs the plan's
-  backward after a planned cost.
+  logits (or a cross-entropy or NLL loss on class indices): ``Sequential.cost`` asks
+  :func:`cost` first, and :func:`backward` runs the plan's backward after a planned cost;
+- :mod:`.watch`: the guards that what was planned with is still in place (a storage's
+  ``intact()``, the plan's ``holds()``), written out once as one expression each.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
