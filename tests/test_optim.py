@@ -746,3 +746,14 @@ def test_a_subclass_with_its_own_rule_gets_its_rule_on_the_flat_path(optimizer_c
     optimizer.step()
     for p, old in zip(params, before, strict=True):
         np.testing.assert_array_equal(p.value, old - 0.5)
+    # its blocks stay on one thread: the parent's promise (touching nothing but its block and
+    # its scratch) was about the parent's rule; a subclass may promise it for its own
+    assert not Halved.threaded
+
+    class Promised(Halved):
+        threaded = True
+
+        def update(self, value, grad, *state):
+            value -= 0.25 * grad
+
+    assert Promised.threaded

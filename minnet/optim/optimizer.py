@@ -119,6 +119,8 @@ class Optimizer:
         own = vars(cls)
         if "update_block" not in own and any(name in own for name in cls.rule_methods):
             cls.update_block = Optimizer.update_block
+            if "threaded" not in own:  # (the parent's promise was about its own rule)
+                cls.threaded = False
 
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         """The state arrays of a parameter (or of the flat vector) ``value``, before any step:
