@@ -20,7 +20,7 @@ def blocks(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np
     if len(scratches) < count or scratches[0].size < n or scratches[0].dtype != like.dtype:
         scratches[:] = [np.empty(n, dtype=like.dtype) for _ in range(count)]
     if scratches[0].size == n:  # (always, for a model of one block)
-        return scratches[:count]
+        return scratches if len(scratches) == count else scratches[:count]
     return [s[:n] for s in scratches[:count]]
 
 
