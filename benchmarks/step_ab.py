@@ -3,7 +3,8 @@
     python benchmarks/step_ab.py [ROOT ...] [--rounds N]
 
 For each minnet checkout ROOT (default: this one), in its own interpreter, the step of
-``cases.minnet_step`` and ``cases.NumpyStep`` run in alternating chunks of 200 steps, so that
+``cases.minnet_step`` and ``cases.NumpyStep`` (and the softmax net's, ``cases.softmax_step``)
+run in alternating chunks of 200 steps (50 for the softmax net), so that
 both see the same load; the figure is the median of the per-round ratios (minnet / numpy). On a
 shared machine, whose load moves the absolute times by 2x, the ratio is what holds; give several
 ROOTs (a baseline first) to compare versions, and run it twice, alternating.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CASES = (("4-5-3-1", 3), ("2-16-16-1", 64))
+SOFTMAX_CASES = (("64-128-10", 32),)
 
 
 def chunk(step, n: int = 200) -> float:
@@ -50,6 +52,15 @@ def measure(root: Path, rounds: int) -> None:
             for _ in range(rounds):
                 ratios.append(chunk(ours) / chunk(floor))
             print(f"  {dtype} {net} b{batch}: {statistics.median(ratios):.2f}x numpy", flush=True)
+    # the softmax net with CrossEntropyLoss and Adam, as run.py's softmax row (float64)
+    for net, batch in SOFTMAX_CASES:
+        ours, _ = cases.softmax_step("minnet", net, batch, "float64")
+        floor, _ = cases.softmax_step("numpy", net, batch, "float64")
+        for _ in range(300):
+            ours()
+            floor()
+        ratios = [chunk(ours, 50) / chunk(floor, 50) for _ in range(rounds)]
+        print(f"  float64 softmax {net} b{batch}: {statistics.median(ratios):.2f}x numpy")
 
 
 def main() -> None:
