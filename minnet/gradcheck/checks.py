@@ -24,6 +24,7 @@ from .judge import (
     LADDER,
     LOCALIZED,
     NEAR_KINK,
+    NOISE_SIGMAS,
     NOISE_ULPS,
     NOISY,
     UNDECIDED,
@@ -828,7 +829,6 @@ PROBE_SPACINGS = 3
 #: Points of the noise probe (ECnoise's table), and the bound taken: that many standard
 #: deviations of the measured noise (one value of J is within it but for odds below 1e-15).
 PROBE_POINTS = 8
-NOISE_SIGMAS = 8.0
 #: The least noise assumed for one value of J, in units of eps * |J|: J's own last place.
 ULP_FLOOR = 4
 

@@ -92,6 +92,9 @@ STABLE_FAIL = 8.0
 TRUNCATION_SAFETY = 2.0
 #: The longest descent towards small steps.
 MAX_DESCENT = 16
+#: The noise bound is this many standard deviations of J's measured rounding (the check's
+#: tables, ECnoise): one value of J is within it but for odds below 1e-15.
+NOISE_SIGMAS = 8.0
 #: A slope jump is a kink only if larger than JUMP_NOISE times its noise, and if it changes by at
 #: most JUMP_STABLE (relative) when the step shrinks by LADDER.
 JUMP_NOISE = 16.0
@@ -527,7 +530,7 @@ class Judge:
                     error_bar = self._error_bar(previous, witness)
                     spread = _spread(ladder[-3:])
                     verdict = self._decide(a, previous, witness, error_bar, floor, spread)
-                    saturated = _saturated(ladder[-3:])
+                    saturated = self._saturated(ladder[-3:])
                     if verdict is not None and verdict.status == AGREE:
                         if saturated:
                             return Verdict(
@@ -542,7 +545,7 @@ class Judge:
             verdict = self._decide(a, previous, m, error_bar, floor, spread)
             if verdict is not None and verdict.status == FAIL and not _linear([*ladder[-2:], m]):
                 verdict = None  # no evidence that J is smooth at these steps
-            saturated = _saturated([*ladder[-2:], m])
+            saturated = self._saturated([*ladder[-2:], m])
             if saturated and verdict is not None and verdict.status == AGREE:
                 # J moved off J(theta) within the smaller steps and stood exactly still across
                 # these: the whole move happened below them, and J is not linear across them
@@ -569,6 +572,29 @@ class Judge:
                 best = self._better(best, previous, error_bar)
             ladder.append(m)
         return best if pending is None else _unconfirmed(pending)
+
+    def _saturated(self, measurements: list[Measurement]) -> bool:
+        """Did J stand *exactly* still on one side across these (three, larger) steps, at a
+        value that differs from ``J(theta)`` by at least one standard deviation of its measured
+        rounding (an eighth of the noise bound)? Then it moved within the smallest of them and
+        not beyond: the central differences fall exactly like ``1/h`` (on that side), J is not
+        linear across the steps, and their agreement with a claim rests on J's rounding alone.
+        A J linear within its noise moves by ``g h`` plus rounding that differs from point to
+        point; one flat on that side (a dead unit) stays at ``J(theta)`` itself; one that does
+        not depend on the entry at all (a bias before a batch norm) differs from ``J(theta)``
+        by the rounding of one evaluation, the same at every step, far below the tensor's
+        noise. (Where a linear J's slope is so small that its resolution is coarser than all
+        three steps, it shows the same pattern: the entry is then undecided, never wrongly
+        decided.)"""
+        if len(measurements) < 3:
+            return False
+        first = measurements[0]
+        sides = (lambda m: m.plus, lambda m: m.minus)
+        return any(
+            abs(side(first) - first.center) * NOISE_SIGMAS >= self.noise
+            and all(side(m) == side(first) for m in measurements[1:])
+            for side in sides
+        )
 
     @staticmethod
     def _better(best: Verdict, m: Measurement, error_bar: float) -> Verdict:
@@ -899,24 +925,6 @@ def _linear(measurements: list[Measurement]) -> bool:
     if size > 0 and max(values) - min(values) <= size / STABLE_FAIL:
         return True
     return all(m.plus == m.center == m.minus for m in measurements)
-
-
-def _saturated(measurements: list[Measurement]) -> bool:
-    """Did J stand *exactly* still on one side across these (three, larger) steps, at a value
-    other than ``J(theta)``? Then it moved within the smallest of them and not beyond: the
-    central differences fall exactly like ``1/h`` (on that side), J is not linear across the
-    steps, and their agreement with a claim rests on J's rounding alone. A J that is linear
-    within its noise moves by ``g h`` plus rounding that differs from point to point; one flat
-    on that side (a dead unit) stays at ``J(theta)`` itself. (Where a linear J's slope is so
-    small that its resolution is coarser than all three steps, it shows the same pattern: the
-    entry is then undecided, never wrongly decided.)"""
-    if len(measurements) < 3:
-        return False
-    first = measurements[0]
-    return any(
-        value(first) != first.center and all(value(m) == value(first) for m in measurements[1:])
-        for value in (lambda m: m.plus, lambda m: m.minus)
-    )
 
 
 def _spread(measurements: list[Measurement]) -> float:
