@@ -194,3 +194,50 @@ def test_the_first_step_truncation_cannot_cover_a_claim_just_over_the_allowance(
     wrong = right - np.array([1.3 * allowance, 0.0])
     assert check_function(f, x, right).status == "passed"
     assert check_function(f, x, wrong).status == "failed"
+
+
+def test_a_piece_that_saturated_within_the_smaller_steps_agrees_with_nothing():
+    """A tanh piece on a scale of 3e-8 under an offset of 4.9e15: its whole range is 3 units of
+    J's last place. Along it J moves off J(theta) within the first steps and stands exactly
+    still at every larger one; the central differences fall like 1/h, and a zeroed claim
+    agreed with them "within the noise" on the check's scale, set by the other entry's
+    derivative of 1e9 (generator seed 944, case 3573, rebuilt)."""
+    s = 3.05e-08
+
+    def f(v):
+        u = v / s
+        return 4.9e15 + float(0.0167 * u[0] ** 2 - 12.5 * u[1] ** 2 + 1.56 * np.tanh(u[2]))
+
+    u = np.array([0.76, -1.22, 0.79])
+    right = np.array([2 * 0.0167 * u[0], -2 * 12.5 * u[1], 1.56 * (1 - np.tanh(u[2]) ** 2)]) / s
+    zeroed = right * np.array([1.0, 1.0, 0.0])
+    report = check_function(f, u * s, zeroed)
+    assert report.status == "inconclusive"
+    assert any("saturated" in reason for reason in report.reasons)
+    assert check_function(f, u * s, right).status != "failed"
+
+
+def test_a_float32_tread_beside_a_kink_in_the_noise_table_is_seen():
+    """A float32 log piece of weight 0.016 beside float64 pieces of weight 5 and an |x| 4e-9
+    from its kink: the tensor's coarsest noise table holds the kink (no level) and one tread
+    edge of the float32 piece, the finer ones are flat along it. A 0.12% error of the float32
+    entry agreed at the first step against the float64 level. The table's second differences
+    away from the kink show the tread, and the entry is measured against its own noise
+    (generator seed 964, case 299, rebuilt)."""
+    w = [-6.271304723843685, -4.259290505689908, -5.518464418164351]
+    w += [-0.1842138225280061, -0.023614319122306337, -0.016379711652034938]
+
+    def f(v):
+        total = 0.14
+        pieces = (np.tanh(v[0]), np.tanh(v[1]), abs(v[2]), abs(v[3]), np.sin(v[4]))
+        for weight, value in zip(w, (*pieces, np.log1p(np.float32(v[5]) ** 2)), strict=True):
+            total += weight * float(value)
+        return total
+
+    x = np.array([-0.91279708407952798, 0.86051681260774426, -4.2956434134614295e-09])
+    x = np.concatenate([x, [0.22039068616917246, 0.81619685490706839, 0.49552203039484732]])
+    right = np.array([w[0] * (1 - np.tanh(x[0]) ** 2), w[1] * (1 - np.tanh(x[1]) ** 2), -w[2]])
+    right = np.concatenate([right, [w[3], w[4] * np.cos(x[4]), w[5] * 2 * x[5] / (1 + x[5] ** 2)]])
+    wrong = right * np.array([1, 1, 1, 1, 1, 1 - 1.2e-3])
+    assert check_function(f, x, wrong).status != "passed"
+    assert check_function(f, x, right).status != "failed"

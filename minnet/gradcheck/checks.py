@@ -24,6 +24,7 @@ from .judge import (
     LADDER,
     LOCALIZED,
     NEAR_KINK,
+    NOISE_SIGMAS,
     NOISE_ULPS,
     NOISY,
     UNDECIDED,
@@ -828,7 +829,6 @@ PROBE_SPACINGS = 3
 #: Points of the noise probe (ECnoise's table), and the bound taken: that many standard
 #: deviations of the measured noise (one value of J is within it but for odds below 1e-15).
 PROBE_POINTS = 8
-NOISE_SIGMAS = 8.0
 #: The least noise assumed for one value of J, in units of eps * |J|: J's own last place.
 ULP_FLOOR = 4
 
@@ -912,11 +912,35 @@ def _noise_levels(target: Target, t: int, seed: int | None) -> tuple[float | Non
     # says that J may be off a smooth J by its largest second difference somewhere along the
     # tensor: the largest level, not the finest.
     jumps = [float(np.max(np.abs(np.diff(table, 2)))) for table in tables if _value_step(table)]
+    # A table that shows no level because a kink sits in it (a ReLU or |x| near theta) still
+    # shows, away from the kink, how far J departs from a smooth J: a float32 piece's tread
+    # edge beside the kink (the generator's seed 964 case 299) is seen nowhere else.
+    jumps += [
+        rough
+        for table, estimate in zip(tables, estimates, strict=True)
+        if estimate is None and (rough := _roughness(table)) > 0
+    ]
     finest = levels[-1] if levels else None
     largest = max(levels + jumps) if levels + jumps else None
     if not levels + jumps and tables and all(np.all(np.diff(table) == 0) for table in tables):
         return finest, -1.0  # J moved in no table at all: see _judge_for
     return finest, largest
+
+
+def _roughness(table: np.ndarray) -> float:
+    """How far the second differences of ``table`` (J at equally spaced points) depart from a
+    smooth J's, away from the one place where they are largest (a kink, or a jump of J's
+    value: the largest second difference and its two neighbours, which a kink between two
+    points or a jump shares). A smooth J's second differences are about ``J'' s^2`` in every
+    place, and change little from one to the next (by about the third derivative times
+    ``s^3``); what departs from their median by more is rounding coarser than float64's (a
+    float32 piece's treads) or another kink. 0 for a table too short or not finite."""
+    second = np.diff(np.asarray(table, dtype=np.float64), 2)
+    if second.size < 5 or not np.all(np.isfinite(second)):
+        return 0.0
+    top = int(np.argmax(np.abs(second)))
+    rest = np.delete(second, [k for k in (top - 1, top, top + 1) if 0 <= k < second.size])
+    return float(np.max(np.abs(rest - np.median(rest))))
 
 
 def _value_step(table: np.ndarray) -> bool:

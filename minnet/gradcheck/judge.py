@@ -92,6 +92,9 @@ STABLE_FAIL = 8.0
 TRUNCATION_SAFETY = 2.0
 #: The longest descent towards small steps.
 MAX_DESCENT = 16
+#: The noise bound is this many standard deviations of J's measured rounding (the check's
+#: tables, ECnoise): one value of J is within it but for odds below 1e-15.
+NOISE_SIGMAS = 8.0
 #: A slope jump is a kink only if larger than JUMP_NOISE times its noise, and if it changes by at
 #: most JUMP_STABLE (relative) when the step shrinks by LADDER.
 JUMP_NOISE = 16.0
@@ -106,6 +109,10 @@ CLIMBED = "agrees within the noise at the step asked for, disagrees at larger st
 #: The reason of an entry where declared kinks of several units meet: backprop takes each
 #: unit's own convention there, and its value need not lie between J's one-sided slopes.
 KINKS_MEET_REASON = "outside the one-sided slopes where kinks meet"
+#: The reason of an entry whose larger steps saw J stand exactly still after moving off its
+#: value at theta (a piece that changed within the smaller steps and then saturated): no
+#: evidence of a derivative there (it keeps a check from passing).
+SATURATED = "J moved within the smaller steps and stood still at the larger ones (saturated)"
 #: The reason of an entry outside the one-sided slopes of a kink that no layer declared: the
 #: kinks of several pieces may meet there (unlike KINKS_MEET_REASON, it keeps a check from
 #: passing: nobody showed that they do).
@@ -523,9 +530,14 @@ class Judge:
                     error_bar = self._error_bar(previous, witness)
                     spread = _spread(ladder[-3:])
                     verdict = self._decide(a, previous, witness, error_bar, floor, spread)
+                    saturated = self._saturated(ladder[-3:])
                     if verdict is not None and verdict.status == AGREE:
+                        if saturated:
+                            return Verdict(
+                                UNDECIDED, previous.numeric, previous.step, error_bar, SATURATED
+                            )
                         return verdict
-                    if not self._kink_like(previous, witness):
+                    if not saturated and not self._kink_like(previous, witness):
                         best = self._better(best, previous, error_bar)
                 break
             error_bar = self._error_bar(previous, m)
@@ -533,6 +545,18 @@ class Judge:
             verdict = self._decide(a, previous, m, error_bar, floor, spread)
             if verdict is not None and verdict.status == FAIL and not _linear([*ladder[-2:], m]):
                 verdict = None  # no evidence that J is smooth at these steps
+            saturated = self._saturated([*ladder[-2:], m])
+            if saturated and verdict is not None and verdict.status == AGREE:
+                # J moved off J(theta) within the smaller steps and stood exactly still across
+                # these: the whole move happened below them, and J is not linear across them
+                # (a tanh piece on a scale of 3e-8 whose whole range is 3 units of J's last
+                # place: the central differences fall exactly like 1/h, and a zeroed claim
+                # agreed "within the noise" on the check's scale, the generator's seed 944
+                # case 3573). An agreement there rests on J's rounding alone; no error bar of a
+                # derivative at theta comes from these steps.
+                if pending is not None:
+                    return _unconfirmed(pending)
+                return Verdict(UNDECIDED, previous.numeric, previous.step, error_bar, SATURATED)
             if verdict is not None:
                 settled = _settle(verdict, pending)
                 if settled is not None:
@@ -540,7 +564,7 @@ class Judge:
                 pending = verdict
             elif pending is not None:
                 return _unconfirmed(pending)
-            if not self._kink_like(previous, m):
+            if not saturated and not self._kink_like(previous, m):
                 # Steps whose one-sided slopes keep a kink's jump measure the average of two
                 # slopes, however steady (|x| 2e-9 from its kink: 0 at every larger step): no
                 # error bar of a derivative comes from them (the check's scale would take it,
@@ -548,6 +572,29 @@ class Judge:
                 best = self._better(best, previous, error_bar)
             ladder.append(m)
         return best if pending is None else _unconfirmed(pending)
+
+    def _saturated(self, measurements: list[Measurement]) -> bool:
+        """Did J stand *exactly* still on one side across these (three, larger) steps, at a
+        value that differs from ``J(theta)`` by at least one standard deviation of its measured
+        rounding (an eighth of the noise bound)? Then it moved within the smallest of them and
+        not beyond: the central differences fall exactly like ``1/h`` (on that side), J is not
+        linear across the steps, and their agreement with a claim rests on J's rounding alone.
+        A J linear within its noise moves by ``g h`` plus rounding that differs from point to
+        point; one flat on that side (a dead unit) stays at ``J(theta)`` itself; one that does
+        not depend on the entry at all (a bias before a batch norm) differs from ``J(theta)``
+        by the rounding of one evaluation, the same at every step, far below the tensor's
+        noise. (Where a linear J's slope is so small that its resolution is coarser than all
+        three steps, it shows the same pattern: the entry is then undecided, never wrongly
+        decided.)"""
+        if len(measurements) < 3:
+            return False
+        first = measurements[0]
+        sides = (lambda m: m.plus, lambda m: m.minus)
+        return any(
+            abs(side(first) - first.center) * NOISE_SIGMAS >= self.noise
+            and all(side(m) == side(first) for m in measurements[1:])
+            for side in sides
+        )
 
     @staticmethod
     def _better(best: Verdict, m: Measurement, error_bar: float) -> Verdict:
