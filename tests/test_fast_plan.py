@@ -5,6 +5,9 @@ parameters, a patched layer) the same numbers as the textbook model changed the 
 
 from __future__ import annotations
 
+import pickle
+from copy import deepcopy
+
 import numpy as np
 import pytest
 
@@ -438,3 +441,62 @@ def test_gradients_of_negative_zero_add_up_as_in_the_textbook(dtype):
         for a, b in zip(grads, expected, strict=True):
             assert_bits(a, b)
     assert expected[1][0] == 0
+
+
+def copied_between_cost_and_backward(model, X, Y, how) -> list[list[np.ndarray]]:
+    """A step whose backward runs on a deep copy (or an unpickled copy) of the model made
+    after its cost: the gradients of the copy, then of the original."""
+    model.zero_grad()
+    model.cost(X, Y)
+    copy = deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+    copy.backward()
+    return [[p.grad.copy() for p in m.parameters()] for m in (copy, model)]
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_model_copied_between_cost_and_backward_runs_its_own_backward(how):
+    # the planned cost leaves model._pending a Body, whose plan's written-out code holds the
+    # original layers: a copy's backward must add to the copy's gradients, not the original's,
+    # and pickling must not fail on the plan
+    rng = np.random.default_rng(9)
+    spec = random_spec(rng)
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):  # the plan exists after these
+        on_path(True, step, *fast, X, Y)
+        on_path(False, step, *textbook, X, Y)
+    got = on_path(True, copied_between_cost_and_backward, fast[0], X, Y, how)
+    expected = on_path(False, copied_between_cost_and_backward, textbook[0], X, Y, how)
+    for grads, expected_grads in zip(got, expected, strict=True):
+        for a, b in zip(grads, expected_grads, strict=True):
+            assert_bits(a, b)
+    assert any(np.any(g) for g in got[0])  # (the copy got its gradients)
+
+
+def pos_weight_set_later(loss_type, X, Y) -> list[float]:
+    model = minnet.Sequential(
+        [minnet.Linear(2, 3, rng=0), minnet.ReLU(), minnet.Linear(3, 1, rng=1)]
+        + ([minnet.Sigmoid()] if loss_type is minnet.BCELoss else []),
+        loss=loss_type(),
+    )
+    costs = []
+    for i in range(4):
+        if i == 2:  # after the plan was made (without pos_weight)
+            model.loss.pos_weight = np.array([3.0])
+        if i == 3:
+            model.loss.pos_weight = None
+        model.zero_grad()
+        costs.append(model.cost(X, Y))
+        model.backward()
+    return costs + [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("loss_type", [minnet.BCELoss, minnet.BCEWithLogitsLoss])
+def test_a_pos_weight_set_on_the_loss_after_planning_counts(loss_type):
+    X, Y = np.array([[0.5, -2.0], [1.0, 0.25]]), np.array([1.0, 0.0])
+    got = on_path(True, pos_weight_set_later, loss_type, X, Y)
+    expected = on_path(False, pos_weight_set_later, loss_type, X, Y)
+    assert got[:4] == expected[:4]
+    assert got[2] != got[1]  # (pos_weight changed the cost)
+    for a, b in zip(got[4:], expected[4:], strict=True):
+        assert_bits(a, b)

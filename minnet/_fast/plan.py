@@ -57,9 +57,16 @@ FIRST_WRITE = 1 << 16
 
 class Body(list):
     """The layers a planned ``cost`` hands to ``backward`` (``model._pending``), knowing their
-    plan: ``backward`` recognises it."""
+    plan: ``backward`` recognises it.
+
+    A copy or a pickle of it is a plain list of the (copied) layers: the plan's written-out code
+    holds the original layers, so a deep copy of a model between ``cost`` and ``backward`` would
+    otherwise run the original model's backward (and a pickle would fail on the plan)."""
 
     plan: Plan
+
+    def __reduce__(self):
+        return (list, (list(self),))
 
 
 class Plan:
@@ -88,8 +95,9 @@ class Plan:
         # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
         self.classes = classes
         self.classes_bound = np.uint64(self.width)  # (class indices are below it)
-        # the loss computed here (bce) or by its own methods (with pos_weight, or for classes)
-        self.inline_loss = not classes and model.loss.pos_weight is None
+        # the loss computed here (bce) or by its own methods (with pos_weight, or for classes):
+        # pos_weight is read at each cost, as the loss reads it (it may be set on the loss later)
+        self.inline_loss = not classes
         from ..losses import Terms  # here: the losses import the layers, which import _fast
 
         # Terms(values, gradient, weights) from one tuple, without namedtuple's Python __new__
@@ -162,7 +170,7 @@ class Plan:
         if Y is None or not m or count_nonzero(np.isfinite(X)) != X.size:
             return None
         x = self.run_body(X)  # the body's layers, as their forwards compute
-        if self.inline_loss:
+        if self.inline_loss and self.loss.pos_weight is None:
             value = self.bce(x, Y)
         else:  # by the loss's own methods, as Sequential.cost runs them
             value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
