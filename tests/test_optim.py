@@ -549,6 +549,43 @@ def test_use_fast_path_off_and_on_give_the_same_numbers(case):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("case", CASES)
+def test_a_copied_model_and_optimizer_train_as_on_the_textbook_path(case, how):
+    """``copy.deepcopy((model, optimizer))`` (or a pickle) mid-training: the copied optimizer
+    steps the copied model's parameters (the flat path's blocks would be copies of their own,
+    no longer the copied parameters'), as with the accelerator off; the original trains on."""
+    import copy
+    import pickle
+
+    optimizer_class, _, kwargs = CASES[case]
+    batches = make_batches(6, 16, seed=4)
+    runs = []
+    for enabled in (False, True):
+        minnet.use_fast_path(enabled)
+        try:
+            model, _ = make_models()
+            optimizer = optimizer_class(model.parameters(), **kwargs)
+            for i, (X, Y) in enumerate(batches):
+                if i == 3:
+                    pair = (model, optimizer)
+                    twin, twin_optimizer = (
+                        copy.deepcopy(pair)
+                        if how == "deepcopy"
+                        else pickle.loads(pickle.dumps(pair))
+                    )
+                for m, o in [(model, optimizer)] + ([(twin, twin_optimizer)] if i >= 3 else []):
+                    o.zero_grad()
+                    m.cost(X, Y)
+                    m.backward()
+                    o.step()
+            runs.append([p.value.copy() for m in (model, twin) for p in m.parameters()])
+        finally:
+            minnet.use_fast_path(True)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- clip_grad_norm_ -----------------------------------------------------------------------------
 @settings(max_examples=60)
 @given(
