@@ -500,3 +500,40 @@ def test_a_pos_weight_set_on_the_loss_after_planning_counts(loss_type):
     assert got[2] != got[1]  # (pos_weight changed the cost)
     for a, b in zip(got[4:], expected[4:], strict=True):
         assert_bits(a, b)
+
+
+def _with_bias(model, value):
+    layer = _linears(model)[-1]
+    layer.b.value = value(layer.b.value)
+
+
+BIASES = {
+    "float64 in float32": lambda b: b.astype(np.float64),  # x @ W.T + b is float64 then
+    "float16 in float32": lambda b: b.astype(np.float16),
+    "big-endian": lambda b: b.astype(b.dtype.newbyteorder(">")),
+    "(1, k)": lambda b: b[None, :].copy(),
+    "too long": lambda b: np.zeros(len(b) + 2, b.dtype),
+    "(m, 1, k)": lambda b: np.zeros((6, 1, len(b)), b.dtype),
+}
+
+
+@pytest.mark.parametrize("bias", sorted(BIASES))
+def test_a_bias_of_another_dtype_or_shape_gives_the_textbook_numbers_and_errors(bias):
+    # the plan adds the bias in place, into the product's dtype and shape: a bias that the
+    # textbook's x @ W.T + b would widen (float64 in a float32 model) or broadcast otherwise
+    # must not be narrowed or refused another way
+    rng = np.random.default_rng(11)
+    spec = random_spec(rng)
+    spec["dtype"] = np.float32
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 6)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    _with_bias(fast[0], BIASES[bias])
+    _with_bias(textbook[0], BIASES[bias])
+    got = on_path(True, outcome, fast[0], X, Y)
+    assert got == on_path(False, outcome, textbook[0], X, Y)
+    if got[0] == "value":
+        fast[0].zero_grad()
+        textbook[0].zero_grad()
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))

@@ -120,6 +120,7 @@ class Plan:
         names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(self.steps)})
         names.update({f"D{i}": attributes for i, attributes in enumerate(self.dicts)})
         names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
+        names["Unplanned"] = Unplanned
         exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
         self.run_body, self.run_backward = names["run_body"], names["run_backward"]
         self.unchanged = names["unchanged"]
@@ -169,7 +170,10 @@ class Plan:
         # the textbook's checks: X finite, and the targets (above)
         if Y is None or not m or count_nonzero(np.isfinite(X)) != X.size:
             return None
-        x = self.run_body(X)  # the body's layers, as their forwards compute
+        try:
+            x = self.run_body(X)  # the body's layers, as their forwards compute
+        except Unplanned:
+            return None  # (the textbook's forward runs from the start, see Unplanned)
         if self.inline_loss and self.loss.pos_weight is None:
             value = self.bce(x, Y)
         else:  # by the loss's own methods, as Sequential.cost runs them
@@ -257,7 +261,15 @@ class Plan:
 
 # The numpy functions the written-out code calls, by short names.
 _NUMPY = dict(matmul=np.matmul, maximum=np.maximum, multiply=np.multiply, reduce=np.add.reduce)
+_NUMPY["add"] = np.add
 _NUMPY["add_product"] = add_product
+
+
+class Unplanned(Exception):
+    """Raised by a written-out forward that meets what only the textbook's forward computes
+    right (a bias of a wider dtype than the product, whose sum the textbook widens, or of
+    another shape), or the error it raises: before that layer's state is written, so that
+    the textbook's forward, run from the start, leaves every layer as it would alone."""
 
 
 def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
@@ -286,9 +298,13 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
         layer, attrs = f"L{i}", f"A{i}"
         if kind == _LINEAR:
             forward += [
+                "    try:  # x @ W.T + b, the sum in place (y is fresh) when b is of y's dtype",
+                f"        y = matmul(x, {attrs}['W'].value.T)",
+                f"        add(y, {attrs}['b'].value, out=y, casting='no')",
+                "    except Exception:  # (another b or W: the textbook's forward, from the start)",
+                "        raise Unplanned from None",
                 f"    {attrs}['x'] = x  # {layer}.x = x",
-                f"    x = matmul(x, {attrs}['W'].value.T)",
-                f"    x += {attrs}['b'].value  # x @ W.T + b",
+                "    x = y",
             ]
             fresh = True
         elif kind == _RELU:
