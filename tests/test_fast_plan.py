@@ -537,3 +537,54 @@ def test_a_bias_of_another_dtype_or_shape_gives_the_textbook_numbers_and_errors(
         fast[0].zero_grad()
         textbook[0].zero_grad()
         assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+
+
+def _swap_attribute(layer, name):
+    """``name`` deleted and another attribute added: the layer's number of attributes, which
+    the plan watches, is the same."""
+    delattr(layer, name)
+    layer.unrelated = 1
+
+
+BETWEEN_COST_AND_BACKWARD = {
+    "a Linear's x deleted": lambda model: _swap_attribute(_linears(model)[-1], "x"),
+    "a Linear's W deleted": lambda model: _swap_attribute(_linears(model)[-1], "W"),
+    "a ReLU's out deleted": lambda model: _swap_attribute(
+        next(layer for layer in model if type(layer) is minnet.ReLU), "out"
+    ),
+    "a Linear's x wider": lambda model: setattr(
+        _linears(model)[-1], "x", np.hstack([_linears(model)[-1].x] * 2)
+    ),
+    "a Linear's x of one column": lambda model: setattr(
+        _linears(model)[-1], "x", _linears(model)[-1].x[:, :1].copy()
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(BETWEEN_COST_AND_BACKWARD))
+def test_a_layer_changed_between_cost_and_backward_gets_the_textbook_outcome(change):
+    # the same errors (a deleted attribute: the layer's MissingForwardError, not a KeyError;
+    # a wider x: numpy's error of the textbook's +=) or the same numbers (an x of one column:
+    # the textbook's += broadcasts it), after a zero_grad (the plan's writing backward)
+    rng = np.random.default_rng(12)
+    spec = random_spec(rng)
+    spec.update(widths=[3, 4, 3, 2], activations=[0, 0], first_relu=False, loss="logits")
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    results = []
+    for path, (model, _) in ((True, fast), (False, textbook)):
+        model.zero_grad()
+        on_path(path, model.cost, X, Y)
+        assert type(model._pending) is (Body if path else list)
+        BETWEEN_COST_AND_BACKWARD[change](model)
+        try:
+            on_path(path, model.backward)
+            error = None
+        except Exception as err:  # noqa: BLE001  (the error itself is what is compared)
+            error = (type(err), str(err))
+        results.append((error, [p.grad.copy() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert_bits(a, b)

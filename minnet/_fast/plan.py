@@ -319,12 +319,19 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
         kind, layer, attrs = steps[i][0], f"L{i}", f"A{i}"
         if kind == _LINEAR:
             backward += [
-                f"    x = {attrs}['x']",
-                f"    if grad.shape != (len(x), {attrs}['out_features']):",
+                "    try:",
+                f"        x, k = {attrs}['x'], {attrs}['out_features']",
+                f"        W, b = {attrs}['W'], {attrs}['b']",
+                "    except KeyError:  # (deleted since the cost: the textbook's backward's error)",
+                f"        {layer}.backward(grad)",
+                "        raise",
+                "    if grad.shape != (len(x), k):",
                 f"        gradient_shape({layer}, grad, (len(x), {layer}.out_features))",
-                f"    W, b = {attrs}['W'], {attrs}['b']",
                 "    if first:",
-                "        matmul(grad.T, x, out=W.grad)",
+                "        try:",
+                "            matmul(grad.T, x, out=W.grad)",
+                "        except (TypeError, ValueError):  # (an x of another width since the cost)",
+                "            W.grad += grad.T @ x  # (the textbook's 0 + v, broadcast, or error)",
                 "        reduce(grad, axis=0, out=b.grad)",
                 "    else:",
                 "        add_product(W.grad, grad.T, x)",
@@ -336,7 +343,11 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
             fresh = True
         elif kind == _RELU:
             backward += [
-                f"    out = {attrs}['out']",
+                "    try:",
+                f"        out = {attrs}['out']",
+                "    except KeyError:  # (deleted since the cost: the textbook's backward's error)",
+                f"        {layer}.backward(grad)",
+                "        raise",
                 "    if grad.shape != out.shape:",
                 f"        gradient_shape({layer}, grad, out.shape)",
                 f"    grad = multiply(grad, out > zero{', out=grad' if fresh else ''})",
