@@ -5,6 +5,9 @@ parameters, a patched layer) the same numbers as the textbook model changed the 
 
 from __future__ import annotations
 
+import pickle
+from copy import deepcopy
+
 import numpy as np
 import pytest
 
@@ -438,3 +441,150 @@ def test_gradients_of_negative_zero_add_up_as_in_the_textbook(dtype):
         for a, b in zip(grads, expected, strict=True):
             assert_bits(a, b)
     assert expected[1][0] == 0
+
+
+def copied_between_cost_and_backward(model, X, Y, how) -> list[list[np.ndarray]]:
+    """A step whose backward runs on a deep copy (or an unpickled copy) of the model made
+    after its cost: the gradients of the copy, then of the original."""
+    model.zero_grad()
+    model.cost(X, Y)
+    copy = deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+    copy.backward()
+    return [[p.grad.copy() for p in m.parameters()] for m in (copy, model)]
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_model_copied_between_cost_and_backward_runs_its_own_backward(how):
+    # the planned cost leaves model._pending a Body, whose plan's written-out code holds the
+    # original layers: a copy's backward must add to the copy's gradients, not the original's,
+    # and pickling must not fail on the plan
+    rng = np.random.default_rng(9)
+    spec = random_spec(rng)
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):  # the plan exists after these
+        on_path(True, step, *fast, X, Y)
+        on_path(False, step, *textbook, X, Y)
+    got = on_path(True, copied_between_cost_and_backward, fast[0], X, Y, how)
+    expected = on_path(False, copied_between_cost_and_backward, textbook[0], X, Y, how)
+    for grads, expected_grads in zip(got, expected, strict=True):
+        for a, b in zip(grads, expected_grads, strict=True):
+            assert_bits(a, b)
+    assert any(np.any(g) for g in got[0])  # (the copy got its gradients)
+
+
+def pos_weight_set_later(loss_type, X, Y) -> list[float]:
+    model = minnet.Sequential(
+        [minnet.Linear(2, 3, rng=0), minnet.ReLU(), minnet.Linear(3, 1, rng=1)]
+        + ([minnet.Sigmoid()] if loss_type is minnet.BCELoss else []),
+        loss=loss_type(),
+    )
+    costs = []
+    for i in range(4):
+        if i == 2:  # after the plan was made (without pos_weight)
+            model.loss.pos_weight = np.array([3.0])
+        if i == 3:
+            model.loss.pos_weight = None
+        model.zero_grad()
+        costs.append(model.cost(X, Y))
+        model.backward()
+    return costs + [p.grad.copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("loss_type", [minnet.BCELoss, minnet.BCEWithLogitsLoss])
+def test_a_pos_weight_set_on_the_loss_after_planning_counts(loss_type):
+    X, Y = np.array([[0.5, -2.0], [1.0, 0.25]]), np.array([1.0, 0.0])
+    got = on_path(True, pos_weight_set_later, loss_type, X, Y)
+    expected = on_path(False, pos_weight_set_later, loss_type, X, Y)
+    assert got[:4] == expected[:4]
+    assert got[2] != got[1]  # (pos_weight changed the cost)
+    for a, b in zip(got[4:], expected[4:], strict=True):
+        assert_bits(a, b)
+
+
+def _with_bias(model, value):
+    layer = _linears(model)[-1]
+    layer.b.value = value(layer.b.value)
+
+
+BIASES = {
+    "float64 in float32": lambda b: b.astype(np.float64),  # x @ W.T + b is float64 then
+    "float16 in float32": lambda b: b.astype(np.float16),
+    "big-endian": lambda b: b.astype(b.dtype.newbyteorder(">")),
+    "(1, k)": lambda b: b[None, :].copy(),
+    "too long": lambda b: np.zeros(len(b) + 2, b.dtype),
+    "(m, 1, k)": lambda b: np.zeros((6, 1, len(b)), b.dtype),
+}
+
+
+@pytest.mark.parametrize("bias", sorted(BIASES))
+def test_a_bias_of_another_dtype_or_shape_gives_the_textbook_numbers_and_errors(bias):
+    # the plan adds the bias in place, into the product's dtype and shape: a bias that the
+    # textbook's x @ W.T + b would widen (float64 in a float32 model) or broadcast otherwise
+    # must not be narrowed or refused another way
+    rng = np.random.default_rng(11)
+    spec = random_spec(rng)
+    spec["dtype"] = np.float32
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 6)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    _with_bias(fast[0], BIASES[bias])
+    _with_bias(textbook[0], BIASES[bias])
+    got = on_path(True, outcome, fast[0], X, Y)
+    assert got == on_path(False, outcome, textbook[0], X, Y)
+    if got[0] == "value":
+        fast[0].zero_grad()
+        textbook[0].zero_grad()
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+
+
+def _swap_attribute(layer, name):
+    """``name`` deleted and another attribute added: the layer's number of attributes, which
+    the plan watches, is the same."""
+    delattr(layer, name)
+    layer.unrelated = 1
+
+
+BETWEEN_COST_AND_BACKWARD = {
+    "a Linear's x deleted": lambda model: _swap_attribute(_linears(model)[-1], "x"),
+    "a Linear's W deleted": lambda model: _swap_attribute(_linears(model)[-1], "W"),
+    "a ReLU's out deleted": lambda model: _swap_attribute(
+        next(layer for layer in model if type(layer) is minnet.ReLU), "out"
+    ),
+    "a Linear's x wider": lambda model: setattr(
+        _linears(model)[-1], "x", np.hstack([_linears(model)[-1].x] * 2)
+    ),
+    "a Linear's x of one column": lambda model: setattr(
+        _linears(model)[-1], "x", _linears(model)[-1].x[:, :1].copy()
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(BETWEEN_COST_AND_BACKWARD))
+def test_a_layer_changed_between_cost_and_backward_gets_the_textbook_outcome(change):
+    # the same errors (a deleted attribute: the layer's MissingForwardError, not a KeyError;
+    # a wider x: numpy's error of the textbook's +=) or the same numbers (an x of one column:
+    # the textbook's += broadcasts it), after a zero_grad (the plan's writing backward)
+    rng = np.random.default_rng(12)
+    spec = random_spec(rng)
+    spec.update(widths=[3, 4, 3, 2], activations=[0, 0], first_relu=False, loss="logits")
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    results = []
+    for path, (model, _) in ((True, fast), (False, textbook)):
+        model.zero_grad()
+        on_path(path, model.cost, X, Y)
+        assert type(model._pending) is (Body if path else list)
+        BETWEEN_COST_AND_BACKWARD[change](model)
+        try:
+            on_path(path, model.backward)
+            error = None
+        except Exception as err:  # noqa: BLE001  (the error itself is what is compared)
+            error = (type(err), str(err))
+        results.append((error, [p.grad.copy() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert_bits(a, b)

@@ -49,3 +49,15 @@ def test_an_optimizer_notices_a_parameter_given_a_new_array():
     p.value = np.zeros_like(p.value)  # another array, outside the storage
     opt.step()
     np.testing.assert_array_equal(p.value, -0.5)
+
+
+def test_a_dict_that_no_longer_has_the_item_does_not_hold_it():
+    # (a layer's attribute deleted: the plan's holds() says False, it does not raise)
+    expected = object()
+    owner = {"W": expected}
+    same = same_attributes([(owner, "W", expected)])
+    assert same()
+    del owner["W"]
+    assert same() is False
+    owner["W"] = expected
+    assert same()

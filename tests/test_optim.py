@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -549,6 +550,43 @@ def test_use_fast_path_off_and_on_give_the_same_numbers(case):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("case", CASES)
+def test_a_copied_model_and_optimizer_train_as_on_the_textbook_path(case, how):
+    """``copy.deepcopy((model, optimizer))`` (or a pickle) mid-training: the copied optimizer
+    steps the copied model's parameters (the flat path's blocks would be copies of their own,
+    no longer the copied parameters'), as with the accelerator off; the original trains on."""
+    import copy
+    import pickle
+
+    optimizer_class, _, kwargs = CASES[case]
+    batches = make_batches(6, 16, seed=4)
+    runs = []
+    for enabled in (False, True):
+        minnet.use_fast_path(enabled)
+        try:
+            model, _ = make_models()
+            optimizer = optimizer_class(model.parameters(), **kwargs)
+            for i, (X, Y) in enumerate(batches):
+                if i == 3:
+                    pair = (model, optimizer)
+                    twin, twin_optimizer = (
+                        copy.deepcopy(pair)
+                        if how == "deepcopy"
+                        else pickle.loads(pickle.dumps(pair))
+                    )
+                for m, o in [(model, optimizer)] + ([(twin, twin_optimizer)] if i >= 3 else []):
+                    o.zero_grad()
+                    m.cost(X, Y)
+                    m.backward()
+                    o.step()
+            runs.append([p.value.copy() for m in (model, twin) for p in m.parameters()])
+        finally:
+            minnet.use_fast_path(True)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- clip_grad_norm_ -----------------------------------------------------------------------------
 @settings(max_examples=60)
 @given(
@@ -757,3 +795,37 @@ def test_a_subclass_with_its_own_rule_gets_its_rule_on_the_flat_path(optimizer_c
             value -= 0.25 * grad
 
     assert Promised.threaded
+
+
+def test_a_subclass_with_its_own_update_block_stays_on_one_thread(monkeypatch):
+    # as a subclass that writes its own update: the parent's promise (touching nothing but its
+    # block and its scratch) was about the parent's update_block; this one keeps Python state
+    import threading
+
+    from minnet._fast import FlatStorage, parallel, storage
+
+    class Recorded(SGD):
+        threads: ClassVar[set] = set()
+
+        def update_block(self, block, scratch):
+            Recorded.threads.add(threading.get_ident())
+            value, grad = block[:2]
+            value -= 0.5 * grad
+
+    assert not Recorded.threaded
+    assert AdamW.threaded  # (minnet's own say so)
+    monkeypatch.setattr(storage, "BLOCK", 2)
+    monkeypatch.setattr(parallel, "THREAD_BLOCK_BYTES", 16)
+    rng = np.random.default_rng(0)
+    params = [Parameter(rng.standard_normal(s)) for s in [(4, 3), (4,), (2, 4), (2,)]]
+    held = FlatStorage.create(params)  # (a model would hold it)
+    assert held is not None
+    optimizer = Recorded(params, lr=0.1)
+    assert len(optimizer._flat_blocks) >= parallel.MIN_BLOCKS
+    before = [p.value.copy() for p in params]
+    for p in params:
+        p.grad[...] = 1.0
+    optimizer.step()
+    assert Recorded.threads == {threading.get_ident()}
+    for p, old in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.value, old - 0.5)

@@ -57,9 +57,16 @@ FIRST_WRITE = 1 << 16
 
 class Body(list):
     """The layers a planned ``cost`` hands to ``backward`` (``model._pending``), knowing their
-    plan: ``backward`` recognises it."""
+    plan: ``backward`` recognises it.
+
+    A copy or a pickle of it is a plain list of the (copied) layers: the plan's written-out code
+    holds the original layers, so a deep copy of a model between ``cost`` and ``backward`` would
+    otherwise run the original model's backward (and a pickle would fail on the plan)."""
 
     plan: Plan
+
+    def __reduce__(self):
+        return (list, (list(self),))
 
 
 class Plan:
@@ -88,8 +95,9 @@ class Plan:
         # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
         self.classes = classes
         self.classes_bound = np.uint64(self.width)  # (class indices are below it)
-        # the loss computed here (bce) or by its own methods (with pos_weight, or for classes)
-        self.inline_loss = not classes and model.loss.pos_weight is None
+        # the loss computed here (bce) or by its own methods (with pos_weight, or for classes):
+        # pos_weight is read at each cost, as the loss reads it (it may be set on the loss later)
+        self.inline_loss = not classes
         from ..losses import Terms  # here: the losses import the layers, which import _fast
 
         # Terms(values, gradient, weights) from one tuple, without namedtuple's Python __new__
@@ -112,6 +120,7 @@ class Plan:
         names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(self.steps)})
         names.update({f"D{i}": attributes for i, attributes in enumerate(self.dicts)})
         names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
+        names["Unplanned"] = Unplanned
         exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
         self.run_body, self.run_backward = names["run_body"], names["run_backward"]
         self.unchanged = names["unchanged"]
@@ -161,8 +170,11 @@ class Plan:
         # the textbook's checks: X finite, and the targets (above)
         if Y is None or not m or count_nonzero(np.isfinite(X)) != X.size:
             return None
-        x = self.run_body(X)  # the body's layers, as their forwards compute
-        if self.inline_loss:
+        try:
+            x = self.run_body(X)  # the body's layers, as their forwards compute
+        except Unplanned:
+            return None  # (the textbook's forward runs from the start, see Unplanned)
+        if self.inline_loss and self.loss.pos_weight is None:
             value = self.bce(x, Y)
         else:  # by the loss's own methods, as Sequential.cost runs them
             value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
@@ -249,7 +261,15 @@ class Plan:
 
 # The numpy functions the written-out code calls, by short names.
 _NUMPY = dict(matmul=np.matmul, maximum=np.maximum, multiply=np.multiply, reduce=np.add.reduce)
+_NUMPY["add"] = np.add
 _NUMPY["add_product"] = add_product
+
+
+class Unplanned(Exception):
+    """Raised by a written-out forward that meets what only the textbook's forward computes
+    right (a bias of a wider dtype than the product, whose sum the textbook widens, or of
+    another shape), or the error it raises: before that layer's state is written, so that
+    the textbook's forward, run from the start, leaves every layer as it would alone."""
 
 
 def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
@@ -278,9 +298,13 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
         layer, attrs = f"L{i}", f"A{i}"
         if kind == _LINEAR:
             forward += [
+                "    try:  # x @ W.T + b, the sum in place (y is fresh) when b is of y's dtype",
+                f"        y = matmul(x, {attrs}['W'].value.T)",
+                f"        add(y, {attrs}['b'].value, out=y, casting='no')",
+                "    except Exception:  # (another b or W: the textbook's forward, from the start)",
+                "        raise Unplanned from None",
                 f"    {attrs}['x'] = x  # {layer}.x = x",
-                f"    x = matmul(x, {attrs}['W'].value.T)",
-                f"    x += {attrs}['b'].value  # x @ W.T + b",
+                "    x = y",
             ]
             fresh = True
         elif kind == _RELU:
@@ -295,12 +319,19 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
         kind, layer, attrs = steps[i][0], f"L{i}", f"A{i}"
         if kind == _LINEAR:
             backward += [
-                f"    x = {attrs}['x']",
-                f"    if grad.shape != (len(x), {attrs}['out_features']):",
+                "    try:",
+                f"        x, k = {attrs}['x'], {attrs}['out_features']",
+                f"        W, b = {attrs}['W'], {attrs}['b']",
+                "    except KeyError:  # (deleted since the cost: the textbook's backward's error)",
+                f"        {layer}.backward(grad)",
+                "        raise",
+                "    if grad.shape != (len(x), k):",
                 f"        gradient_shape({layer}, grad, (len(x), {layer}.out_features))",
-                f"    W, b = {attrs}['W'], {attrs}['b']",
                 "    if first:",
-                "        matmul(grad.T, x, out=W.grad)",
+                "        try:",
+                "            matmul(grad.T, x, out=W.grad)",
+                "        except (TypeError, ValueError):  # (an x of another width since the cost)",
+                "            W.grad += grad.T @ x  # (the textbook's 0 + v, broadcast, or error)",
                 "        reduce(grad, axis=0, out=b.grad)",
                 "    else:",
                 "        add_product(W.grad, grad.T, x)",
@@ -312,7 +343,11 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
             fresh = True
         elif kind == _RELU:
             backward += [
-                f"    out = {attrs}['out']",
+                "    try:",
+                f"        out = {attrs}['out']",
+                "    except KeyError:  # (deleted since the cost: the textbook's backward's error)",
+                f"        {layer}.backward(grad)",
+                "        raise",
                 "    if grad.shape != out.shape:",
                 f"        gradient_shape({layer}, grad, out.shape)",
                 f"    grad = multiply(grad, out > zero{', out=grad' if fresh else ''})",

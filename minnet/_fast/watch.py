@@ -18,8 +18,8 @@ def same_attributes(triples: Sequence[tuple[object, str, object]]) -> Callable[[
     """A function of no arguments telling whether ``getattr(owner, name) is expected`` for every
     ``(owner, name, expected)`` of ``triples`` (``name`` an identifier), or ``owner[name] is
     expected`` for an owner that is a ``dict`` (an object's ``vars()``, read faster than its
-    attributes when its class has a ``__getattr__``); it holds the owners and the expected
-    objects."""
+    attributes when its class has a ``__getattr__``; an item it no longer has: ``False``); it
+    holds the owners and the expected objects."""
     names: dict[str, object] = {}
     tests = []
     for i, (owner, name, expected) in enumerate(triples):
@@ -27,7 +27,11 @@ def same_attributes(triples: Sequence[tuple[object, str, object]]) -> Callable[[
             raise ValueError(f"name must be an identifier, got {name!r}")
         names[f"O{i}"], names[f"E{i}"] = owner, expected
         tests.append(f"O{i}[{name!r}] is E{i}" if type(owner) is dict else f"O{i}.{name} is E{i}")
-    source = f"def same():\n    return {' and '.join(tests) or 'True'}\n"
+    # (an item no longer in its dict: not the expected object)
+    source = (
+        f"def same():\n    try:\n        return {' and '.join(tests) or 'True'}\n"
+        "    except KeyError:\n        return False\n"
+    )
     exec(compile(source, "<minnet: same attributes>", "exec"), names)
     return names["same"]
 

@@ -133,6 +133,7 @@ class AdamW(Adam):
 
     decoupled: ClassVar[bool] = True
     update_block = Adam.update_block  # (its own update: the fused twin, decoupled)
+    threaded = True  # (that update_block: only its block and its thread's scratch)
 
     def update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *v_max) -> None:
         if self.weight_decay != 0:

@@ -117,10 +117,23 @@ class Optimizer:
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         own = vars(cls)
-        if "update_block" not in own and any(name in own for name in cls.rule_methods):
+        writes_rule = any(name in own for name in cls.rule_methods)
+        if "update_block" not in own and writes_rule:
             cls.update_block = Optimizer.update_block
-            if "threaded" not in own:  # (the parent's promise was about its own rule)
-                cls.threaded = False
+        if "threaded" not in own and (writes_rule or "update_block" in own):
+            # (the parent's promise was about its own rule: a rule or an update_block written
+            # anew, which may keep Python state, runs on one thread unless it says so)
+            cls.threaded = False
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        """A copy (``copy.deepcopy``) or a pickle of the optimizer updates its parameters one at
+        a time, from their own state arrays: copied or unpickled, the flat vectors' views (the
+        parameters' arrays, the blocks, the state) come back as separate arrays, and blocks of
+        the old flat vectors would no longer be the copied parameters' (the copy's steps would
+        change nothing that it trains). The numbers are the same on both paths."""
+        function, arguments, state, *rest = super().__reduce_ex__(protocol)
+        state = dict(state, _storage=None, _flat_blocks=[], _scratch=([], []))
+        return (function, arguments, state, *rest)
 
     def new_state(self, value: np.ndarray) -> tuple[np.ndarray, ...]:
         """The state arrays of a parameter (or of the flat vector) ``value``, before any step:
