@@ -588,3 +588,29 @@ def test_a_layer_changed_between_cost_and_backward_gets_the_textbook_outcome(cha
     assert results[0][0] == results[1][0]
     for a, b in zip(results[0][1], results[1][1], strict=True):
         assert_bits(a, b)
+
+
+def test_a_model_planned_again_and_again_keeps_one_finalizer():
+    """A model whose plan is made again at every step (its l2 changes) registers one finalizer
+    that drops its entries when it is gone, not one per plan."""
+    import gc
+    import weakref
+
+    from minnet import _fast
+
+    model = minnet.Sequential(
+        [minnet.Linear(3, 2, rng=0), minnet.ReLU(), minnet.Linear(2, 1, rng=1), minnet.Sigmoid()]
+    )
+    X, Y = np.ones((4, 3)), np.ones((4, 1))
+    before = len(weakref.finalize._registry)
+    for step in range(20):
+        model.l2 = 0.01 * step  # drops the plan: the next cost plans again
+        model.zero_grad()
+        model.cost(X, Y)
+        model.backward()
+    assert len(weakref.finalize._registry) - before <= 2
+    key = id(model)
+    assert key in _fast._PLANS
+    del model
+    gc.collect()
+    assert key not in _fast._PLANS and key not in _fast._PLACES

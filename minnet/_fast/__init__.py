@@ -98,12 +98,31 @@ def current_parameters(model) -> list[Parameter]:
             places.append((layers[int(index)].__dict__, attribute))
         cached = (key, tuple(layers), places)  # holding the layers keeps their ids
         _PLACES[id(model)] = cached
-        weakref.finalize(model, _PLACES.pop, id(model), None)
+        _drop_when_gone(model)
     found = [attributes.get(name) for attributes, name in cached[2]]
     for p in found:
         if type(p) is not Parameter and not isinstance(p, Parameter):
             return model.parameters()
     return found
+
+
+# ids of the models whose entries in _PLACES and _PLANS are dropped when they are gone
+_WATCHED: set[int] = set()
+
+
+def _drop_when_gone(model) -> None:
+    """Drop ``model``'s entries in the tables keyed by its id when it is garbage collected
+    (one finalizer per model, however often its plan is made again)."""
+    key = id(model)
+    if key not in _WATCHED:
+        _WATCHED.add(key)
+        weakref.finalize(model, _forget_id, key)
+
+
+def _forget_id(key: int) -> None:
+    _PLACES.pop(key, None)
+    _PLANS.pop(key, None)
+    _WATCHED.discard(key)
 
 
 def _same(cached: tuple, layers: list) -> bool:
@@ -204,8 +223,7 @@ def cost(model, X, Y, sample_weight=None) -> tuple | None:
         plan = plan_of(model, _STORAGE_OF.get(model))
         if plan is None:
             return None
-        if key not in _PLANS:
-            weakref.finalize(model, _PLANS.pop, key, None)
+        _drop_when_gone(model)
         _PLANS[key] = plan
     return plan.cost(model, X, Y)
 
