@@ -261,6 +261,11 @@ def test_random_correct_nets_pass_the_default_check(seed, sizes, batch, zero_bia
     if zero_bias:
         X[:, 0] = 0  # more exact zeros flowing through the net
     report = model.gradcheck(X, Y)
+    assert report.status != "failed", str(report)
+    if report.status == "inconclusive" and _on_a_kink(model, X):
+        # Documented (docs/gradcheck.md, issue 17): a right gradient at a kink (a ReLU's input
+        # exactly 0, as zero biases and zero inputs make) may be undecided, never failed.
+        return
     if report.status == "inconclusive":
         # Documented (docs/gradcheck.md): a point where every derivative is exactly 0 (all
         # inputs and biases 0, balanced labels) gives the check no scale to compare against.
@@ -271,6 +276,16 @@ def test_random_correct_nets_pass_the_default_check(seed, sizes, batch, zero_bia
         assert all(not np.any(p.grad) for p in model.parameters())
         return
     assert report.passed, str(report)
+
+
+def _on_a_kink(model, X) -> bool:
+    """Does some ReLU or LeakyReLU of ``model`` see an input exactly 0 for ``X``?"""
+    x = X
+    for layer in model.layers:
+        if isinstance(layer, ReLU | minnet.LeakyReLU) and np.any(x == 0):
+            return True
+        x = layer.forward(x)
+    return False
 
 
 # --- random forwards, Dropout, step sizes -------------------------------------------------------
