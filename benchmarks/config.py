@@ -10,6 +10,12 @@ TRAIN_NETS = [  # net, batch, goals: (compared with, largest ratio of minnet's t
     ("784-1024-1024-1", 512, (("numpy", 1.05), ("torch", 1.0))),
 ]
 DTYPES = ["float64", "float32"]
+# The nets whose minnet/ref is also timed in one process, the two steps in turn (worker.pair):
+# steps of tens of microseconds, hundreds to a batch of calls, where separate processes' medians
+# moved 2x between runs. Not the large nets: a batch of their calls is one step, which would
+# start with the other step's 10-30 MB in the caches, as no training loop does (paired, the
+# same code measured 1.04-1.20x against 0.8-1.05x in separate processes, before and after).
+PAIRED = ("4-5-3-1", "2-16-16-1", "64-128-10")
 # A softmax classifier with CrossEntropyLoss and an Adam step, float64: (net, batch, goals).
 SOFTMAX_NETS = [("64-128-10", 32, (("numpy", 1.3), ("torch", 0.5)))]
 # One optimizer step (the update alone, from fixed gradients) on the largest net, minnet's

@@ -331,7 +331,7 @@ def header(info: dict, mode: str) -> str:
             f"threads: {info['threads']} in each worker (OMP/OPENBLAS/MKL_NUM_THREADS, "
             f"threadpoolctl, torch.set_num_threads); {openblas_env}",
             "each figure: median of repeats, in a fresh process per (framework, case); "
-            "/ref = minnet / ref, /torch = minnet / torch; a training step's /ref: the median "
+            "/ref = minnet / ref, /torch = minnet / torch; a small net's /ref: the median "
             "ratio of the two steps timed in turn in one process",
         ]
     )

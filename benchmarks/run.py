@@ -22,12 +22,13 @@ Method
   with the mean binary cross-entropy from the logits, for minnet, a hand-written numpy step (the
   floor, ``cases.NumpyStep``) and PyTorch (``nn.Sequential``, ``BCEWithLogitsLoss``,
   ``optim.SGD``). All three start from the same weights and data; the losses of their first
-  three steps are compared, as a check that they compute the same thing. A fourth process per
-  round, ``pair``, runs minnet's and the hand-written step in turn (batches of calls of about
-  ``sample`` seconds each, alternating), and the row's minnet/ref is the median of those
-  per-batch ratios: the separate processes' medians are each timed alone, and on a shared
-  machine two of them can see loads 2x apart (a small net's ratio moved from 0.9x to 2.7x
-  between two runs of the same code), which a ratio taken within one process does not.
+  three steps are compared, as a check that they compute the same thing. For the small nets
+  (``config.PAIRED``), a fourth process per round, ``pair``, runs minnet's and the hand-written
+  step in turn (batches of calls of about ``sample`` seconds each, alternating), and the row's
+  minnet/ref is the median of those per-batch ratios: the separate processes' medians are each
+  timed alone, and on a shared machine two of them can see loads 2x apart (a small net's ratio
+  moved from 0.9x to 2.7x between two runs of the same code), which a ratio taken within one
+  process does not.
 - Gradient check, full: minnet's ``model.gradcheck(X, Y)``, the tutorial's ``gradient_check_n``
   loop (tutorial_loop.py) and ``torch.autograd.gradcheck`` of the same cost as a function of
   all parameters (float64); fast: ``gradcheck(..., fast=True)`` against torch's ``fast_mode``.
@@ -70,6 +71,7 @@ from config import (  # noqa: E402
     MEMORY_NET,
     OPTIM_NET,
     OPTIMIZERS,
+    PAIRED,
     RETRY_BUDGET,
     ROUNDS,
     SETTINGS,
@@ -93,13 +95,13 @@ def plan(mode: str) -> list[tuple[str, dict, dict | None]]:
     for dtype in DTYPES:
         for net, batch, _ in TRAIN_NETS:
             for _ in range(ROUNDS[mode]):
-                for fw in ("minnet", "numpy", "torch", "pair"):
+                for fw in ("minnet", "numpy", "torch", "pair")[: 4 if net in PAIRED else 3]:
                     task = dict(kind="train", framework=fw, net=net, batch=batch, dtype=dtype)
                     key = f"train {dtype} {label(net, batch)} {fw}"
                     tasks.append((key, task, train_timing))
     for net, batch, _ in SOFTMAX_NETS:
         for _ in range(ROUNDS[mode]):
-            for fw in ("minnet", "numpy", "torch", "pair"):
+            for fw in ("minnet", "numpy", "torch", "pair")[: 4 if net in PAIRED else 3]:
                 task = dict(kind="softmax", framework=fw, net=net, batch=batch, dtype="float64")
                 tasks.append((f"softmax float64 {label(net, batch)} {fw}", task, train_timing))
     for dtype in DTYPES:
