@@ -97,6 +97,15 @@ def example_shape(cls: type, in_features: int) -> tuple[int, ...]:
     return IMAGE_SHAPE if cls in IMAGE_EXAMPLES else (in_features,)
 
 
+def on_path(fast: bool, fn, *args):
+    """``fn(*args)`` with the accelerator on (``fast``) or off, then on again."""
+    minnet.use_fast_path(fast)
+    try:
+        return fn(*args)
+    finally:
+        minnet.use_fast_path(True)
+
+
 def random_net(
     rng: np.random.Generator,
     sizes: list[int],

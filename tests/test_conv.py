@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import import_torch
+from conftest import import_torch, on_path
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -416,18 +416,16 @@ def test_a_cnn_saves_and_loads_bit_for_bit(tmp_path):
 
 def test_a_cnn_trains_to_the_same_numbers_with_the_fast_path_off():
     X, y = image_data(m=12)
-    trained = []
-    for enabled in (True, False):
-        minnet.use_fast_path(enabled)
-        try:
-            model = small_cnn()
-            model.fit(X, y, epochs=2, batch_size=4, seed=0, progress=False)
-            model.zero_grad()
-            model.cost(X, y)
-            model.backward()  # the first Conv2d's input gradient: skipped on the fast path only
-            trained.append([(p.value.copy(), p.grad.copy()) for p in model.parameters()])
-        finally:
-            minnet.use_fast_path(True)
+
+    def train() -> list[tuple[np.ndarray, np.ndarray]]:
+        model = small_cnn()
+        model.fit(X, y, epochs=2, batch_size=4, seed=0, progress=False)
+        model.zero_grad()
+        model.cost(X, y)
+        model.backward()  # the first Conv2d's input gradient: skipped on the fast path only
+        return [(p.value.copy(), p.grad.copy()) for p in model.parameters()]
+
+    trained = on_path(True, train), on_path(False, train)
     for (value, grad), (value_plain, grad_plain) in zip(*trained, strict=True):
         np.testing.assert_array_equal(value, value_plain)
         np.testing.assert_array_equal(grad, grad_plain)

@@ -10,21 +10,13 @@ from copy import deepcopy
 
 import numpy as np
 import pytest
+from conftest import on_path
 
 import minnet
 from minnet import _fast
 from minnet._fast.plan import Body
 
 ACTIVATIONS = (minnet.ReLU, minnet.Sigmoid, minnet.Tanh)
-
-
-def on_path(fast: bool, fn, *args):
-    """``fn(*args)`` with the accelerator on (``fast``) or off, then on again."""
-    minnet.use_fast_path(fast)
-    try:
-        return fn(*args)
-    finally:
-        minnet.use_fast_path(True)
 
 
 def random_spec(rng: np.random.Generator) -> dict:

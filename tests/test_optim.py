@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import import_torch
+from conftest import import_torch, on_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -531,23 +531,24 @@ def test_use_fast_path_off_and_on_give_the_same_numbers(case):
     """Training with the accelerator on (flat storage, flat steps) and off: the same bits."""
     optimizer_class, _, kwargs = CASES[case]
     batches = make_batches(20, 16, seed=4)
-    runs = []
-    for enabled in (False, True):
-        minnet.use_fast_path(enabled)
-        try:
-            model, _ = make_models()
-            optimizer = optimizer_class(model.parameters(), **kwargs)
-            assert (len(optimizer._flat_blocks) > 0) is enabled
-            for X, Y in batches:
-                optimizer.zero_grad()
-                model.cost(X, Y)
-                model.backward()
-                optimizer.step()
-            runs.append([p.value.copy() for p in model.parameters()])
-        finally:
-            minnet.use_fast_path(True)
-    for a, b in zip(*runs, strict=True):
+
+    def train(enabled: bool) -> list[np.ndarray]:
+        model, _ = make_models()
+        optimizer = optimizer_class(model.parameters(), **kwargs)
+        assert (len(optimizer._flat_blocks) > 0) is enabled
+        for X, Y in batches:
+            _step(model, optimizer, X, Y)
+        return [p.value.copy() for p in model.parameters()]
+
+    for a, b in zip(on_path(False, train, False), on_path(True, train, True), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _step(model, optimizer, X, Y) -> None:
+    optimizer.zero_grad()
+    model.cost(X, Y)
+    model.backward()
+    optimizer.step()
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
@@ -561,29 +562,21 @@ def test_a_copied_model_and_optimizer_train_as_on_the_textbook_path(case, how):
 
     optimizer_class, _, kwargs = CASES[case]
     batches = make_batches(6, 16, seed=4)
-    runs = []
-    for enabled in (False, True):
-        minnet.use_fast_path(enabled)
-        try:
-            model, _ = make_models()
-            optimizer = optimizer_class(model.parameters(), **kwargs)
-            for i, (X, Y) in enumerate(batches):
-                if i == 3:
-                    pair = (model, optimizer)
-                    twin, twin_optimizer = (
-                        copy.deepcopy(pair)
-                        if how == "deepcopy"
-                        else pickle.loads(pickle.dumps(pair))
-                    )
-                for m, o in [(model, optimizer)] + ([(twin, twin_optimizer)] if i >= 3 else []):
-                    o.zero_grad()
-                    m.cost(X, Y)
-                    m.backward()
-                    o.step()
-            runs.append([p.value.copy() for m in (model, twin) for p in m.parameters()])
-        finally:
-            minnet.use_fast_path(True)
-    for a, b in zip(*runs, strict=True):
+
+    def train() -> list[np.ndarray]:
+        model, _ = make_models()
+        optimizer = optimizer_class(model.parameters(), **kwargs)
+        for i, (X, Y) in enumerate(batches):
+            if i == 3:
+                pair = (model, optimizer)
+                twin, twin_optimizer = (
+                    copy.deepcopy(pair) if how == "deepcopy" else pickle.loads(pickle.dumps(pair))
+                )
+            for m, o in [(model, optimizer)] + ([(twin, twin_optimizer)] if i >= 3 else []):
+                _step(m, o, X, Y)
+        return [p.value.copy() for m in (model, twin) for p in m.parameters()]
+
+    for a, b in zip(on_path(False, train), on_path(True, train), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
