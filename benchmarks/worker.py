@@ -72,6 +72,14 @@ def foreign_cores(meter: tuple) -> float | None:
     return max(0.0, (busy_after - busy - (own_cpu_seconds() - own)) / wall)
 
 
+def seconds_per_call(fn, calls: int) -> float:
+    """Seconds per call of ``fn()``, over ``calls`` calls in a row."""
+    t0 = perf_counter()
+    for _ in range(calls):
+        fn()
+    return (perf_counter() - t0) / calls
+
+
 def time_calls(fn, timing: Timing) -> tuple[dict, object]:
     """Median time per call of ``fn()``, how it was measured, and what the first call returned."""
     start = perf_counter()
@@ -91,10 +99,7 @@ def time_calls(fn, timing: Timing) -> tuple[dict, object]:
     meter = start_meter()
     try:
         for _ in range(repeats):
-            t0 = perf_counter()
-            for _ in range(inner):
-                fn()
-            samples.append((perf_counter() - t0) / inner)
+            samples.append(seconds_per_call(fn, inner))
     finally:
         gc.enable()
     foreign = foreign_cores(meter)
@@ -161,13 +166,8 @@ def pair(task: dict, timing: Timing, make_step) -> dict:
     meter = start_meter()
     try:
         for _ in range(repeats):
-            per_call = {}
-            for name, step in both.items():
-                t0 = perf_counter()
-                for _ in range(inner[name]):
-                    step()
-                per_call[name] = (perf_counter() - t0) / inner[name]
-            ratios.append(per_call["ours"] / per_call["floor"])
+            ours_time = seconds_per_call(ours, inner["ours"])  # then the floor's, at once
+            ratios.append(ours_time / seconds_per_call(floor, inner["floor"]))
     finally:
         gc.enable()
     return {**summary(ratios), "samples": ratios, "foreign_cores": foreign_cores(meter)}
