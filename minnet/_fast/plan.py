@@ -95,9 +95,6 @@ class Plan:
         # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
         self.classes = classes
         self.classes_bound = np.uint64(self.width)  # (class indices are below it)
-        # the loss computed here (bce) or by its own methods (with pos_weight, or for classes):
-        # pos_weight is read at each cost, as the loss reads it (it may be set on the loss later)
-        self.inline_loss = not classes
         from ..losses import Terms  # here: the losses import the layers, which import _fast
 
         # Terms(values, gradient, weights) from one tuple, without namedtuple's Python __new__
@@ -113,7 +110,7 @@ class Plan:
         # its gradients' bits (as unsigned integers, see bits above): all 0 when every
         # gradient is +0.0, as zero_grad leaves them (counting these is also faster)
         grads = self.small_storage and self.small_storage.grads
-        self.grad_bits = grads is not None and grads.view(f"u{grads.dtype.itemsize}")
+        self.grad_bits = None if grads is None else grads.view(f"u{grads.dtype.itemsize}")
         # the body's forward, its backward and unchanged(), written out for these layers
         self.source = compile_source(self.steps, self.sizes)
         names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
@@ -174,7 +171,9 @@ class Plan:
             x = self.run_body(X)  # the body's layers, as their forwards compute
         except Unplanned:
             return None  # (the textbook's forward runs from the start, see Unplanned)
-        if self.inline_loss and self.loss.pos_weight is None:
+        # the loss computed here (bce), or by its own methods with pos_weight (read at each
+        # cost, as the loss reads it: it may be set later) and for class indices
+        if not self.classes and self.loss.pos_weight is None:
             value = self.bce(x, Y)
         else:  # by the loss's own methods, as Sequential.cost runs them
             value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
