@@ -17,6 +17,10 @@ def blocks(scratches: list[np.ndarray], count: int, like: np.ndarray) -> list[np
     """``count`` blocks of ``like``'s size and dtype, from the reusable ``scratches`` (an
     optimizer's), which grow to the largest block seen and are cut to ``like``'s size."""
     n = like.size
+    if len(scratches) == count:  # the usual case, tested first: blocks of like's size and dtype
+        first = scratches[0]
+        if first.size == n and first.dtype is like.dtype:  # (another equal dtype: below)
+            return scratches
     if len(scratches) < count or scratches[0].size < n or scratches[0].dtype != like.dtype:
         scratches[:] = [np.empty(n, dtype=like.dtype) for _ in range(count)]
     if scratches[0].size == n:  # (always, for a model of one block)

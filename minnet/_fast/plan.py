@@ -111,29 +111,35 @@ class Plan:
         # gradient is +0.0, as zero_grad leaves them (counting these is also faster)
         grads = self.small_storage and self.small_storage.grads
         self.grad_bits = None if grads is None else grads.view(f"u{grads.dtype.itemsize}")
-        # the body's forward, its backward and unchanged(), written out for these layers
-        self.source = compile_source(self.steps, self.sizes)
+        # the body's forward and backward, written out for these layers
+        self.source = compile_source(self.steps)
         names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
         names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(self.steps)})
-        names.update({f"D{i}": attributes for i, attributes in enumerate(self.dicts)})
         names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
         names["Unplanned"] = Unplanned
         exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
         self.run_body, self.run_backward = names["run_body"], names["run_backward"]
-        self.unchanged = names["unchanged"]
-        # holds(): does every Linear still hold the parameters and gradients it had?
-        self.holds = same_attributes(
+        # unchanged(): has no layer of the model gained or lost an attribute since (a
+        # ``forward`` set on an instance, a new parameter)? One comparison of a tuple of the
+        # lengths of their dicts.
+        sizes = list(zip(self.dicts, self.sizes, strict=True))
+        self.unchanged = same_attributes((), sizes)
+        # ready(): unchanged(), and does every Linear still hold the parameters and gradients
+        # it had (its dict read as in compile_source)? One expression, for zero_grad and
+        # backward.
+        self.ready = same_attributes(
             [
                 triple
                 for kind, layer in self.steps
                 if kind == _LINEAR
                 for triple in (
-                    (vars(layer), "W", layer.W),  # (its dict: see compile_source)
+                    (vars(layer), "W", layer.W),
                     (vars(layer), "b", layer.b),
                     (layer.W, "grad", layer.W.grad),
                     (layer.b, "grad", layer.b.grad),
                 )
-            ]
+            ],
+            sizes,
         )
 
     def fits(self, model) -> bool:
@@ -232,10 +238,10 @@ class Plan:
         final addition makes ``0`` too, so the numbers are the textbook's to the bit. (A
         gradient of -0.0 is not zero here: ``-0.0 + -0.0`` is ``-0.0``.)
         """
-        if not self.unchanged():  # (a layer patched since the cost)
-            return False
         storage = self.small_storage
-        if storage is None or not self.holds() or count_nonzero(self.grad_bits):
+        if storage is None or not self.ready() or count_nonzero(self.grad_bits):
+            if not self.unchanged():  # (a layer patched since the cost)
+                return False
             self.run_backward(grad, False)
             return True
         try:
@@ -252,7 +258,7 @@ class Plan:
         storage = self.storage
         if storage is None or self.model() is not model:
             return False
-        if not (self.unchanged() and self.holds()):
+        if not self.ready():
             return False
         storage.grads.fill(0)
         return True
@@ -271,19 +277,16 @@ class Unplanned(Exception):
     the textbook's forward, run from the start, leaves every layer as it would alone."""
 
 
-def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
-    """The Python source of three functions for the body's layers ``steps`` (``(kind,
-    layer)``, layer ``i`` named ``L{i}`` and its attribute dict ``A{i}``; the attribute dict of
-    each of the model's layers ``D{i}``, which had ``sizes[i]`` entries at planning):
+def compile_source(steps: list[tuple[int, object]]) -> str:
+    """The Python source of two functions for the body's layers ``steps`` (``(kind, layer)``,
+    layer ``i`` named ``L{i}`` and its attribute dict ``A{i}``):
 
     - ``run_body(x)``: each layer's forward in turn, as the loop of ``Sequential.cost`` runs it,
       ``Linear`` and ``ReLU`` inline (a ``ReLU`` in place on the fresh output of the layer
       before it, which nobody else holds), others by their ``forward``;
     - ``run_backward(grad, first)``: each layer's backward in reverse order, ``Linear`` and
       ``ReLU`` inline, the first layer's input gradient not computed; ``first``: the gradients
-      are all zero, so a ``Linear``'s are written (``out=``) instead of added;
-    - ``unchanged()``: has no layer of the model gained or lost an attribute since (a
-      ``forward`` set on an instance, a new parameter)?
+      are all zero, so a ``Linear``'s are written (``out=``) instead of added.
 
     Written out, one line per operation, so that no step pays for a loop over the layers and a
     test of each layer's kind (about a tenth of a small model's step). A layer's attributes are
@@ -356,10 +359,7 @@ def compile_source(steps: list[tuple[int, object]], sizes: list[int]) -> str:
             backward.append(f"    grad = {layer}.backward(grad)")
             fresh = False
     backward.append("    return None")
-    # one comparison of a tuple of the lengths: a fifth fewer bytecodes than one per layer
-    lengths = "".join(f"len(D{i}), " for i in range(len(sizes)))
-    unchanged = ["def unchanged():", f"    return ({lengths}) == {tuple(sizes)}"]
-    return "\n".join(forward + [""] + backward + [""] + unchanged) + "\n"
+    return "\n".join(forward + [""] + backward) + "\n"
 
 
 def plan_of(model, storage) -> Plan | None:

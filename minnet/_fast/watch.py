@@ -14,14 +14,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 
-def same_attributes(triples: Sequence[tuple[object, str, object]]) -> Callable[[], bool]:
+def same_attributes(
+    triples: Sequence[tuple[object, str, object]], sizes: Sequence[tuple[dict, int]] = ()
+) -> Callable[[], bool]:
     """A function of no arguments telling whether ``getattr(owner, name) is expected`` for every
     ``(owner, name, expected)`` of ``triples`` (``name`` an identifier), or ``owner[name] is
     expected`` for an owner that is a ``dict`` (an object's ``vars()``, read faster than its
-    attributes when its class has a ``__getattr__``; an item it no longer has: ``False``); it
-    holds the owners and the expected objects."""
+    attributes when its class has a ``__getattr__``; an item it no longer has: ``False``), and
+    whether each dict of ``sizes`` (``(dict, size)``) still has ``size`` items (tested first, as
+    one comparison of a tuple of their lengths); it holds the owners and the expected objects."""
     names: dict[str, object] = {}
     tests = []
+    if sizes:
+        for i, (owner, _) in enumerate(sizes):
+            names[f"S{i}"] = owner
+        lengths = "".join(f"len(S{i}), " for i in range(len(sizes)))
+        tests.append(f"({lengths}) == {tuple(size for _, size in sizes)}")
     for i, (owner, name, expected) in enumerate(triples):
         if not name.isidentifier():
             raise ValueError(f"name must be an identifier, got {name!r}")

@@ -178,7 +178,7 @@ class Optimizer:
         storage = self._storage
         if storage is not None and storage.intact():
             blocks = self._flat_blocks
-            if self.threaded and len(blocks) >= parallel.MIN_BLOCKS:  # (fewer: not worth it)
+            if len(blocks) >= parallel.MIN_BLOCKS and self.threaded:  # (fewer: not worth it)
                 parallel.for_each_block(self.update_block, blocks, self._scratch)
             else:
                 scratch = self._scratch[0]
