@@ -17,7 +17,7 @@ What it does (each piece tested to give the textbook path's numbers):
   logits (or a cross-entropy or NLL loss on class indices): ``Sequential.cost`` asks
   :func:`cost` first, and :func:`backward` runs the plan's backward after a planned cost;
 - :mod:`.watch`: the guards that what was planned with is still in place (a storage's
-  ``intact()``, the plan's ``holds()``), written out once as one expression each.
+  ``intact()``, the plan's guards), written out once as one expression each.
 
 :func:`use_fast_path` switches it all off (``use_fast_path(False)``): every model then keeps
 its parameters as they are and runs exactly the code a learner reads. The setting is read when a
@@ -35,7 +35,7 @@ import numpy as np
 from .. import _checks
 from ..layers.linear import Linear
 from ..parameter import Parameter
-from .plan import Body, Plan, plan_of
+from .plan import REPLAN, Body, Plan, plan_of
 from .products import PRODUCT_BLOCK, add_product
 from .storage import BLOCK, FlatStorage
 
@@ -219,13 +219,17 @@ def cost(model, X, Y, sample_weight=None) -> tuple | None:
         return None
     key = id(model)
     plan = _PLANS.get(key)
-    if plan is None or plan.model() is not model or not plan.fits(model):
-        plan = plan_of(model, _STORAGE_OF.get(model))
-        if plan is None:
-            return None
-        _drop_when_gone(model)
-        _PLANS[key] = plan
-    return plan.cost(model, X, Y)
+    if plan is not None and plan.model() is model:
+        planned = plan.cost(model, X, Y)  # (it tests first that the plan still fits the model)
+        if planned is not REPLAN:
+            return planned
+    plan = plan_of(model, _STORAGE_OF.get(model))
+    if plan is None:
+        return None
+    _drop_when_gone(model)
+    _PLANS[key] = plan
+    planned = plan.cost(model, X, Y)
+    return None if planned is REPLAN else planned  # (a new plan fits: never REPLAN)
 
 
 __all__ = [

@@ -12,9 +12,11 @@ operations in the same order (so the same numbers), but:
   from the start, checks, converts, refuses with its own errors;
 - ``Linear`` and ``ReLU`` run inline, ``ReLU`` in place on the ``Linear``'s fresh output (nobody
   else holds it), and ``Sigmoid``/``Tanh`` by their own methods, in code written out for the
-  model's layers (:func:`compile_source`): no loop over the layers, no test of their kinds;
-- the loss is computed by :meth:`Plan.bce`, ``BCELoss.forward_fused``'s operations on the same
-  operands, which keeps what the loss keeps (with ``pos_weight``: by ``forward_fused`` itself).
+  model's layers (:func:`compile_source`): no loop over the layers, no test of their kinds,
+  no call between the pieces;
+- the loss is computed inline, ``BCELoss.forward_fused``'s operations on the same operands,
+  and reduced and kept by the loss itself (with ``pos_weight``, and for class indices: by the
+  loss's own methods).
 
 The plan leaves the model as the textbook would: each layer keeps what its forward keeps
 (``Linear.x``, ``ReLU.out``), the loss its gradient, and ``Sequential.cost`` keeps the body's
@@ -23,7 +25,8 @@ textbook ``backward`` may follow a planned ``cost``, and the planned ``backward`
 layers' state and parameters as the textbook does.
 
 A plan is dropped when the model's layers, loss or ``l2`` change (the model calls
-``_fast.forget``), and checked before each use (:meth:`Plan.fits`), rebuilt when it does not fit:
+``_fast.forget``), and checked before each use (the written-out ``cost`` tests it first),
+rebuilt when it does not fit:
 a layer's attributes were added to (e.g. a ``forward`` replaced on an instance), the loss changed
 its reduction or was patched, the model's dtype changed, or the accelerator was switched off.
 Parameters (``layer.W``, ``p.value``) are read anew at each step, as the textbook reads them.
@@ -40,7 +43,7 @@ from .. import _checks
 from ..layers.activations import ReLU, Sigmoid, Tanh
 from ..layers.linear import Linear
 from .products import add_product
-from .watch import same_attributes
+from .watch import guard_expression
 
 try:  # numpy's C function, without the Python wrapper and dispatcher of np.count_nonzero
     from numpy._core.multiarray import count_nonzero
@@ -70,7 +73,30 @@ class Body(list):
 
 
 class Plan:
-    """The planned ``cost`` and ``backward`` of one model, for its current layers and loss."""
+    """The planned ``cost``, ``backward`` and ``zero_grad`` of one model, for its current layers
+    and loss: three functions written out for them (:func:`compile_source`, ``plan.source``
+    shows the code), bound to the plan as ``plan.cost``, ``plan.backward``, ``plan.zero_grad``:
+
+    - ``cost(model, X, Y)``: ``model.cost(X, Y)`` and what the model keeps for backward,
+      ``(cost, the body's outputs, the layers backward runs, None: no sample weights)``;
+      ``None`` (nothing done that counts) when ``X`` or ``Y`` is not the common case (then the
+      textbook path checks them, and refuses them, itself); :data:`REPLAN` when the plan no
+      longer fits the model, tested first: the loss patched (an attribute more or fewer) or
+      with another reduction, the model's dtype changed, a layer with an attribute added or
+      removed (a ``forward`` set on an instance, a new parameter). (A change of the layers,
+      the loss or ``l2`` drops the plan: the model calls ``_fast.forget``.)
+    - ``backward(grad)``: the body's backward from the loss's gradient ``grad``, as
+      ``_fast.backward`` runs it; ``False`` (nothing done) when a layer changed since the cost;
+    - ``zero_grad(model)``: ``grads.fill(0)`` of the model's flat storage when it holds exactly
+      the model's parameters (every ``Linear``'s ``W`` and ``b``, still with their views);
+      ``False`` (nothing done) if not.
+
+    **Gradients written, not added.** When every gradient is +0.0 (``zero_grad`` came before),
+    a small model's ``Linear`` gradients are written instead of added to, and a zero is added to
+    all of them once at the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``),
+    which the final addition makes ``0`` too, so the numbers are the textbook's to the bit. (A
+    gradient of -0.0 is not zero here: ``-0.0 + -0.0`` is ``-0.0``.)
+    """
 
     def __init__(self, model, body: list, fused: bool, storage, classes: bool = False) -> None:
         self.model = weakref.ref(model)
@@ -97,109 +123,56 @@ class Plan:
         self.classes_bound = np.uint64(self.width)  # (class indices are below it)
         from ..losses import Terms  # here: the losses import the layers, which import _fast
 
-        # Terms(values, gradient, weights) from one tuple, without namedtuple's Python __new__
-        self.new_terms = partial(tuple.__new__, Terms)
         self.body = Body(body)
         self.body.plan = self
         kinds = {Linear: _LINEAR, ReLU: _RELU}
         self.steps = [(kinds.get(type(layer), _OTHER), layer) for layer in body]
         # the flat storage of the model's parameters (None: not all of them are in one)
         self.storage = storage
-        # a storage small enough that writing the gradients pays (see backward)
-        self.small_storage = storage if storage and storage.grads.size <= FIRST_WRITE else None
-        # its gradients' bits (as unsigned integers, see bits above): all 0 when every
-        # gradient is +0.0, as zero_grad leaves them (counting these is also faster)
-        grads = self.small_storage and self.small_storage.grads
-        self.grad_bits = None if grads is None else grads.view(f"u{grads.dtype.itemsize}")
-        # the body's forward and backward, written out for these layers
-        self.source = compile_source(self.steps)
+        # a storage small enough that writing the gradients pays (see above)
+        small = storage if storage and storage.grads.size <= FIRST_WRITE else None
         names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
         names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(self.steps)})
         names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
-        names["Unplanned"] = Unplanned
-        exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
-        self.run_body, self.run_backward = names["run_body"], names["run_backward"]
-        # unchanged(): has no layer of the model gained or lost an attribute since (a
+        names.update(
+            MODEL=self.model, LOSS=self.loss, LOSS_DICT=vars(self.loss), BODY=self.body,
+            REDUCTION=self.reduction, LOSS_SIZE=self.loss_size, DTYPE=self.dtype,
+            WIDTH=self.width, BITS=self.bits, ONE_BITS=self.one_bits, REPLAN=REPLAN,
+            class_targets=self.class_targets,
+            # Terms(values, gradient, weights) from one tuple, without namedtuple's __new__
+            new_terms=partial(tuple.__new__, Terms),
+            # the gradients (all, and those of a small storage) and the small one's bits (as
+            # unsigned integers, see bits above): all 0 when every gradient is +0.0, as
+            # zero_grad leaves them (counting these is also faster)
+            GRADS=storage and storage.grads, SMALL_GRADS=small and small.grads,
+            GRAD_BITS=small and small.grads.view(f"u{small.grads.dtype.itemsize}"),
+        )  # fmt: skip
+        # unchanged: has no layer of the model gained or lost an attribute since (a
         # ``forward`` set on an instance, a new parameter)? One comparison of a tuple of the
-        # lengths of their dicts.
+        # lengths of their dicts. ready: that, and does every Linear still hold the parameters
+        # and gradients it had (its dict read as in compile_source)?
         sizes = list(zip(self.dicts, self.sizes, strict=True))
-        self.unchanged = same_attributes((), sizes)
-        # ready(): unchanged(), and does every Linear still hold the parameters and gradients
-        # it had (its dict read as in compile_source)? One expression, for zero_grad and
-        # backward.
-        self.ready = same_attributes(
-            [
-                triple
-                for kind, layer in self.steps
-                if kind == _LINEAR
-                for triple in (
-                    (vars(layer), "W", layer.W),
-                    (vars(layer), "b", layer.b),
-                    (layer.W, "grad", layer.W.grad),
-                    (layer.b, "grad", layer.b.grad),
-                )
-            ],
-            sizes,
+        triples = [
+            triple
+            for kind, layer in self.steps
+            if kind == _LINEAR
+            for triple in (
+                (vars(layer), "W", layer.W),
+                (vars(layer), "b", layer.b),
+                (layer.W, "grad", layer.W.grad),
+                (layer.b, "grad", layer.b.grad),
+            )
+        ]
+        guards = {
+            "unchanged": guard_expression((), sizes, names, "U"),
+            "ready": guard_expression(triples, sizes, names, "R"),
+        }
+        self.source = compile_source(
+            self.steps, guards, classes, fused, bool(self.l2), self.width, storage, small
         )
-
-    def fits(self, model) -> bool:
-        """Is this still the plan of ``model``: its loss not patched, with the same reduction,
-        the model's dtype the same, no layer with an attribute added or removed since (a
-        ``forward`` set on an instance, a new parameter)? (A change of the layers, the loss or
-        ``l2`` drops the plan: the model calls ``_fast.forget``.)"""
-        loss = self.loss
-        return (
-            loss.reduction == self.reduction
-            and len(vars(loss)) == self.loss_size
-            and model.dtype == self.dtype
-            and self.unchanged()
-        )
-
-    # -- cost ------------------------------------------------------------------------------------
-    def cost(self, model, X, Y) -> tuple | None:
-        """``model.cost(X, Y)`` and what the model keeps for backward, ``(cost, the body's
-        outputs, the layers backward runs, None: no sample weights)``; or ``None`` (nothing done
-        that counts) when ``X`` or ``Y`` is not the common case: then the textbook path checks
-        them (and refuses them) itself."""
-        if type(X) is not np.ndarray or type(Y) is not np.ndarray:
-            return None
-        dtype = self.dtype
-        # X.shape[1:] is the example shape the textbook checked last: X is 2-D, of the first
-        # Linear's width
-        if X.dtype != dtype or X.shape[1:] != model.input_shape:
-            return None
-        m = len(X)
-        Y = self.class_targets(Y, m) if self.classes else self.binary_targets(Y, m)
-        # the textbook's checks: X finite, and the targets (above)
-        if Y is None or not m or count_nonzero(np.isfinite(X)) != X.size:
-            return None
-        try:
-            x = self.run_body(X)  # the body's layers, as their forwards compute
-        except Unplanned:
-            return None  # (the textbook's forward runs from the start, see Unplanned)
-        # the loss computed here (bce), or by its own methods with pos_weight (read at each
-        # cost, as the loss reads it: it may be set later) and for class indices
-        if not self.classes and self.loss.pos_weight is None:
-            value = self.bce(x, Y)
-        else:  # by the loss's own methods, as Sequential.cost runs them
-            value = self.loss.forward_fused(x, Y) if self.fused else self.loss.forward(x, Y)
-        value = value + model.penalty() if self.l2 else value
-        return value, x, self.body, None
-
-    def binary_targets(self, Y: np.ndarray, m: int) -> np.ndarray | None:
-        """``Y`` as ``BCELoss.check_targets`` leaves it, ``(m, k)``, when it is of the model's
-        dtype with numbers in [0, 1] (so finite), none of them -0.0; else ``None``."""
-        if Y.dtype != self.dtype:
-            return None
-        if Y.shape != (m, self.width):
-            if Y.shape != (m,) or self.width != 1:
-                return None
-            Y = Y.reshape(-1, 1)  # as BCELoss.check_targets shapes it
-        # in [0, 1] by one comparison of the bits (above; a -0.0 target, which is in [0, 1],
-        # goes the textbook way)
-        if count_nonzero(Y.view(self.bits) <= self.one_bits) != Y.size:
-            return None
-        return Y
+        exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
+        self.cost, self.backward = names["cost"], names["backward"]
+        self.zero_grad = names["zero_grad"]
 
     def class_targets(self, Y: np.ndarray, m: int) -> np.ndarray | None:
         """``Y`` as ``class_indices`` gives it to the loss (an int64 copy), when it is ``(m,)``
@@ -215,151 +188,221 @@ class Plan:
             return None
         return Y.astype(np.int64)
 
-    def bce(self, z: np.ndarray, y: np.ndarray) -> float:
-        """``BCELoss.forward_fused(z, y)`` (without ``pos_weight``) for checked ``z`` and ``y`` of
-        one shape: its terms by the same operations on the same operands (written into fresh
-        arrays, without its checks), reduced and kept by the loss itself."""
-        softplus = np.logaddexp(0, z)
-        values = y * z
-        np.subtract(softplus, values, out=values)  # softplus(z) - y*z
-        grad = np.subtract(z, softplus, out=softplus)
-        np.exp(grad, out=grad)
-        grad -= y  # sigmoid(z) - y
-        return self.loss.reduce(self.new_terms((values, grad, None)), z.shape)
 
-    # -- backward --------------------------------------------------------------------------------
-    def backward(self, grad: np.ndarray) -> bool:
-        """The body's backward from the loss's gradient ``grad``, as ``_fast.backward`` runs it;
-        ``False`` (nothing done) when a layer changed since the cost.
-
-        When every gradient is +0.0 (``zero_grad`` came before), a small model's ``Linear``
-        gradients are written instead of added to, and a zero is added to all of them once at
-        the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``), which the
-        final addition makes ``0`` too, so the numbers are the textbook's to the bit. (A
-        gradient of -0.0 is not zero here: ``-0.0 + -0.0`` is ``-0.0``.)
-        """
-        storage = self.small_storage
-        if storage is None or not self.ready() or count_nonzero(self.grad_bits):
-            if not self.unchanged():  # (a layer patched since the cost)
-                return False
-            self.run_backward(grad, False)
-            return True
-        try:
-            self.run_backward(grad, True)
-        finally:
-            np.add(storage.grads, self.zero, out=storage.grads)
-        return True
-
-    # -- zero_grad -------------------------------------------------------------------------------
-    def zero_grad(self, model) -> bool:
-        """``grads.fill(0)`` of the model's flat storage when it holds exactly the model's
-        parameters (every ``Linear``'s ``W`` and ``b``, still with their views); ``False``
-        (nothing done) if not."""
-        storage = self.storage
-        if storage is None or self.model() is not model:
-            return False
-        if not self.ready():
-            return False
-        storage.grads.fill(0)
-        return True
-
+#: What a plan's ``cost`` returns when the plan no longer fits its model (see Plan).
+REPLAN = object()
 
 # The numpy functions the written-out code calls, by short names.
 _NUMPY = dict(matmul=np.matmul, maximum=np.maximum, multiply=np.multiply, reduce=np.add.reduce)
-_NUMPY["add"] = np.add
+_NUMPY.update(add=np.add, subtract=np.subtract, exp=np.exp, logaddexp=np.logaddexp)
+_NUMPY.update(isfinite=np.isfinite, count_nonzero=count_nonzero, ndarray=np.ndarray)
 _NUMPY["add_product"] = add_product
 
 
-class Unplanned(Exception):
-    """Raised by a written-out forward that meets what only the textbook's forward computes
-    right (a bias of a wider dtype than the product, whose sum the textbook widens, or of
-    another shape), or the error it raises: before that layer's state is written, so that
-    the textbook's forward, run from the start, leaves every layer as it would alone."""
+def compile_source(
+    steps: list[tuple[int, object]],
+    guards: dict[str, str],
+    classes: bool,
+    fused: bool,
+    l2: bool,
+    width: int,
+    storage,
+    small,
+) -> str:
+    """The Python source of a plan's ``cost(model, X, Y)``, ``backward(grad)`` and
+    ``zero_grad(model)`` (see :class:`Plan`), for the body's layers ``steps`` (``(kind,
+    layer)``, layer ``i`` named ``L{i}`` and its attribute dict ``A{i}``), the guards' expressions
+    ``guards["unchanged"]`` and ``guards["ready"]`` (see :mod:`.watch`), targets that are class
+    indices (``classes``) or numbers in [0, 1], a loss ``fused`` with the final activation or
+    not, an ``l2`` penalty or not, ``width`` outputs, a flat ``storage`` of the parameters (or
+    ``None``) and a ``small`` one whose gradients are written, not added (or ``None``).
 
+    - ``cost``: the plan's fit, then the textbook's checks of the data for the common case,
+      then each layer's forward in turn, as the loop of ``Sequential.cost`` runs it, ``Linear``
+      and ``ReLU`` inline (a ``ReLU`` in place on the fresh output of the layer before it,
+      which nobody else holds), others by their ``forward``, then the loss (BCE from the
+      logits inline: ``BCELoss.forward_fused``'s operations on the same operands, reduced and
+      kept by the loss itself; with ``pos_weight`` and for class indices, by its own methods);
+      a ``Linear`` whose bias is of a wider dtype than the product, whose sum the textbook
+      widens, or of another shape, or whose product fails, gives ``None`` before its state
+      is written, so that the textbook's forward, run from the start, leaves every layer as
+      it would alone;
+    - ``backward``: each layer's backward in reverse order, ``Linear`` and ``ReLU`` inline,
+      the first layer's input gradient not computed; ``first``: the gradients are all zero,
+      so a ``Linear``'s are written (``out=``) instead of added;
+    - ``zero_grad``: the guard, then one ``fill``.
 
-def compile_source(steps: list[tuple[int, object]]) -> str:
-    """The Python source of two functions for the body's layers ``steps`` (``(kind, layer)``,
-    layer ``i`` named ``L{i}`` and its attribute dict ``A{i}``):
-
-    - ``run_body(x)``: each layer's forward in turn, as the loop of ``Sequential.cost`` runs it,
-      ``Linear`` and ``ReLU`` inline (a ``ReLU`` in place on the fresh output of the layer
-      before it, which nobody else holds), others by their ``forward``;
-    - ``run_backward(grad, first)``: each layer's backward in reverse order, ``Linear`` and
-      ``ReLU`` inline, the first layer's input gradient not computed; ``first``: the gradients
-      are all zero, so a ``Linear``'s are written (``out=``) instead of added.
-
-    Written out, one line per operation, so that no step pays for a loop over the layers and a
-    test of each layer's kind (about a tenth of a small model's step). A layer's attributes are
-    read and written as items of its dict, ``A0['W']`` for ``L0.W``: the same object for these
-    layers, whose classes define no descriptor of those names, and a dict item is found in a
-    tenth of the time of an attribute of a class with a ``__getattr__`` (``Layer``'s), which
-    Python cannot look up by its fast paths (about 30 of them a step; it is assumed that
-    nobody replaces a layer's ``__dict__`` itself)."""
-    forward, fresh = ["def run_body(x):"], False  # fresh: made here, held by nobody
+    Written out, one line per operation, so that no step pays for a loop over the layers, a
+    test of each layer's kind, or a call between the pieces (together about a fifth of a
+    small model's step). A layer's attributes are read and written as items of its dict,
+    ``A0['W']`` for ``L0.W``: the same object for these layers, whose classes define no
+    descriptor of those names, and a dict item is found in a tenth of the time of an attribute
+    of a class with a ``__getattr__`` (``Layer``'s), which Python cannot look up by its fast
+    paths (about 30 of them a step; it is assumed that nobody replaces a layer's ``__dict__``
+    itself)."""
+    cost = [
+        "def cost(model, X, Y):",
+        "    # the plan still fits the model (see Plan)",
+        "    if not (",
+        "        LOSS.reduction == REDUCTION and len(LOSS_DICT) == LOSS_SIZE",
+        f"        and model.dtype == DTYPE and {guards['unchanged']}",
+        "    ):",
+        "        return REPLAN",
+        "    if type(X) is not ndarray or type(Y) is not ndarray:",
+        "        return None",
+        "    # X.shape[1:] is the example shape the textbook checked last: X is 2-D, of the first",
+        "    # Linear's width",
+        "    if X.dtype != DTYPE or X.shape[1:] != model.input_shape:",
+        "        return None",
+        "    m = len(X)",
+    ]
+    if classes:
+        cost += ["    Y = class_targets(Y, m)", "    if Y is None:", "        return None"]
+    else:  # Y as BCELoss.check_targets leaves it, (m, width), of the model's dtype
+        cost += [
+            "    if Y.dtype != DTYPE:",
+            "        return None",
+            f"    if Y.shape != (m, {width}):",
+        ]
+        if width == 1:  # (m,) too
+            cost += [
+                "        if Y.shape != (m,):",
+                "            return None",
+                "        Y = Y.reshape(-1, 1)  # as BCELoss.check_targets shapes it",
+            ]
+        else:
+            cost.append("        return None")
+        cost += [
+            "    # in [0, 1] by one comparison of the bits (a -0.0 target, which is in [0, 1],",
+            "    # goes the textbook way)",
+            "    if count_nonzero(Y.view(BITS) <= ONE_BITS) != Y.size:",
+            "        return None",
+        ]
+    cost += [
+        "    # the textbook's checks: X finite (and the targets, above)",
+        "    if not m or count_nonzero(isfinite(X)) != X.size:",
+        "        return None",
+        "    x = X",
+    ]
+    fresh = False  # the current x made here, held by nobody
     for i, (kind, _) in enumerate(steps):
         layer, attrs = f"L{i}", f"A{i}"
         if kind == _LINEAR:
-            forward += [
+            cost += [
                 "    try:  # x @ W.T + b, the sum in place (y is fresh) when b is of y's dtype",
                 f"        y = matmul(x, {attrs}['W'].value.T)",
                 f"        add(y, {attrs}['b'].value, out=y, casting='no')",
                 "    except Exception:  # (another b or W: the textbook's forward, from the start)",
-                "        raise Unplanned from None",
+                "        return None",
                 f"    {attrs}['x'] = x  # {layer}.x = x",
                 "    x = y",
             ]
             fresh = True
         elif kind == _RELU:
-            forward.append("    maximum(x, zero, out=x)" if fresh else "    x = maximum(x, zero)")
-            forward.append(f"    {attrs}['out'] = x")
+            cost.append("    maximum(x, zero, out=x)" if fresh else "    x = maximum(x, zero)")
+            cost.append(f"    {attrs}['out'] = x")
         else:
-            forward.append(f"    x = {layer}.forward(x)")
+            cost.append(f"    x = {layer}.forward(x)")
             fresh = False
-    forward.append("    return x")
-    backward, fresh = ["def run_backward(grad, first):"], False
+    by_loss = "LOSS.forward_fused(x, Y)" if fused else "LOSS.forward(x, Y)"
+    if classes:
+        cost.append(f"    value = {by_loss}")
+    else:
+        cost += [
+            "    if LOSS.pos_weight is None:  # (read at each cost, as the loss reads it)",
+            "        softplus = logaddexp(0, x)",
+            "        values = Y * x",
+            "        subtract(softplus, values, out=values)  # softplus(z) - y*z",
+            "        grad = subtract(x, softplus, out=softplus)",
+            "        exp(grad, out=grad)",
+            "        grad -= Y  # sigmoid(z) - y",
+            "        value = LOSS.reduce(new_terms((values, grad, None)), x.shape)",
+            "    else:",
+            f"        value = {by_loss}",
+        ]
+    if l2:
+        cost.append("    value = value + model.penalty()")
+    cost.append("    return value, x, BODY, None")
+
+    backward = ["def backward(grad):", "    first = False"]
+    if small is not None:
+        backward += [
+            "    try:  # every gradient +0.0 (a zero_grad came before) and in the small storage",
+            f"        first = {guards['ready']} and not count_nonzero(GRAD_BITS)",
+            "    except KeyError:",
+            "        pass",
+        ]
+    backward += [
+        f"    if not first and not ({guards['unchanged']}):  # (a layer patched since the cost)",
+        "        return False",
+        "    try:",
+    ]
+    lines, fresh = [], False
     for i in range(len(steps) - 1, -1, -1):
         kind, layer, attrs = steps[i][0], f"L{i}", f"A{i}"
         if kind == _LINEAR:
-            backward += [
+            lines += [
+                "try:",
+                f"    x, k = {attrs}['x'], {attrs}['out_features']",
+                f"    W, b = {attrs}['W'], {attrs}['b']",
+                "except KeyError:  # (deleted since the cost: the textbook's backward's error)",
+                f"    {layer}.backward(grad)",
+                "    raise",
+                "if grad.shape != (len(x), k):",
+                f"    gradient_shape({layer}, grad, (len(x), {layer}.out_features))",
+                "if first:",
                 "    try:",
-                f"        x, k = {attrs}['x'], {attrs}['out_features']",
-                f"        W, b = {attrs}['W'], {attrs}['b']",
-                "    except KeyError:  # (deleted since the cost: the textbook's backward's error)",
-                f"        {layer}.backward(grad)",
-                "        raise",
-                "    if grad.shape != (len(x), k):",
-                f"        gradient_shape({layer}, grad, (len(x), {layer}.out_features))",
-                "    if first:",
-                "        try:",
-                "            matmul(grad.T, x, out=W.grad)",
-                "        except (TypeError, ValueError):  # (an x of another width since the cost)",
-                "            W.grad += grad.T @ x  # (the textbook's 0 + v, broadcast, or error)",
-                "        reduce(grad, axis=0, out=b.grad)",
-                "    else:",
-                "        add_product(W.grad, grad.T, x)",
-                "        b.grad += reduce(grad, axis=0)",
+                "        matmul(grad.T, x, out=W.grad)",
+                "    except (TypeError, ValueError):  # (an x of another width since the cost)",
+                "        W.grad += grad.T @ x  # (the textbook's 0 + v, broadcast, or error)",
+                "    reduce(grad, axis=0, out=b.grad)",
+                "else:",
+                "    add_product(W.grad, grad.T, x)",
+                "    b.grad += reduce(grad, axis=0)",
             ]
             if not i:
                 break  # the first layer's input is the data: nobody needs its gradient
-            backward.append("    grad = matmul(grad, W.value)")
+            lines.append("grad = matmul(grad, W.value)")
             fresh = True
         elif kind == _RELU:
-            backward += [
-                "    try:",
-                f"        out = {attrs}['out']",
-                "    except KeyError:  # (deleted since the cost: the textbook's backward's error)",
-                f"        {layer}.backward(grad)",
-                "        raise",
-                "    if grad.shape != out.shape:",
-                f"        gradient_shape({layer}, grad, out.shape)",
-                f"    grad = multiply(grad, out > zero{', out=grad' if fresh else ''})",
+            lines += [
+                "try:",
+                f"    out = {attrs}['out']",
+                "except KeyError:  # (deleted since the cost: the textbook's backward's error)",
+                f"    {layer}.backward(grad)",
+                "    raise",
+                "if grad.shape != out.shape:",
+                f"    gradient_shape({layer}, grad, out.shape)",
+                f"grad = multiply(grad, out > zero{', out=grad' if fresh else ''})",
             ]
             fresh = True
         else:
-            backward.append(f"    grad = {layer}.backward(grad)")
+            lines.append(f"grad = {layer}.backward(grad)")
             fresh = False
-    backward.append("    return None")
-    return "\n".join(forward + [""] + backward) + "\n"
+    backward += [f"        {line}" for line in lines] or ["        pass"]
+    backward += [
+        "    finally:",
+        "        if first:  # 0 + v, for every v written",
+        "            add(SMALL_GRADS, zero, out=SMALL_GRADS)",
+        "    return True",
+    ]
+
+    zero_grad = ["def zero_grad(model):"]
+    if storage is None:
+        zero_grad.append("    return False")
+    else:
+        zero_grad += [
+            "    if MODEL() is not model:",
+            "        return False",
+            "    try:",
+            f"        if not ({guards['ready']}):",
+            "            return False",
+            "    except KeyError:  # (a W or b deleted)",
+            "        return False",
+            "    GRADS.fill(0)",
+            "    return True",
+        ]
+    return "\n".join(cost + [""] + backward + [""] + zero_grad) + "\n"
 
 
 def plan_of(model, storage) -> Plan | None:

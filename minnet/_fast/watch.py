@@ -14,6 +14,31 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 
+def guard_expression(
+    triples: Sequence[tuple[object, str, object]],
+    sizes: Sequence[tuple[dict, int]],
+    names: dict[str, object],
+    prefix: str = "",
+) -> str:
+    """The Python expression that :func:`same_attributes` evaluates, for code written elsewhere:
+    the owners, expected objects and dicts are bound in ``names`` (as ``{prefix}O0``,
+    ``{prefix}E0``, ``{prefix}S0``, ...). It raises ``KeyError`` for an item a dict owner no
+    longer has. ``"True"`` when there is nothing to test."""
+    tests = []
+    if sizes:
+        for i, (owner, _) in enumerate(sizes):
+            names[f"{prefix}S{i}"] = owner
+        lengths = "".join(f"len({prefix}S{i}), " for i in range(len(sizes)))
+        tests.append(f"({lengths}) == {tuple(size for _, size in sizes)}")
+    for i, (owner, name, expected) in enumerate(triples):
+        if not name.isidentifier():
+            raise ValueError(f"name must be an identifier, got {name!r}")
+        o, e = f"{prefix}O{i}", f"{prefix}E{i}"
+        names[o], names[e] = owner, expected
+        tests.append(f"{o}[{name!r}] is {e}" if type(owner) is dict else f"{o}.{name} is {e}")
+    return " and ".join(tests) or "True"
+
+
 def same_attributes(
     triples: Sequence[tuple[object, str, object]], sizes: Sequence[tuple[dict, int]] = ()
 ) -> Callable[[], bool]:
@@ -24,24 +49,14 @@ def same_attributes(
     whether each dict of ``sizes`` (``(dict, size)``) still has ``size`` items (tested first, as
     one comparison of a tuple of their lengths); it holds the owners and the expected objects."""
     names: dict[str, object] = {}
-    tests = []
-    if sizes:
-        for i, (owner, _) in enumerate(sizes):
-            names[f"S{i}"] = owner
-        lengths = "".join(f"len(S{i}), " for i in range(len(sizes)))
-        tests.append(f"({lengths}) == {tuple(size for _, size in sizes)}")
-    for i, (owner, name, expected) in enumerate(triples):
-        if not name.isidentifier():
-            raise ValueError(f"name must be an identifier, got {name!r}")
-        names[f"O{i}"], names[f"E{i}"] = owner, expected
-        tests.append(f"O{i}[{name!r}] is E{i}" if type(owner) is dict else f"O{i}.{name} is E{i}")
+    expression = guard_expression(triples, sizes, names)
     # (an item no longer in its dict: not the expected object)
     source = (
-        f"def same():\n    try:\n        return {' and '.join(tests) or 'True'}\n"
+        f"def same():\n    try:\n        return {expression}\n"
         "    except KeyError:\n        return False\n"
     )
     exec(compile(source, "<minnet: same attributes>", "exec"), names)
     return names["same"]
 
 
-__all__ = ["same_attributes"]
+__all__ = ["guard_expression", "same_attributes"]
