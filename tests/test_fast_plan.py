@@ -606,3 +606,94 @@ def test_a_model_planned_again_and_again_keeps_one_finalizer():
     del model
     gc.collect()
     assert key not in _fast._PLANS and key not in _fast._PLACES
+
+
+def _widened(model):
+    """The first hidden layer made wider by new parameters, the next Linear's W too, their
+    in_features left as they were (the textbook's forward refuses the wider input)."""
+    first, second = _linears(model)[:2]
+    width = first.out_features + 2
+    first.W = minnet.Parameter(np.ones((width, first.in_features), dtype=first.W.dtype))
+    first.b = minnet.Parameter(np.zeros(width, dtype=first.b.dtype))
+    second.W = minnet.Parameter(np.ones((second.out_features, width), dtype=second.W.dtype))
+
+
+def _in_features_changed(model):
+    _linears(model)[1].in_features += 1
+
+
+@pytest.mark.parametrize("change", [_widened, _in_features_changed])
+def test_a_hidden_linear_given_input_of_another_width_refuses_it_as_the_textbook(change):
+    # the plan's product x @ W.T succeeds for a W as wide as x, but the textbook's Linear
+    # first checks x against its in_features: the same error, the same state after it
+    rng = np.random.default_rng(13)
+    spec = random_spec(rng)
+    spec.update(widths=[3, 4, 2], activations=[0], first_relu=False, loss="bce")
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, 5)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    results = []
+    for path, (model, _) in ((True, fast), (False, textbook)):
+        change(model)
+        model.zero_grad()
+        got = on_path(path, outcome, model, X, Y)
+        layers = [
+            {k: v.copy() for k, v in vars(layer).items() if k in ("x", "out")} for layer in model
+        ]
+        results.append((got, layers, model._pending))
+    assert results[0][0] == results[1][0]
+    assert results[0][0][0] is ValueError
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_bits(a[key], b[key])
+
+
+def _wide_gradient_models():
+    # the loss's gradient wider than the model's float32 (NLLLoss's class weights are float64),
+    # reaching a Linear of one output; and a float32 model given float64 values
+    rng = np.random.default_rng(14)
+    layers = [minnet.Linear(3, 1, rng=rng, dtype=np.float32), minnet.ReLU()]
+    layers += [minnet.Linear(1, 3, rng=rng, dtype=np.float32), minnet.LogSoftmax()]
+    yield minnet.Sequential(layers, loss=minnet.NLLLoss([1.0, 2.0, 0.3]), dtype=np.float32)
+    layers = [minnet.Linear(3, 4, rng=rng, dtype=np.float32), minnet.Tanh()]
+    layers += [minnet.Linear(4, 1, rng=rng, dtype=np.float32), minnet.Sigmoid()]
+    model = minnet.Sequential(layers, dtype=np.float32)
+    X = np.ones((2, 3), dtype=np.float32)
+    model.cost(X, np.ones(2, dtype=np.float32))  # (planned with the float32 values)
+    model.cost(X, np.ones(2, dtype=np.float32))
+    for layer in _linears(model):  # e.g. weights loaded from a float64 file
+        layer.W.value = layer.W.value.astype(np.float64)
+        layer.b.value = layer.b.value.astype(np.float64)
+    yield model
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_gradient_wider_than_the_parameters_is_summed_as_in_the_textbook(which):
+    # after a zero_grad the plan writes b.grad as the sum of the gradient's rows; numpy sums
+    # into a float32 out= in float32 (by blocks), where the textbook sums in float64 and then
+    # rounds once: over many rows, another float32
+    def run():
+        model = list(_wide_gradient_models())[which]
+        rng = np.random.default_rng(15)
+        m = 20_000
+        X = rng.standard_normal((m, 3)).astype(np.float32)
+        if which == 0:
+            Y = rng.integers(0, 3, m)
+        else:
+            Y = (rng.random(m) < 0.5).astype(np.float32)
+        grads = []
+        for _ in range(3):  # (the plan exists after the first)
+            model.zero_grad()
+            model.cost(X, Y)
+            planned = type(model._pending) is Body
+            model.backward()
+            grads.append([p.grad.copy() for p in model.parameters()])
+        return planned, grads
+
+    (planned, got), (_, expected) = on_path(True, run), on_path(False, run)
+    assert planned
+    for grads, expected_grads in zip(got, expected, strict=True):
+        for a, b in zip(grads, expected_grads, strict=True):
+            assert_bits(a, b)

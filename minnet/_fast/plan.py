@@ -146,6 +146,7 @@ class Plan:
             # zero_grad leaves them (counting these is also faster)
             GRADS=storage and storage.grads, SMALL_GRADS=small and small.grads,
             GRAD_BITS=small and small.grads.view(f"u{small.grads.dtype.itemsize}"),
+            GRAD_DTYPE=small and small.grads.dtype,
         )  # fmt: skip
         # unchanged: has no layer of the model gained or lost an attribute since (a
         # ``forward`` set on an instance, a new parameter)? One comparison of a tuple of the
@@ -289,6 +290,10 @@ def compile_source(
         layer, attrs = f"L{i}", f"A{i}"
         if kind == _LINEAR:
             cost += [
+                # the textbook Linear's check of its input (x is 2-D here): a W as wide as x
+                # but not as in_features (parameters replaced) would multiply
+                f"    if x.shape[1] != {attrs}['in_features']:",
+                "        return None",
                 "    try:  # x @ W.T + b, the sum in place (y is fresh) when b is of y's dtype",
                 f"        y = matmul(x, {attrs}['W'].value.T)",
                 f"        add(y, {attrs}['b'].value, out=y, casting='no')",
@@ -355,7 +360,13 @@ def compile_source(
                 "        matmul(grad.T, x, out=W.grad)",
                 "    except (TypeError, ValueError):  # (an x of another width since the cost)",
                 "        W.grad += grad.T @ x  # (the textbook's 0 + v, broadcast, or error)",
-                "    reduce(grad, axis=0, out=b.grad)",
+                # numpy sums into an out= of another dtype in that dtype (by blocks); the
+                # textbook sums in grad's dtype and rounds once (a wider grad: NLLLoss's
+                # float64 class weights in a float32 model, float64 values put in W)
+                "    if grad.dtype is GRAD_DTYPE:",
+                "        reduce(grad, axis=0, out=b.grad)",
+                "    else:",
+                "        b.grad += reduce(grad, axis=0)",
                 "else:",
                 "    add_product(W.grad, grad.T, x)",
                 "    b.grad += reduce(grad, axis=0)",
