@@ -697,3 +697,29 @@ def test_a_gradient_wider_than_the_parameters_is_summed_as_in_the_textbook(which
     for grads, expected_grads in zip(got, expected, strict=True):
         for a, b in zip(grads, expected_grads, strict=True):
             assert_bits(a, b)
+
+
+def test_a_parameter_appended_to_a_list_on_a_layer_is_zeroed_by_zero_grad():
+    # the layer's number of attributes does not change: zero_grad must still reach it
+    def run():
+        model = minnet.Sequential(
+            [
+                minnet.Linear(3, 4, rng=0),
+                minnet.ReLU(),
+                minnet.Linear(4, 1, rng=1),
+                minnet.Sigmoid(),
+            ]
+        )
+        model[0].extras = []
+        X, Y = np.ones((2, 3)), np.ones(2)
+        for _ in range(2):  # (the plan, or the cached places of the parameters, after these)
+            model.zero_grad()
+            model.cost(X, Y)
+            model.backward()
+        extra = minnet.Parameter(np.ones(2))
+        extra.grad[...] = 5.0
+        model[0].extras.append(extra)
+        model.zero_grad()
+        return extra.grad.copy()
+
+    assert_bits(on_path(True, run), on_path(False, run))

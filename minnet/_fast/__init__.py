@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import _checks
+from ..layers.base import Layer
 from ..layers.linear import Linear
 from ..parameter import Parameter
 from .plan import REPLAN, Body, Plan, plan_of
@@ -90,6 +91,8 @@ def current_parameters(model) -> list[Parameter]:
     key = [len(layer.__dict__) for layer in layers]  # with the layers themselves, below
     cached = _PLACES.get(id(model))
     if cached is None or cached[0] != key or not _same(cached[1], layers):
+        if any(map(may_gain_parameters, layers)):
+            return model.parameters()  # (a list that may gain one: the full walk each time)
         places = []
         for name, _ in model.named_parameters():
             index, attribute = name.split(".", 1)
@@ -104,6 +107,20 @@ def current_parameters(model) -> list[Parameter]:
         if type(p) is not Parameter and not isinstance(p, Parameter):
             return model.parameters()
     return found
+
+
+def may_gain_parameters(layer) -> bool:
+    """Does ``layer`` hold, as an attribute, a container in which a parameter may appear
+    without a change of its number of attributes (a list, a dict, a layer, or a tuple of
+    them: ``layer.extras.append(Parameter(...))``)? Its parameters must then be found by the
+    full walk each time: what watches the number of attributes would not see one more."""
+    return any(map(_may_hold, vars(layer).values()))
+
+
+def _may_hold(value) -> bool:
+    if isinstance(value, list | dict | Layer):
+        return True
+    return type(value) is tuple and any(map(_may_hold, value))
 
 
 # ids of the models whose entries in _PLACES and _PLANS are dropped when they are gone

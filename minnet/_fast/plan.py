@@ -422,6 +422,7 @@ def plan_of(model, storage) -> Plan | None:
     parameter elsewhere than in a ``Linear``'s ``W`` and ``b``, or no forward yet)."""
     # here: the losses import the layers
     from ..losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss
+    from . import may_gain_parameters
 
     layers, loss = model.layers, model.loss
     if type(loss) not in (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss):
@@ -440,6 +441,8 @@ def plan_of(model, storage) -> Plan | None:
     for layer in layers:
         if "forward" in vars(layer) or "backward" in vars(layer):
             return None
+        if may_gain_parameters(layer):
+            return None  # (zero_grad's guard watches the number of attributes, not a list's)
     for layer in model.body:  # (the final activation fused with the loss is the loss's)
         if type(layer) not in _KEPT or _KEPT[type(layer)] not in vars(layer):
             return None  # a layer the plan does not know, or no forward yet
