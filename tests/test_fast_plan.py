@@ -723,3 +723,21 @@ def test_a_parameter_appended_to_a_list_on_a_layer_is_zeroed_by_zero_grad():
         return extra.grad.copy()
 
     assert_bits(on_path(True, run), on_path(False, run))
+
+
+def test_two_relus_in_a_row_keep_outputs_of_their_own():
+    # the plan's ReLU works in place on a Linear's fresh output; a second ReLU after it must
+    # not work in place on the first one's out (the textbook's two outs are two arrays)
+    def run():
+        layers = [minnet.Linear(3, 4, rng=0), minnet.ReLU(), minnet.ReLU()]
+        model = minnet.Sequential([*layers, minnet.Linear(4, 1, rng=1), minnet.Sigmoid()])
+        X, Y = np.linspace(-1, 1, 6).reshape(2, 3), np.ones(2)
+        for _ in range(3):
+            model.zero_grad()
+            model.cost(X, Y)
+            planned = type(model._pending) is Body
+            model.backward()
+        return planned, model[1].out is model[2].out
+
+    assert on_path(True, run) == (True, False)
+    assert on_path(False, run) == (False, False)

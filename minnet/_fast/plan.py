@@ -306,6 +306,7 @@ def compile_source(
         elif kind == _RELU:
             cost.append("    maximum(x, zero, out=x)" if fresh else "    x = maximum(x, zero)")
             cost.append(f"    {attrs}['out'] = x")
+            fresh = False  # (held now: a ReLU after it makes its own out, as the textbook's)
         else:
             cost.append(f"    x = {layer}.forward(x)")
             fresh = False
