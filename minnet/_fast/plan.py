@@ -290,11 +290,11 @@ def compile_source(
         layer, attrs = f"L{i}", f"A{i}"
         if kind == _LINEAR:
             cost += [
+                "    try:  # x @ W.T + b, the sum in place (y is fresh) when b is of y's dtype",
                 # the textbook Linear's check of its input (x is 2-D here): a W as wide as x
                 # but not as in_features (parameters replaced) would multiply
-                f"    if x.shape[1] != {attrs}['in_features']:",
-                "        return None",
-                "    try:  # x @ W.T + b, the sum in place (y is fresh) when b is of y's dtype",
+                f"        if x.shape[1] != {attrs}['in_features']:",
+                "            return None",
                 f"        y = matmul(x, {attrs}['W'].value.T)",
                 f"        add(y, {attrs}['b'].value, out=y, casting='no')",
                 "    except Exception:  # (another b or W: the textbook's forward, from the start)",
