@@ -95,7 +95,10 @@ class Plan:
     a small model's ``Linear`` gradients are written instead of added to, and a zero is added to
     all of them once at the end: ``0 + v`` is ``v`` except for ``v = -0.0`` (``0 + -0.0 = 0``),
     which the final addition makes ``0`` too, so the numbers are the textbook's to the bit. (A
-    gradient of -0.0 is not zero here: ``-0.0 + -0.0`` is ``-0.0``.)
+    gradient of -0.0 is not zero here: ``-0.0 + -0.0`` is ``-0.0``.) A bias's gradient is
+    written so only from a gradient of its own dtype: numpy sums into an ``out=`` of another
+    dtype in that dtype, where the textbook sums in the gradient's and rounds once (a float64
+    gradient in a float32 model: ``NLLLoss``'s class weights, float64 values put in ``W``).
     """
 
     def __init__(self, model, body: list, fused: bool, storage, classes: bool = False) -> None:
@@ -224,10 +227,11 @@ def compile_source(
       which nobody else holds), others by their ``forward``, then the loss (BCE from the
       logits inline: ``BCELoss.forward_fused``'s operations on the same operands, reduced and
       kept by the loss itself; with ``pos_weight`` and for class indices, by its own methods);
-      a ``Linear`` whose bias is of a wider dtype than the product, whose sum the textbook
-      widens, or of another shape, or whose product fails, gives ``None`` before its state
-      is written, so that the textbook's forward, run from the start, leaves every layer as
-      it would alone;
+      a ``Linear`` whose input is not ``in_features`` wide (the textbook's check: a ``W``
+      replaced by a wider one would still multiply), whose bias is of a wider dtype than
+      the product, whose sum the textbook widens, or of another shape, or whose product
+      fails, gives ``None`` before its state is written, so that the textbook's forward,
+      run from the start, leaves every layer as it would alone;
     - ``backward``: each layer's backward in reverse order, ``Linear`` and ``ReLU`` inline,
       the first layer's input gradient not computed; ``first``: the gradients are all zero,
       so a ``Linear``'s are written (``out=``) instead of added;
