@@ -745,3 +745,28 @@ def test_two_relus_in_a_row_keep_outputs_of_their_own():
 
     assert on_path(True, run) == (True, False)
     assert on_path(False, run) == (False, False)
+
+
+@pytest.mark.parametrize("widths", [(784, 335), (64, 4097)])
+def test_a_large_weight_gradient_added_by_blocks_is_the_textbook_product(widths):
+    # add_product adds W.grad's product a block of rows at a time past PRODUCT_BLOCK entries:
+    # a block of one row is a matrix-vector product for numpy (another BLAS routine, another
+    # rounding) where the textbook's whole product is a matrix product. 784 -> 335: blocks of
+    # 334 rows and one; 64 -> 4097: blocks of 4096 and one
+    n, k = widths
+
+    def run():
+        rng = np.random.default_rng(16)
+        layers = [minnet.Linear(n, k, rng=rng), minnet.Tanh(), minnet.Linear(k, 1, rng=rng)]
+        model = minnet.Sequential([*layers, minnet.Sigmoid()])
+        X, Y = rng.standard_normal((3, n)), np.array([0.0, 1.0, 1.0])
+        grads = []
+        for _ in range(2):  # (planned the second time)
+            model.zero_grad()
+            model.cost(X, Y)
+            model.backward()
+            grads.append(model[0].W.grad.copy())
+        return grads
+
+    for a, b in zip(on_path(True, run), on_path(False, run), strict=True):
+        assert_bits(a, b)
