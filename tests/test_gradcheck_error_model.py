@@ -8,7 +8,7 @@ import pytest
 
 import minnet
 from minnet.gradcheck import check_function
-from minnet.gradcheck.judge import estimate_noise
+from minnet.gradcheck.judge import estimate_noise, natural_step
 from minnet.gradcheck.reference import difference_quotient, step_rounding, taken_step
 from minnet.layers import Linear, Sigmoid, Tanh
 
@@ -241,3 +241,48 @@ def test_a_float32_tread_beside_a_kink_in_the_noise_table_is_seen():
     wrong = right * np.array([1, 1, 1, 1, 1, 1 - 1.2e-3])
     assert check_function(f, x, wrong).status != "passed"
     assert check_function(f, x, right).status != "failed"
+
+
+def _standing_still_case(x1):
+    """A linear |u| piece computed in float32 (weight 0.107, scale 5.47e3) at ``x[1] = x1``
+    beside a float64 |u| piece 5e-9 from its kink."""
+    s, w = 5471.786512194641, (0.05414153519453588, -0.10712426364172675)
+
+    def f(v):
+        u = v / s
+        return w[0] * float(abs(u[0])) + w[1] * float(np.abs(np.float32(u[1])))
+
+    x = np.array([-2.7958805832706975e-05, x1])
+    right = np.array([-w[0], w[1] * np.sign(x1)]) / s
+    return f, x, right
+
+
+def test_a_float32_piece_standing_still_in_the_noise_tables_is_seen():
+    """Along x[1], J is a float32 staircase (treads of 1.6e-4 in x, 80 of them in the natural
+    step), flat across the two finer noise tables, whose level is the float64 piece's; the
+    coarsest table holds the other piece's kink. A claim 2.2e-4 off agreed with the central
+    difference at the first step, off by as much (generator seed 1011, case 4468, rebuilt).
+    The finer tables moved by the float64 piece's share only, where the first step's central
+    differences say J should have moved 16 times as far: J is off a smooth J by more than the
+    finest level there, and the entry is measured against its own noise."""
+    f, x, right = _standing_still_case(2234.67919464665)
+    wrong = right * np.array([1.0, 1.0002197549131129])
+    report = check_function(f, x, wrong)
+    assert report.status == "inconclusive"
+    assert [entry.index for entry in report.undecided] == [(1,)]
+    assert check_function(f, x, right).status != "failed"
+
+
+def test_no_claim_finer_than_a_standing_float32_piece_resolves_passes():
+    """The same kind of case at 40 points, each claiming the first step's central difference
+    (off the derivative by a fraction of a tread over the step: 2.5e-4 to 7e-3 here, wrong by
+    the definition): without the rule, 23 of them passed. None passes, and the right claim
+    never fails."""
+    for x1 in np.linspace(500.0, 8000.0, 40):
+        f, x, right = _standing_still_case(float(x1))
+        h = float(natural_step(x[1]))
+        claim = right.copy()
+        claim[1] = (f(x + [0.0, h]) - f(x - [0.0, h])) / (2 * h)
+        assert abs(claim[1] - right[1]) > 1e-6 * (abs(claim[1]) + 2 * abs(right[1]))
+        assert check_function(f, x, claim).status != "passed", x1
+        assert check_function(f, x, right).status != "failed", x1

@@ -253,7 +253,7 @@ class _Tally:
         )
 
 
-def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) -> None:
+def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor, probes=()) -> None:
     """Every chosen entry of tensor ``t``: one batched pass at the check's step, then the judge
     (with more evaluations) only for the entries that do not plainly agree.
 
@@ -424,10 +424,21 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     # a tread over the step: a 1% error agreed, seeds 927 case 3500 and 930 case 3958). Its
     # own noise is measured, on and off the judge's steps, and the agreement must hold with
     # it too. A tensor whose tables show one level only (float64 throughout) costs nothing.
-    if judge.coarse > judge.noise:
+    # Where the tables stood still against the first step (:func:`_tables_stood_still`: a
+    # float32 piece flat across the fine tables, whose treads no table shows), some entry's
+    # values are off a smooth J by more than the finest level, and the tables do not say which
+    # nor by how much: every agreement that rests on that level is in doubt (the generator's
+    # seed 1011 case 4468: a 2.2e-4 error agreed with a central difference off by as much).
+    # A check whose tables move as its first step says (float64 throughout) costs nothing.
+    stood_still = len(flat_index) == array.size and _tables_stood_still(
+        probes, flat_index, numeric, left, right, noise, judge
+    )  # (sampled: the tables moved entries that the first step did not measure)
+    if judge.coarse > judge.noise or stood_still:
         coarse = judge.coarse / h + step_rounding(plus, minus, h, up, down)
         with np.errstate(invalid="ignore"):
             doubtful = plainly & ~(np.abs(a - numeric) + coarse <= tolerance + floor)
+        if stood_still:
+            doubtful = plainly.copy()
         for k in np.flatnonzero(doubtful):
             if int(k) in verdicts or int(k) in hidden_kinks:
                 continue
@@ -450,6 +461,43 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor) ->
     _check_kinks_together(target, judge, t, flat_index, a, verdicts, hidden_kinks, numeric, h)
     name, shape = target.names[t], target.arrays[t].shape
     tally.add(name, shape, flat_index, a, numeric, verdicts)
+
+
+def _tables_stood_still(probes, flat_index, numeric, left, right, noise, judge) -> bool:
+    """Did some noise table of the tensor move less (or more) than the first step's central
+    differences say J moves, beyond what a right agreement at the first step allows?
+
+    Each table (``probes``: the moves of its points and J at them, :func:`_noise_levels`) moved
+    J along a line at a spacing far below the check's step; its mean slope per point,
+    ``(J_last - J_first) / 8``, is J's derivative along the line times the moves, up to the
+    table's own error (its noise, its second and third differences: curvature, truncation, a
+    kink or a tread's edge in it). The first step's central differences ``n`` predict that
+    slope, ``sum(n * moves)``, up to what each ``n`` may be off the derivative where a plain
+    agreement holds: its noise bar, ``threshold * 2|n|`` and ``threshold * max|n|`` (the
+    allowance of a right claim), and half the gap of its one-sided slopes ``|R - L| / 2``
+    (a kink within the step: the slope there is one side's; curvature's truncation is far
+    below it). Beyond that, J at the fine spacings is not the J the first step measured: a
+    float32 piece that stood still across the fine tables (its treads wider than all their
+    points) and moved at the first step by whole treads, its central difference off by a
+    fraction of a tread over the step, at a resolution the finest level does not show. It
+    measures J against J (the claim plays no part), and costs no evaluation."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        slack = noise + judge.threshold * (2 * np.abs(numeric) + np.max(np.abs(numeric)))
+        slack = slack + np.abs(right - left) / 2
+        if not (np.all(np.isfinite(slack)) and np.all(np.isfinite(numeric))):
+            return False  # a step swallowed or overflowed: no prediction
+        for moves, table in probes:
+            m = moves.reshape(-1)[flat_index]
+            half = (len(table) - 1) // 2
+            observed = (table[-1] - table[0]) / (2 * half)
+            predicted = float(np.sum(numeric * m))
+            own = judge.noise / half + float(np.max(np.abs(np.diff(table, 2))))
+            own += half * float(np.max(np.abs(np.diff(table, 3))))
+            rounding = 4 * EPS * float(np.sum(np.abs(numeric * m)))
+            bound = float(np.sum(np.abs(m) * slack)) + own + rounding
+            if abs(observed - predicted) > bound:
+                return True
+    return False
 
 
 def _grew_or_noise(m: Measurement, jump: float, noise: float) -> bool:
@@ -781,13 +829,14 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
     # in the last place of J's scale (every target's scale is at least |J|).
     assumed = NOISE_ULPS * EPS * target.scale() if np.isfinite(center) else 0.0
     judges = []
+    probes: dict[int, list] = {t: [] for t in range(len(target.arrays))}  # each tensor's tables
     if fast:
         # One noise table, on the largest tensor, for all: fast mode's budget is a few
         # evaluations per tensor.
         largest = int(np.argmax([array.size for array in target.arrays]))
         judges = [_judge_for(target, largest, seed, threshold, assumed)] * len(target.arrays)
     for t in range(len(target.arrays) if not fast else 0):
-        judges.append(_judge_for(target, t, seed, threshold, assumed))
+        judges.append(_judge_for(target, t, seed, threshold, assumed, probes[t]))
     layout = FlatLayout.of(zip(target.names, target.arrays, strict=True))
     directions = stream(seed, "directions")
     sampling = stream(seed, "samples")
@@ -815,8 +864,9 @@ def _judge_all(target, epsilon, threshold, fast, samples, seed, mode) -> Gradche
                 continue
             # The direction does not plainly agree: find out which entries, and why, with the
             # tensor's own noise.
-            judges[t] = _judge_for(target, t, seed, threshold, assumed)
-        _judge_entries(target, judges[t], t, chosen[t], epsilon, tally, scale_floor)
+            probes[t] = []
+            judges[t] = _judge_for(target, t, seed, threshold, assumed, probes[t])
+        _judge_entries(target, judges[t], t, chosen[t], epsilon, tally, scale_floor, probes[t])
     return tally.report(target, threshold, epsilon, mode)
 
 
@@ -843,12 +893,19 @@ def exact_moves(array: np.ndarray, moves: np.ndarray) -> np.ndarray:
     return np.sign(moves) * np.exp2(np.ceil(np.log2(size)))
 
 
-def _judge_for(target: Target, t: int, seed: int | None, threshold: float, assumed: float):
+def _judge_for(
+    target: Target,
+    t: int,
+    seed: int | None,
+    threshold: float,
+    assumed: float,
+    probes: list | None = None,
+):
     """The judge of tensor ``t``: its noise the finest level its tables show (the worst-case
     model ``assumed`` where none does); for entries along which J did not move at all, the
     largest level any of its tables shows, and at least the worst-case model
-    (:attr:`.judge.Judge.worst`)."""
-    finest, largest = _noise_levels(target, t, seed)
+    (:attr:`.judge.Judge.worst`). ``probes`` receives the tables (:func:`_noise_levels`)."""
+    finest, largest = _noise_levels(target, t, seed, probes)
     if largest is not None and largest < 0:
         # J moved in none of the tables: its resolution along the tensor is coarser than
         # every spacing (float32 inside, digits lost), or it does not depend on the tensor,
@@ -870,7 +927,9 @@ def _tensor_noise(target: Target, t: int, seed: int | None) -> float | None:
     return _noise_levels(target, t, seed)[0]
 
 
-def _noise_levels(target: Target, t: int, seed: int | None) -> tuple[float | None, float | None]:
+def _noise_levels(
+    target: Target, t: int, seed: int | None, probes: list | None = None
+) -> tuple[float | None, float | None]:
     """The rounding noise of J when tensor ``t`` moves, measured (:func:`.judge.estimate_noise`)
     along one random direction: ``NOISE_SIGMAS`` standard deviations, at least ``ULP_FLOOR``
     units in J's last place. ``None`` when the probe cannot tell (it crossed a declared kink,
@@ -888,7 +947,10 @@ def _noise_levels(target: Target, t: int, seed: int | None) -> tuple[float | Non
     where the float64 pieces beside it show their own rounding, and shows its treads only at
     the coarse one; exact stillness at the check's step is what such a resolution gives
     along its entry (the generator's seed 905 case 4774: a zeroed claim on a float32 exp piece
-    agreed against the float64 level, 5e7 times too fine)."""
+    agreed against the float64 level, 5e7 times too fine).
+
+    ``probes``, when given, receives each table with its moves, ``(moves, table)``, for
+    the check of the first step against them, :func:`_tables_stood_still`."""
     array = target.arrays[t]
     if array.size == 0 or not np.isfinite(target.center):
         return None, None
@@ -898,10 +960,13 @@ def _noise_levels(target: Target, t: int, seed: int | None) -> tuple[float | Non
     spacing = PROBE_STEP * max(1.0, float(np.max(np.abs(array))))
     estimates, tables = [], []
     for _ in range(PROBE_SPACINGS):
-        table = target.table_along(t, exact_moves(array, spacing * direction), PROBE_POINTS // 2)
+        moves = exact_moves(array, spacing * direction)
+        table = target.table_along(t, moves, PROBE_POINTS // 2)
         if table is not None:
             estimates.append(estimate_noise(table))
             tables.append(np.asarray(table, dtype=np.float64))
+            if probes is not None:
+                probes.append((moves, tables[-1]))
         spacing *= PROBE_REFINE
     levels = [
         max(NOISE_SIGMAS * estimate, ULP_FLOOR * EPS * abs(target.center))
