@@ -124,6 +124,16 @@ def assert_same(fast: dict, textbook: dict) -> None:
             assert_bits(a, b)
 
 
+def planned_pair(rng: np.random.Generator, spec: dict, m: int):
+    """The fast and the textbook model of ``spec`` and data ``(X, Y)`` of ``m`` rows, after two
+    steps on it that gave the same on both paths (checked): the fast model's plan exists."""
+    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
+    X, Y = random_data(rng, spec, m)
+    for _ in range(2):
+        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    return fast, textbook, X, Y
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_random_nets_train_to_the_same_numbers_as_the_textbook_path(seed):
     rng = np.random.default_rng(seed)
@@ -209,10 +219,7 @@ def outcome(model, X, Y):
 def test_bad_data_gets_the_textbook_errors_and_conversions(seed):
     rng = np.random.default_rng(100 + seed)
     spec = random_spec(rng)
-    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
-    X, Y = random_data(rng, spec, 4)
-    for _ in range(2):  # the plan exists after these
-        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    fast, textbook, X, Y = planned_pair(rng, spec, 4)
     with np.errstate(over="ignore", invalid="ignore"):
         for bad_X, bad_Y in bad_inputs(spec, rng):
             got = on_path(True, outcome, fast[0], bad_X, bad_Y)
@@ -277,10 +284,7 @@ def test_a_model_changed_between_steps_trains_as_the_textbook_model(change, seed
     rng = np.random.default_rng(200 + seed)
     spec = random_spec(rng)
     spec["logits"] = False  # a final Sigmoid after the last Linear
-    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
-    X, Y = random_data(rng, spec, 6)
-    for _ in range(2):
-        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    fast, textbook, X, Y = planned_pair(rng, spec, 6)
     CHANGES[change](fast[0])
     CHANGES[change](textbook[0])
     for _ in range(2):
@@ -517,10 +521,7 @@ def test_a_bias_of_another_dtype_or_shape_gives_the_textbook_numbers_and_errors(
     rng = np.random.default_rng(11)
     spec = random_spec(rng)
     spec["dtype"] = np.float32
-    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
-    X, Y = random_data(rng, spec, 6)
-    for _ in range(2):
-        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    fast, textbook, X, Y = planned_pair(rng, spec, 6)
     _with_bias(fast[0], BIASES[bias])
     _with_bias(textbook[0], BIASES[bias])
     got = on_path(True, outcome, fast[0], X, Y)
@@ -561,10 +562,7 @@ def test_a_layer_changed_between_cost_and_backward_gets_the_textbook_outcome(cha
     rng = np.random.default_rng(12)
     spec = random_spec(rng)
     spec.update(widths=[3, 4, 3, 2], activations=[0, 0], first_relu=False, loss="logits")
-    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
-    X, Y = random_data(rng, spec, 5)
-    for _ in range(2):
-        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    fast, textbook, X, Y = planned_pair(rng, spec, 5)
     results = []
     for path, (model, _) in ((True, fast), (False, textbook)):
         model.zero_grad()
@@ -633,10 +631,7 @@ def test_a_hidden_linear_given_input_of_another_width_refuses_it_as_the_textbook
     rng = np.random.default_rng(13)
     spec = random_spec(rng)
     spec.update(widths=[3, 4, 2], activations=[0], first_relu=False, loss="bce")
-    fast, textbook = on_path(True, build, spec), on_path(False, build, spec)
-    X, Y = random_data(rng, spec, 5)
-    for _ in range(2):
-        assert_same(on_path(True, step, *fast, X, Y), on_path(False, step, *textbook, X, Y))
+    fast, textbook, X, Y = planned_pair(rng, spec, 5)
     results = []
     for path, (model, _) in ((True, fast), (False, textbook)):
         change(model)

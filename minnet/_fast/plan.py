@@ -103,44 +103,34 @@ class Plan:
 
     def __init__(self, model, body: list, fused: bool, storage, classes: bool = False) -> None:
         self.model = weakref.ref(model)
-        self.dicts = [vars(layer) for layer in model.layers]
-        self.sizes = [len(attributes) for attributes in self.dicts]
         self.loss = model.loss
-        self.loss_size = len(vars(model.loss))
-        self.reduction = model.loss.reduction
-        self.dtype = model.dtype
-        self.l2 = model.l2  # (a change of it drops the plan)
         self.width = model.out_features  # of the targets
+        self.classes_bound = np.uint64(self.width)  # (class indices are below it)
+        self.body = Body(body)
+        self.body.plan = self
+        dtype = model.dtype
         # 0 and 1 as arrays of the model's dtype: numpy takes them faster than Python's numbers,
         # and every array they meet here is of that dtype or a wider one (it comes from X,
         # checked of that dtype), so the results are the same
-        self.zero, self.one = np.zeros((), self.dtype), np.ones((), self.dtype)
+        zero, one = np.zeros((), dtype), np.ones((), dtype)
         # the bits of a float as an unsigned integer of its size grow with the float from +0.0
         # to 1.0, and every other float (negative, -0.0, above 1, NaN) has larger bits: a
         # number is in [0, 1] (and not -0.0) exactly when its bits are <= those of 1.0
-        self.bits = np.dtype(f"u{self.dtype.itemsize}")
-        self.one_bits = self.one.view(self.bits)
-        self.fused = fused
-        # targets: class indices (CrossEntropyLoss, NLLLoss) or numbers in [0, 1] (BCE)
-        self.classes = classes
-        self.classes_bound = np.uint64(self.width)  # (class indices are below it)
+        bits = np.dtype(f"u{dtype.itemsize}")
         from ..losses import Terms  # here: the losses import the layers, which import _fast
 
-        self.body = Body(body)
-        self.body.plan = self
         kinds = {Linear: _LINEAR, ReLU: _RELU}
-        self.steps = [(kinds.get(type(layer), _OTHER), layer) for layer in body]
-        # the flat storage of the model's parameters (None: not all of them are in one)
-        self.storage = storage
-        # a storage small enough that writing the gradients pays (see above)
+        steps = [(kinds.get(type(layer), _OTHER), layer) for layer in body]
+        # storage: the flat storage of the model's parameters (None: not all of them are in
+        # one); small: a storage small enough that writing the gradients pays (see above)
         small = storage if storage and storage.grads.size <= FIRST_WRITE else None
-        names = {f"L{i}": layer for i, (_, layer) in enumerate(self.steps)}
-        names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(self.steps)})
-        names.update(_NUMPY, zero=self.zero, gradient_shape=_checks.gradient_shape)
+        names = {f"L{i}": layer for i, (_, layer) in enumerate(steps)}
+        names.update({f"A{i}": vars(layer) for i, (_, layer) in enumerate(steps)})
+        names.update(_NUMPY, zero=zero, gradient_shape=_checks.gradient_shape)
         names.update(
             MODEL=self.model, LOSS=self.loss, LOSS_DICT=vars(self.loss), BODY=self.body,
-            REDUCTION=self.reduction, LOSS_SIZE=self.loss_size, DTYPE=self.dtype,
-            WIDTH=self.width, BITS=self.bits, ONE_BITS=self.one_bits, REPLAN=REPLAN,
+            REDUCTION=self.loss.reduction, LOSS_SIZE=len(vars(self.loss)), DTYPE=dtype,
+            WIDTH=self.width, BITS=bits, ONE_BITS=one.view(bits), REPLAN=REPLAN,
             class_targets=self.class_targets,
             # Terms(values, gradient, weights) from one tuple, without namedtuple's __new__
             new_terms=partial(tuple.__new__, Terms),
@@ -155,10 +145,10 @@ class Plan:
         # ``forward`` set on an instance, a new parameter)? One comparison of a tuple of the
         # lengths of their dicts. ready: that, and does every Linear still hold the parameters
         # and gradients it had (its dict read as in compile_source)?
-        sizes = list(zip(self.dicts, self.sizes, strict=True))
+        sizes = [(vars(layer), len(vars(layer))) for layer in model.layers]
         triples = [
             triple
-            for kind, layer in self.steps
+            for kind, layer in steps
             if kind == _LINEAR
             for triple in (
                 (vars(layer), "W", layer.W),
@@ -171,8 +161,9 @@ class Plan:
             "unchanged": guard_expression((), sizes, names, "U"),
             "ready": guard_expression(triples, sizes, names, "R"),
         }
+        # (l2 is not read: a change of it drops the plan)
         self.source = compile_source(
-            self.steps, guards, classes, fused, bool(self.l2), self.width, storage, small
+            steps, guards, classes, fused, bool(model.l2), self.width, storage, small
         )
         exec(compile(self.source, f"<minnet plan of {len(body)} layers>", "exec"), names)
         self.cost, self.backward = names["cost"], names["backward"]

@@ -20,10 +20,12 @@ def guard_expression(
     names: dict[str, object],
     prefix: str = "",
 ) -> str:
-    """The Python expression that :func:`same_attributes` evaluates, for code written elsewhere:
-    the owners, expected objects and dicts are bound in ``names`` (as ``{prefix}O0``,
-    ``{prefix}E0``, ``{prefix}S0``, ...). It raises ``KeyError`` for an item a dict owner no
-    longer has. ``"True"`` when there is nothing to test."""
+    """The Python expression that :func:`same_attributes` evaluates (for ``triples``), for code
+    written elsewhere, which also tests, first, that each dict of ``sizes`` (``(dict, size)``)
+    still has ``size`` items (one comparison of a tuple of their lengths). The owners, expected
+    objects and dicts are bound in ``names`` (as ``{prefix}O0``, ``{prefix}E0``,
+    ``{prefix}S0``, ...). It raises ``KeyError`` for an item a dict owner no longer has.
+    ``"True"`` when there is nothing to test."""
     tests = []
     if sizes:
         for i, (owner, _) in enumerate(sizes):
@@ -39,17 +41,14 @@ def guard_expression(
     return " and ".join(tests) or "True"
 
 
-def same_attributes(
-    triples: Sequence[tuple[object, str, object]], sizes: Sequence[tuple[dict, int]] = ()
-) -> Callable[[], bool]:
+def same_attributes(triples: Sequence[tuple[object, str, object]]) -> Callable[[], bool]:
     """A function of no arguments telling whether ``getattr(owner, name) is expected`` for every
     ``(owner, name, expected)`` of ``triples`` (``name`` an identifier), or ``owner[name] is
     expected`` for an owner that is a ``dict`` (an object's ``vars()``, read faster than its
-    attributes when its class has a ``__getattr__``; an item it no longer has: ``False``), and
-    whether each dict of ``sizes`` (``(dict, size)``) still has ``size`` items (tested first, as
-    one comparison of a tuple of their lengths); it holds the owners and the expected objects."""
+    attributes when its class has a ``__getattr__``; an item it no longer has: ``False``); it
+    holds the owners and the expected objects."""
     names: dict[str, object] = {}
-    expression = guard_expression(triples, sizes, names)
+    expression = guard_expression(triples, (), names)
     # (an item no longer in its dict: not the expected object)
     source = (
         f"def same():\n    try:\n        return {expression}\n"
