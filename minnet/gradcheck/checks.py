@@ -434,11 +434,12 @@ def _judge_entries(target, judge, t, flat_index, epsilon, tally, scale_floor, pr
         probes, flat_index, numeric, left, right, noise, judge
     )  # (sampled: the tables moved entries that the first step did not measure)
     if judge.coarse > judge.noise or stood_still:
-        coarse = judge.coarse / h + step_rounding(plus, minus, h, up, down)
-        with np.errstate(invalid="ignore"):
-            doubtful = plainly & ~(np.abs(a - numeric) + coarse <= tolerance + floor)
         if stood_still:
-            doubtful = plainly.copy()
+            doubtful = plainly
+        else:
+            coarse = judge.coarse / h + step_rounding(plus, minus, h, up, down)
+            with np.errstate(invalid="ignore"):
+                doubtful = plainly & ~(np.abs(a - numeric) + coarse <= tolerance + floor)
         for k in np.flatnonzero(doubtful):
             if int(k) in verdicts or int(k) in hidden_kinks:
                 continue
